@@ -1,0 +1,85 @@
+from rest_framework import serializers
+
+from annotation.models import Annotation, Membership, Project, Task
+
+
+class ProjectSerializer(serializers.ModelSerializer):
+    role = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Project
+        fields = ["id", "name", "slug", "guidelines", "overlap", "lease_seconds", "role", "created_at"]
+
+    def get_role(self, project) -> str | None:
+        roles = self.context.get("roles", {})
+        return roles.get(project.pk)
+
+
+class ProjectCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    slug = serializers.SlugField(max_length=200, required=False, allow_blank=True)
+    guidelines = serializers.CharField(required=False, allow_blank=True)
+    overlap = serializers.IntegerField(min_value=1, max_value=100, required=False)
+    lease_seconds = serializers.IntegerField(min_value=10, max_value=7 * 24 * 3600, required=False)
+
+
+class ProjectUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False)
+    guidelines = serializers.CharField(required=False, allow_blank=True)
+    overlap = serializers.IntegerField(min_value=1, max_value=100, required=False)
+    lease_seconds = serializers.IntegerField(min_value=10, max_value=7 * 24 * 3600, required=False)
+
+
+class MembershipSerializer(serializers.Serializer):
+    username = serializers.CharField()
+    role = serializers.ChoiceField(choices=Membership.Role.choices)
+
+
+class TaskResponseSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    text = serializers.CharField()
+
+
+class TaskSerializer(serializers.Serializer):
+    """Documents the payload that selectors.task_payload builds."""
+
+    id = serializers.IntegerField()
+    project = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=Task.Kind.choices)
+    messages = serializers.ListField(child=serializers.DictField())
+    responses = TaskResponseSerializer(many=True)
+    lease_expires_at = serializers.DateTimeField(allow_null=True)
+    lease_seconds = serializers.IntegerField()
+    server_time = serializers.DateTimeField()
+
+
+class AnnotationInputSerializer(serializers.Serializer):
+    """Documents the submit body; the service validates the payload by the task's kind."""
+
+    client_id = serializers.UUIDField()
+    time_spent_ms = serializers.IntegerField(required=False, min_value=0)
+    text = serializers.CharField(required=False, help_text="demonstration: the written answer")
+    ranking = serializers.ListField(
+        child=serializers.ListField(child=serializers.IntegerField()),
+        required=False,
+        help_text="comparison: groups of response ids, best first; a group of several is a tie",
+    )
+    strength = serializers.ChoiceField(choices=Annotation.Strength.choices, required=False)
+    flags = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False)
+    all_bad = serializers.BooleanField(required=False)
+    rationale = serializers.CharField(required=False, allow_blank=True)
+
+
+class SkipInputSerializer(serializers.Serializer):
+    reason = serializers.CharField()
+    client_id = serializers.UUIDField(required=False)
+    time_spent_ms = serializers.IntegerField(required=False, min_value=0)
+
+
+class AnnotationSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Annotation
+        fields = [
+            "id", "task", "client_id", "kind", "text", "ranking", "strength", "flags", "all_bad", "rationale",
+            "reason", "time_spent_ms", "lease_expired", "created_at",
+        ]

@@ -1,0 +1,167 @@
+"""Annotation API. Each view validates input, calls one service or selector, and returns its output."""
+
+from django.contrib.auth import get_user_model
+from django.http import StreamingHttpResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotation import exporters, importers, selectors, services
+from annotation.errors import InvalidInput
+
+from . import serializers
+from .permissions import member_project
+
+
+class TokenCreateApi(ObtainAuthToken):
+    """Exchange a username and password for an API token."""
+
+
+class ProjectListCreateApi(APIView):
+    @extend_schema(responses=serializers.ProjectSerializer(many=True))
+    def get(self, request):
+        projects = list(selectors.project_list_for_user(user=request.user))
+        roles = dict(request.user.memberships.values_list("project_id", "role"))
+        return Response(serializers.ProjectSerializer(projects, many=True, context={"roles": roles}).data)
+
+    @extend_schema(request=serializers.ProjectCreateSerializer, responses={201: serializers.ProjectSerializer})
+    def post(self, request):
+        data = serializers.ProjectCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        project = services.project_create(created_by=request.user, **data.validated_data)
+        body = serializers.ProjectSerializer(project, context={"roles": {project.pk: "admin"}}).data
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class ProjectDetailApi(APIView):
+    @extend_schema(responses=serializers.ProjectSerializer)
+    def get(self, request, project_id: int):
+        membership = selectors.membership_get(user=request.user, project_id=project_id)
+        body = serializers.ProjectSerializer(membership.project, context={"roles": {project_id: membership.role}}).data
+        body["progress"] = selectors.project_progress(project=membership.project)
+        return Response(body)
+
+    @extend_schema(request=serializers.ProjectUpdateSerializer, responses=serializers.ProjectSerializer)
+    def patch(self, request, project_id: int):
+        project = member_project(request, project_id, admin=True)
+        data = serializers.ProjectUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        project = services.project_update(project=project, **data.validated_data)
+        return Response(serializers.ProjectSerializer(project, context={"roles": {project_id: "admin"}}).data)
+
+
+class ProjectMembersApi(APIView):
+    @extend_schema(request=serializers.MembershipSerializer, responses=serializers.MembershipSerializer)
+    def post(self, request, project_id: int):
+        project = member_project(request, project_id, admin=True)
+        data = serializers.MembershipSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = get_user_model().objects.filter(username=data.validated_data["username"]).first()
+        if user is None:
+            raise InvalidInput("No user with that username.", field="username")
+        membership = services.membership_set(project=project, user=user, role=data.validated_data["role"])
+        return Response({"username": user.get_username(), "role": membership.role})
+
+
+class ProjectImportApi(APIView):
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(
+        request={"multipart/form-data": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}},
+        responses={200: dict},
+    )
+    def post(self, request, project_id: int):
+        """Import prompts (JSONL or CSV). Atomic: one bad line rejects the file, naming each bad line."""
+        project = member_project(request, project_id, admin=True)
+        upload = request.FILES.get("file")
+        if upload is None:
+            raise InvalidInput("Upload the prompts as the multipart field 'file'.", field="file")
+        result = importers.prompts_import(project=project, fileobj=upload, filename=upload.name)
+        return Response(result.as_dict())
+
+
+class ProjectExportApi(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("format", str, enum=list(exporters.FORMATS), required=True)],
+        responses={(200, "application/x-ndjson"): str},
+    )
+    def get(self, request, project_id: int):
+        """Stream a JSONL export in a TRL format (sft, preference) or every annotation (raw)."""
+        project = member_project(request, project_id, admin=True)
+        fmt = request.query_params.get("format", "")
+        lines = exporters.export_lines(project=project, fmt=fmt)
+        response = StreamingHttpResponse(lines, content_type="application/x-ndjson")
+        response["Content-Disposition"] = f'attachment; filename="{project.slug}-{fmt}.jsonl"'
+        return response
+
+
+class TaskNextApi(APIView):
+    @extend_schema(
+        request=None,
+        parameters=[OpenApiParameter("kind", str, enum=["demonstration", "comparison"])],
+        responses={200: serializers.TaskSerializer, 204: None},
+    )
+    def post(self, request, project_id: int):
+        """Claim the next task, or get back the one already leased. 204 when nothing is left."""
+        project = member_project(request, project_id)
+        task = services.task_claim_next(project=project, labeler=request.user, kind=request.query_params.get("kind"))
+        if task is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        task.project = project
+        return Response(selectors.task_payload(task=task, labeler=request.user))
+
+
+class TaskDetailApi(APIView):
+    @extend_schema(responses=serializers.TaskSerializer)
+    def get(self, request, task_id: int):
+        task = selectors.task_get_for_member(user=request.user, task_id=task_id)
+        return Response(selectors.task_payload(task=task, labeler=request.user))
+
+
+class AnnotationSubmitApi(APIView):
+    parser_classes = [JSONParser]
+
+    @extend_schema(request=serializers.AnnotationInputSerializer, responses={201: serializers.AnnotationSerializer})
+    def post(self, request, task_id: int):
+        """Submit work on a task. Idempotent on client_id: a repeat returns the stored annotation (200)."""
+        task = selectors.task_get_for_member(user=request.user, task_id=task_id)
+        data = request.data if isinstance(request.data, dict) else {}
+        annotation, created = services.annotation_submit(
+            task=task,
+            labeler=request.user,
+            client_id=data.get("client_id"),
+            data=data,
+            time_spent_ms=data.get("time_spent_ms", 0),
+        )
+        code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        return Response(serializers.AnnotationSerializer(annotation).data, status=code)
+
+
+class TaskSkipApi(APIView):
+    parser_classes = [JSONParser]
+
+    @extend_schema(request=serializers.SkipInputSerializer, responses={201: serializers.AnnotationSerializer})
+    def post(self, request, task_id: int):
+        task = selectors.task_get_for_member(user=request.user, task_id=task_id)
+        data = request.data if isinstance(request.data, dict) else {}
+        annotation, created = services.task_skip(
+            task=task,
+            labeler=request.user,
+            reason=data.get("reason", ""),
+            client_id=data.get("client_id"),
+            time_spent_ms=data.get("time_spent_ms", 0),
+        )
+        code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        return Response(serializers.AnnotationSerializer(annotation).data, status=code)
+
+
+class TaskHeartbeatApi(APIView):
+    @extend_schema(request=None, responses={200: dict})
+    def post(self, request, task_id: int):
+        """Extend the caller's lease while the task's page is open."""
+        task = selectors.task_get_for_member(user=request.user, task_id=task_id)
+        lease = services.lease_extend(task=task, labeler=request.user)
+        return Response({"lease_expires_at": lease.expires_at.isoformat()})

@@ -1,0 +1,195 @@
+"""Projects, prompts, responses, tasks, leases and annotations. Rules live in services.py."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+
+class TimeStamped(models.Model):
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class Project(TimeStamped):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=200, unique=True)
+    guidelines = models.TextField(blank=True, help_text="Markdown shown to labelers.")
+    overlap = models.PositiveSmallIntegerField(default=1, help_text="Annotations needed per task.")
+    lease_seconds = models.PositiveIntegerField(default=600, help_text="How long a claimed task stays reserved.")
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="projects")
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(overlap__gte=1), name="project_overlap_positive"),
+            models.CheckConstraint(condition=Q(lease_seconds__gte=10), name="project_lease_min_10s"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(TimeStamped):
+    class Role(models.TextChoices):
+        ADMIN = "admin", "Admin"
+        LABELER = "labeler", "Labeler"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.LABELER)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "project"], name="membership_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.project} ({self.role})"
+
+
+class Prompt(TimeStamped):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="prompts")
+    messages = models.JSONField(help_text="A chat: a list of {role, content}; the last turn is the user's.")
+    external_id = models.CharField(max_length=200)
+    metadata = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "external_id"], name="prompt_external_id_unique")]
+
+    def __str__(self) -> str:
+        return f"Prompt {self.external_id}"
+
+
+class Response(TimeStamped):
+    class Source(models.TextChoices):
+        HUMAN = "human", "Human"
+        MODEL = "model", "Model"
+        IMPORT = "import", "Import"
+
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="responses")
+    text = models.TextField()
+    source = models.CharField(max_length=16, choices=Source.choices)
+    model_version = models.ForeignKey(
+        "training.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="responses"
+    )
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="responses"
+    )
+
+    def __str__(self) -> str:
+        return f"Response {self.pk} ({self.source})"
+
+
+class Task(TimeStamped):
+    class Kind(models.TextChoices):
+        DEMONSTRATION = "demonstration", "Demonstration"
+        COMPARISON = "comparison", "Comparison"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        DONE = "done", "Done"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="tasks")
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="tasks")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    responses = models.ManyToManyField(Response, through="TaskResponse", related_name="tasks")
+    priority = models.IntegerField(default=0)
+    required = models.PositiveSmallIntegerField(default=1)
+    done = models.PositiveIntegerField(default=0, help_text="Stored annotations, skips excluded.")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN)
+    metadata = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        indexes = [
+            # The claim query walks these in order and stops at the first free task.
+            models.Index(
+                F("project"), F("priority").desc(), F("id").asc(), name="task_claim_any", condition=Q(status="open")
+            ),
+            models.Index(
+                F("project"), F("kind"), F("priority").desc(), F("id").asc(),
+                name="task_claim_kind", condition=Q(status="open"),
+            ),
+        ]
+        constraints = [models.CheckConstraint(condition=Q(required__gte=1), name="task_required_positive")]
+
+    def __str__(self) -> str:
+        return f"Task {self.pk} ({self.kind})"
+
+
+class TaskResponse(models.Model):
+    """A response shown by a comparison task, at its stored random display position."""
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="task_responses")
+    response = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="task_responses")
+    position = models.PositiveSmallIntegerField()
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [
+            models.UniqueConstraint(fields=["task", "response"], name="task_response_unique"),
+            models.UniqueConstraint(fields=["task", "position"], name="task_response_position_unique"),
+        ]
+
+
+class Lease(models.Model):
+    """A labeler's reservation of a task until `expires_at`. An expired lease counts for nothing."""
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="leases")
+    labeler = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="leases")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    expires_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["task", "labeler"], name="lease_unique")]
+        indexes = [
+            models.Index(fields=["labeler", "project", "expires_at"], name="lease_resume"),
+            models.Index(fields=["task", "expires_at"], name="lease_live"),
+        ]
+
+
+class Annotation(TimeStamped):
+    class Kind(models.TextChoices):
+        DEMONSTRATION = "demonstration", "Demonstration"
+        COMPARISON = "comparison", "Comparison"
+        SKIP = "skip", "Skip"
+
+    class Strength(models.TextChoices):
+        MUCH_BETTER = "much_better", "Much better"
+        BETTER = "better", "Better"
+        SLIGHTLY_BETTER = "slightly_better", "Slightly better"
+        TIE = "tie", "Tie"
+
+    class Flag(models.TextChoices):
+        FAILS_INSTRUCTION = "fails_instruction", "Fails the instruction"
+        FACTUAL_ERROR = "factual_error", "Factual error"
+        HARMFUL = "harmful", "Harmful"
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="annotations")
+    labeler = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="annotations")
+    client_id = models.UUIDField(unique=True, default=uuid.uuid4)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    time_spent_ms = models.PositiveIntegerField(default=0)
+    lease_expired = models.BooleanField(default=False, help_text="Arrived after its lease had expired; kept anyway.")
+    # demonstration
+    text = models.TextField(blank=True)
+    response = models.OneToOneField(
+        Response, null=True, blank=True, on_delete=models.SET_NULL, related_name="demonstration"
+    )
+    # comparison: groups of response ids, best first; a group of several is a tie
+    ranking = models.JSONField(default=list, blank=True)
+    strength = models.CharField(max_length=16, choices=Strength.choices, blank=True)
+    flags = models.JSONField(default=dict, blank=True, help_text="{response_id: [flag, ...]}")
+    all_bad = models.BooleanField(default=False)
+    rationale = models.TextField(blank=True)
+    # skip
+    reason = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["task", "labeler"], name="annotation_once_per_labeler")]
+        indexes = [models.Index(fields=["labeler", "task"], name="annotation_by_labeler")]
+
+    def __str__(self) -> str:
+        return f"Annotation {self.pk} ({self.kind})"

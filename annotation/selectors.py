@@ -1,0 +1,90 @@
+"""Reads of the annotation app. Everything a user sees goes through a scope check here."""
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Count, Q, QuerySet, Sum
+from django.http import Http404
+from django.utils import timezone
+
+from .models import Lease, Membership, Project, Task
+
+
+def project_list_for_user(*, user: AbstractBaseUser) -> QuerySet[Project]:
+    return Project.objects.filter(memberships__user=user).order_by("name", "id")
+
+
+def membership_get(*, user: AbstractBaseUser, project_id: int) -> Membership:
+    """The user's membership of a project, or 404: another project's existence is not revealed."""
+    membership = (
+        Membership.objects.select_related("project").filter(user=user, project_id=project_id).first()
+        if user.is_authenticated
+        else None
+    )
+    if membership is None:
+        raise Http404("No such project.")
+    return membership
+
+
+def task_get_for_member(*, user: AbstractBaseUser, task_id: int) -> Task:
+    task = (
+        Task.objects.select_related("project", "prompt")
+        .filter(pk=task_id, project__memberships__user=user)
+        .first()
+    )
+    if task is None:
+        raise Http404("No such task.")
+    return task
+
+
+def project_progress(*, project: Project) -> dict:
+    """Counts per task kind: tasks, done tasks, annotations stored and required."""
+    rows = (
+        project.tasks.values("kind")
+        .annotate(
+            tasks=Count("id"),
+            done_tasks=Count("id", filter=Q(status=Task.Status.DONE)),
+            annotations=Sum("done"),
+            required=Sum("required"),
+        )
+        .order_by("kind")
+    )
+    by_kind = {}
+    for row in rows:
+        required = row["required"] or 0
+        annotations = min(row["annotations"] or 0, required) if required else 0
+        by_kind[row["kind"]] = {
+            "tasks": row["tasks"],
+            "done_tasks": row["done_tasks"],
+            "annotations": row["annotations"] or 0,
+            "required": required,
+            "percent": round(100 * annotations / required, 1) if required else 0.0,
+        }
+    total_required = sum(k["required"] for k in by_kind.values())
+    total_done = sum(min(k["annotations"], k["required"]) for k in by_kind.values())
+    return {
+        "by_kind": by_kind,
+        "tasks": sum(k["tasks"] for k in by_kind.values()),
+        "done_tasks": sum(k["done_tasks"] for k in by_kind.values()),
+        "percent": round(100 * total_done / total_required, 1) if total_required else 0.0,
+    }
+
+
+def task_payload(*, task: Task, labeler: AbstractBaseUser) -> dict:
+    """What a labeler sees of a task: the prompt, the shown responses in display order, the lease."""
+    lease = Lease.objects.filter(task=task, labeler=labeler).only("expires_at").first()
+    responses = []
+    if task.kind == Task.Kind.COMPARISON:
+        # Model identity stays hidden: only the id and the text are shown.
+        responses = [
+            {"id": tr.response_id, "text": tr.response.text}
+            for tr in task.task_responses.select_related("response").order_by("position")
+        ]
+    return {
+        "id": task.pk,
+        "project": task.project_id,
+        "kind": task.kind,
+        "messages": task.prompt.messages,
+        "responses": responses,
+        "lease_expires_at": lease.expires_at.isoformat() if lease else None,
+        "lease_seconds": task.project.lease_seconds,
+        "server_time": timezone.now().isoformat(),
+    }

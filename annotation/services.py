@@ -1,0 +1,242 @@
+"""Writes of the annotation app: projects, members, claiming, submitting, skipping and leases."""
+
+import uuid
+from datetime import datetime, timedelta
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Exists, F, OuterRef, Subquery
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+from django.utils.text import slugify
+
+from .errors import Conflict, InvalidInput
+from .models import Annotation, Lease, Membership, Project, Response, Task, TaskResponse
+from .validation import clean_annotation_payload, clean_skip_reason
+
+CLAIM_ATTEMPTS = 8
+
+
+# Projects and members -------------------------------------------------------------------------
+
+
+def project_create(
+    *, name: str, created_by: AbstractBaseUser, slug: str = "", guidelines: str = "", overlap: int = 1,
+    lease_seconds: int = 600,
+) -> Project:
+    if not name.strip():
+        raise InvalidInput("A project needs a name.", field="name")
+    if overlap < 1:
+        raise InvalidInput("overlap must be at least 1.", field="overlap")
+    if lease_seconds < 10:
+        raise InvalidInput("lease_seconds must be at least 10.", field="lease_seconds")
+    slug = slugify(slug or name)[:200] or "project"
+    if Project.objects.filter(slug=slug).exists():
+        raise InvalidInput(f"A project with the slug '{slug}' exists already.", field="slug")
+    with transaction.atomic():
+        project = Project.objects.create(
+            name=name.strip(), slug=slug, guidelines=guidelines, overlap=overlap, lease_seconds=lease_seconds
+        )
+        Membership.objects.create(project=project, user=created_by, role=Membership.Role.ADMIN)
+    return project
+
+
+def project_update(*, project: Project, **fields) -> Project:
+    allowed = {"name", "guidelines", "overlap", "lease_seconds"}
+    unknown = set(fields) - allowed
+    if unknown:
+        raise InvalidInput(f"Unknown field: {sorted(unknown)[0]}.", field=sorted(unknown)[0])
+    if "overlap" in fields and fields["overlap"] < 1:
+        raise InvalidInput("overlap must be at least 1.", field="overlap")
+    if "lease_seconds" in fields and fields["lease_seconds"] < 10:
+        raise InvalidInput("lease_seconds must be at least 10.", field="lease_seconds")
+    with transaction.atomic():
+        for name, value in fields.items():
+            setattr(project, name, value)
+        project.save()
+        if "overlap" in fields:
+            # Open tasks follow the new overlap; finished work is never undone.
+            project.tasks.filter(status=Task.Status.OPEN).update(required=fields["overlap"])
+            project.tasks.filter(status=Task.Status.OPEN, done__gte=F("required")).update(status=Task.Status.DONE)
+            project.tasks.filter(status=Task.Status.DONE, done__lt=fields["overlap"]).update(
+                required=fields["overlap"], status=Task.Status.OPEN
+            )
+    return project
+
+
+def membership_set(*, project: Project, user: AbstractBaseUser, role: str) -> Membership:
+    if role not in Membership.Role.values:
+        raise InvalidInput(f"role must be one of {', '.join(Membership.Role.values)}.", field="role")
+    membership, _ = Membership.objects.update_or_create(project=project, user=user, defaults={"role": role})
+    return membership
+
+
+# Claiming -------------------------------------------------------------------------------------
+
+
+def _claimable_tasks(*, project: Project, labeler: AbstractBaseUser, kind: str | None, now: datetime):
+    live_leases = (
+        Lease.objects.filter(task=OuterRef("pk"), expires_at__gt=now)
+        .order_by()
+        .values("task")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    tasks = Task.objects.filter(project=project, status=Task.Status.OPEN)
+    if kind:
+        tasks = tasks.filter(kind=kind)
+    return (
+        tasks.annotate(live_leases=Coalesce(Subquery(live_leases), 0))
+        .filter(done__lt=F("required") - F("live_leases"))
+        .exclude(Exists(Annotation.objects.filter(task=OuterRef("pk"), labeler=labeler)))
+        .exclude(Exists(TaskResponse.objects.filter(task=OuterRef("pk"), response__author=labeler)))
+        .order_by("-priority", "id")
+    )
+
+
+def _has_capacity(*, task: Task, labeler: AbstractBaseUser, now: datetime) -> bool:
+    others = Lease.objects.filter(task=task, expires_at__gt=now).exclude(labeler=labeler).count()
+    return task.done + others < task.required
+
+
+def task_claim_next(*, project: Project, labeler: AbstractBaseUser, kind: str | None = None) -> Task | None:
+    """Return the labeler's leased task, or lease the best free one. None when nothing is left.
+
+    See DESIGN.md, "The next task". The candidate read skips rows other labelers hold locked; a
+    lease they committed after our snapshot is caught by re-checking capacity under the row lock.
+    """
+    if kind is not None and kind not in Task.Kind.values:
+        raise InvalidInput(f"kind must be one of {', '.join(Task.Kind.values)}.", field="kind")
+    now = timezone.now()
+    with transaction.atomic():
+        # One claim at a time per labeler and project: two tabs never take two tasks.
+        list(Membership.objects.select_for_update().filter(project=project, user=labeler).values_list("id"))
+        held = Lease.objects.filter(labeler=labeler, project=project, expires_at__gt=now)
+        if kind:
+            held = held.filter(task__kind=kind)
+        lease = held.select_related("task").order_by("created_at").first()
+        if lease is not None:
+            return lease.task
+        skipped: list[int] = []
+        for _ in range(CLAIM_ATTEMPTS):
+            candidates = _claimable_tasks(project=project, labeler=labeler, kind=kind, now=now)
+            if skipped:
+                candidates = candidates.exclude(pk__in=skipped)
+            task = candidates.select_for_update(skip_locked=True, of=("self",)).first()
+            if task is None:
+                return None
+            if _has_capacity(task=task, labeler=labeler, now=now):
+                Lease.objects.update_or_create(
+                    task=task,
+                    labeler=labeler,
+                    defaults={"project": project, "expires_at": now + timedelta(seconds=project.lease_seconds)},
+                )
+                return task
+            skipped.append(task.pk)
+    return None
+
+
+def lease_extend(*, task: Task, labeler: AbstractBaseUser) -> Lease:
+    """The open page's heartbeat. An expired lease comes back only if the task still has room."""
+    now = timezone.now()
+    with transaction.atomic():
+        task = Task.objects.select_for_update().select_related("project").get(pk=task.pk)
+        lease = Lease.objects.filter(task=task, labeler=labeler).first()
+        if lease is None:
+            raise Conflict("You hold no lease on this task.")
+        if lease.expires_at <= now and not _has_capacity(task=task, labeler=labeler, now=now):
+            raise Conflict("Your lease expired and others took the task. You can still submit your work.")
+        lease.expires_at = now + timedelta(seconds=task.project.lease_seconds)
+        lease.save(update_fields=["expires_at"])
+    return lease
+
+
+# Submitting -----------------------------------------------------------------------------------
+
+
+def _replay(*, existing: Annotation, task: Task, labeler: AbstractBaseUser) -> tuple[Annotation, bool]:
+    if existing.task_id != task.pk or existing.labeler_id != labeler.pk:
+        raise Conflict("This client_id belongs to another submission.", field="client_id")
+    return existing, False
+
+
+def _parse_client_id(client_id) -> uuid.UUID:
+    if client_id in (None, ""):
+        raise InvalidInput("client_id is required: a UUID made by the client.", field="client_id")
+    try:
+        return uuid.UUID(str(client_id))
+    except ValueError:
+        raise InvalidInput("client_id must be a UUID.", field="client_id") from None
+
+
+def annotation_submit(
+    *, task: Task, labeler: AbstractBaseUser, client_id, data: dict, time_spent_ms: int = 0
+) -> tuple[Annotation, bool]:
+    """Store a labeler's work on a task. Idempotent on client_id: returns (annotation, created).
+
+    Work that arrives after its lease expired is kept, never lost.
+    """
+    client_uuid = _parse_client_id(client_id)
+    existing = Annotation.objects.filter(client_id=client_uuid).first()
+    if existing is not None:
+        return _replay(existing=existing, task=task, labeler=labeler)
+    shown = list(task.task_responses.values_list("response_id", flat=True)) if task.kind == Task.Kind.COMPARISON else []
+    fields = clean_annotation_payload(kind=task.kind, data=data, shown_response_ids=shown)
+    return _store(task=task, labeler=labeler, client_uuid=client_uuid, fields=fields, time_spent_ms=time_spent_ms)
+
+
+def task_skip(
+    *, task: Task, labeler: AbstractBaseUser, reason: str, client_id=None, time_spent_ms: int = 0
+) -> tuple[Annotation, bool]:
+    client_uuid = _parse_client_id(client_id) if client_id not in (None, "") else uuid.uuid4()
+    existing = Annotation.objects.filter(client_id=client_uuid).first()
+    if existing is not None:
+        return _replay(existing=existing, task=task, labeler=labeler)
+    fields = {"kind": Annotation.Kind.SKIP, "reason": clean_skip_reason(reason)}
+    return _store(task=task, labeler=labeler, client_uuid=client_uuid, fields=fields, time_spent_ms=time_spent_ms)
+
+
+def _store(
+    *, task: Task, labeler: AbstractBaseUser, client_uuid: uuid.UUID, fields: dict, time_spent_ms: int
+) -> tuple[Annotation, bool]:
+    if not isinstance(time_spent_ms, int) or isinstance(time_spent_ms, bool) or time_spent_ms < 0:
+        raise InvalidInput("time_spent_ms must be a non-negative integer.", field="time_spent_ms")
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            task = Task.objects.select_for_update().get(pk=task.pk)
+            existing = Annotation.objects.filter(client_id=client_uuid).first()
+            if existing is not None:
+                return _replay(existing=existing, task=task, labeler=labeler)
+            if Annotation.objects.filter(task=task, labeler=labeler).exists():
+                raise Conflict("You have already annotated or skipped this task.")
+            lease = Lease.objects.filter(task=task, labeler=labeler).first()
+            if lease is None:
+                raise Conflict("Claim this task before submitting: you hold no lease on it.")
+            if TaskResponse.objects.filter(task=task, response__author=labeler).exists():
+                raise Conflict("You cannot judge a response you wrote.")
+            if fields["kind"] == Annotation.Kind.DEMONSTRATION:
+                fields["response"] = Response.objects.create(
+                    prompt_id=task.prompt_id, text=fields["text"], source=Response.Source.HUMAN, author=labeler
+                )
+            annotation = Annotation.objects.create(
+                task=task,
+                labeler=labeler,
+                client_id=client_uuid,
+                time_spent_ms=min(time_spent_ms, 2**31 - 1),
+                lease_expired=lease.expires_at <= now,
+                **fields,
+            )
+            lease.delete()
+            if annotation.kind != Annotation.Kind.SKIP:
+                task.done += 1
+                if task.done >= task.required:
+                    task.status = Task.Status.DONE
+                task.save(update_fields=["done", "status", "updated_at"])
+            return annotation, True
+    except IntegrityError:
+        # A concurrent twin with the same client_id won the race: return what it stored.
+        existing = Annotation.objects.filter(client_id=client_uuid).first()
+        if existing is None:
+            raise
+        return _replay(existing=existing, task=task, labeler=labeler)

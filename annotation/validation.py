@@ -1,0 +1,100 @@
+"""Checks of what labelers send. Each error names the field; nothing is stored before they pass."""
+
+from .errors import InvalidInput
+from .models import Annotation, Task
+
+MAX_TEXT_CHARS = 50_000
+MAX_RATIONALE_CHARS = 10_000
+STRENGTH_MARGIN = {
+    Annotation.Strength.MUCH_BETTER: 1.0,
+    Annotation.Strength.BETTER: 0.5,
+    Annotation.Strength.SLIGHTLY_BETTER: 0.25,
+}
+
+
+def _text(data: dict, name: str, *, required: bool, limit: int) -> str:
+    value = data.get(name, "")
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise InvalidInput(f"{name} must be a string.", field=name)
+    if required and not value.strip():
+        raise InvalidInput(f"{name} must not be empty.", field=name)
+    if len(value) > limit:
+        raise InvalidInput(f"{name} is longer than {limit} characters.", field=name)
+    return value
+
+
+def clean_skip_reason(reason) -> str:
+    return _text({"reason": reason}, "reason", required=True, limit=MAX_RATIONALE_CHARS).strip()
+
+
+def clean_annotation_payload(*, kind: str, data: dict, shown_response_ids: list[int]) -> dict:
+    if not isinstance(data, dict):
+        raise InvalidInput("The body must be a JSON object.")
+    if kind == Task.Kind.DEMONSTRATION:
+        return {"kind": Annotation.Kind.DEMONSTRATION, "text": _text(data, "text", required=True, limit=MAX_TEXT_CHARS)}
+    return _clean_comparison(data, shown_response_ids)
+
+
+def _clean_comparison(data: dict, shown: list[int]) -> dict:
+    all_bad = data.get("all_bad", False)
+    if not isinstance(all_bad, bool):
+        raise InvalidInput("all_bad must be true or false.", field="all_bad")
+    ranking = _clean_ranking(data.get("ranking"), shown, allow_empty=all_bad)
+    strength = data.get("strength") or ""
+    if len(shown) == 2 and ranking:
+        tied = len(ranking) == 1
+        if tied:
+            strength = Annotation.Strength.TIE
+        elif strength not in STRENGTH_MARGIN:
+            choices = ", ".join(STRENGTH_MARGIN)
+            raise InvalidInput(f"strength must be one of {choices} when one response wins.", field="strength")
+    elif strength and strength not in Annotation.Strength.values:
+        raise InvalidInput(f"strength must be one of {', '.join(Annotation.Strength.values)}.", field="strength")
+    return {
+        "kind": Annotation.Kind.COMPARISON,
+        "ranking": ranking,
+        "strength": strength,
+        "flags": _clean_flags(data.get("flags") or {}, shown),
+        "all_bad": all_bad,
+        "rationale": _text(data, "rationale", required=False, limit=MAX_RATIONALE_CHARS),
+    }
+
+
+def _clean_ranking(value, shown: list[int], *, allow_empty: bool) -> list[list[int]]:
+    """A ranking is a list of groups of response ids, best first. A group of several is a tie."""
+    if value in (None, []) and allow_empty:
+        return []
+    if not isinstance(value, list) or not value:
+        raise InvalidInput("ranking must be a non-empty list of groups of response ids, best first.", field="ranking")
+    groups, seen = [], []
+    for group in value:
+        group = group if isinstance(group, list) else [group]
+        if not group or not all(isinstance(i, int) and not isinstance(i, bool) for i in group):
+            raise InvalidInput("Each ranking group must be a non-empty list of response ids.", field="ranking")
+        groups.append(list(group))
+        seen.extend(group)
+    if sorted(seen) != sorted(shown):
+        raise InvalidInput(
+            f"ranking must place each shown response exactly once: {sorted(shown)}.", field="ranking"
+        )
+    return groups
+
+
+def _clean_flags(value, shown: list[int]) -> dict:
+    if not isinstance(value, dict):
+        raise InvalidInput("flags must map response ids to lists of flags.", field="flags")
+    cleaned = {}
+    for key, flags in value.items():
+        try:
+            response_id = int(key)
+        except (TypeError, ValueError):
+            raise InvalidInput(f"flags: '{key}' is not a response id.", field="flags") from None
+        if response_id not in shown:
+            raise InvalidInput(f"flags: response {response_id} is not shown by this task.", field="flags")
+        if not isinstance(flags, list) or any(f not in Annotation.Flag.values for f in flags):
+            raise InvalidInput(f"flags: use only {', '.join(Annotation.Flag.values)}.", field="flags")
+        if flags:
+            cleaned[str(response_id)] = sorted(set(flags))
+    return cleaned

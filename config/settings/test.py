@@ -1,0 +1,8 @@
+"""Test settings. With FEEDBACKLOOP_REQUIRE_SERVICES=1 (CI) a missing PostgreSQL or Redis is a failure."""
+
+from .base import *  # noqa: F401,F403
+from .base import env
+
+DEBUG = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+REQUIRE_SERVICES = env.bool("FEEDBACKLOOP_REQUIRE_SERVICES", default=False)

@@ -1,0 +1,121 @@
+"""Model registry, dataset snapshots and training runs. Rules live in services.py."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class TimeStamped(models.Model):
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class ModelVersion(TimeStamped):
+    class Kind(models.TextChoices):
+        BASE = "base", "Base"
+        SFT = "sft", "SFT"
+        REWARD = "reward", "Reward"
+        POLICY = "policy", "Policy"
+
+    name = models.CharField(max_length=200, unique=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    path = models.CharField(max_length=500, help_text="A hub id, an absolute path, or a path under STORAGE_ROOT.")
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
+    produced_by = models.OneToOneField(
+        "TrainingRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="output_model"
+    )
+    project = models.ForeignKey(
+        "annotation.Project", null=True, blank=True, on_delete=models.SET_NULL, related_name="model_versions"
+    )
+    metrics = models.JSONField(default=dict, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind})"
+
+
+class DatasetSnapshot(TimeStamped):
+    """A frozen export: files under STORAGE_ROOT with their sha256 and row counts."""
+
+    class Format(models.TextChoices):
+        SFT = "sft", "SFT"
+        PREFERENCE = "preference", "Preference"
+        PROMPTS = "prompts", "Prompts"
+
+    project = models.ForeignKey("annotation.Project", on_delete=models.CASCADE, related_name="snapshots")
+    format = models.CharField(max_length=16, choices=Format.choices)
+    path = models.CharField(max_length=500, help_text="Relative to STORAGE_ROOT.")
+    sha256 = models.CharField(max_length=64)
+    row_count = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+    def __str__(self) -> str:
+        return f"{self.project} {self.format} snapshot {self.pk} ({self.row_count} rows)"
+
+
+class TrainingRun(TimeStamped):
+    class Kind(models.TextChoices):
+        SFT = "sft", "SFT"
+        REWARD = "reward", "Reward model"
+        DPO = "dpo", "DPO"
+        RLHF = "rlhf", "RLHF"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLING = "cancelling", "Cancelling"
+        CANCELLED = "cancelled", "Cancelled"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING, Status.CANCELLING)
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    project = models.ForeignKey("annotation.Project", on_delete=models.CASCADE, related_name="training_runs")
+    base_model = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="runs_as_base")
+    reward_model = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="runs_as_reward"
+    )
+    snapshot = models.ForeignKey(DatasetSnapshot, null=True, blank=True, on_delete=models.PROTECT, related_name="runs")
+    config = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    step = models.PositiveIntegerField(default=0)
+    total_steps = models.PositiveIntegerField(default=0)
+    log_tail = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    checkpoint_dir = models.CharField(max_length=500, blank=True, help_text="Relative to STORAGE_ROOT.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(kind="rlhf") | Q(reward_model__isnull=False), name="rlhf_run_needs_reward_model"
+            )
+        ]
+        indexes = [models.Index(fields=["status", "heartbeat_at"], name="run_status_heartbeat")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} run {self.pk} ({self.status})"
+
+    @property
+    def progress(self) -> float:
+        return self.step / self.total_steps if self.total_steps else 0.0
+
+
+class MetricPoint(models.Model):
+    """One logged value of a run's metric history."""
+
+    run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="metric_points")
+    step = models.PositiveIntegerField()
+    name = models.CharField(max_length=100)
+    value = models.FloatField()
+
+    class Meta:
+        ordering = ["step", "id"]
+        indexes = [models.Index(fields=["run", "name", "step"], name="metric_run_name_step")]

@@ -1,0 +1,417 @@
+"""Shared plumbing for the training pipelines: configs, device, progress, checkpoints, saving.
+
+Pure Python at import time: torch, transformers and peft are imported inside the functions
+that need them, so the web app can import this module (and the config dataclasses of every
+pipeline) to validate a run config without loading the ML stack. Never imports Django.
+
+Progress protocol (stdout, one JSON object per line, flushed):
+    {"event": "start", "kind": "sft", "step": 0, "total": 100, "resumed_from": null, "device": "cpu", "bf16": false}
+    {"event": "progress", "step": 3, "total": 100, "metrics": {"loss": 1.23, "learning_rate": 0.001}}
+    {"event": "done", "metrics": {...}, "model_dir": ".../model"}
+    {"event": "error", "message": "..."}            (on failure; the exit status is non-zero)
+Anything else on stdout (library warnings) is not JSON and can be ignored by the reader.
+
+Output layout of every pipeline run:
+    <output_dir>/checkpoint-<step>/     resumable Trainer checkpoints (+ pipeline_config.json)
+    <output_dir>/model/                 final model + tokenizer (LoRA merged), from_pretrained-ready
+    <output_dir>/metrics.json           final metrics
+    <output_dir>/pipeline_config.json   the config of the run
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import re
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """A config value that a pipeline cannot accept. `field` names it."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+# ---------------------------------------------------------------------------------------------
+# Config dataclasses and their validation
+
+
+@dataclass(kw_only=True)
+class CommonConfig:
+    """Fields every training pipeline shares. Subclasses add their data files and knobs."""
+
+    model_path: str = field(metadata={"help": "Model directory (or hub id) to start from."})
+    output_dir: str = field(metadata={"help": "Run directory: checkpoints, model/, metrics.json."})
+    max_steps: int = field(default=-1, metadata={"help": "Optimizer steps; -1 means use num_train_epochs."})
+    num_train_epochs: float = field(default=1.0, metadata={"help": "Epochs when max_steps is -1."})
+    learning_rate: float = field(default=5e-5, metadata={"help": "Peak learning rate."})
+    lr_scheduler_type: str = field(default="linear", metadata={"help": "transformers scheduler name."})
+    warmup_steps: int = field(default=0, metadata={"help": "Linear warmup steps."})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay."})
+    batch_size: int = field(default=8, metadata={"help": "Per-device train batch size."})
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "Micro-batches per optimizer step."})
+    max_length: int = field(default=256, metadata={"help": "Max tokens per example (truncated beyond)."})
+    seed: int = field(default=42, metadata={"help": "Random seed (model init, data order, sampling)."})
+    logging_steps: int = field(default=10, metadata={"help": "Report progress every N steps."})
+    save_steps: int = field(default=500, metadata={"help": "Save a resumable checkpoint every N steps."})
+    save_total_limit: int | None = field(default=2, metadata={"help": "Keep at most N checkpoints (null: all)."})
+    resume: bool = field(default=True, metadata={"help": "Resume from the last checkpoint-* in output_dir."})
+    lora_r: int = field(default=0, metadata={"help": "LoRA rank; 0 trains all weights."})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha."})
+    lora_dropout: float = field(default=0.0, metadata={"help": "LoRA dropout."})
+    lora_target_modules: list[str] | None = field(
+        default=None, metadata={"help": "Modules to adapt; null means all linear layers."})
+    bf16: bool | None = field(default=None, metadata={"help": "bf16 mixed precision; null: where supported."})
+    gradient_checkpointing: bool = field(default=False, metadata={"help": "Trade compute for memory."})
+
+
+def _type_ok(value, tp) -> bool:
+    origin = typing.get_origin(tp)
+    if tp is typing.Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, arg) for arg in typing.get_args(tp))
+    if tp is type(None):
+        return value is None
+    if origin is typing.Literal:
+        return value in typing.get_args(tp)
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if origin is list:
+        (item,) = typing.get_args(tp) or (typing.Any,)
+        return isinstance(value, list) and all(_type_ok(v, item) for v in value)
+    if origin is dict or tp is dict:
+        return isinstance(value, dict)
+    return isinstance(value, tp)
+
+
+def _type_name(tp) -> str:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if typing.get_origin(tp) is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return "null"
+    return getattr(tp, "__name__", str(tp)) if typing.get_origin(tp) is None else str(tp)
+
+
+def config_from_dict(cls, data: dict):
+    """Build config dataclass `cls` from a JSON-like dict, raising ConfigError(field, message)."""
+    if not isinstance(data, dict):
+        raise ConfigError("config", f"expected a JSON object, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    for name in data:
+        if name not in fields:
+            close = [f for f in fields if f.replace("_", "") == str(name).replace("_", "")]
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(str(name), f"unknown field for {cls.__name__}{hint}")
+    kwargs = {}
+    for name, f in fields.items():
+        if name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ConfigError(name, "required field is missing")
+            continue
+        value = data[name]
+        if not _type_ok(value, hints[name]):
+            raise ConfigError(name, f"expected {_type_name(hints[name])}, got {type(value).__name__} {value!r}")
+        if hints[name] is float and isinstance(value, int):
+            value = float(value)
+        kwargs[name] = value
+    cfg = cls(**kwargs)
+    check = getattr(cfg, "validate", None)
+    if check is not None:
+        check()
+    _check_common(cfg)
+    return cfg
+
+
+def _check_common(cfg) -> None:
+    positive = ["batch_size", "gradient_accumulation_steps", "max_length", "logging_steps", "save_steps"]
+    for name in positive:
+        if hasattr(cfg, name) and getattr(cfg, name) <= 0:
+            raise ConfigError(name, "must be positive")
+    if hasattr(cfg, "learning_rate") and not cfg.learning_rate > 0:
+        raise ConfigError("learning_rate", "must be positive")
+    if hasattr(cfg, "lora_r") and cfg.lora_r < 0:
+        raise ConfigError("lora_r", "must be 0 (off) or positive")
+    if hasattr(cfg, "max_steps") and cfg.max_steps == 0:
+        raise ConfigError("max_steps", "must be positive, or -1 to use num_train_epochs")
+
+
+def config_to_dict(cfg) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def load_config(cls, path: str | os.PathLike):
+    try:
+        data = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as exc:
+        raise ConfigError("config", f"{path} is not valid JSON: {exc}") from None
+    return config_from_dict(cls, data)
+
+
+def config_help(cls) -> dict[str, str]:
+    """{field: help} for a config dataclass (for forms and docs)."""
+    return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Device
+
+
+def pick_device() -> str:
+    """cuda, then mps, then cpu."""
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def bf16_supported(device: str) -> bool:
+    import torch
+
+    return device == "cuda" and torch.cuda.is_bf16_supported()
+
+
+def use_bf16(cfg, device: str) -> bool:
+    if cfg.bf16 is None:
+        return bf16_supported(device)
+    if cfg.bf16 and not bf16_supported(device):
+        raise ConfigError("bf16", f"bf16 is not supported on {device}")
+    return cfg.bf16
+
+
+# ---------------------------------------------------------------------------------------------
+# Progress
+
+
+def emit(event: str, **payload) -> None:
+    """Print one progress event as a JSON line, flushed. Only the main process prints."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    line = json.dumps({"event": event, **_clean(payload)}, allow_nan=False)
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def _clean(value):
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
+        return _clean(value.item())
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def numeric_metrics(logs: dict) -> dict:
+    return {k: v for k, v in _clean(logs).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def progress_callback(kind: str, cfg, device: str, bf16: bool, resumed_from: str | None, extra=None):
+    """A transformers TrainerCallback that prints start/progress events (done is printed by finish()).
+
+    `extra(logs) -> dict` may add metrics (e.g. computed KL) to each progress event. The callback also
+    writes pipeline_config.json into every checkpoint, so a checkpoint says how it was made.
+    """
+    from transformers import TrainerCallback
+
+    class JsonLinesProgress(TrainerCallback):
+        def __init__(self):
+            self.history: list[dict] = []
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            emit("start", kind=kind, step=state.global_step, total=state.max_steps,
+                 resumed_from=resumed_from, device=device, bf16=bf16)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            metrics = numeric_metrics(logs or {})
+            if extra is not None:
+                metrics.update(numeric_metrics(extra(metrics)))
+            self.history.append({"step": state.global_step, **metrics})
+            emit("progress", step=state.global_step, total=state.max_steps, metrics=metrics)
+
+        def on_save(self, args, state, control, **kwargs):
+            ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if ckpt.is_dir() and state.is_world_process_zero:
+                (ckpt / "pipeline_config.json").write_text(json.dumps(config_to_dict(cfg), indent=2))
+
+    return JsonLinesProgress()
+
+
+# ---------------------------------------------------------------------------------------------
+# Trainer plumbing
+
+
+def last_checkpoint(output_dir: str | os.PathLike) -> str | None:
+    """The checkpoint-<N> directory with the largest N that holds a trainer_state.json, or None."""
+    best, best_step = None, -1
+    root = Path(output_dir)
+    if not root.is_dir():
+        return None
+    for path in root.iterdir():
+        match = re.fullmatch(r"checkpoint-(\d+)", path.name)
+        if match and path.is_dir() and (path / "trainer_state.json").exists() and int(match[1]) > best_step:
+            best, best_step = str(path), int(match[1])
+    return best
+
+
+def trainer_kwargs(cfg, device: str, bf16: bool) -> dict:
+    """TrainingArguments keyword arguments shared by every pipeline (TRL configs subclass them)."""
+    return dict(
+        output_dir=cfg.output_dir,
+        max_steps=cfg.max_steps,
+        num_train_epochs=cfg.num_train_epochs,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type=cfg.lr_scheduler_type,
+        warmup_steps=cfg.warmup_steps,
+        weight_decay=cfg.weight_decay,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        logging_steps=cfg.logging_steps,
+        logging_first_step=True,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit,
+        report_to=[],
+        disable_tqdm=True,
+        bf16=bf16,
+        use_cpu=device == "cpu",
+        gradient_checkpointing=cfg.gradient_checkpointing,
+        dataloader_num_workers=0,
+    )
+
+
+def lora_config(cfg, task_type: str = "CAUSAL_LM"):
+    """A peft LoraConfig when cfg.lora_r > 0, else None."""
+    if cfg.lora_r <= 0:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=cfg.lora_target_modules or "all-linear",
+        task_type=task_type,
+    )
+
+
+def prepare_run(cfg, kind: str):
+    """Seed, pick device and precision, write the run config, find the checkpoint to resume."""
+    from transformers import set_seed
+
+    set_seed(cfg.seed)
+    device = pick_device()
+    bf16 = use_bf16(cfg, device)
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "pipeline_config.json").write_text(json.dumps({"kind": kind, **config_to_dict(cfg)}, indent=2))
+    resume = last_checkpoint(out) if cfg.resume else None
+    return device, bf16, resume
+
+
+def load_tokenizer(path: str):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def read_jsonl(path: str | os.PathLike, required: tuple[str, ...] = ()) -> list[dict]:
+    rows = []
+    with open(path) as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{lineno}: invalid JSON: {exc}") from None
+            missing = [k for k in required if k not in row]
+            if missing:
+                raise ValueError(f"{path}:{lineno}: missing {', '.join(missing)}")
+            rows.append(row)
+    if not rows:
+        raise ValueError(f"{path}: no rows")
+    return rows
+
+
+def save_final(trainer, tokenizer, output_dir: str | os.PathLike) -> str:
+    """Save the final model (LoRA merged into the weights) and tokenizer to <output_dir>/model."""
+    model_dir = Path(output_dir) / "model"
+    trainer.accelerator.wait_for_everyone()
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    if trainer.accelerator.is_main_process:
+        if hasattr(model, "merge_and_unload"):  # a peft model
+            model = model.merge_and_unload()
+        model.save_pretrained(model_dir)
+        tokenizer.save_pretrained(model_dir)
+    return str(model_dir)
+
+
+def finish(output_dir: str | os.PathLike, metrics: dict, model_dir: str) -> dict:
+    """Write metrics.json and print the done event."""
+    metrics = numeric_metrics(metrics)
+    if int(os.environ.get("RANK", "0")) == 0:
+        (Path(output_dir) / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False))
+    emit("done", metrics=metrics, model_dir=model_dir)
+    return metrics
+
+
+def last_logged(history: list[dict], names: list[str]) -> dict:
+    """The most recent logged value of each metric name."""
+    found = {}
+    for entry in reversed(history):
+        for name in names:
+            if name not in found and name in entry:
+                found[name] = entry[name]
+    return found
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+
+
+def main(cls, run_fn, argv: list[str] | None = None) -> int:
+    """`python -m training.pipelines.<kind> --config run.json`: load, validate, run, report."""
+    parser = argparse.ArgumentParser(description=(cls.__doc__ or "").strip().splitlines()[0])
+    parser.add_argument("--config", required=True, help="JSON file with the fields of " + cls.__name__)
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_config(cls, args.config)
+    except (ConfigError, OSError) as exc:
+        emit("error", message=str(exc), field=getattr(exc, "field", None))
+        return 2
+    try:
+        run_fn(cfg)
+    except Exception as exc:
+        emit("error", message=f"{type(exc).__name__}: {exc}")
+        raise
+    return 0
