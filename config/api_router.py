@@ -1,6 +1,6 @@
 """Every API route of the platform, collected in one place."""
 
-from django.urls import path
+from django.urls import include, path
 
 from annotation.api import views as annotation_api
 
@@ -17,3 +17,5 @@ urlpatterns = [
     path("tasks/<int:task_id>/skip/", annotation_api.TaskSkipApi.as_view(), name="api-task-skip"),
     path("tasks/<int:task_id>/heartbeat/", annotation_api.TaskHeartbeatApi.as_view(), name="api-task-heartbeat"),
 ]
+
+urlpatterns += [path("", include("training.api.urls"))]

@@ -1,0 +1,3 @@
+"""Training API routes; included by config/api_router.py."""
+
+urlpatterns: list = []
