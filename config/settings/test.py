@@ -1,5 +1,7 @@
 """Test settings. With FEEDBACKLOOP_REQUIRE_SERVICES=1 (CI) a missing PostgreSQL or Redis is a failure."""
 
+import os
+
 from .base import *  # noqa: F401,F403
 from .base import env
 
@@ -9,4 +11,5 @@ REQUIRE_SERVICES = env.bool("FEEDBACKLOOP_REQUIRE_SERVICES", default=False)
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     # A file, not memory, so a Celery worker or gunicorn started by a test sees the same data.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}  # noqa: F405
+    # One file per test process, so parallel runs never share it.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}  # noqa: F405
