@@ -1,10 +1,78 @@
-from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+"""Labeler pages. Server-rendered; the work page's JS (static/js/labeling.js) talks to the API."""
 
-from . import selectors
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.csrf import ensure_csrf_cookie
+
+from . import selectors, services
+from .models import Annotation, Membership, Task
+
+KIND_LABELS = {
+    Task.Kind.DEMONSTRATION: {"noun": "demonstration", "action": "Write demonstrations"},
+    Task.Kind.COMPARISON: {"noun": "comparison", "action": "Compare responses"},
+}
+
+
+def _done_today(*, user, project) -> int:
+    # TODO(selectors owner): move to selectors.annotation_count_today(labeler=, project=).
+    start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    return (
+        Annotation.objects.filter(labeler=user, task__project=project, created_at__gte=start)
+        .exclude(kind=Annotation.Kind.SKIP)
+        .count()
+    )
 
 
 @login_required
 def project_list(request):
-    projects = selectors.project_list_for_user(user=request.user)
-    return render(request, "annotation/project_list.html", {"projects": projects})
+    roles = dict(request.user.memberships.values_list("project_id", "role"))
+    rows = []
+    for project in selectors.project_list_for_user(user=request.user):
+        progress = selectors.project_progress(project=project)
+        kinds = []
+        for kind in Task.Kind.values:
+            counts = progress["by_kind"].get(kind)
+            if counts is None:
+                continue
+            kinds.append({
+                "kind": kind,
+                "label": Task.Kind(kind).label,
+                "action": KIND_LABELS[kind]["action"],
+                "open": counts["tasks"] - counts["done_tasks"],
+                **counts,
+            })
+        rows.append({
+            "project": project,
+            "role": roles.get(project.pk),
+            "is_admin": roles.get(project.pk) == Membership.Role.ADMIN,
+            "progress": progress,
+            "kinds": kinds,
+        })
+    return render(request, "annotation/project_list.html", {"rows": rows})
+
+
+@login_required
+@ensure_csrf_cookie
+def task_label(request, project_id: int, kind: str):
+    """Lease the labeler's next task of this kind (or resume the one held) and render it."""
+    if kind not in Task.Kind.values:
+        raise Http404("No such task kind.")
+    membership = selectors.membership_get(user=request.user, project_id=project_id)
+    project = membership.project
+    task = services.task_claim_next(project=project, labeler=request.user, kind=kind)
+    context = {
+        "project": project,
+        "membership": membership,
+        "kind": kind,
+        "kind_noun": KIND_LABELS[kind]["noun"],
+        "progress": selectors.project_progress(project=project)["by_kind"].get(kind),
+        "done_today": _done_today(user=request.user, project=project),
+    }
+    if task is None:
+        return render(request, "annotation/label_empty.html", context)
+    task.project = project
+    payload = selectors.task_payload(task=task, labeler=request.user)
+    context.update({"task": task, "payload": payload, "responses": payload["responses"]})
+    return render(request, "annotation/label.html", context)
