@@ -1,0 +1,391 @@
+"""Reads behind the project dashboard. Every number is an aggregate the database computes.
+
+No function here loops over a project's annotation rows in Python. Counts, means and time
+buckets are GROUP BY queries. Medians come from a window query that returns at most two rows
+per group. Agreement reads only the compact rankings of multi-annotated comparison tasks, in
+bounded chunks of tasks.
+
+Indexes these queries use: task(project_id) (the foreign key index) to find a project's tasks,
+and the unique annotation(task_id, labeler_id) to reach their annotations.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
+from itertools import combinations
+
+from django.db.models import Avg, Count, F, Max, Min, Q, Sum, Window
+from django.db.models.functions import RowNumber, TruncDay, TruncHour
+from django.utils import timezone
+
+from .models import Annotation, Lease, Membership, Project, Task
+
+AGREEMENT_CHUNK_TASKS = 500
+MAX_HOURLY_SPAN = timedelta(hours=72)
+MAX_TIMELINE_BUCKETS = 120
+
+_KIND_LABELS = dict(Task.Kind.choices)
+
+
+def _percent(part: int, whole: int) -> float:
+    return round(100 * part / whole, 1) if whole else 0.0
+
+
+def _project_annotations(*, project: Project):
+    return Annotation.objects.filter(task__project=project)
+
+
+# Progress -------------------------------------------------------------------------------------
+
+
+def dashboard_progress(*, project: Project) -> dict:
+    """Per task kind: tasks done of total, annotations stored of required, skips and live leases."""
+    now = timezone.now()
+    task_rows = (
+        Task.objects.filter(project=project)
+        .values("kind")
+        .annotate(
+            tasks=Count("id"),
+            done_tasks=Count("id", filter=Q(status=Task.Status.DONE)),
+            # A task may hold more than it needs if the overlap was lowered: cap it per task.
+            annotations=Sum("done"),
+            required=Sum("required"),
+        )
+        .order_by()
+    )
+    capped = dict(
+        Task.objects.filter(project=project, done__gt=F("required"))
+        .values("kind")
+        .annotate(extra=Sum(F("done") - F("required")))
+        .order_by()
+        .values_list("kind", "extra")
+    )
+    skips = dict(
+        _project_annotations(project=project)
+        .filter(kind=Annotation.Kind.SKIP)
+        .values("task__kind")
+        .annotate(n=Count("id"))
+        .order_by()
+        .values_list("task__kind", "n")
+    )
+    in_progress = dict(
+        Lease.objects.filter(project=project, expires_at__gt=now)
+        .values("task__kind")
+        .annotate(n=Count("id"))
+        .order_by()
+        .values_list("task__kind", "n")
+    )
+    by_kind = {row["kind"]: row for row in task_rows}
+    kinds = []
+    for kind in Task.Kind.values:
+        row = by_kind.get(kind)
+        if row is None:
+            continue
+        stored = (row["annotations"] or 0) - (capped.get(kind) or 0)
+        kinds.append(
+            {
+                "kind": kind,
+                "label": _KIND_LABELS[kind],
+                "tasks": row["tasks"],
+                "done_tasks": row["done_tasks"],
+                "tasks_percent": _percent(row["done_tasks"], row["tasks"]),
+                "annotations": stored,
+                "required": row["required"] or 0,
+                "annotations_percent": _percent(stored, row["required"] or 0),
+                "skips": skips.get(kind, 0),
+                "in_progress": in_progress.get(kind, 0),
+            }
+        )
+    tasks = sum(k["tasks"] for k in kinds)
+    done_tasks = sum(k["done_tasks"] for k in kinds)
+    annotations = sum(k["annotations"] for k in kinds)
+    required = sum(k["required"] for k in kinds)
+    return {
+        "kinds": kinds,
+        "tasks": tasks,
+        "done_tasks": done_tasks,
+        "tasks_percent": _percent(done_tasks, tasks),
+        "annotations": annotations,
+        "required": required,
+        "annotations_percent": _percent(annotations, required),
+        "skips": sum(k["skips"] for k in kinds),
+        "in_progress": sum(k["in_progress"] for k in kinds),
+    }
+
+
+# Medians --------------------------------------------------------------------------------------
+
+
+def _medians(*, queryset, group: str) -> dict:
+    """The median time_spent_ms per value of `group`, from at most two middle rows per group.
+
+    The database numbers each group's rows by time and keeps the middle one (odd count) or two
+    (even count); Python only averages those. Works on PostgreSQL and SQLite alike.
+    """
+    middle = (
+        queryset.annotate(
+            _rn=Window(RowNumber(), partition_by=[F(group)], order_by=[F("time_spent_ms").asc(), F("id").asc()]),
+            _n=Window(Count("id"), partition_by=[F(group)]),
+        )
+        .filter(Q(_rn=(F("_n") + 1) / 2) | Q(_rn=(F("_n") + 2) / 2))
+        .values_list(group, "time_spent_ms")
+    )
+    values: dict = {}
+    for key, ms in middle:
+        values.setdefault(key, []).append(ms)
+    return {key: sum(ms) / len(ms) for key, ms in values.items()}
+
+
+# Labelers -------------------------------------------------------------------------------------
+
+
+def dashboard_labelers(*, project: Project) -> list[dict]:
+    """One row per labeler who worked on the project: counts, skips, time per task, last active.
+
+    Time statistics cover submitted work only; a skip's time says little about the task.
+    """
+    annotations = _project_annotations(project=project)
+    not_skip = ~Q(kind=Annotation.Kind.SKIP)
+    rows = (
+        annotations.values("labeler_id", "labeler__username")
+        .annotate(
+            annotations=Count("id", filter=not_skip),
+            demonstrations=Count("id", filter=Q(kind=Annotation.Kind.DEMONSTRATION)),
+            comparisons=Count("id", filter=Q(kind=Annotation.Kind.COMPARISON)),
+            skips=Count("id", filter=Q(kind=Annotation.Kind.SKIP)),
+            mean_ms=Avg("time_spent_ms", filter=not_skip),
+            last_active=Max("created_at"),
+        )
+        .order_by("-annotations", "labeler__username")
+    )
+    medians = _medians(queryset=annotations.exclude(kind=Annotation.Kind.SKIP), group="labeler_id")
+    roles = dict(Membership.objects.filter(project=project).values_list("user_id", "role"))
+    return [
+        {
+            "labeler_id": row["labeler_id"],
+            "username": row["labeler__username"],
+            "role": roles.get(row["labeler_id"], ""),
+            "annotations": row["annotations"],
+            "demonstrations": row["demonstrations"],
+            "comparisons": row["comparisons"],
+            "skips": row["skips"],
+            "skip_rate": _percent(row["skips"], row["annotations"] + row["skips"]),
+            "mean_ms": round(row["mean_ms"]) if row["mean_ms"] is not None else None,
+            "median_ms": round(medians[row["labeler_id"]]) if row["labeler_id"] in medians else None,
+            "last_active": row["last_active"],
+        }
+        for row in rows
+    ]
+
+
+# Time per task --------------------------------------------------------------------------------
+
+
+def dashboard_time_per_task(*, project: Project) -> list[dict]:
+    """Mean and median time_spent_ms of submitted annotations, by task kind."""
+    annotations = _project_annotations(project=project).exclude(kind=Annotation.Kind.SKIP)
+    rows = {
+        row["kind"]: row
+        for row in annotations.values("kind").annotate(n=Count("id"), mean_ms=Avg("time_spent_ms")).order_by()
+    }
+    medians = _medians(queryset=annotations, group="kind")
+    result = []
+    for kind in Task.Kind.values:
+        row = rows.get(kind)
+        if row is None:
+            continue
+        result.append(
+            {
+                "kind": kind,
+                "label": _KIND_LABELS[kind],
+                "annotations": row["n"],
+                "mean_ms": round(row["mean_ms"]),
+                "median_ms": round(medians[kind]),
+            }
+        )
+    return result
+
+
+# Agreement ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """Pairwise agreement on the best response of comparison tasks with two or more judgements.
+
+    Two labelers agree on a task when their top groups hold the same responses. A top group
+    of several responses is a tie at the top, so a tie agrees only with the same tie: "A and
+    B tie for best" and "A is best" disagree. A judgement that ranks nothing (all bad, with no
+    ranking) has no top group and is left out. Each task contributes all of its labeler pairs:
+    a task judged by three labelers gives three pairs.
+    """
+
+    tasks: int
+    pairs: int
+    agreeing_pairs: int
+
+    @property
+    def rate(self) -> float | None:
+        return self.agreeing_pairs / self.pairs if self.pairs else None
+
+    @property
+    def percent(self) -> float | None:
+        return round(100 * self.rate, 1) if self.pairs else None
+
+
+def _top_group(ranking) -> frozenset | None:
+    if not ranking:
+        return None
+    first = ranking[0]
+    return frozenset(first if isinstance(first, list) else [first])
+
+
+def dashboard_agreement(*, project: Project, chunk_size: int = AGREEMENT_CHUNK_TASKS) -> Agreement:
+    """Pairwise top-choice agreement; reads rankings of multi-judged tasks only, chunk by chunk."""
+    judged = (
+        _project_annotations(project=project)
+        .filter(kind=Annotation.Kind.COMPARISON)
+        .exclude(ranking=[])
+    )
+    multi = judged.values("task_id").annotate(n=Count("id")).filter(n__gte=2).order_by("task_id")
+    tasks = pairs = agreeing = 0
+    last_task_id = 0
+    while True:
+        chunk = list(multi.filter(task_id__gt=last_task_id).values_list("task_id", flat=True)[:chunk_size])
+        if not chunk:
+            break
+        last_task_id = chunk[-1]
+        tops: dict[int, list[frozenset]] = {}
+        for task_id, ranking in judged.filter(task_id__in=chunk).values_list("task_id", "ranking"):
+            top = _top_group(ranking)
+            if top is not None:
+                tops.setdefault(task_id, []).append(top)
+        for groups in tops.values():
+            if len(groups) < 2:
+                continue
+            tasks += 1
+            for first, second in combinations(groups, 2):
+                pairs += 1
+                agreeing += first == second
+        if len(chunk) < chunk_size:
+            break
+    return Agreement(tasks=tasks, pairs=pairs, agreeing_pairs=agreeing)
+
+
+# Timeline -------------------------------------------------------------------------------------
+
+
+def _bucket_floor(moment: datetime, unit: str) -> datetime:
+    moment = moment.astimezone(dt_timezone.utc)
+    moment = moment.replace(minute=0, second=0, microsecond=0)
+    return moment.replace(hour=0) if unit == "day" else moment
+
+
+def dashboard_timeline(*, project: Project) -> dict:
+    """Submitted annotations and skips per hour (when the work spans up to 3 days) or per day.
+
+    Buckets are in UTC. Buckets without work are filled with zeros, so the chart's x axis is
+    true time. Only the most recent MAX_TIMELINE_BUCKETS buckets are returned.
+    """
+    annotations = _project_annotations(project=project)
+    span = annotations.aggregate(first=Min("created_at"), last=Max("created_at"))
+    if span["first"] is None:
+        return {"unit": "hour", "labels": [], "annotations": [], "skips": [], "total": 0}
+    unit = "hour" if span["last"] - span["first"] <= MAX_HOURLY_SPAN else "day"
+    step = timedelta(hours=1) if unit == "hour" else timedelta(days=1)
+    end = _bucket_floor(span["last"], unit)
+    start = max(_bucket_floor(span["first"], unit), end - step * (MAX_TIMELINE_BUCKETS - 1))
+    trunc = (TruncHour if unit == "hour" else TruncDay)("created_at", tzinfo=dt_timezone.utc)
+    rows = (
+        annotations.filter(created_at__gte=start)
+        .annotate(bucket=trunc)
+        .values("bucket")
+        .annotate(
+            annotations=Count("id", filter=~Q(kind=Annotation.Kind.SKIP)),
+            skips=Count("id", filter=Q(kind=Annotation.Kind.SKIP)),
+        )
+        .order_by("bucket")
+    )
+    counts = {row["bucket"].astimezone(dt_timezone.utc): (row["annotations"], row["skips"]) for row in rows}
+    labels, done, skipped = [], [], []
+    fmt = "%b %d %H:00" if unit == "hour" else "%b %d"
+    moment = start
+    while moment <= end:
+        n, s = counts.get(moment, (0, 0))
+        labels.append(moment.strftime(fmt))
+        done.append(n)
+        skipped.append(s)
+        moment += step
+    return {"unit": unit, "labels": labels, "annotations": done, "skips": skipped, "total": sum(done)}
+
+
+# Everything -----------------------------------------------------------------------------------
+
+
+def dashboard_get(*, project: Project) -> dict:
+    """All the numbers the dashboard page shows, plus the compact series its charts draw."""
+    labelers = dashboard_labelers(project=project)
+    agreement = dashboard_agreement(project=project)
+    timeline = dashboard_timeline(project=project)
+    return {
+        "progress": dashboard_progress(project=project),
+        "labelers": labelers,
+        "time_per_task": dashboard_time_per_task(project=project),
+        "agreement": agreement,
+        "timeline": timeline,
+        "members": Membership.objects.filter(project=project).count(),
+        "chart_data": {
+            "labelers": {
+                "names": [row["username"] for row in labelers],
+                "annotations": [row["annotations"] for row in labelers],
+                "skips": [row["skips"] for row in labelers],
+            },
+            "timeline": timeline,
+        },
+    }
+
+
+# Members and display helpers ------------------------------------------------------------------
+
+
+def membership_list(*, project: Project) -> list[dict]:
+    """The project's members with their role and how much work each has stored, admins first."""
+    work = dict(
+        _project_annotations(project=project)
+        .exclude(kind=Annotation.Kind.SKIP)
+        .values("labeler_id")
+        .annotate(n=Count("id"))
+        .order_by()
+        .values_list("labeler_id", "n")
+    )
+    members = (
+        Membership.objects.filter(project=project)
+        .select_related("user")
+        .order_by("role", "user__username")
+    )
+    return [
+        {
+            "user_id": m.user_id,
+            "username": m.user.get_username(),
+            "role": m.role,
+            "joined": m.created_at,
+            "annotations": work.get(m.user_id, 0),
+        }
+        for m in members
+    ]
+
+
+def duration_display(ms: float | None) -> str:
+    """A time span for people: 850 ms, 12.4 s, 3 min 05 s."""
+    if ms is None:
+        return "–"
+    if ms < 1000:
+        return f"{round(ms)} ms"
+    seconds = ms / 1000
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, seconds = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
