@@ -2,7 +2,7 @@
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 
 
 class TimeStamped(models.Model):
@@ -85,7 +85,8 @@ class TrainingRun(TimeStamped):
     total_steps = models.PositiveIntegerField(default=0)
     log_tail = models.TextField(blank=True)
     error = models.TextField(blank=True)
-    worker = models.CharField(max_length=200, blank=True)
+    worker = models.CharField(max_length=200, blank=True, help_text="host:pid of the Celery worker process.")
+    pipeline_pid = models.PositiveIntegerField(null=True, blank=True, help_text="The pipeline subprocess's pid.")
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -96,7 +97,8 @@ class TrainingRun(TimeStamped):
         constraints = [
             models.CheckConstraint(
                 condition=~Q(kind="rlhf") | Q(reward_model__isnull=False), name="rlhf_run_needs_reward_model"
-            )
+            ),
+            models.CheckConstraint(condition=Q(step__lte=F("total_steps")) | Q(total_steps=0), name="run_step_in_range"),
         ]
         indexes = [models.Index(fields=["status", "heartbeat_at"], name="run_status_heartbeat")]
 

@@ -1,0 +1,46 @@
+from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
+
+from .models import DatasetSnapshot, MetricPoint, ModelVersion, TrainingRun
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(admin.ModelAdmin):
+    list_display = ["name", "kind", "project", "parent", "produced_by", "created_at"]
+    list_filter = ["kind"]
+    search_fields = ["name", "path"]
+    raw_id_fields = ["parent", "produced_by", "project"]
+
+
+@admin.register(DatasetSnapshot)
+class DatasetSnapshotAdmin(admin.ModelAdmin):
+    list_display = ["id", "project", "format", "row_count", "sha256", "created_at"]
+    list_filter = ["format"]
+    readonly_fields = ["path", "sha256", "row_count", "created_at", "updated_at"]
+    raw_id_fields = ["project", "created_by"]
+
+
+@admin.register(TrainingRun)
+class TrainingRunAdmin(admin.ModelAdmin):
+    list_display = ["id", "kind", "project", "status", "step", "total_steps", "worker", "heartbeat_at", "created_at"]
+    list_filter = ["status", "kind"]
+    search_fields = ["id", "project__name", "worker"]
+    raw_id_fields = ["project", "base_model", "reward_model", "snapshot", "created_by"]
+    readonly_fields = [
+        "step", "total_steps", "worker", "pipeline_pid", "heartbeat_at", "started_at", "finished_at", "log_tail",
+        "error", "checkpoint_dir", "metric_history", "created_at", "updated_at",
+    ]
+
+    @admin.display(description="Metric history")
+    def metric_history(self, run):
+        # A link, not an inline: a long run logs thousands of points.
+        url = reverse("admin:training_metricpoint_changelist") + f"?run__id__exact={run.pk}"
+        return format_html('<a href="{}">{} points</a>', url, run.metric_points.count())
+
+
+@admin.register(MetricPoint)
+class MetricPointAdmin(admin.ModelAdmin):
+    list_display = ["run", "step", "name", "value"]
+    list_filter = ["name"]
+    raw_id_fields = ["run"]

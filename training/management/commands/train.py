@@ -1,0 +1,111 @@
+"""Start a training run from the terminal and follow it with a progress bar."""
+
+import json
+import time
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+
+from annotation.errors import ServiceError
+from annotation.models import Project
+from training import selectors, services
+from training.models import ModelVersion, TrainingRun
+
+FINAL = {TrainingRun.Status.SUCCEEDED, TrainingRun.Status.FAILED, TrainingRun.Status.CANCELLED}
+BAR_WIDTH = 30
+
+
+def parse_setting(text: str) -> tuple[str, object]:
+    """key=value; the value is read as JSON when it parses (8, 1e-4, true, null, [..]) and as a string otherwise."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise CommandError(f"--set takes key=value, not {text!r}.")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    return key.strip(), value
+
+
+def progress_line(run: TrainingRun, loss: float | None) -> str:
+    filled = int(BAR_WIDTH * run.progress)
+    bar = "#" * filled + "." * (BAR_WIDTH - filled)
+    loss_text = f"  loss {loss:.4f}" if loss is not None else ""
+    return f"\r[{bar}] {run.step}/{run.total_steps or '?'}{loss_text}  {run.status}   "
+
+
+class Command(BaseCommand):
+    help = "Start a training run (sft, reward, dpo, rlhf) on a project's snapshot and follow its progress."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--kind", required=True, choices=services.KINDS)
+        parser.add_argument("--project", required=True, help="Project slug.")
+        parser.add_argument("--base", default=None, help="Model name to start from (default: the base model).")
+        parser.add_argument("--reward", default=None, help="Reward model name (rlhf).")
+        parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="A config field.")
+        parser.add_argument("--user", default=None, help="Username recorded as the run's creator (a project admin).")
+        parser.add_argument("--no-follow", action="store_true", help="Start the run and return at once.")
+        parser.add_argument("--poll", type=float, default=1.0, help=argparse_hidden())
+
+    def handle(self, *args, **opts):
+        project = Project.objects.filter(slug=opts["project"]).first()
+        if project is None:
+            raise CommandError(f"No project with the slug {opts['project']!r}.")
+        base = self._model(opts["base"]) if opts["base"] else self._default_base()
+        reward = self._model(opts["reward"]) if opts["reward"] else None
+        config = dict(parse_setting(item) for item in opts["set"])
+        user = None
+        if opts["user"]:
+            user = get_user_model().objects.filter(username=opts["user"]).first()
+            if user is None:
+                raise CommandError(f"No user {opts['user']!r}.")
+        try:
+            run = services.run_create(
+                kind=opts["kind"], project=project, base_model=base, reward_model=reward, config=config,
+                created_by=user,
+            )
+        except ServiceError as exc:
+            where = f" ({exc.field})" if exc.field else ""
+            raise CommandError(f"{exc.message}{where}") from None
+        self.stdout.write(f"Run {run.pk}: {run.kind} on {project.slug} from {base.name}, "
+                          f"snapshot {run.snapshot.row_count} rows (sha256 {run.snapshot.sha256[:12]})")
+        if opts["no_follow"]:
+            return
+        self._follow(run, opts["poll"])
+
+    def _model(self, name: str) -> ModelVersion:
+        model = ModelVersion.objects.filter(name=name).first()
+        if model is None:
+            raise CommandError(f"No model named {name!r}.")
+        return model
+
+    def _default_base(self) -> ModelVersion:
+        from django.conf import settings
+
+        model = ModelVersion.objects.filter(name=settings.BASE_MODEL).first()
+        if model is None:
+            raise CommandError(f"No model named {settings.BASE_MODEL!r}: run manage.py bootstrap_base_model first.")
+        return model
+
+    def _follow(self, run: TrainingRun, poll: float) -> None:
+        while True:
+            run.refresh_from_db()
+            loss = selectors.run_latest_metrics(run=run).get("loss")
+            self.stdout.write(progress_line(run, loss), ending="")
+            self.stdout.flush()
+            if run.status in FINAL:
+                break
+            time.sleep(poll)
+        self.stdout.write("")
+        if run.status == TrainingRun.Status.SUCCEEDED:
+            model = ModelVersion.objects.filter(produced_by=run).first()
+            self.stdout.write(self.style.SUCCESS(f"Run {run.pk} succeeded: model {model.name if model else '?'}"))
+            return
+        detail = run.error.strip().splitlines()[0] if run.error.strip() else ""
+        raise CommandError(f"Run {run.pk} {run.status}. {detail}".strip())
+
+
+def argparse_hidden():
+    import argparse
+
+    return argparse.SUPPRESS

@@ -1,0 +1,496 @@
+"""Writes of the training app: the model registry, starting and cancelling runs, and a run's lifecycle.
+
+The worker side (claiming a run, streaming its progress, finishing it) is here too, so that every
+status change is a conditional UPDATE in one place; training/runner.py drives the subprocess.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import types
+import typing
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from annotation.errors import Conflict, InvalidInput
+from annotation.models import Membership, Project
+
+from .models import DatasetSnapshot, MetricPoint, ModelVersion, TrainingRun
+from .snapshots import snapshot_freeze, storage_path
+
+KINDS = tuple(TrainingRun.Kind.values)
+SNAPSHOT_FORMAT = {
+    TrainingRun.Kind.SFT: DatasetSnapshot.Format.SFT,
+    TrainingRun.Kind.REWARD: DatasetSnapshot.Format.PREFERENCE,
+    TrainingRun.Kind.DPO: DatasetSnapshot.Format.PREFERENCE,
+    TrainingRun.Kind.RLHF: DatasetSnapshot.Format.PROMPTS,
+}
+# Which registered models a run of each kind may start from.
+BASE_KINDS = {
+    TrainingRun.Kind.SFT: {ModelVersion.Kind.BASE, ModelVersion.Kind.SFT, ModelVersion.Kind.POLICY},
+    TrainingRun.Kind.REWARD: {ModelVersion.Kind.BASE, ModelVersion.Kind.SFT},
+    TrainingRun.Kind.DPO: {ModelVersion.Kind.BASE, ModelVersion.Kind.SFT, ModelVersion.Kind.POLICY},
+    TrainingRun.Kind.RLHF: {ModelVersion.Kind.BASE, ModelVersion.Kind.SFT, ModelVersion.Kind.POLICY},
+}
+OUTPUT_KIND = {
+    TrainingRun.Kind.SFT: ModelVersion.Kind.SFT,
+    TrainingRun.Kind.REWARD: ModelVersion.Kind.REWARD,
+    TrainingRun.Kind.DPO: ModelVersion.Kind.POLICY,
+    TrainingRun.Kind.RLHF: ModelVersion.Kind.POLICY,
+}
+# Config keys the platform reads itself; they never reach the pipeline's dataclass.
+PLATFORM_OPTIONS = {"num_gpus": "GPUs for this run; more than 1 launches the pipeline with `accelerate launch`."}
+MAX_GPUS = 64
+LOG_TAIL_LINES = 200
+HEARTBEAT_STALE = timedelta(seconds=60)  # a heartbeat this old means its worker is gone (for redelivery)
+ORPHAN_AFTER = timedelta(minutes=5)  # the periodic sweep fails runs without a heartbeat for this long
+
+
+# Pipeline configs ---------------------------------------------------------------------------------
+
+
+def _pipelines_common():
+    return importlib.import_module("training.pipelines.common")
+
+
+def pipeline_config_class(*, kind: str) -> type:
+    """The @dataclass config of training.pipelines.<kind> (cheap: the pipelines import torch lazily)."""
+    if kind not in KINDS:
+        raise InvalidInput(f"kind must be one of {', '.join(KINDS)}.", field="kind")
+    module = importlib.import_module(f"training.pipelines.{kind}")
+    common = _pipelines_common()
+    found = [
+        obj
+        for obj in vars(module).values()
+        if isinstance(obj, type) and dataclasses.is_dataclass(obj) and obj.__module__ == module.__name__
+        and issubclass(obj, common.CommonConfig)
+    ]
+    if len(found) != 1:
+        raise RuntimeError(f"training.pipelines.{kind} must define exactly one config dataclass, found {found}")
+    return found[0]
+
+
+def is_platform_field(name: str) -> bool:
+    """Paths (model_path, train_file, prompts_file, output_dir, reward_model_path, ...) are the platform's."""
+    return name.endswith(("_path", "_file", "_dir"))
+
+
+def _type_name(tp) -> str:
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if typing.get_origin(tp) in (typing.Union, types.UnionType) and len(args) == 1:
+        return _type_name(args[0])
+    if typing.get_origin(tp) is typing.Literal:
+        return "str"
+    if typing.get_origin(tp) is list:
+        return "list"
+    return {bool: "bool", int: "int", float: "float", str: "str"}.get(tp, "json")
+
+
+def pipeline_fields(*, kind: str) -> dict[str, dict]:
+    """The user-settable fields of a kind's config: {name: {default, type, help, nullable[, choices]}}."""
+    cls = pipeline_config_class(kind=kind)
+    hints = typing.get_type_hints(cls)
+    fields: dict[str, dict] = {}
+    for f in dataclasses.fields(cls):
+        if not f.init or is_platform_field(f.name):
+            continue
+        tp = hints[f.name]
+        default = f.default if f.default is not dataclasses.MISSING else None
+        if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+            default = f.default_factory()  # type: ignore[misc]
+        entry = {
+            "default": default,
+            "type": _type_name(tp),
+            "help": f.metadata.get("help", ""),
+            "nullable": type(None) in typing.get_args(tp),
+        }
+        if typing.get_origin(tp) is typing.Literal:
+            entry["choices"] = list(typing.get_args(tp))
+        fields[f.name] = entry
+    fields["num_gpus"] = {"default": 1, "type": "int", "help": PLATFORM_OPTIONS["num_gpus"], "nullable": False}
+    return fields
+
+
+def _platform_placeholders(cls) -> dict:
+    return {f.name: "/platform" for f in dataclasses.fields(cls) if f.init and is_platform_field(f.name)}
+
+
+def run_config_validate(*, kind: str, config) -> dict:
+    """Check a user's run config against the pipeline's dataclass. Returns the cleaned user config."""
+    cls = pipeline_config_class(kind=kind)
+    if not isinstance(config, dict):
+        raise InvalidInput("config must be a JSON object.", field="config")
+    user = dict(config)
+    platform: dict = {}
+    for name in list(user):
+        if name in PLATFORM_OPTIONS:
+            platform[name] = user.pop(name)
+        elif is_platform_field(str(name)):
+            raise InvalidInput(
+                f"config.{name} is set by the platform (the snapshot, the models and the run directory).",
+                field=f"config.{name}",
+            )
+    gpus = platform.get("num_gpus", 1)
+    if not isinstance(gpus, int) or isinstance(gpus, bool) or not 1 <= gpus <= MAX_GPUS:
+        raise InvalidInput(f"config.num_gpus must be an integer from 1 to {MAX_GPUS}.", field="config.num_gpus")
+    common = _pipelines_common()
+    try:
+        cfg = common.config_from_dict(cls, {**user, **_platform_placeholders(cls)})
+    except common.ConfigError as exc:
+        raise InvalidInput(f"config.{exc.field}: {exc.message}.", field=f"config.{exc.field}") from None
+    cleaned = {name: getattr(cfg, name) for name in user}
+    cleaned.update(platform)
+    return cleaned
+
+
+# Model registry ----------------------------------------------------------------------------------
+
+
+def model_register(
+    *, name: str, kind: str, path: str, parent: ModelVersion | None = None, project: Project | None = None,
+    metrics: dict | None = None,
+) -> ModelVersion:
+    """Register a model: a hub id, an absolute path, or a path under STORAGE_ROOT. Nothing is downloaded."""
+    name = (name or "").strip()
+    if not name:
+        raise InvalidInput("A model needs a name.", field="name")
+    if len(name) > 200:
+        raise InvalidInput("name is longer than 200 characters.", field="name")
+    if kind not in ModelVersion.Kind.values:
+        raise InvalidInput(f"kind must be one of {', '.join(ModelVersion.Kind.values)}.", field="kind")
+    path = (path or "").strip()
+    if not path:
+        raise InvalidInput("path must be a hub id or a directory.", field="path")
+    if len(path) > 500:
+        raise InvalidInput("path is longer than 500 characters.", field="path")
+    if Path(path).is_absolute() and not Path(path).is_dir():
+        raise InvalidInput(f"No directory at {path}.", field="path")
+    if ModelVersion.objects.filter(name=name).exists():
+        raise InvalidInput(f"A model named '{name}' exists already.", field="name")
+    return ModelVersion.objects.create(
+        name=name, kind=kind, path=path, parent=parent, project=project, metrics=metrics or {}
+    )
+
+
+def base_model_bootstrap(*, max_steps: int | None = None, force: bool = False, stdout=None) -> ModelVersion:
+    """Register settings.BASE_MODEL. For `tiny`, build it first (a subprocess) into STORAGE_ROOT/models/tiny."""
+    wanted = settings.BASE_MODEL
+    if wanted != "tiny":
+        existing = ModelVersion.objects.filter(name=wanted).first()
+        if existing is not None:
+            return existing
+        return model_register(name=wanted, kind=ModelVersion.Kind.BASE, path=wanted)
+    relative = Path("models") / "tiny"
+    folder = storage_path(relative)
+    if force or not (folder / "config.json").exists():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "training.pipelines.base_model", "--output", str(folder)]
+        if max_steps is not None:
+            command += ["--max-steps", str(max_steps)]
+        done = subprocess.run(
+            command, cwd=settings.BASE_DIR, env=pipeline_env(), stdout=stdout or subprocess.DEVNULL,
+            stderr=subprocess.STDOUT if stdout is None else None, check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"Building the tiny base model failed (exit status {done.returncode}).")
+    metrics = _read_metrics(folder)
+    model, _ = ModelVersion.objects.update_or_create(
+        name="tiny", defaults={"kind": ModelVersion.Kind.BASE, "path": relative.as_posix(), "metrics": metrics}
+    )
+    return model
+
+
+def _read_metrics(folder: Path) -> dict:
+    try:
+        data = json.loads((folder / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def pipeline_env() -> dict:
+    """The environment of a pipeline subprocess: offline hub, the repository importable."""
+    env = dict(os.environ)
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(settings.BASE_DIR), env.get("PYTHONPATH", "")]))
+    return env
+
+
+# Starting and cancelling runs --------------------------------------------------------------------
+
+
+def _is_admin(*, user: AbstractBaseUser, project: Project) -> bool:
+    return Membership.objects.filter(user=user, project=project, role=Membership.Role.ADMIN).exists()
+
+
+def run_create(
+    *, kind: str, project: Project, base_model: ModelVersion, reward_model: ModelVersion | None = None,
+    config: dict, created_by: AbstractBaseUser,
+) -> TrainingRun:
+    """Validate, freeze the snapshot, create the queued run and enqueue it once the transaction commits."""
+    if kind not in KINDS:
+        raise InvalidInput(f"kind must be one of {', '.join(KINDS)}.", field="kind")
+    if created_by is not None and not _is_admin(user=created_by, project=project):
+        raise InvalidInput("Only the project's admins may start training runs.", field="project")
+    if not isinstance(base_model, ModelVersion):
+        raise InvalidInput("base_model must be a registered model.", field="base_model")
+    if base_model.kind not in BASE_KINDS[kind]:
+        allowed = ", ".join(sorted(BASE_KINDS[kind]))
+        raise InvalidInput(
+            f"A {kind} run starts from a model of kind {allowed}, not {base_model.kind}.", field="base_model"
+        )
+    if kind == TrainingRun.Kind.RLHF:
+        if reward_model is None:
+            raise InvalidInput("An rlhf run needs a reward model.", field="reward_model")
+        if reward_model.kind != ModelVersion.Kind.REWARD:
+            raise InvalidInput(f"reward_model must be of kind reward, not {reward_model.kind}.", field="reward_model")
+    elif reward_model is not None:
+        raise InvalidInput(f"A {kind} run takes no reward model.", field="reward_model")
+    cleaned = run_config_validate(kind=kind, config=config)
+    with transaction.atomic():
+        snapshot = snapshot_freeze(
+            project=project, format=SNAPSHOT_FORMAT[kind], created_by=created_by, allow_empty=False
+        )
+        run = TrainingRun.objects.create(
+            kind=kind, project=project, base_model=base_model, reward_model=reward_model, snapshot=snapshot,
+            config=cleaned, created_by=created_by,
+        )
+        run.checkpoint_dir = f"runs/{run.pk}"
+        run.save(update_fields=["checkpoint_dir", "updated_at"])
+        transaction.on_commit(lambda: run_enqueue(run_id=run.pk))
+    return run
+
+
+def run_enqueue(*, run_id: int) -> None:
+    from .tasks import run_execute
+
+    run_execute.apply_async(args=[run_id])
+
+
+def run_cancel(*, run: TrainingRun) -> TrainingRun:
+    """A queued run is cancelled at once; a running one becomes cancelling and its worker stops it."""
+    now = timezone.now()
+    with transaction.atomic():
+        run = TrainingRun.objects.select_for_update().get(pk=run.pk)
+        if run.status == TrainingRun.Status.QUEUED:
+            run.status, run.finished_at = TrainingRun.Status.CANCELLED, now
+        elif run.status == TrainingRun.Status.RUNNING:
+            run.status = TrainingRun.Status.CANCELLING
+        elif run.status in (TrainingRun.Status.CANCELLING, TrainingRun.Status.CANCELLED):
+            return run
+        else:
+            raise Conflict(f"The run has already {run.status}.", field="status")
+        run.save(update_fields=["status", "finished_at", "updated_at"])
+    return run
+
+
+# The worker's side: claim, progress, finish -------------------------------------------------------
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie is gone for our purposes
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def run_worker_alive(*, run: TrainingRun, now: datetime | None = None) -> bool:
+    """Is the worker process named in run.worker still there? On this host: its pid; elsewhere: its heartbeat."""
+    host, _, pid = run.worker.rpartition(":")
+    if host == socket.gethostname() and pid.isdigit():
+        return int(pid) != os.getpid() and _pid_alive(int(pid))
+    now = now or timezone.now()
+    return run.heartbeat_at is not None and now - run.heartbeat_at < HEARTBEAT_STALE
+
+
+def pipeline_orphan_kill(*, run: TrainingRun) -> None:
+    """Kill a pipeline subprocess left behind by a lost worker on this host, so two never share a run dir."""
+    host, _, _ = run.worker.rpartition(":")
+    pid = run.pipeline_pid
+    if host != socket.gethostname() or not _pid_alive(pid):
+        return
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+    except OSError:
+        return
+    if b"training.pipelines" not in cmdline:
+        return
+    import signal
+
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except OSError:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def run_claim(*, run_id: int, worker: str) -> TrainingRun | None:
+    """Take a queued run (conditional UPDATE), or resume a running one whose worker is gone. None: nothing to do.
+
+    Idempotent: a task delivered twice while its first delivery is alive claims nothing.
+    """
+    now = timezone.now()
+    claimed = TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.QUEUED).update(
+        status=TrainingRun.Status.RUNNING, worker=worker, heartbeat_at=now, updated_at=now, error="",
+        started_at=Coalesce(F("started_at"), Value(now)),
+    )
+    if claimed:
+        return TrainingRun.objects.select_related("base_model", "reward_model", "snapshot", "project").get(pk=run_id)
+    run = TrainingRun.objects.filter(pk=run_id).first()
+    if run is None or run.status not in (TrainingRun.Status.RUNNING, TrainingRun.Status.CANCELLING):
+        return None
+    if run.worker == worker or run_worker_alive(run=run, now=now):
+        return None
+    pipeline_orphan_kill(run=run)
+    if run.status == TrainingRun.Status.CANCELLING:
+        run_finish(run=run, status=TrainingRun.Status.CANCELLED, log_line="[platform] cancelled: its worker was lost")
+        return None
+    taken = TrainingRun.objects.filter(
+        pk=run_id, status=TrainingRun.Status.RUNNING, worker=run.worker
+    ).update(worker=worker, heartbeat_at=now, pipeline_pid=None, updated_at=now)
+    if not taken:
+        return None
+    run = TrainingRun.objects.select_related("base_model", "reward_model", "snapshot", "project").get(pk=run_id)
+    run_log_append(run=run, lines=[f"[platform] worker {worker} resumes the run after losing its worker"])
+    return run
+
+
+def run_requeue(*, run: TrainingRun, reason: str) -> bool:
+    """Put a running run back in the queue for a retry (the pipeline resumes from its last checkpoint)."""
+    lines = _append_lines(run.log_tail, [f"[platform] {reason}"])
+    return bool(
+        TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.Status.RUNNING).update(
+            status=TrainingRun.Status.QUEUED, worker="", pipeline_pid=None, log_tail=lines, updated_at=timezone.now()
+        )
+    )
+
+
+def _append_lines(tail: str, lines: list[str]) -> str:
+    kept = (tail.splitlines() if tail else []) + [line.rstrip("\n") for line in lines]
+    return "\n".join(kept[-LOG_TAIL_LINES:])
+
+
+def run_log_append(*, run: TrainingRun, lines: list[str]) -> None:
+    run.log_tail = _append_lines(run.log_tail, lines)
+    TrainingRun.objects.filter(pk=run.pk).update(log_tail=run.log_tail, updated_at=timezone.now())
+
+
+def run_started(*, run: TrainingRun, pipeline_pid: int) -> None:
+    run.pipeline_pid = pipeline_pid
+    TrainingRun.objects.filter(pk=run.pk).update(pipeline_pid=pipeline_pid, heartbeat_at=timezone.now())
+
+
+def run_progress_flush(
+    *, run: TrainingRun, step: int | None, total: int | None, points: list[tuple[int, str, float]],
+    log_lines: list[str], resumed_at: int | None = None,
+) -> str:
+    """Store a batch of progress: metric points, step/total, log tail, heartbeat. Returns the run's status now."""
+    now = timezone.now()
+    with transaction.atomic():
+        if resumed_at is not None:
+            # Steps past the checkpoint are trained again; their old points would be duplicates.
+            MetricPoint.objects.filter(run=run, step__gt=resumed_at).delete()
+        if points:
+            MetricPoint.objects.bulk_create(
+                [MetricPoint(run_id=run.pk, step=s, name=n[:100], value=v) for s, n, v in points]
+            )
+        fields: dict = {"heartbeat_at": now, "updated_at": now}
+        if total is not None:
+            run.total_steps = max(int(total), 0)
+            fields["total_steps"] = run.total_steps
+        if step is not None:
+            run.step = max(int(step), 0)
+            if run.total_steps:
+                run.step = min(run.step, run.total_steps)
+            fields["step"] = run.step
+        if log_lines:
+            run.log_tail = _append_lines(run.log_tail, log_lines)
+            fields["log_tail"] = run.log_tail
+        TrainingRun.objects.filter(pk=run.pk).update(**fields)
+        status = TrainingRun.objects.filter(pk=run.pk).values_list("status", flat=True).first()
+    return status or TrainingRun.Status.FAILED
+
+
+def run_finish(
+    *, run: TrainingRun, status: str, error: str = "", log_line: str = ""
+) -> TrainingRun:
+    """End a run in a final status (only from running or cancelling: a run never leaves a final status)."""
+    now = timezone.now()
+    fields = {"status": status, "finished_at": now, "heartbeat_at": now, "updated_at": now, "pipeline_pid": None}
+    if error:
+        fields["error"] = error
+    if log_line:
+        fields["log_tail"] = _append_lines(run.log_tail, [log_line])
+    TrainingRun.objects.filter(
+        pk=run.pk, status__in=[TrainingRun.Status.RUNNING, TrainingRun.Status.CANCELLING]
+    ).update(**fields)
+    run.refresh_from_db()
+    return run
+
+
+def run_succeed(*, run: TrainingRun, metrics: dict) -> ModelVersion:
+    """Register the run's model dir as a ModelVersion and mark the run succeeded (idempotent)."""
+    with transaction.atomic():
+        model = ModelVersion.objects.filter(produced_by=run).first()
+        if model is None:
+            model = ModelVersion.objects.create(
+                name=f"{run.project.slug}-{run.kind}-run{run.pk}"[:200],
+                kind=OUTPUT_KIND[run.kind],
+                path=f"{run.checkpoint_dir}/model",
+                parent=run.base_model,
+                produced_by=run,
+                project=run.project,
+                metrics=metrics,
+            )
+        if run.total_steps:
+            TrainingRun.objects.filter(pk=run.pk).update(step=run.total_steps)
+        run_finish(run=run, status=TrainingRun.Status.SUCCEEDED, log_line=f"[platform] registered model {model.name}")
+    return model
+
+
+def runs_fail_orphaned(*, older_than: timedelta = ORPHAN_AFTER) -> int:
+    """Fail running runs whose worker stopped sending heartbeats; end cancelling ones as cancelled."""
+    now = timezone.now()
+    cutoff = now - older_than
+    stale = Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
+    changed = 0
+    for run in TrainingRun.objects.filter(stale, status__in=[TrainingRun.Status.RUNNING, TrainingRun.Status.CANCELLING]):
+        since = run.heartbeat_at or run.started_at
+        if run.status == TrainingRun.Status.CANCELLING:
+            status, error = TrainingRun.Status.CANCELLED, ""
+        else:
+            status, error = TrainingRun.Status.FAILED, f"worker lost: no heartbeat since {since.isoformat()}"
+        changed += TrainingRun.objects.filter(pk=run.pk, status=run.status).filter(stale).update(
+            status=status, error=error, finished_at=now, updated_at=now, pipeline_pid=None
+        )
+    return changed

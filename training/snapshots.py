@@ -1,0 +1,95 @@
+"""Dataset snapshots: an export frozen into a file under STORAGE_ROOT, with its sha256 and row count.
+
+Training runs read snapshots, never live tables, so a run can be repeated on exactly the data it
+saw. The file is written a line at a time (constant memory) to a temporary name and renamed into
+place, STORAGE_ROOT/snapshots/<project id>/<snapshot id>.jsonl, once its row exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+
+from annotation import exporters
+from annotation.errors import InvalidInput
+from annotation.models import Project
+
+from .models import DatasetSnapshot
+
+CHUNK_SIZE = 500
+EMPTY_MESSAGES = {
+    DatasetSnapshot.Format.SFT: "The project has no demonstrations to train on.",
+    DatasetSnapshot.Format.PREFERENCE: "The project has no preference pairs to train on (comparisons without ties).",
+    DatasetSnapshot.Format.PROMPTS: "The project has no prompts to train on.",
+}
+
+
+def storage_path(relative: str | os.PathLike) -> Path:
+    """An absolute path for a path stored relative to STORAGE_ROOT (absolute paths pass through)."""
+    path = Path(relative)
+    return path if path.is_absolute() else Path(settings.STORAGE_ROOT) / path
+
+
+def _prompt_lines(*, project: Project) -> Iterator[str]:
+    rows = project.prompts.order_by("id").values_list("messages", flat=True).iterator(chunk_size=CHUNK_SIZE)
+    for messages in rows:
+        yield json.dumps({"prompt": messages}, ensure_ascii=False) + "\n"
+
+
+def _lines(*, project: Project, format: str) -> Iterator[str]:
+    if format == DatasetSnapshot.Format.PROMPTS:
+        return _prompt_lines(project=project)
+    return exporters.export_lines(project=project, fmt=format)
+
+
+def snapshot_freeze(
+    *, project: Project, format: str, created_by: AbstractBaseUser | None = None, allow_empty: bool = True
+) -> DatasetSnapshot:
+    """Write the project's `format` export to a file and record it. Empty and allow_empty=False: InvalidInput."""
+    if format not in DatasetSnapshot.Format.values:
+        raise InvalidInput(f"format must be one of {', '.join(DatasetSnapshot.Format.values)}.", field="format")
+    folder = Path("snapshots") / str(project.pk)
+    (storage_path(folder)).mkdir(parents=True, exist_ok=True)
+    tmp = storage_path(folder / f".tmp-{uuid.uuid4().hex}.jsonl")
+    digest, rows = hashlib.sha256(), 0
+    try:
+        with open(tmp, "wb") as out:
+            for line in _lines(project=project, format=format):
+                data = line.encode("utf-8")
+                digest.update(data)
+                out.write(data)
+                rows += 1
+        if rows == 0 and not allow_empty:
+            raise InvalidInput(EMPTY_MESSAGES[format], field="project")
+        with transaction.atomic():
+            snapshot = DatasetSnapshot.objects.create(
+                project=project, format=format, path="", sha256=digest.hexdigest(), row_count=rows,
+                created_by=created_by,
+            )
+            relative = folder / f"{snapshot.pk}.jsonl"
+            os.replace(tmp, storage_path(relative))
+            snapshot.path = relative.as_posix()
+            snapshot.save(update_fields=["path", "updated_at"])
+    finally:
+        tmp.unlink(missing_ok=True)
+    return snapshot
+
+
+def snapshot_verify(*, snapshot: DatasetSnapshot) -> bool:
+    """True when the snapshot's file still has the recorded sha256."""
+    digest = hashlib.sha256()
+    try:
+        with open(storage_path(snapshot.path), "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return False
+    return digest.hexdigest() == snapshot.sha256

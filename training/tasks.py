@@ -1,0 +1,32 @@
+"""Celery tasks of the training app. Thin: they take ids and call training.runner / services.
+
+run_execute goes to the `gpu` queue (CELERY_TASK_ROUTES). acks_late with reject_on_worker_lost:
+a worker that dies mid-run leaves the message unacknowledged, it is delivered again, and the
+run resumes from its last checkpoint. The orphan sweep goes to the default queue on purpose: a
+gpu worker (concurrency 1) is busy for the whole length of a run.
+"""
+
+from celery import shared_task
+from django.conf import settings
+
+from . import runner, services
+
+MAX_ATTEMPTS = 3
+TIME_LIMIT = getattr(settings, "TRAINING_TIME_LIMIT_SECONDS", 48 * 3600)
+
+
+@shared_task(
+    bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=MAX_ATTEMPTS - 1,
+    soft_time_limit=TIME_LIMIT, time_limit=TIME_LIMIT + 300,
+)
+def run_execute(self, run_id: int) -> str:
+    attempt = self.request.retries + 1
+    outcome = runner.run_execute(run_id=run_id, attempt=attempt, max_attempts=MAX_ATTEMPTS)
+    if outcome == runner.Outcome.RETRY:
+        raise self.retry(countdown=1)
+    return outcome
+
+
+@shared_task(queue="default", soft_time_limit=60, time_limit=120)
+def runs_fail_orphaned() -> int:
+    return services.runs_fail_orphaned()
