@@ -1,0 +1,195 @@
+/* Run page: poll /api/training-runs/{id}/ every 2 s while the run is active and update the
+   status, progress bar, charts (in place, with the vendored Chart.js), log tail, error and lineage. */
+(function () {
+  "use strict";
+  var POLL_MS = 2000;
+  var ACTIVE = ["queued", "running", "cancelling"];
+  var LABELS = { queued: "Queued", running: "Running", succeeded: "Succeeded", failed: "Failed", cancelling: "Cancelling", cancelled: "Cancelled" };
+  var COLORS = ["#2f6fed", "#d0453a", "#1a9e5a", "#b7791f", "#7c3aed", "#0891b2", "#db2777", "#4b5563"];
+  // The same grouping as training.views.METRIC_GROUPS.
+  var GROUPS = [
+    ["loss", function (n) { return n.indexOf("loss") !== -1; }],
+    ["reward", function (n) { return /reward|accuracy|margin|win/.test(n); }],
+    ["kl", function (n) { return n.indexOf("kl") !== -1 || n.indexOf("entropy") !== -1; }]
+  ];
+
+  var root = document.getElementById("run");
+  if (!root) return;
+  var charts = {};
+
+  function $(role) { return root.querySelector("[data-role=" + role + "]"); }
+  function pad(n) { return (n < 10 ? "0" : "") + n; }
+  function formatTime(iso) {
+    if (!iso) return "—";
+    var d = new Date(iso);
+    return d.getUTCFullYear() + "-" + pad(d.getUTCMonth() + 1) + "-" + pad(d.getUTCDate()) + " " +
+      pad(d.getUTCHours()) + ":" + pad(d.getUTCMinutes()) + ":" + pad(d.getUTCSeconds());
+  }
+  function formatDuration(ms) {
+    var s = Math.max(0, Math.floor(ms / 1000)), h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
+    s = s % 60;
+    if (h) return h + "h " + pad(m) + "m";
+    if (m) return m + "m " + pad(s) + "s";
+    return s + "s";
+  }
+  function formatMetric(v) {
+    if (typeof v !== "number") return String(v);
+    return Number.isInteger(v) ? String(v) : String(Number(v.toPrecision(4)));
+  }
+  function csrfToken() {
+    var input = document.querySelector("input[name=csrfmiddlewaretoken]");
+    return input ? input.value : "";
+  }
+
+  function groupOf(name) {
+    var n = name.toLowerCase();
+    if (n.indexOf("learning_rate") !== -1 || /lr$/.test(n)) return null;
+    for (var i = 0; i < GROUPS.length; i++) if (GROUPS[i][1](n)) return GROUPS[i][0];
+    return null;
+  }
+
+  function chartFor(group) {
+    if (charts[group]) return charts[group];
+    var figure = root.querySelector("[data-chart=" + group + "]");
+    figure.hidden = false;
+    charts[group] = new window.Chart(document.getElementById("chart-" + group), {
+      type: "line",
+      data: { datasets: [] },
+      options: {
+        animation: false, responsive: true, maintainAspectRatio: false, parsing: false, normalized: true,
+        interaction: { mode: "nearest", axis: "x", intersect: false },
+        scales: {
+          x: { type: "linear", title: { display: true, text: "step" }, ticks: { precision: 0 }, grid: { color: "#eef0f3" } },
+          y: { grid: { color: "#eef0f3" } }
+        },
+        plugins: { legend: { position: "bottom", labels: { boxWidth: 10, boxHeight: 10 } } },
+        elements: { point: { radius: 0, hoverRadius: 4 }, line: { borderWidth: 2, tension: 0.15 } }
+      }
+    });
+    return charts[group];
+  }
+
+  function updateCharts(metrics) {
+    if (!window.Chart || !metrics) return;
+    var names = Object.keys(metrics).sort(), drawn = false;
+    names.forEach(function (name, index) {
+      var group = groupOf(name);
+      if (!group || !metrics[name].length) return;
+      drawn = true;
+      var chart = chartFor(group);
+      var points = metrics[name].map(function (p) { return { x: p[0], y: p[1] }; });
+      var dataset = chart.data.datasets.find(function (d) { return d.label === name; });
+      if (dataset) {
+        dataset.data = points;
+      } else {
+        var color = COLORS[index % COLORS.length];
+        chart.data.datasets.push({ label: name, data: points, borderColor: color, backgroundColor: color });
+      }
+    });
+    Object.keys(charts).forEach(function (group) { charts[group].update("none"); });
+    if (drawn) $("charts-empty").hidden = true;
+  }
+
+  function updateLatest(metrics) {
+    var table = $("latest");
+    var names = Object.keys(metrics || {}).sort().filter(function (n) { return metrics[n].length; });
+    if (!names.length) return;
+    var body = document.createElement("tbody");
+    names.forEach(function (name) {
+      var series = metrics[name], tr = document.createElement("tr"), th = document.createElement("th"), td = document.createElement("td");
+      th.textContent = name;
+      td.className = "num mono";
+      td.textContent = formatMetric(series[series.length - 1][1]);
+      tr.appendChild(th); tr.appendChild(td); body.appendChild(tr);
+    });
+    table.replaceChildren(body);
+  }
+
+  function updateLog(text) {
+    var log = $("log");
+    if (text === undefined || text === null || log.textContent === text) return;
+    log.textContent = text || "No output yet.";
+    if ($("follow").checked) log.scrollTop = log.scrollHeight;
+  }
+
+  function outputModelId(run) {
+    var m = run.output_model !== undefined ? run.output_model : run.output_model_id;
+    if (m && typeof m === "object") return m.id;
+    return m;
+  }
+
+  function render(run) {
+    var active = ACTIVE.indexOf(run.status) !== -1;
+    var percent = Math.round(1000 * Math.min(1, Math.max(0, run.progress || 0))) / 10;
+    root.dataset.active = active ? "true" : "false";
+    root.dataset.status = run.status;
+    var badge = $("status");
+    badge.className = "run-status run-status--" + run.status;
+    badge.textContent = LABELS[run.status] || run.status;
+    var bar = $("progress");
+    bar.className = "run-progress run-progress--" + run.status + (active ? " run-progress--active" : "");
+    bar.setAttribute("aria-valuenow", String(percent));
+    bar.firstElementChild.style.width = percent + "%";
+    $("percent").textContent = Math.round(percent) + "%";
+    $("step").textContent = run.step;
+    $("total").textContent = run.total_steps || "?";
+    $("started").textContent = formatTime(run.started_at);
+    $("finished").textContent = formatTime(run.finished_at);
+    if (run.started_at) {
+      var end = run.finished_at ? new Date(run.finished_at) : new Date();
+      $("duration").textContent = formatDuration(end - new Date(run.started_at));
+    }
+    if (run.error) {
+      $("error").textContent = run.error;
+      $("error-card").hidden = false;
+    }
+    var cancel = $("cancel-form");
+    if (cancel) cancel.hidden = !active || run.status === "cancelling";
+    updateLog(run.log_tail);
+    updateCharts(run.metrics);
+    updateLatest(run.metrics);
+    var modelId = outputModelId(run);
+    if (modelId && !root.querySelector("[data-role=output-model] a")) {
+      var link = document.createElement("a");
+      link.href = root.dataset.modelsUrl + "#model-" + modelId;
+      link.textContent = (run.output_model && run.output_model.name) || ("Model version #" + modelId);
+      $("output-model").replaceChildren(link);
+    }
+  }
+
+  function poll() {
+    fetch(root.dataset.api, { headers: { Accept: "application/json" }, credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (run) {
+        if (run) render(run);
+        if (!run || ACTIVE.indexOf(run.status) !== -1) window.setTimeout(poll, POLL_MS);
+      })
+      .catch(function () { window.setTimeout(poll, POLL_MS); });
+  }
+
+  var cancelForm = $("cancel-form");
+  if (cancelForm) {
+    cancelForm.addEventListener("submit", function (event) {
+      event.preventDefault();
+      if (!window.confirm("Cancel this run? The worker stops the training process.")) return;
+      var button = cancelForm.querySelector("button");
+      button.disabled = true;
+      fetch(root.dataset.api + "cancel/", {
+        method: "POST", credentials: "same-origin",
+        headers: { "X-CSRFToken": csrfToken(), Accept: "application/json" }
+      }).then(function (response) {
+        return response.json().catch(function () { return {}; }).then(function (body) {
+          button.disabled = false;
+          if (!response.ok) { window.alert(body.detail || "The run could not be cancelled."); return; }
+          if (body && body.status) render(body);  // polling goes on while the run is active
+        });
+      }).catch(function () { button.disabled = false; });
+    });
+  }
+
+  var initial = JSON.parse(document.getElementById("run-metrics").textContent);
+  updateCharts(initial);
+  var log = $("log");
+  log.scrollTop = log.scrollHeight;
+  if (root.dataset.active === "true") window.setTimeout(poll, POLL_MS);
+})();

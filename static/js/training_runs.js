@@ -1,0 +1,58 @@
+/* Runs list: every 2 s, refresh the rows of active runs from /api/training-runs/{id}/ in place. */
+(function () {
+  "use strict";
+  var POLL_MS = 2000;
+  var ACTIVE = ["queued", "running", "cancelling"];
+  var LABELS = { queued: "Queued", running: "Running", succeeded: "Succeeded", failed: "Failed", cancelling: "Cancelling", cancelled: "Cancelled" };
+
+  function pad(n) { return (n < 10 ? "0" : "") + n; }
+  function formatTime(iso) {
+    if (!iso) return "—";
+    var d = new Date(iso);
+    return d.getUTCFullYear() + "-" + pad(d.getUTCMonth() + 1) + "-" + pad(d.getUTCDate()) + " " + pad(d.getUTCHours()) + ":" + pad(d.getUTCMinutes());
+  }
+  function formatDuration(ms) {
+    var s = Math.max(0, Math.floor(ms / 1000)), h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
+    s = s % 60;
+    if (h) return h + "h " + pad(m) + "m";
+    if (m) return m + "m " + pad(s) + "s";
+    return s + "s";
+  }
+
+  function render(row, run) {
+    var active = ACTIVE.indexOf(run.status) !== -1;
+    var percent = Math.round(1000 * Math.min(1, Math.max(0, run.progress || 0))) / 10;
+    var badge = row.querySelector("[data-role=status]");
+    badge.className = "run-status run-status--" + run.status;
+    badge.textContent = LABELS[run.status] || run.status;
+    var bar = row.querySelector("[data-role=progress]");
+    bar.className = "run-progress run-progress--" + run.status + (active ? " run-progress--active" : "");
+    bar.setAttribute("aria-valuenow", String(percent));
+    bar.firstElementChild.style.width = percent + "%";
+    row.querySelector("[data-role=steps]").textContent = run.step + " / " + (run.total_steps || "?");
+    row.querySelector("[data-role=started]").textContent = formatTime(run.started_at);
+    row.querySelector("[data-role=finished]").textContent = formatTime(run.finished_at);
+    if (run.started_at) {
+      var end = run.finished_at ? new Date(run.finished_at) : new Date();
+      row.querySelector("[data-role=duration]").textContent = formatDuration(end - new Date(run.started_at));
+    }
+    row.dataset.active = active ? "true" : "false";
+  }
+
+  function poll() {
+    var rows = document.querySelectorAll("#runs tr[data-active=true]");
+    if (!rows.length) return;
+    var pending = Array.prototype.map.call(rows, function (row) {
+      return fetch(row.dataset.api, { headers: { Accept: "application/json" }, credentials: "same-origin" })
+        .then(function (response) { return response.ok ? response.json() : null; })
+        .then(function (run) { if (run) render(row, run); })
+        .catch(function () { /* a missed tick is retried on the next one */ });
+    });
+    Promise.all(pending).then(function () { window.setTimeout(poll, POLL_MS); });
+  }
+
+  document.querySelectorAll("form[data-autosubmit] select").forEach(function (select) {
+    select.addEventListener("change", function () { select.form.submit(); });
+  });
+  window.setTimeout(poll, POLL_MS);
+})();

@@ -1,0 +1,324 @@
+"""The ML engineer's training pages: runs list, new-run form, run page and model registry."""
+
+import json
+import re
+
+import pytest
+from django.urls import reverse
+
+from annotation.models import Annotation, Membership
+from tests.factories import ProjectFactory, TaskFactory, UserFactory, member
+from training import selectors
+from training.models import DatasetSnapshot, MetricPoint, ModelVersion, TrainingRun
+
+pytestmark = pytest.mark.django_db
+KINDS = ["sft", "reward", "dpo", "rlhf"]
+
+
+@pytest.fixture
+def project():
+    return ProjectFactory(name="Helpful chat")
+
+
+@pytest.fixture
+def admin(project):
+    return member(project, Membership.Role.ADMIN, username="ada")
+
+
+@pytest.fixture
+def labeler(project):
+    return member(project, Membership.Role.LABELER, username="lena")
+
+
+@pytest.fixture
+def outsider():
+    """Admin of another project, with a run of its own there."""
+    other = ProjectFactory(name="Secret project")
+    user = member(other, Membership.Role.ADMIN, username="oscar")
+    base = ModelVersion.objects.create(name="secret-base", kind="base", path="models/secret", project=other)
+    TrainingRun.objects.create(kind="sft", project=other, base_model=base, status="running", step=1, total_steps=5)
+    return user
+
+
+@pytest.fixture
+def base_model(project):
+    return ModelVersion.objects.create(name="tiny-base", kind="base", path="models/tiny", project=project)
+
+
+@pytest.fixture
+def reward_model(project, base_model):
+    return ModelVersion.objects.create(
+        name="rm-1", kind="reward", path="runs/1/model", parent=base_model, project=project
+    )
+
+
+@pytest.fixture
+def run(project, base_model, admin):
+    run = TrainingRun.objects.create(
+        kind="sft", project=project, base_model=base_model, status="running", step=3, total_steps=10,
+        log_tail="step 1\nstep 2\nstep 3 loss=1.5", created_by=admin, config={"learning_rate": 0.001},
+    )
+    MetricPoint.objects.bulk_create([
+        MetricPoint(run=run, step=1, name="loss", value=2.5),
+        MetricPoint(run=run, step=2, name="loss", value=2.0),
+        MetricPoint(run=run, step=3, name="loss", value=1.5),
+    ])
+    return run
+
+
+@pytest.fixture
+def demonstrations(project, admin):
+    """Two demonstrations, so an sft snapshot of the project has rows."""
+    for text in ("Paris.", "Four."):
+        Annotation.objects.create(task=TaskFactory(project=project), labeler=admin, kind="demonstration", text=text)
+
+
+def client_as(client, user):
+    client.force_login(user)
+    return client
+
+
+def section(html: str, marker: str) -> str:
+    """The HTML from `marker` to the next config field or form row (where a field's error is shown)."""
+    start = html.index(marker)
+    ends = [i for i in (html.find('data-config-field="', start + 1), html.find('class="form-row', start + 1)) if i > 0]
+    return html[start:min(ends)] if ends else html[start:]
+
+
+def new_run_data(project, base_model, **config):
+    data = {"kind": "sft", "project": str(project.pk), "base_model": str(base_model.pk)}
+    data.update({f"config-{name}": value for name, value in config.items()})
+    return data
+
+
+# Access ---------------------------------------------------------------------------------------------
+
+
+def test_every_page_needs_a_login(client, run):
+    urls = [
+        reverse("training-run-list"), reverse("training-run-new"), reverse("training-model-list"),
+        reverse("training-run-detail", args=[run.pk]),
+    ]
+    for url in urls:
+        response = client.get(url)
+        assert response.status_code == 302, url
+        assert response["Location"].startswith(reverse("login")), url
+
+
+def test_every_page_renders_for_a_project_admin(client, admin, run, base_model):
+    client_as(client, admin)
+    for name, args in [
+        ("training-run-list", []), ("training-run-new", []), ("training-model-list", []),
+        ("training-run-detail", [run.pk]),
+    ]:
+        response = client.get(reverse(name, args=args))
+        assert response.status_code == 200, name
+        html = response.content.decode()
+        # The training pages link to each other from the top nav.
+        assert f'href="{reverse("training-run-list")}"' in html
+        assert f'href="{reverse("training-model-list")}"' in html
+
+
+def test_non_members_get_404_for_a_run_and_for_starting_runs_in_the_project(client, outsider, run, project):
+    client_as(client, outsider)
+    assert client.get(reverse("training-run-detail", args=[run.pk])).status_code == 404
+    assert client.get(reverse("training-run-new") + f"?project={project.pk}").status_code == 404
+    assert client.post(reverse("training-run-cancel", args=[run.pk])).status_code == 404
+    run.refresh_from_db()
+    assert run.status == "running"
+
+
+def test_labelers_see_the_run_but_may_not_start_or_cancel(client, labeler, run, project, base_model, demonstrations):
+    client_as(client, labeler)
+    html = client.get(reverse("training-run-detail", args=[run.pk])).content.decode()
+    assert f"Run #{run.pk}" in html
+    assert "Cancel run" not in html
+    assert client.get(reverse("training-run-new")).status_code == 403
+    assert client.get(reverse("training-run-new") + f"?project={project.pk}").status_code == 403
+    response = client.post(reverse("training-run-new"), new_run_data(project, base_model))
+    assert response.status_code == 403
+    assert client.post(reverse("training-run-cancel", args=[run.pk])).status_code == 403
+    run.refresh_from_db()
+    assert run.status == "running"
+    assert TrainingRun.objects.count() == 1
+
+
+# Runs list ------------------------------------------------------------------------------------------
+
+
+def test_runs_list_shows_only_the_users_projects(client, admin, run, outsider):
+    html = client_as(client, admin).get(reverse("training-run-list")).content.decode()
+    assert reverse("training-run-detail", args=[run.pk]) in html
+    assert "Helpful chat" in html
+    assert "Secret project" not in html
+    assert "secret-base" not in html
+    row = re.search(rf'<tr data-run-id="{run.pk}"[^>]*>', html).group(0)
+    assert f'data-api="/api/training-runs/{run.pk}/"' in row
+    assert 'data-active="true"' in row
+    assert "width: 30.0%" in html  # step 3 of 10
+    assert "3 / 10" in html
+    assert "run-status--running" in html
+    other = TrainingRun.objects.exclude(project__memberships__user=admin).get()
+    assert reverse("training-run-detail", args=[other.pk]) not in html
+
+
+def test_runs_list_filters_by_project_and_status(client, admin, run, project, base_model):
+    second = ProjectFactory(name="Second project")
+    Membership.objects.create(project=second, user=admin, role=Membership.Role.ADMIN)
+    done = TrainingRun.objects.create(
+        kind="reward", project=second, base_model=base_model, status="succeeded", step=4, total_steps=4
+    )
+    client_as(client, admin)
+    detail = lambda r: reverse("training-run-detail", args=[r.pk])  # noqa: E731
+
+    html = client.get(reverse("training-run-list"), {"status": "succeeded"}).content.decode()
+    assert detail(done) in html and detail(run) not in html
+    html = client.get(reverse("training-run-list"), {"status": "active"}).content.decode()
+    assert detail(run) in html and detail(done) not in html
+    html = client.get(reverse("training-run-list"), {"project": project.pk}).content.decode()
+    assert detail(run) in html and detail(done) not in html
+    html = client.get(reverse("training-run-list"), {"project": second.pk, "status": "running"}).content.decode()
+    assert detail(run) not in html and detail(done) not in html
+    assert "No runs match these filters" in html
+
+
+# New run ---------------------------------------------------------------------------------------------
+
+
+def test_new_run_form_embeds_and_shows_each_kinds_defaults(client, admin, base_model, reward_model):
+    client_as(client, admin)
+    html = client.get(reverse("training-run-new")).content.decode()
+    embedded = json.loads(re.search(r'<script id="pipeline-defaults" type="application/json">(.*?)</script>',
+                                    html, re.S).group(1))
+    assert sorted(embedded) == sorted(KINDS)
+    for kind in KINDS:
+        defaults = selectors.pipeline_defaults(kind=kind)
+        assert embedded[kind] == json.loads(json.dumps(defaults))
+        page = client.get(reverse("training-run-new"), {"kind": kind}).content.decode()
+        assert f'name="kind" value="{kind}" checked' in page
+        for name, spec in defaults.items():
+            assert f'name="config-{name}"' in page, (kind, name)
+        lr = defaults["learning_rate"]["default"]
+        assert re.search(rf'name="config-learning_rate" value="{re.escape(str(lr))}"', page), kind
+        reward_row = re.search(r'<div class="form-row[^"]*" data-only-kind="rlhf"[^>]*>', page).group(0)
+        assert ("hidden" in reward_row) == (kind != "rlhf")
+    # The kinds' defaults differ, so switching kind must swap them.
+    assert selectors.pipeline_defaults(kind="sft") != selectors.pipeline_defaults(kind="reward")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "fragment"),
+    [
+        ("learning_rate", "-0.1", "must be positive"),
+        ("batch_size", "many", "expected int"),
+        ("max_steps", "0", "or -1 to use num_train_epochs"),
+        ("lora_target_modules", "[1, 2]", "expected list"),
+    ],
+)
+def test_a_bad_config_value_is_shown_at_its_field_and_queues_nothing(
+    client, admin, project, base_model, demonstrations, field, value, fragment
+):
+    client_as(client, admin)
+    response = client.post(reverse("training-run-new"), new_run_data(project, base_model, **{field: value}))
+    assert response.status_code == 400
+    html = response.content.decode()
+    at_field = section(html, f'data-config-field="{field}"')
+    assert "field-error" in at_field
+    assert fragment in at_field
+    assert f'value="{value}"' in at_field  # what was typed stays in the box
+    assert TrainingRun.objects.count() == 0
+    assert DatasetSnapshot.objects.count() == 0
+
+
+def test_rlhf_without_a_reward_model_is_refused_at_the_reward_model_field(
+    client, admin, project, base_model, reward_model, demonstrations
+):
+    client_as(client, admin)
+    data = new_run_data(project, base_model)
+    data["kind"] = "rlhf"
+    response = client.post(reverse("training-run-new"), data)
+    assert response.status_code == 400
+    html = response.content.decode()
+    at_field = section(html, 'data-only-kind="rlhf"')
+    assert "field-error" in at_field and "reward model" in at_field
+    assert TrainingRun.objects.count() == 0
+
+
+def test_a_valid_form_starts_the_run_and_opens_its_page(client, admin, project, base_model, demonstrations):
+    client_as(client, admin)
+    data = new_run_data(project, base_model, learning_rate="0.003", max_steps="7", packing="false")
+    response = client.post(reverse("training-run-new"), data)
+    run = TrainingRun.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == reverse("training-run-detail", args=[run.pk])
+    assert (run.kind, run.project, run.base_model, run.created_by) == ("sft", project, base_model, admin)
+    assert run.status == "queued"
+    assert run.config["learning_rate"] == 0.003 and run.config["max_steps"] == 7
+    assert run.config["packing"] is False
+    assert run.snapshot.row_count == 2
+
+
+# Run page ---------------------------------------------------------------------------------------------
+
+
+def test_run_page_shows_progress_metrics_log_lineage_and_cancel(client, admin, run, base_model):
+    client_as(client, admin)
+    html = client.get(reverse("training-run-detail", args=[run.pk])).content.decode()
+    assert "run-status--running" in html
+    assert 'aria-valuenow="30.0"' in html
+    assert 'data-api="/api/training-runs/%d/"' % run.pk in html
+    series = json.loads(re.search(r'<script id="run-metrics" type="application/json">(.*?)</script>',
+                                  html, re.S).group(1))
+    assert series == {"loss": [[1, 2.5], [2, 2.0], [3, 1.5]]}
+    loss_chart = re.search(r'<figure class="card chart-card" data-chart="loss"[^>]*>', html).group(0)
+    assert "hidden" not in loss_chart
+    assert "hidden" in re.search(r'<figure class="card chart-card" data-chart="kl"[^>]*>', html).group(0)
+    assert "vendor/chart.umd.min.js" in html and "cdn" not in html.lower()
+    assert "step 3 loss=1.5" in html
+    assert "tiny-base" in html
+    assert "Cancel run" in html and 'name="csrfmiddlewaretoken"' in html
+
+
+def test_run_page_shows_the_error_and_output_model_when_finished(client, admin, run, base_model):
+    run.status, run.error = "failed", "CUDA out of memory"
+    run.save()
+    client_as(client, admin)
+    html = client.get(reverse("training-run-detail", args=[run.pk])).content.decode()
+    assert "CUDA out of memory" in html
+    assert "Cancel run" in html  # present for the JS, but hidden
+    assert re.search(r'<form [^>]*data-role="cancel-form"[^>]*hidden', html)
+    run.status, run.error = "succeeded", ""
+    run.save()
+    ModelVersion.objects.create(name="sft-out", kind="sft", path="runs/x/model", parent=base_model, produced_by=run)
+    html = client.get(reverse("training-run-detail", args=[run.pk])).content.decode()
+    assert "sft-out" in html
+
+
+def test_the_no_script_cancel_button_cancels_through_the_service(client, admin, run):
+    response = client_as(client, admin).post(reverse("training-run-cancel", args=[run.pk]))
+    assert response.status_code == 302
+    run.refresh_from_db()
+    assert run.status == "cancelling"
+
+
+# Model registry ----------------------------------------------------------------------------------------
+
+
+def test_registry_shows_lineage_as_a_tree(client, admin, project, base_model, outsider):
+    sft = ModelVersion.objects.create(name="sft-1", kind="sft", path="runs/2/model", parent=base_model,
+                                      project=project, metrics={"loss": 1.23456, "steps": 40})
+    rm = ModelVersion.objects.create(name="rm-1", kind="reward", path="runs/3/model", parent=sft, project=project)
+    policy = ModelVersion.objects.create(name="policy-1", kind="policy", path="runs/4/model", parent=sft,
+                                         project=project)
+    html = client_as(client, admin).get(reverse("training-model-list")).content.decode()
+    rows = re.findall(r'<tr id="model-(\d+)" data-model-id="\d+" data-parent-id="(\d*)" data-depth="(\d+)"', html)
+    visible = [(int(pk), parent, int(depth)) for pk, parent, depth in rows]
+    assert visible == [
+        (base_model.pk, "", 0),
+        (sft.pk, str(base_model.pk), 1),
+        (rm.pk, str(sft.pk), 2),
+        (policy.pk, str(sft.pk), 2),
+    ]
+    assert "secret-base" not in html
+    assert "loss</span> 1.235" in html
+    assert "2 children" in html

@@ -1,0 +1,156 @@
+"""The new-run form: the run's choices, plus the pipeline's config fields parsed by their type.
+
+The form only turns text into JSON values. Whether a value is acceptable (a positive learning
+rate, a reward model for rlhf, ...) is decided by training.services.run_create, whose
+InvalidInput errors are attached to the field they name.
+"""
+
+import json
+
+from django import forms
+
+from annotation.errors import ServiceError
+from annotation.models import Project
+
+from .models import ModelVersion, TrainingRun
+
+CONFIG_PREFIX = "config-"
+
+
+class ModelVersionChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: ModelVersion) -> str:
+        return f"{obj.name} ({obj.get_kind_display()})"
+
+
+def config_input_kind(spec: dict) -> str:
+    """How a config field is edited: choice, checkbox, tristate (bool or null), number, json or text."""
+    type_name = str(spec.get("type", "")).lower()
+    if spec.get("choices"):
+        return "choice"
+    if type_name == "bool":
+        return "tristate" if spec.get("nullable") else "checkbox"
+    if type_name in ("int", "float"):
+        return "number"
+    if type_name in ("list", "json", "dict"):
+        return "json"
+    return "text"
+
+
+def config_value_to_text(value) -> str:
+    """A config value as the text an input shows (the inverse of parse_config_value)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return str(value)
+
+
+def parse_config_value(raw, *, spec: dict):
+    """Text from the form as the JSON value the pipeline's field asks for.
+
+    Text that does not parse is passed on as it is, so that run_create rejects it with a
+    message that names the field and the expected type.
+    """
+    kind = config_input_kind(spec)
+    type_name = str(spec.get("type", "")).lower()
+    raw = "" if raw is None else str(raw).strip()
+    if kind == "checkbox":
+        return raw.lower() in ("on", "true", "1")
+    if kind == "tristate":
+        return {"true": True, "false": False}.get(raw.lower())
+    if raw == "" and spec.get("nullable"):
+        return None
+    if kind == "json":
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw
+    if kind == "number":
+        for convert in ((int, float) if type_name == "int" else (float,)):
+            try:
+                return convert(raw)
+            except ValueError:
+                continue
+        return raw
+    return raw
+
+
+class RunForm(forms.Form):
+    kind = forms.ChoiceField(choices=TrainingRun.Kind.choices, initial=TrainingRun.Kind.SFT)
+    project = forms.ModelChoiceField(queryset=Project.objects.none(), empty_label="Choose a project")
+    base_model = ModelVersionChoiceField(queryset=ModelVersion.objects.none(), empty_label="Choose a model")
+    reward_model = ModelVersionChoiceField(
+        queryset=ModelVersion.objects.none(), required=False, empty_label="Choose a reward model",
+        help_text="RLHF optimises the policy against this reward model.",
+    )
+
+    def __init__(self, *args, projects, models, defaults: dict[str, dict], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["project"].queryset = projects
+        self.fields["base_model"].queryset = models
+        self.fields["reward_model"].queryset = models.filter(kind=ModelVersion.Kind.REWARD)
+        self.defaults = defaults
+        self.config_errors: dict[str, list[str]] = {}
+
+    @property
+    def selected_kind(self) -> str:
+        kind = self.data.get("kind") if self.is_bound else self.initial.get("kind")
+        return kind if kind in self.defaults else TrainingRun.Kind.SFT
+
+    def config(self) -> dict:
+        """The submitted config of the selected kind, every field present, values parsed by type."""
+        schema = self.defaults.get(self.selected_kind, {})
+        config = {}
+        for name, spec in schema.items():
+            raw = self.data.get(CONFIG_PREFIX + name)
+            if raw is None:
+                config[name] = spec.get("default")
+            else:
+                config[name] = parse_config_value(raw, spec=spec)
+        return config
+
+    def config_rows(self) -> list[dict]:
+        """What the template shows for each config field of the selected kind."""
+        schema = self.defaults.get(self.selected_kind, {})
+        rows = []
+        for name, spec in schema.items():
+            input_kind = config_input_kind(spec)
+            if self.is_bound:
+                raw = self.data.get(CONFIG_PREFIX + name)
+                if raw is None:
+                    value = config_value_to_text(spec.get("default"))
+                elif input_kind == "checkbox":
+                    value = "true" if raw in ("on", "true", "1") else "false"
+                else:
+                    value = raw
+            else:
+                value = config_value_to_text(spec.get("default"))
+            rows.append({
+                "name": name,
+                "input_name": CONFIG_PREFIX + name,
+                "type": spec.get("type", "") + (" or null" if spec.get("nullable") else ""),
+                "choices": [config_value_to_text(choice) for choice in spec.get("choices") or []],
+                "nullable": bool(spec.get("nullable")),
+                "help": spec.get("help", ""),
+                "default": config_value_to_text(spec.get("default")),
+                "input": input_kind,
+                "value": value,
+                "errors": self.config_errors.get(name, []),
+            })
+        return rows
+
+    def add_service_error(self, error: ServiceError) -> None:
+        """Show a run_create error next to the field it names (a form field or a config field)."""
+        name = (error.field or "").removeprefix("config.").removeprefix("config__").removeprefix(CONFIG_PREFIX)
+        if name in self.fields:
+            self.add_error(name, error.message)
+        elif name in self.defaults.get(self.selected_kind, {}):
+            self.config_errors.setdefault(name, []).append(error.message)
+        else:
+            self.add_error(None, error.message)
+
+    @property
+    def has_errors(self) -> bool:
+        return bool(self.errors or self.config_errors)

@@ -1,0 +1,295 @@
+"""The ML engineer's pages: runs, a new run, one run live, and the model registry.
+
+Thin views: reads come from training.selectors, writes go through training.services, and the
+live parts of the pages poll the training API (/api/training-runs/{id}/).
+"""
+
+from datetime import datetime, timedelta
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from annotation.errors import ServiceError
+from annotation.models import Membership, Project
+from annotation.selectors import membership_get, project_list_for_user
+
+from . import selectors, services
+from .forms import RunForm
+from .models import ModelVersion, TrainingRun
+
+RUNS_PER_PAGE = 50
+METRIC_GROUPS = [
+    # (chart id, title, does a metric name belong to it)
+    ("loss", "Loss", lambda name: "loss" in name),
+    ("reward", "Reward / accuracy", lambda name: any(w in name for w in ("reward", "accuracy", "margin", "win"))),
+    ("kl", "KL / entropy", lambda name: "kl" in name or "entropy" in name),
+]
+
+
+def run_api_url(run_id: int) -> str:
+    return f"/api/training-runs/{run_id}/"
+
+
+def _duration(run: TrainingRun, now: datetime) -> timedelta | None:
+    if run.started_at is None:
+        return None
+    return (run.finished_at or now) - run.started_at
+
+
+def format_duration(delta: timedelta | None) -> str:
+    if delta is None:
+        return ""
+    seconds = max(int(delta.total_seconds()), 0)
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {seconds:02d}s"
+    return f"{seconds}s"
+
+
+def _admin_project_ids(user) -> set[int]:
+    return set(
+        Membership.objects.filter(user=user, role=Membership.Role.ADMIN).values_list("project_id", flat=True)
+    )
+
+
+def _require_project_admin(user, project_id) -> Project:
+    """The project if the user administers it: 404 for non-members, 403 for labelers."""
+    membership = membership_get(user=user, project_id=project_id)
+    if membership.role != Membership.Role.ADMIN:
+        raise PermissionDenied("Only project admins may start or cancel training runs.")
+    return membership.project
+
+
+def _int_or_none(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+# Runs list --------------------------------------------------------------------------------------
+
+
+@login_required
+def run_list(request):
+    projects = list(project_list_for_user(user=request.user))
+    runs = selectors.run_list_for_user(user=request.user).select_related("project", "base_model")
+    project_id = _int_or_none(request.GET.get("project"))
+    status = request.GET.get("status") or ""
+    if project_id is not None:
+        runs = runs.filter(project_id=project_id)
+    if status == "active":
+        runs = runs.filter(status__in=TrainingRun.ACTIVE)
+    elif status in TrainingRun.Status.values:
+        runs = runs.filter(status=status)
+    else:
+        status = ""
+    page = Paginator(runs.order_by("-created_at", "-id"), RUNS_PER_PAGE).get_page(request.GET.get("page"))
+    now = timezone.now()
+    rows = [
+        {
+            "run": run,
+            "active": run.status in TrainingRun.ACTIVE,
+            "percent": round(100 * run.progress, 1),
+            "duration": format_duration(_duration(run, now)),
+            "api_url": run_api_url(run.pk),
+        }
+        for run in page
+    ]
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(request, "training/run_list.html", {
+        "nav_section": "runs",
+        "rows": rows,
+        "page": page,
+        "projects": projects,
+        "statuses": TrainingRun.Status.choices,
+        "selected_project": project_id,
+        "selected_status": status,
+        "filter_query": query.urlencode(),
+        "can_start": bool(_admin_project_ids(request.user)),
+    })
+
+
+# New run ------------------------------------------------------------------------------------------
+
+
+def _run_form(request, data=None) -> RunForm:
+    admin_projects = Project.objects.filter(
+        memberships__user=request.user, memberships__role=Membership.Role.ADMIN
+    ).order_by("name", "id")
+    defaults = {kind: selectors.pipeline_defaults(kind=kind) for kind in TrainingRun.Kind.values}
+    initial = {"kind": request.GET.get("kind") if request.GET.get("kind") in defaults else TrainingRun.Kind.SFT}
+    if request.GET.get("project"):
+        initial["project"] = request.GET["project"]
+    if request.GET.get("base_model"):
+        initial["base_model"] = request.GET["base_model"]
+    models = selectors.model_list_for_user(user=request.user).order_by("name")
+    return RunForm(data, projects=admin_projects, models=models, defaults=defaults, initial=initial)
+
+
+@login_required
+def run_new(request):
+    project_id = request.POST.get("project") if request.method == "POST" else request.GET.get("project")
+    if _int_or_none(project_id) is not None:
+        _require_project_admin(request.user, int(project_id))
+    if not _admin_project_ids(request.user):
+        return render(request, "training/run_new.html", {"no_projects": True, "nav_section": "runs"}, status=403)
+    form = _run_form(request, request.POST if request.method == "POST" else None)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            kind = form.cleaned_data["kind"]
+            try:
+                run = services.run_create(
+                    kind=kind,
+                    project=form.cleaned_data["project"],
+                    base_model=form.cleaned_data["base_model"],
+                    reward_model=form.cleaned_data["reward_model"] if kind == TrainingRun.Kind.RLHF else None,
+                    config=form.config(),
+                    created_by=request.user,
+                )
+            except ServiceError as error:
+                form.add_service_error(error)
+            else:
+                return redirect("training-run-detail", run_id=run.pk)
+        status = 400
+    return render(request, "training/run_new.html", {
+        "nav_section": "runs",
+        "form": form,
+        "config_rows": form.config_rows(),
+        "defaults": form.defaults,
+        "kind_labels": dict(TrainingRun.Kind.choices),
+    }, status=status)
+
+
+# One run ----------------------------------------------------------------------------------------------
+
+
+def metric_charts(series: dict[str, list]) -> list[dict]:
+    """Group a run's metric series into the charts the run page draws (only charts with data)."""
+    charts = {key: {"id": key, "title": title, "metrics": []} for key, title, _ in METRIC_GROUPS}
+    for name in sorted(series):
+        lowered = name.lower()
+        if "learning_rate" in lowered or lowered.endswith("lr"):
+            continue
+        for key, _, belongs in METRIC_GROUPS:
+            if belongs(lowered):
+                charts[key]["metrics"].append(name)
+                break
+    return [chart for chart in charts.values() if chart["metrics"]]
+
+
+@login_required
+def run_detail(request, run_id: int):
+    run = selectors.run_get_for_user(user=request.user, run_id=run_id)
+    series = selectors.run_metric_series(run=run)
+    output_model = ModelVersion.objects.filter(produced_by=run).first()
+    latest = {name: format_metric(points[-1][1]) for name, points in sorted(series.items()) if points}
+    charts = metric_charts(series)
+    return render(request, "training/run_detail.html", {
+        "nav_section": "runs",
+        "run": run,
+        "active": run.status in TrainingRun.ACTIVE,
+        "percent": round(100 * run.progress, 1),
+        "duration": format_duration(_duration(run, timezone.now())),
+        "is_admin": run.project_id in _admin_project_ids(request.user),
+        "output_model": output_model,
+        "series": series,
+        "latest": latest,
+        "charts": charts,
+        "charts_ids": [chart["id"] for chart in charts],
+        "metric_groups": [{"id": key, "title": title} for key, title, _ in METRIC_GROUPS],
+        "api_url": run_api_url(run.pk),
+    })
+
+
+@login_required
+@require_POST
+def run_cancel(request, run_id: int):
+    """The no-JavaScript fallback of the run page's cancel button (which posts to the API)."""
+    run = selectors.run_get_for_user(user=request.user, run_id=run_id)
+    _require_project_admin(request.user, run.project_id)
+    try:
+        services.run_cancel(run=run)
+    except ServiceError:
+        pass  # already finished: the run page shows its final status
+    return redirect("training-run-detail", run_id=run.pk)
+
+
+# Model registry ------------------------------------------------------------------------------------------
+
+
+def format_metric(value) -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.4g}"
+
+
+def format_metrics(metrics) -> list[tuple[str, str]]:
+    if not isinstance(metrics, dict):
+        return []
+    return [(name, format_metric(value)) for name, value in sorted(metrics.items())]
+
+
+def model_tree(models: list[ModelVersion]) -> list[dict]:
+    """The models in lineage order (each parent, then its children), with each row's depth.
+
+    A model whose parent the user cannot see starts a tree of its own.
+    """
+    by_id = {model.pk: model for model in models}
+    children: dict[int | None, list[ModelVersion]] = {}
+    for model in models:
+        parent = model.parent_id if model.parent_id in by_id else None
+        children.setdefault(parent, []).append(model)
+    rows: list[dict] = []
+    seen: set[int] = set()
+
+    def walk(parent_id, depth):
+        kids = sorted(children.get(parent_id, []), key=lambda m: (m.created_at, m.pk))
+        for index, model in enumerate(kids):
+            if model.pk in seen:
+                continue
+            seen.add(model.pk)
+            rows.append({
+                "model": model,
+                "depth": depth,
+                "last": index == len(kids) - 1,
+                "children": len(children.get(model.pk, [])),
+                "metrics": format_metrics(model.metrics),
+            })
+            walk(model.pk, depth + 1)
+
+    walk(None, 0)
+    return rows
+
+
+@login_required
+def model_list(request):
+    models = list(
+        selectors.model_list_for_user(user=request.user).select_related("parent", "produced_by", "project")
+    )
+    kind = request.GET.get("kind") or ""
+    rows = model_tree(models)
+    if kind in ModelVersion.Kind.values:
+        rows = [dict(row, depth=0) for row in rows if row["model"].kind == kind]
+    else:
+        kind = ""
+    return render(request, "training/model_list.html", {
+        "nav_section": "models",
+        "rows": rows,
+        "kinds": ModelVersion.Kind.choices,
+        "selected_kind": kind,
+        "count": len(models),
+        "can_start": bool(_admin_project_ids(request.user)),
+    })
+
