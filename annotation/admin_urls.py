@@ -2,4 +2,25 @@
 
 from django.urls import path
 
-urlpatterns: list = []
+from . import admin_views
+
+urlpatterns = [
+    path("projects/new/", admin_views.project_create, name="project-create"),
+    path("projects/<int:project_id>/dashboard/", admin_views.project_dashboard, name="project-dashboard"),
+    path("projects/<int:project_id>/import/", admin_views.project_import, name="project-import"),
+    path("projects/<int:project_id>/settings/", admin_views.project_settings, name="project-settings"),
+    path(
+        "projects/<int:project_id>/settings/members/", admin_views.project_member_add, name="project-member-add"
+    ),
+    path(
+        "projects/<int:project_id>/settings/members/<int:user_id>/role/",
+        admin_views.project_member_role,
+        name="project-member-role",
+    ),
+    path(
+        "projects/<int:project_id>/settings/members/<int:user_id>/remove/",
+        admin_views.project_member_remove,
+        name="project-member-remove",
+    ),
+    path("projects/<int:project_id>/export/", admin_views.project_export, name="project-export"),
+]

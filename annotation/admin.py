@@ -1,0 +1,103 @@
+"""Django admin for the annotation models. Lists join what they show and never load big FKs whole."""
+
+from django.contrib import admin
+
+from .models import Annotation, Lease, Membership, Project, Prompt, Response, Task, TaskResponse
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    raw_id_fields = ["user"]
+    fields = ["user", "role", "created_at"]
+    readonly_fields = ["created_at"]
+
+
+@admin.register(Project)
+class ProjectAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "overlap", "lease_seconds", "created_at"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+    readonly_fields = ["created_at", "updated_at"]
+    inlines = [MembershipInline]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "project", "role", "created_at"]
+    list_filter = ["role", "project"]
+    list_select_related = ["user", "project"]
+    search_fields = ["user__username", "project__name"]
+    raw_id_fields = ["user", "project"]
+
+
+@admin.register(Prompt)
+class PromptAdmin(admin.ModelAdmin):
+    list_display = ["external_id", "project", "created_at"]
+    list_filter = ["project"]
+    list_select_related = ["project"]
+    search_fields = ["external_id"]
+    raw_id_fields = ["project"]
+    readonly_fields = ["created_at", "updated_at"]
+    show_full_result_count = False
+
+
+@admin.register(Response)
+class ResponseAdmin(admin.ModelAdmin):
+    list_display = ["id", "prompt", "source", "model_version", "author", "created_at"]
+    list_filter = ["source"]
+    list_select_related = ["prompt", "model_version", "author"]
+    search_fields = ["prompt__external_id"]
+    raw_id_fields = ["prompt", "model_version", "author"]
+    readonly_fields = ["created_at", "updated_at"]
+    show_full_result_count = False
+
+
+class TaskResponseInline(admin.TabularInline):
+    model = TaskResponse
+    extra = 0
+    raw_id_fields = ["response"]
+
+
+@admin.register(Task)
+class TaskAdmin(admin.ModelAdmin):
+    list_display = ["id", "project", "kind", "status", "done", "required", "priority", "created_at"]
+    list_filter = ["project", "kind", "status"]
+    list_select_related = ["project"]
+    search_fields = ["prompt__external_id"]
+    raw_id_fields = ["project", "prompt"]
+    readonly_fields = ["created_at", "updated_at"]
+    inlines = [TaskResponseInline]
+    show_full_result_count = False
+
+
+@admin.register(TaskResponse)
+class TaskResponseAdmin(admin.ModelAdmin):
+    list_display = ["id", "task", "response", "position"]
+    list_select_related = ["task", "response"]
+    raw_id_fields = ["task", "response"]
+
+
+@admin.register(Lease)
+class LeaseAdmin(admin.ModelAdmin):
+    list_display = ["id", "task", "labeler", "project", "expires_at", "created_at"]
+    list_filter = ["project"]
+    list_select_related = ["task", "labeler", "project"]
+    search_fields = ["labeler__username"]
+    raw_id_fields = ["task", "labeler", "project"]
+
+
+@admin.register(Annotation)
+class AnnotationAdmin(admin.ModelAdmin):
+    list_display = ["id", "task", "project", "labeler", "kind", "time_spent_ms", "lease_expired", "created_at"]
+    # The project filter lists projects (a small table), not the distinct values of annotations.
+    list_filter = ["kind", "task__project", "lease_expired"]
+    list_select_related = ["task__project", "labeler"]
+    search_fields = ["labeler__username"]
+    raw_id_fields = ["task", "labeler", "response"]
+    readonly_fields = ["client_id", "created_at", "updated_at"]
+    show_full_result_count = False
+
+    @admin.display(ordering="task__project", description="project")
+    def project(self, obj: Annotation):
+        return obj.task.project

@@ -1,0 +1,194 @@
+"""Project admin pages: create, dashboard, import, settings and members, export links.
+
+Thin views: check access, validate the form, call one service or selector, render. Every page
+needs a login; a non-member gets 404 and a labeler of the project gets 403.
+"""
+
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from . import admin_services, dashboard, exporters, importers, selectors, services
+from .errors import InvalidInput, ServiceError
+from .forms import MemberAddForm, MemberRoleForm, ProjectCreateForm, ProjectSettingsForm, PromptImportForm
+from .models import Membership, Project
+
+EXPORT_FORMATS = [
+    ("sft", "SFT", "One chat per demonstration, ending with the labeler's answer. Loads into TRL's SFTTrainer."),
+    (
+        "preference",
+        "Preference",
+        "Chosen and rejected pairs with a margin from each comparison (K-choose-2 pairs per ranking; ties "
+        "give none). Loads into TRL's RewardTrainer and DPOTrainer.",
+    ),
+    ("raw", "Raw", "Every annotation and skip, with pseudonymous labeler ids, timestamps and time spent."),
+]
+
+
+def _admin_project(request, project_id: int) -> Project:
+    membership = selectors.membership_get(user=request.user, project_id=project_id)
+    if membership.role != Membership.Role.ADMIN:
+        raise PermissionDenied("Only project admins may open this page.")
+    return membership.project
+
+
+def _page(request, template: str, project: Project | None, tab: str, context: dict, status: int = 200):
+    return render(request, template, {"project": project, "tab": tab, **context}, status=status)
+
+
+@login_required
+def project_create(request):
+    form = ProjectCreateForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            project = services.project_create(created_by=request.user, **form.cleaned_data)
+        except ServiceError as error:
+            form.add_service_error(error)
+        else:
+            messages.success(request, f"Project “{project.name}” created. Import prompts to make its tasks.")
+            return redirect("project-import", project_id=project.pk)
+    status = 400 if form.is_bound else 200
+    return _page(request, "annotation/admin/project_create.html", None, "create", {"form": form}, status)
+
+
+@login_required
+def project_dashboard(request, project_id: int):
+    project = _admin_project(request, project_id)
+    data = dashboard.dashboard_get(project=project)
+    for row in data["labelers"]:
+        row["mean"] = dashboard.duration_display(row["mean_ms"])
+        row["median"] = dashboard.duration_display(row["median_ms"])
+    for row in data["time_per_task"]:
+        row["mean"] = dashboard.duration_display(row["mean_ms"])
+        row["median"] = dashboard.duration_display(row["median_ms"])
+    return _page(request, "annotation/admin/dashboard.html", project, "dashboard", data)
+
+
+@login_required
+def project_import(request, project_id: int):
+    project = _admin_project(request, project_id)
+    posted = request.method == "POST"
+    form = PromptImportForm(request.POST if posted else None, request.FILES if posted else None)
+    context: dict = {"form": form, "result": None, "line_errors": [], "import_error": None}
+    status = 200
+    if posted:
+        status = 400
+        if form.is_valid():
+            upload = form.cleaned_data["file"]
+            try:
+                result = importers.prompts_import(project=project, fileobj=upload, filename=upload.name)
+            except InvalidInput as error:
+                context["import_error"] = error.message
+                context["line_errors"] = error.details
+                context["filename"] = upload.name
+            else:
+                context["result"] = result.as_dict()
+                context["filename"] = upload.name
+                context["form"] = PromptImportForm()
+                status = 200
+    return _page(request, "annotation/admin/import.html", project, "import", context, status)
+
+
+def _settings_page(request, project: Project, *, status: int = 200, **forms):
+    context = {
+        "settings_form": forms.get("settings_form")
+        or ProjectSettingsForm(
+            initial={
+                "name": project.name,
+                "guidelines": project.guidelines,
+                "overlap": project.overlap,
+                "lease_seconds": project.lease_seconds,
+            }
+        ),
+        "member_form": forms.get("member_form") or MemberAddForm(),
+        "members_error": forms.get("members_error"),
+        "members": dashboard.membership_list(project=project),
+        "roles": Membership.Role.choices,
+    }
+    return _page(request, "annotation/admin/settings.html", project, "settings", context, status)
+
+
+@login_required
+def project_settings(request, project_id: int):
+    project = _admin_project(request, project_id)
+    if request.method != "POST":
+        return _settings_page(request, project)
+    form = ProjectSettingsForm(request.POST)
+    if form.is_valid():
+        try:
+            services.project_update(project=project, **form.cleaned_data)
+        except ServiceError as error:
+            form.add_service_error(error)
+        else:
+            messages.success(request, "Settings saved.")
+            return redirect("project-settings", project_id=project.pk)
+    project.refresh_from_db()
+    return _settings_page(request, project, settings_form=form, status=400)
+
+
+@login_required
+@require_POST
+def project_member_add(request, project_id: int):
+    project = _admin_project(request, project_id)
+    form = MemberAddForm(request.POST)
+    if form.is_valid():
+        try:
+            membership = admin_services.membership_add(project=project, **form.cleaned_data)
+        except ServiceError as error:
+            form.add_service_error(error)
+        else:
+            messages.success(request, f"Added {membership.user.get_username()} as {membership.get_role_display()}.")
+            return redirect("project-settings", project_id=project.pk)
+    return _settings_page(request, project, member_form=form, status=400)
+
+
+def _member_user(project: Project, user_id: int):
+    user = get_user_model().objects.filter(pk=user_id, memberships__project=project).first()
+    if user is None:
+        raise Http404("No such member.")
+    return user
+
+
+@login_required
+@require_POST
+def project_member_role(request, project_id: int, user_id: int):
+    project = _admin_project(request, project_id)
+    user = _member_user(project, user_id)
+    form = MemberRoleForm(request.POST)
+    if not form.is_valid():
+        return _settings_page(request, project, members_error=form.errors["role"][0], status=400)
+    try:
+        membership = admin_services.membership_role_change(project=project, user=user, **form.cleaned_data)
+    except ServiceError as error:
+        return _settings_page(request, project, members_error=error.message, status=error.status_code)
+    messages.success(request, f"{user.get_username()} is now {membership.get_role_display()}.")
+    return redirect("project-settings", project_id=project.pk)
+
+
+@login_required
+@require_POST
+def project_member_remove(request, project_id: int, user_id: int):
+    project = _admin_project(request, project_id)
+    user = _member_user(project, user_id)
+    try:
+        admin_services.membership_remove(project=project, user=user)
+    except ServiceError as error:
+        return _settings_page(request, project, members_error=error.message, status=error.status_code)
+    messages.success(request, f"Removed {user.get_username()} from the project. Their annotations stay.")
+    return redirect("project-settings", project_id=project.pk)
+
+
+@login_required
+def project_export(request, project_id: int):
+    project = _admin_project(request, project_id)
+    formats = [
+        {"key": key, "name": name, "description": text, "url": f"/api/projects/{project.pk}/export/?format={key}"}
+        for key, name, text in EXPORT_FORMATS
+        if key in exporters.FORMATS
+    ]
+    progress = dashboard.dashboard_progress(project=project)
+    return _page(request, "annotation/admin/export.html", project, "export", {"formats": formats, "progress": progress})

@@ -1,0 +1,64 @@
+"""Forms of the project admin pages. They check types and shapes; the rules live in services."""
+
+from django import forms
+
+from .errors import ServiceError
+from .models import Membership
+
+MAX_OVERLAP = 100
+MAX_LEASE_SECONDS = 7 * 24 * 3600
+
+
+class ServiceErrorMixin:
+    """Show a service's error on the field it names, or above the form when it names none."""
+
+    def add_service_error(self, error: ServiceError) -> None:
+        field = error.field if error.field in self.fields else None
+        self.add_error(field, error.message)
+
+
+class ProjectSettingsForm(ServiceErrorMixin, forms.Form):
+    name = forms.CharField(max_length=200)
+    guidelines = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 12}),
+        help_text="Markdown. Labelers see it beside every task.",
+    )
+    overlap = forms.IntegerField(
+        min_value=1, max_value=MAX_OVERLAP, initial=1, help_text="How many labelers judge each task."
+    )
+    lease_seconds = forms.IntegerField(
+        min_value=10,
+        max_value=MAX_LEASE_SECONDS,
+        initial=600,
+        label="Lease (seconds)",
+        help_text="How long a claimed task stays reserved for its labeler.",
+    )
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if not name:
+            raise forms.ValidationError("A project needs a name.")
+        return name
+
+
+class ProjectCreateForm(ProjectSettingsForm):
+    slug = forms.SlugField(
+        max_length=200, required=False, help_text="Used in file names. Leave empty to derive it from the name."
+    )
+    field_order = ["name", "slug", "guidelines", "overlap", "lease_seconds"]
+
+
+class MemberAddForm(ServiceErrorMixin, forms.Form):
+    username = forms.CharField(max_length=150)
+    role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.LABELER)
+
+
+class MemberRoleForm(ServiceErrorMixin, forms.Form):
+    role = forms.ChoiceField(choices=Membership.Role.choices)
+
+
+class PromptImportForm(ServiceErrorMixin, forms.Form):
+    file = forms.FileField(
+        help_text='JSONL (one {"prompt": ...} or {"messages": [...]} per line) or CSV with a prompt column.'
+    )

@@ -1,0 +1,106 @@
+/* Project admin pages: dashboard charts (vendored Chart.js), role auto-submit, confirm prompts. */
+(function () {
+  "use strict";
+
+  var css = getComputedStyle(document.documentElement);
+  function color(name, fallback) {
+    var value = css.getPropertyValue(name).trim();
+    return value || fallback;
+  }
+
+  function drawCharts() {
+    var source = document.getElementById("dashboard-data");
+    if (!source || typeof window.Chart === "undefined") return;
+    var data = JSON.parse(source.textContent);
+    var accent = color("--accent", "#2f6fed");
+    var good = color("--good", "#1a9e5a");
+    var muted = color("--muted", "#667085");
+    var line = color("--line", "#dde1e7");
+
+    Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
+    Chart.defaults.color = muted;
+    Chart.defaults.borderColor = line;
+    Chart.defaults.plugins.legend.labels.boxWidth = 12;
+
+    var timeline = document.getElementById("timeline-chart");
+    if (timeline && data.timeline.labels.length) {
+      new Chart(timeline, {
+        type: "line",
+        data: {
+          labels: data.timeline.labels,
+          datasets: [
+            {
+              label: "Annotations",
+              data: data.timeline.annotations,
+              borderColor: accent,
+              backgroundColor: accent + "22",
+              fill: true,
+              tension: 0.25,
+              pointRadius: data.timeline.labels.length > 48 ? 0 : 3,
+            },
+            {
+              label: "Skips",
+              data: data.timeline.skips,
+              borderColor: "#d08a3a",
+              backgroundColor: "transparent",
+              borderDash: [4, 3],
+              tension: 0.25,
+              pointRadius: 0,
+            },
+          ],
+        },
+        options: {
+          maintainAspectRatio: false,
+          interaction: { mode: "index", intersect: false },
+          scales: {
+            y: { beginAtZero: true, ticks: { precision: 0 } },
+            x: { grid: { display: false }, ticks: { maxTicksLimit: 12, autoSkip: true } },
+          },
+        },
+      });
+    }
+
+    var labelers = document.getElementById("labelers-chart");
+    if (labelers && data.labelers.names.length) {
+      new Chart(labelers, {
+        type: "bar",
+        data: {
+          labels: data.labelers.names,
+          datasets: [
+            { label: "Annotations", data: data.labelers.annotations, backgroundColor: good, borderRadius: 3 },
+            { label: "Skips", data: data.labelers.skips, backgroundColor: "#f0b46b", borderRadius: 3 },
+          ],
+        },
+        options: {
+          indexAxis: "y",
+          maintainAspectRatio: false,
+          scales: {
+            x: { stacked: true, beginAtZero: true, ticks: { precision: 0 } },
+            y: { stacked: true, grid: { display: false } },
+          },
+        },
+      });
+    }
+  }
+
+  function wireForms() {
+    document.querySelectorAll("select[data-autosubmit]").forEach(function (select) {
+      select.addEventListener("change", function () {
+        select.form.submit();
+      });
+    });
+    document.querySelectorAll("form[data-confirm]").forEach(function (form) {
+      form.addEventListener("submit", function (event) {
+        if (!window.confirm(form.getAttribute("data-confirm"))) event.preventDefault();
+      });
+    });
+  }
+
+  function start() {
+    wireForms();
+    drawCharts();
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();
