@@ -71,6 +71,7 @@ def project_progress(*, project: Project) -> dict:
 def task_payload(*, task: Task, labeler: AbstractBaseUser) -> dict:
     """What a labeler sees of a task: the prompt, the shown responses in display order, the lease."""
     lease = Lease.objects.filter(task=task, labeler=labeler).only("expires_at").first()
+    lease_expires_at = lease.expires_at.isoformat() if lease else None
     responses = []
     if task.kind == Task.Kind.COMPARISON:
         # Model identity stays hidden: only the id and the text are shown.
@@ -84,7 +85,7 @@ def task_payload(*, task: Task, labeler: AbstractBaseUser) -> dict:
         "kind": task.kind,
         "messages": task.prompt.messages,
         "responses": responses,
-        "lease_expires_at": lease.expires_at.isoformat() if lease else None,
+        "lease_expires_at": lease_expires_at,
         "lease_seconds": task.project.lease_seconds,
         "server_time": timezone.now().isoformat(),
     }

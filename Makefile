@@ -1,0 +1,43 @@
+# FeedbackLoop. `make demo` runs the platform on its embedded defaults; `make test` passes the tests.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements/*.txt | sha1sum | cut -c1-12)
+
+# The suite runs against the real services; override these to point elsewhere.
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
+TEST_BROKER_URL ?= redis://127.0.0.1:6379/1
+
+.PHONY: install chromium demo test check bench-labeling clean
+
+$(STAMP):
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# pip, not uv: torch==2.13.0 must come from the CPU wheel on this disk.
+	$(BIN)/pip install -q -r requirements/test.txt
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+install: $(STAMP)
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+
+demo: install
+	bin/demo
+
+test: install chromium
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) \
+	FEEDBACKLOOP_REQUIRE_SERVICES=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false \
+	$(BIN)/python -m pytest -q
+
+check: install
+	$(BIN)/python manage.py check
+	DJANGO_SETTINGS_MODULE=config.settings.production DJANGO_SECRET_KEY=$$(head -c 48 /dev/urandom | base64) \
+	$(BIN)/python manage.py check --deploy --fail-level WARNING
+
+bench-labeling: install
+	$(BIN)/python bench/labeling.py --labelers 32
+
+clean:
+	rm -rf var/

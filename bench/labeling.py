@@ -1,0 +1,232 @@
+"""Load test of the labeler API: N simulated labelers (next, then submit) against gunicorn + PostgreSQL.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench .venv/bin/python bench/labeling.py --labelers 32
+    ... --labelers 1 --tasks 1000000 --labels 2000     # next-task service time on a big project
+
+It builds a fresh project (overlap 2) in the database that DATABASE_URL names, starts gunicorn
+(2 workers x 4 threads), and runs every labeler as a coroutine with its own keep-alive HTTP
+connection. It prints throughput and p50/p95/p99 latency for next and submit, then checks the
+claim invariants in the database. Not a test: figures depend on the machine.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+os.environ["DJANGO_DEBUG"] = "0"
+
+
+def setup_django():
+    import django
+
+    django.setup()
+
+
+def build_project(*, labelers: int, tasks: int, overlap: int) -> tuple[int, list[str]]:
+    """A fresh project with `tasks` demonstration tasks, inserted in bulk with SQL."""
+    from django.contrib.auth import get_user_model
+    from django.db import connection, transaction
+    from rest_framework.authtoken.models import Token
+
+    from annotation.models import Membership, Project
+
+    assert connection.vendor == "postgresql", "the benchmark runs on PostgreSQL: set DATABASE_URL"
+    slug = f"bench-{uuid.uuid4().hex[:8]}"
+    with transaction.atomic():
+        project = Project.objects.create(name=slug, slug=slug, overlap=overlap, lease_seconds=600)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                """
+                INSERT INTO annotation_prompt (project_id, messages, external_id, metadata, created_at, updated_at)
+                SELECT %s, jsonb_build_array(jsonb_build_object('role', 'user', 'content', 'Question ' || i)),
+                       'q' || i, '{}'::jsonb, now(), now()
+                FROM generate_series(1, %s) AS i
+                """,
+                [project.pk, tasks],
+            )
+            cursor.execute(
+                """
+                INSERT INTO annotation_task (project_id, prompt_id, kind, priority, required, done, status,
+                                             metadata, created_at, updated_at)
+                SELECT project_id, id, 'demonstration', 0, %s, 0, 'open', '{}'::jsonb, now(), now()
+                FROM annotation_prompt WHERE project_id = %s ORDER BY id
+                """,
+                [overlap, project.pk],
+            )
+            cursor.execute("ANALYZE annotation_task")
+    users = get_user_model()
+    keys = []
+    for i in range(labelers):
+        user, _ = users.objects.get_or_create(username=f"bench-labeler-{i}")
+        Membership.objects.get_or_create(project=project, user=user, defaults={"role": "labeler"})
+        keys.append(Token.objects.get_or_create(user=user)[0].key)
+    return project.pk, keys
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_gunicorn(port: int, workers: int, threads: int) -> subprocess.Popen:
+    command = [
+        sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
+        "--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread",
+        "--keep-alive", "30", "--log-level", "warning",
+    ]
+    server = subprocess.Popen(command, cwd=ROOT, env=os.environ.copy())
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return server
+        except OSError:
+            time.sleep(0.2)
+    server.kill()
+    raise SystemExit("gunicorn did not start")
+
+
+class Connection:
+    """A minimal keep-alive HTTP/1.1 client: one per simulated labeler."""
+
+    def __init__(self, port: int, token: str):
+        self.port, self.token = port, token
+        self.reader = self.writer = None
+
+    async def request(self, method: str, path: str, body: dict | None = None) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        payload = json.dumps(body).encode() if body is not None else b""
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Token {self.token}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
+        )
+        self.writer.write(head.encode() + payload)
+        await self.writer.drain()
+        status = int((await self.reader.readline()).split()[1])
+        headers = {}
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode().partition(":")
+            headers[name.strip().lower()] = value.strip()
+        if headers.get("transfer-encoding") == "chunked":
+            data = b""
+            while (size := int((await self.reader.readline()).strip(), 16)) > 0:
+                data += await self.reader.readexactly(size)
+                await self.reader.readline()
+            await self.reader.readline()
+        else:
+            data = await self.reader.readexactly(int(headers.get("content-length", 0)))
+        if headers.get("connection", "").lower() == "close":
+            self.writer.close()
+            self.writer = None
+        return status, data
+
+
+async def labeler(port, project_id, token, deadline, budget, stats):
+    connection = Connection(port, token)
+    while time.perf_counter() < deadline and budget["left"] > 0:
+        budget["left"] -= 1
+        started = time.perf_counter()
+        status, data = await connection.request("POST", f"/api/projects/{project_id}/next/")
+        stats["next"].append(time.perf_counter() - started)
+        if status == 204:
+            return
+        if status != 200:
+            stats["errors"].append((status, data[:200]))
+            return
+        task = json.loads(data)
+        body = {"client_id": str(uuid.uuid4()), "text": "A simulated answer.", "time_spent_ms": 1}
+        started = time.perf_counter()
+        status, data = await connection.request("POST", f"/api/tasks/{task['id']}/annotations/", body)
+        stats["submit"].append(time.perf_counter() - started)
+        if status != 201:
+            stats["errors"].append((status, data[:200]))
+            return
+        stats["submitted"].append(body["client_id"])
+
+
+def percentiles(values: list[float]) -> str:
+    if not values:
+        return "n/a"
+    ordered = sorted(values)
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000  # noqa: E731
+    return f"p50 {pick(0.50):7.1f} ms  p95 {pick(0.95):7.1f} ms  p99 {pick(0.99):7.1f} ms  (n={len(values)})"
+
+
+def check_invariants(project_id: int, overlap: int, submitted: list[str]) -> list[str]:
+    from django.db.models import Count, F, Q
+
+    from annotation.models import Annotation, Task
+
+    problems = []
+    annotations = Annotation.objects.filter(task__project_id=project_id)
+    if annotations.values("task").annotate(n=Count("id")).filter(n__gt=overlap).exists():
+        problems.append(f"a task has more than {overlap} annotations")
+    if annotations.values("task", "labeler").annotate(n=Count("id")).filter(n__gt=1).exists():
+        problems.append("a labeler annotated a task twice")
+    stored = {str(c) for c in annotations.values_list("client_id", flat=True)}
+    if not set(submitted) <= stored:
+        problems.append(f"{len(set(submitted) - stored)} accepted submits are missing")
+    stored_counts = Count("annotations", filter=~Q(annotations__kind="skip"))
+    mismatched = Task.objects.filter(project_id=project_id).annotate(n=stored_counts).exclude(done=F("n"))
+    if mismatched.exists():
+        problems.append("a task's done count differs from its stored annotations")
+    return problems
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--labelers", type=int, default=32)
+    parser.add_argument("--tasks", type=int, default=5000, help="tasks in the project")
+    parser.add_argument("--labels", type=int, default=0, help="stop after this many next calls (0: until done)")
+    parser.add_argument("--overlap", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=60, help="stop after this long")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=4)
+    args = parser.parse_args()
+
+    setup_django()
+    project_id, tokens = build_project(labelers=args.labelers, tasks=args.tasks, overlap=args.overlap)
+    port = free_port()
+    server = start_gunicorn(port, args.workers, args.threads)
+    stats = {"next": [], "submit": [], "submitted": [], "errors": []}
+    budget = {"left": args.labels or 10**12}
+    try:
+        async def run_all():
+            deadline = time.perf_counter() + args.seconds
+            await asyncio.gather(*(labeler(port, project_id, t, deadline, budget, stats) for t in tokens))
+
+        # Warm up each gunicorn worker's connection and caches, then measure.
+        started = time.perf_counter()
+        asyncio.run(run_all())
+        elapsed = time.perf_counter() - started
+    finally:
+        server.terminate()
+        server.wait(10)
+
+    labels = len(stats["submitted"])
+    print(f"labelers={args.labelers} tasks={args.tasks} overlap={args.overlap} "
+          f"gunicorn={args.workers}x{args.threads}")
+    print(f"labels: {labels} in {elapsed:.1f} s = {labels / elapsed:.1f} labels/s")
+    print(f"next   : {percentiles(stats['next'])}")
+    print(f"submit : {percentiles(stats['submit'])}")
+    if stats["errors"]:
+        print(f"errors : {len(stats['errors'])}, first: {stats['errors'][0]}")
+    problems = check_invariants(project_id, args.overlap, stats["submitted"])
+    print("invariants: " + ("OK" if not problems else "; ".join(problems)))
+    sys.exit(1 if problems or stats["errors"] else 0)
+
+
+if __name__ == "__main__":
+    main()
