@@ -1,0 +1,196 @@
+"""The worker's side without Celery: claiming, streaming a (fake) pipeline, cancelling, the orphan sweep."""
+
+import json
+import os
+import socket
+import sys
+import textwrap
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from annotation.models import Membership
+from tests.factories import ProjectFactory, member
+from tests.training.labels import demonstrations_create
+from training import runner, services, tasks
+from training.models import MetricPoint, ModelVersion, TrainingRun
+
+FAKE_PIPELINE = textwrap.dedent("""
+    import json, os, sys, time
+    cfg = json.load(open(sys.argv[sys.argv.index("--config") + 1]))
+    out = cfg["output_dir"]
+    mode = os.environ.get("FAKE_MODE", "ok")
+    total = cfg.get("max_steps", 4)
+    print(json.dumps({"event": "start", "step": 0, "total": total, "resumed_from": None, "device": "cpu"}), flush=True)
+    print("some library warning", flush=True)
+    for step in range(1, total + 1):
+        print(json.dumps({"event": "progress", "step": step, "total": total,
+                          "metrics": {"loss": 2.0 / step, "flag": True}}), flush=True)
+        if mode == "slow":
+            time.sleep(0.5)
+    if mode == "fail":
+        print(json.dumps({"event": "error", "message": "ValueError: bad data on line 3"}), flush=True)
+        sys.exit(1)
+    if mode == "signal":
+        os.kill(os.getpid(), 9)
+    os.makedirs(os.path.join(out, "model"), exist_ok=True)
+    json.dump({"loss": 0.5}, open(os.path.join(out, "metrics.json"), "w"))
+    print(json.dumps({"event": "done", "metrics": {"loss": 0.5}}), flush=True)
+""")
+
+
+@pytest.fixture
+def fake_pipeline(monkeypatch, tmp_path):
+    script = tmp_path / "fake_pipeline.py"
+    script.write_text(FAKE_PIPELINE)
+    monkeypatch.setattr(runner, "pipeline_command",
+                        lambda *, run, config_path: [sys.executable, str(script), "--config", str(config_path)])
+    monkeypatch.setattr(runner, "FLUSH_SECONDS", 0.2)
+    return script
+
+
+@pytest.fixture
+def queued_run(db):
+    project = ProjectFactory(slug="runner")
+    admin = member(project, Membership.Role.ADMIN)
+    demonstrations_create(project=project, n=2)
+    base = ModelVersion.objects.create(name="tiny", kind="base", path="models/tiny")
+    return services.run_create(kind="sft", project=project, base_model=base, config={"max_steps": 4},
+                               created_by=admin)
+
+
+@pytest.mark.django_db
+def test_claim_is_idempotent(queued_run):
+    first = services.run_claim(run_id=queued_run.pk, worker="host-a:1")
+    assert first is not None and first.status == "running" and first.started_at
+    assert services.run_claim(run_id=queued_run.pk, worker="host-a:1") is None
+    # a different worker while the first still beats: nothing to do
+    assert services.run_claim(run_id=queued_run.pk, worker="host-b:2") is None
+    assert TrainingRun.objects.get(pk=queued_run.pk).worker == "host-a:1"
+
+
+@pytest.mark.django_db
+def test_a_redelivered_run_whose_worker_is_gone_is_resumed(queued_run):
+    here = socket.gethostname()
+    TrainingRun.objects.filter(pk=queued_run.pk).update(status="running", worker=f"{here}:{os.getppid()}",
+                                                        heartbeat_at=timezone.now())
+    # its worker process is alive: the redelivery is a duplicate
+    assert services.run_claim(run_id=queued_run.pk, worker=f"{here}:{os.getpid()}") is None
+    dead_pid = 4_000_000  # above pid_max: no such process
+    TrainingRun.objects.filter(pk=queued_run.pk).update(worker=f"{here}:{dead_pid}")
+    resumed = services.run_claim(run_id=queued_run.pk, worker=f"{here}:{os.getpid()}")
+    assert resumed is not None and resumed.worker == f"{here}:{os.getpid()}"
+    assert "resumes the run" in resumed.log_tail
+    # on another host, only the heartbeat tells: stale means gone
+    TrainingRun.objects.filter(pk=queued_run.pk).update(worker="elsewhere:1", heartbeat_at=timezone.now())
+    assert services.run_claim(run_id=queued_run.pk, worker="me:2") is None
+    TrainingRun.objects.filter(pk=queued_run.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=2))
+    assert services.run_claim(run_id=queued_run.pk, worker="me:2") is not None
+
+
+@pytest.mark.django_db
+def test_finished_or_cancelled_runs_are_not_claimed(queued_run):
+    services.run_cancel(run=queued_run)
+    assert services.run_claim(run_id=queued_run.pk, worker="w:1") is None
+    assert runner.run_execute(run_id=queued_run.pk) == runner.Outcome.SKIPPED
+    assert TrainingRun.objects.get(pk=queued_run.pk).status == "cancelled"
+
+
+@pytest.mark.django_db
+def test_orphan_sweep_fails_stale_runs_with_the_reason(queued_run):
+    project, base = queued_run.project, queued_run.base_model
+    stale_at = timezone.now() - timedelta(minutes=10)
+    TrainingRun.objects.filter(pk=queued_run.pk).update(status="running", heartbeat_at=stale_at)
+    fresh = TrainingRun.objects.create(kind="sft", project=project, base_model=base, status="running",
+                                       heartbeat_at=timezone.now())
+    stopping = TrainingRun.objects.create(kind="sft", project=project, base_model=base, status="cancelling",
+                                          heartbeat_at=stale_at)
+    assert tasks.runs_fail_orphaned() == 2
+    stale = TrainingRun.objects.get(pk=queued_run.pk)
+    assert stale.status == "failed" and stale.finished_at
+    assert stale.error == f"worker lost: no heartbeat since {stale_at.isoformat()}"
+    assert TrainingRun.objects.get(pk=fresh.pk).status == "running"
+    assert TrainingRun.objects.get(pk=stopping.pk).status == "cancelled"
+    assert tasks.runs_fail_orphaned() == 0
+
+
+@pytest.mark.django_db
+def test_streaming_records_progress_metrics_log_and_the_output_model(queued_run, fake_pipeline, settings):
+    assert runner.run_execute(run_id=queued_run.pk) == runner.Outcome.SUCCEEDED
+    run = TrainingRun.objects.get(pk=queued_run.pk)
+    assert run.status == "succeeded" and (run.step, run.total_steps) == (4, 4) and run.finished_at
+    assert [p.value for p in MetricPoint.objects.filter(run=run, name="loss")] == [2.0, 1.0, 2.0 / 3, 0.5]
+    assert not MetricPoint.objects.filter(name="flag").exists()  # booleans are not metrics
+    assert "some library warning" in run.log_tail and '"event"' not in run.log_tail
+    model = ModelVersion.objects.get(produced_by=run)
+    assert (model.kind, model.parent, model.project, model.metrics) == ("sft", run.base_model, run.project, {"loss": 0.5})
+    assert model.path == f"runs/{run.pk}/model"
+    written = json.loads((Path(settings.STORAGE_ROOT) / f"runs/{run.pk}/run.json").read_text())
+    assert written["max_steps"] == 4 and written["train_file"].endswith(run.snapshot.path)
+    assert written["output_dir"] == str(Path(settings.STORAGE_ROOT) / f"runs/{run.pk}")
+    assert "num_gpus" not in written
+
+
+@pytest.mark.django_db
+def test_a_failing_pipeline_fails_the_run_with_its_error(queued_run, fake_pipeline, monkeypatch):
+    monkeypatch.setenv("FAKE_MODE", "fail")
+    assert runner.run_execute(run_id=queued_run.pk) == runner.Outcome.FAILED
+    run = TrainingRun.objects.get(pk=queued_run.pk)
+    assert run.status == "failed" and "bad data on line 3" in run.error
+    assert not ModelVersion.objects.filter(produced_by=run).exists()
+
+
+@pytest.mark.django_db
+def test_a_pipeline_killed_by_a_signal_is_requeued_until_the_last_attempt(queued_run, fake_pipeline, monkeypatch):
+    monkeypatch.setenv("FAKE_MODE", "signal")
+    assert runner.run_execute(run_id=queued_run.pk, attempt=1, max_attempts=2) == runner.Outcome.RETRY
+    run = TrainingRun.objects.get(pk=queued_run.pk)
+    assert run.status == "queued" and "killed by signal 9" in run.log_tail
+    assert runner.run_execute(run_id=queued_run.pk, attempt=2, max_attempts=2) == runner.Outcome.FAILED
+    assert "killed by signal 9" in TrainingRun.objects.get(pk=queued_run.pk).error
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cancelling_terminates_the_pipeline(fake_pipeline, monkeypatch):
+    monkeypatch.setenv("FAKE_MODE", "slow")
+    project = ProjectFactory(slug="cancel")
+    admin = member(project, Membership.Role.ADMIN)
+    demonstrations_create(project=project, n=1)
+    base = ModelVersion.objects.create(name="tiny", kind="base", path="models/tiny")
+    with monkeypatch.context() as patch:
+        patch.setattr(services, "run_enqueue", lambda *, run_id: None)
+        run = services.run_create(kind="sft", project=project, base_model=base, config={"max_steps": 100},
+                                  created_by=admin)
+
+    def cancel_when_running():
+        for _ in range(200):
+            current = TrainingRun.objects.get(pk=run.pk)
+            if current.status == "running" and current.step >= 1:
+                services.run_cancel(run=current)
+                return
+            time.sleep(0.05)
+
+    canceller = threading.Thread(target=cancel_when_running)
+    canceller.start()
+    started = time.monotonic()
+    outcome = runner.run_execute(run_id=run.pk)
+    canceller.join()
+    run.refresh_from_db()
+    assert outcome == runner.Outcome.CANCELLED and run.status == "cancelled"
+    assert 1 <= run.step < 100 and time.monotonic() - started < 30
+    assert run.pipeline_pid is None
+
+
+@pytest.mark.django_db
+def test_bootstrap_registers_a_hub_model_without_downloading(settings):
+    settings.BASE_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
+    call_command("bootstrap_base_model")
+    model = ModelVersion.objects.get(name="Qwen/Qwen2.5-0.5B-Instruct")
+    assert (model.kind, model.path, model.project) == ("base", "Qwen/Qwen2.5-0.5B-Instruct", None)
+    call_command("bootstrap_base_model")
+    assert ModelVersion.objects.filter(kind="base").count() == 1
