@@ -336,7 +336,11 @@
     var ranked = rankedNumbers();
     responseCards.forEach(function (card) {
       var n = Number(card.dataset.number);
-      if (ranked.indexOf(n) === -1) tray.appendChild(chip(n));
+      if (ranked.indexOf(n) !== -1) return;
+      var c = chip(n);
+      c.title = "Click to add below the others, or drag";
+      c.addEventListener("click", function () { rankAppend(n, false); });
+      tray.appendChild(c);
     });
     if (!tray.childNodes.length) {
       var done = document.createElement("span");
