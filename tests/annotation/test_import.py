@@ -350,3 +350,16 @@ def test_import_prompts_command(project, tmp_path):
 
     with pytest.raises(CommandError, match="No project"):
         call_command("import_prompts", "no-such-project", str(good))
+
+
+def test_the_bundled_demo_prompts_import_cleanly(client_for, admin, project):
+    from django.conf import settings
+
+    content = (settings.BASE_DIR / "data" / "demo_prompts.jsonl").read_bytes()
+    response = upload(client_for(admin), project, content, name="demo_prompts.jsonl")
+    assert response.status_code == 200, response.content
+    assert response.json()["created_prompts"] == 40
+    assert Task.objects.filter(project=project, kind=Task.Kind.COMPARISON).count() == 15
+    assert Task.objects.filter(project=project, kind=Task.Kind.DEMONSTRATION).count() == 25
+    shown = {t.task_responses.count() for t in Task.objects.filter(kind=Task.Kind.COMPARISON)}
+    assert shown == {2, 3, 4}
