@@ -15,6 +15,26 @@ from annotation.models import Project
 from .models import ModelVersion, TrainingRun
 
 CONFIG_PREFIX = "config-"
+# The config fields most runs change; the other shared ones are shown under "Advanced".
+ESSENTIAL_FIELDS = ("max_steps", "num_train_epochs", "learning_rate", "batch_size", "num_gpus")
+CONFIG_GROUPS = (
+    ("pipeline", "Pipeline"),
+    ("essential", "Training"),
+    ("advanced", "Advanced"),
+)
+
+
+def config_groups(defaults: dict[str, dict]) -> dict[str, dict[str, list[str]]]:
+    """{kind: {group: [field, ...]}}: a kind's own fields, the essential shared ones, the other shared ones."""
+    shared = set.intersection(*(set(fields) for fields in defaults.values())) if defaults else set()
+    groups = {}
+    for kind, fields in defaults.items():
+        groups[kind] = {
+            "pipeline": [name for name in fields if name not in shared],
+            "essential": [name for name in ESSENTIAL_FIELDS if name in fields],
+            "advanced": [name for name in fields if name in shared and name not in ESSENTIAL_FIELDS],
+        }
+    return groups
 
 
 class ModelVersionChoiceField(forms.ModelChoiceField):
@@ -44,6 +64,8 @@ def config_value_to_text(value) -> str:
         return "true" if value else "false"
     if isinstance(value, (list, dict)):
         return json.dumps(value)
+    if isinstance(value, float) and "e-" in repr(value) and value > 1e-12:
+        return f"{value:.16f}".rstrip("0")  # 1e-05 reads as 0.00001, as the page's script writes it
     return str(value)
 
 
@@ -110,6 +132,19 @@ class RunForm(forms.Form):
             else:
                 config[name] = parse_config_value(raw, spec=spec)
         return config
+
+    def config_sections(self) -> list[dict]:
+        """The selected kind's config rows in their groups (a group with an error is flagged, to open it)."""
+        groups = config_groups(self.defaults).get(self.selected_kind, {})
+        rows = {row["name"]: row for row in self.config_rows()}
+        sections = []
+        for key, title in CONFIG_GROUPS:
+            members = [rows[name] for name in groups.get(key, []) if name in rows]
+            sections.append({
+                "key": key, "title": title, "rows": members,
+                "has_errors": any(row["errors"] for row in members),
+            })
+        return sections
 
     def config_rows(self) -> list[dict]:
         """What the template shows for each config field of the selected kind."""

@@ -18,7 +18,7 @@ from annotation.models import Membership, Project
 from annotation.selectors import membership_get, project_list_for_user
 
 from . import selectors, services
-from .forms import RunForm
+from .forms import RunForm, config_groups
 from .models import ModelVersion, TrainingRun
 
 RUNS_PER_PAGE = 50
@@ -164,8 +164,9 @@ def run_new(request):
     return render(request, "training/run_new.html", {
         "nav_section": "runs",
         "form": form,
-        "config_rows": form.config_rows(),
+        "config_sections": form.config_sections(),
         "defaults": form.defaults,
+        "config_groups": config_groups(form.defaults),
         "kind_labels": dict(TrainingRun.Kind.choices),
     }, status=status)
 
@@ -254,22 +255,25 @@ def model_tree(models: list[ModelVersion]) -> list[dict]:
     rows: list[dict] = []
     seen: set[int] = set()
 
-    def walk(parent_id, depth):
+    def walk(parent_id, depth, guides):
         kids = sorted(children.get(parent_id, []), key=lambda m: (m.created_at, m.pk))
         for index, model in enumerate(kids):
             if model.pk in seen:
                 continue
             seen.add(model.pk)
+            last = index == len(kids) - 1
             rows.append({
                 "model": model,
                 "depth": depth,
-                "last": index == len(kids) - 1,
+                "last": last,
+                # One per ancestor below the root: does that ancestor's branch go on below this row?
+                "guides": guides,
                 "children": len(children.get(model.pk, [])),
                 "metrics": format_metrics(model.metrics),
             })
-            walk(model.pk, depth + 1)
+            walk(model.pk, depth + 1, guides + [not last] if depth else [])
 
-    walk(None, 0)
+    walk(None, 0, [])
     return rows
 
 
@@ -281,7 +285,7 @@ def model_list(request):
     kind = request.GET.get("kind") or ""
     rows = model_tree(models)
     if kind in ModelVersion.Kind.values:
-        rows = [dict(row, depth=0) for row in rows if row["model"].kind == kind]
+        rows = [dict(row, depth=0, guides=[]) for row in rows if row["model"].kind == kind]
     else:
         kind = ""
     return render(request, "training/model_list.html", {

@@ -60,7 +60,9 @@
         interaction: { mode: "nearest", axis: "x", intersect: false },
         scales: {
           x: { type: "linear", title: { display: true, text: "step" }, ticks: { precision: 0 }, grid: { color: "#eef0f3" } },
-          y: { grid: { color: "#eef0f3" } }
+          y: { grid: { color: "#eef0f3" } },
+          // Entropy is on another scale than KL: it gets its own axis on the right.
+          y1: { display: "auto", position: "right", grid: { drawOnChartArea: false } }
         },
         plugins: { legend: { position: "bottom", labels: { boxWidth: 10, boxHeight: 10 } } },
         elements: { point: { radius: 0, hoverRadius: 4 }, line: { borderWidth: 2, tension: 0.15 } }
@@ -72,7 +74,7 @@
   function updateCharts(metrics) {
     if (!window.Chart || !metrics) return;
     var names = Object.keys(metrics).sort(), drawn = false;
-    names.forEach(function (name, index) {
+    names.forEach(function (name) {
       var group = groupOf(name);
       if (!group || !metrics[name].length) return;
       drawn = true;
@@ -82,8 +84,11 @@
       if (dataset) {
         dataset.data = points;
       } else {
-        var color = COLORS[index % COLORS.length];
-        chart.data.datasets.push({ label: name, data: points, borderColor: color, backgroundColor: color });
+        var color = COLORS[chart.data.datasets.length % COLORS.length];
+        chart.data.datasets.push({
+          label: name, data: points, borderColor: color, backgroundColor: color,
+          yAxisID: name.toLowerCase().indexOf("entropy") !== -1 ? "y1" : "y"
+        });
       }
     });
     Object.keys(charts).forEach(function (group) { charts[group].update("none"); });

@@ -7,6 +7,7 @@
   var defaultsNode = document.getElementById("pipeline-defaults");
   if (!form || !defaultsNode) return;
   var defaults = JSON.parse(defaultsNode.textContent);
+  var groups = JSON.parse(document.getElementById("config-groups").textContent);  // kind -> group -> [field]
   var container = document.getElementById("config-fields");
   var PREFIX = "config-";
   var edited = {};  // kind -> {field: text}
@@ -20,8 +21,9 @@
     if (t === "list" || t === "json" || t === "dict") return "json";
     return "text";
   }
-  function toText(value) {
+  function toText(value, type) {
     if (value === null || value === undefined) return "";
+    if (type === "float" && typeof value === "number" && Number.isInteger(value)) return value.toFixed(1);
     if (typeof value === "boolean") return value ? "true" : "false";
     if (typeof value === "object") return JSON.stringify(value);
     return String(value);
@@ -77,7 +79,7 @@
         el("option", { value: "false", text: "false", selected: text === "false" })
       ]);
     } else {
-      var fallback = toText(spec.default);
+      var fallback = toText(spec.default, spec.type);
       control = el("input", {
         type: "text", id: id, name: PREFIX + name, value: text, autocomplete: "off", spellcheck: "false",
         inputmode: kind === "number" ? "decimal" : null, placeholder: fallback || "null"
@@ -87,7 +89,7 @@
     if (spec.help) {
       help = el("p", { class: "help", text: spec.help + " " });
       if (toText(spec.default)) {
-        help.appendChild(el("span", { class: "muted" }, [document.createTextNode("Default: "), el("code", { text: toText(spec.default) })]));
+        help.appendChild(el("span", { class: "muted" }, [document.createTextNode("Default: "), el("code", { text: toText(spec.default, spec.type) })]));
       }
     }
     return el("div", { class: "config-field", "data-config-field": name }, [label, control, help]);
@@ -95,11 +97,17 @@
 
   function renderConfig(kind, values) {
     var schema = defaults[kind] || {};
-    var nodes = Object.keys(schema).map(function (name) {
-      var text = values && name in values ? values[name] : toText(schema[name].default);
-      return fieldNode(name, schema[name], text);
+    container.querySelectorAll("[data-config-section]").forEach(function (section) {
+      var names = (groups[kind] || {})[section.dataset.configSection] || [];
+      var nodes = names.filter(function (name) { return name in schema; }).map(function (name) {
+        var text = values && name in values ? values[name] : toText(schema[name].default, schema[name].type);
+        return fieldNode(name, schema[name], text);
+      });
+      var grid = section.querySelector(".config-grid");
+      grid.replaceChildren.apply(grid, nodes);
+      section.hidden = !nodes.length;
+      if (section.dataset.configSection === "pipeline") section.querySelector("h3").textContent = kind.toUpperCase() + " options";
     });
-    container.replaceChildren.apply(container, nodes);
     var label = form.querySelector("[data-role=config-kind]");
     if (label) label.textContent = kind.toUpperCase() + " pipeline";
   }

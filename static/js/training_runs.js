@@ -6,10 +6,11 @@
   var LABELS = { queued: "Queued", running: "Running", succeeded: "Succeeded", failed: "Failed", cancelling: "Cancelling", cancelled: "Cancelled" };
 
   function pad(n) { return (n < 10 ? "0" : "") + n; }
-  function formatTime(iso) {
+  var MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+  function formatTime(iso) {  // as the page renders it: "Nov 26, 22:52" (UTC)
     if (!iso) return "—";
     var d = new Date(iso);
-    return d.getUTCFullYear() + "-" + pad(d.getUTCMonth() + 1) + "-" + pad(d.getUTCDate()) + " " + pad(d.getUTCHours()) + ":" + pad(d.getUTCMinutes());
+    return MONTHS[d.getUTCMonth()] + " " + d.getUTCDate() + ", " + pad(d.getUTCHours()) + ":" + pad(d.getUTCMinutes());
   }
   function formatDuration(ms) {
     var s = Math.max(0, Math.floor(ms / 1000)), h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
@@ -30,6 +31,7 @@
     bar.setAttribute("aria-valuenow", String(percent));
     bar.firstElementChild.style.width = percent + "%";
     row.querySelector("[data-role=steps]").textContent = run.step + " / " + (run.total_steps || "?");
+    row.querySelector("[data-role=percent]").textContent = Math.round(percent) + "%";
     row.querySelector("[data-role=started]").textContent = formatTime(run.started_at);
     row.querySelector("[data-role=finished]").textContent = formatTime(run.finished_at);
     if (run.started_at) {
