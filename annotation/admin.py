@@ -40,6 +40,7 @@ class PromptAdmin(admin.ModelAdmin):
     raw_id_fields = ["project"]
     readonly_fields = ["created_at", "updated_at"]
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER  # facet counts scan the whole table
 
 
 @admin.register(Response)
@@ -51,6 +52,7 @@ class ResponseAdmin(admin.ModelAdmin):
     raw_id_fields = ["prompt", "model_version", "author"]
     readonly_fields = ["created_at", "updated_at"]
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER  # facet counts scan the whole table
 
 
 class TaskResponseInline(admin.TabularInline):
@@ -69,6 +71,7 @@ class TaskAdmin(admin.ModelAdmin):
     readonly_fields = ["created_at", "updated_at"]
     inlines = [TaskResponseInline]
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER  # facet counts scan the whole table
 
 
 @admin.register(TaskResponse)
@@ -97,6 +100,7 @@ class AnnotationAdmin(admin.ModelAdmin):
     raw_id_fields = ["task", "labeler", "response"]
     readonly_fields = ["client_id", "created_at", "updated_at"]
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER  # facet counts scan the whole table
 
     @admin.display(ordering="task__project", description="project")
     def project(self, obj: Annotation):

@@ -35,7 +35,7 @@
               borderColor: accent,
               backgroundColor: accent + "22",
               fill: true,
-              tension: 0.25,
+              cubicInterpolationMode: "monotone",
               pointRadius: data.timeline.labels.length > 48 ? 0 : 3,
             },
             {
@@ -44,7 +44,7 @@
               borderColor: "#d08a3a",
               backgroundColor: "transparent",
               borderDash: [4, 3],
-              tension: 0.25,
+              cubicInterpolationMode: "monotone",
               pointRadius: 0,
             },
           ],

@@ -413,3 +413,47 @@ def test_django_admin_task_list_has_no_query_per_row(superuser_client, project, 
         TaskFactory(project=project)
     with django_assert_max_num_queries(len(few)):
         superuser_client.get(reverse("admin:annotation_task_changelist"))
+
+
+def test_settings_page_previews_the_guidelines_as_sanitised_markdown(admin_client, project):
+    services.project_update(project=project, guidelines="# Rules\n\nBe **brief**.\n\n<script>alert(1)</script>")
+    html = _html(admin_client.get(reverse("project-settings", args=[project.pk])))
+    preview = html.split('id="guidelines-preview">')[1].split("</div>")[0]
+    assert "<h1>Rules</h1>" in preview and "<strong>brief</strong>" in preview
+    assert "<script>" not in preview
+
+
+# In Chromium ----------------------------------------------------------------------------------
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_dashboard_draws_its_charts_and_settings_work_in_chromium(live_server):
+    from tests.browser import launch_browser, login
+
+    project = ProjectFactory(name="Browser admin", overlap=1)
+    member(project, Membership.Role.ADMIN, username="chief")
+    worker = member(project, username="worker")
+    task = TaskFactory(project=project)
+    services.task_claim_next(project=project, labeler=worker)
+    services.annotation_submit(task=task, labeler=worker, client_id=uuid.uuid4(), data={"text": "Hi."}, time_spent_ms=5)
+    with launch_browser() as browser:
+        page = browser.new_page()
+        errors = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        login(page, live_server.url, "chief", "pass-1234")
+        page.goto(f"{live_server.url}/projects/{project.pk}/dashboard/")
+        page.wait_for_function("window.Chart && Object.keys(window.Chart.instances).length === 2")
+        assert page.locator("canvas#timeline-chart").bounding_box()["height"] > 100
+        page.goto(f"{live_server.url}/projects/{project.pk}/settings/")
+        with page.expect_navigation():
+            page.select_option('tr[data-member="worker"] select', "admin")
+        assert Membership.objects.get(project=project, user=worker).role == "admin"
+        dialogs = []
+        page.once("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.accept()))
+        with page.expect_navigation():
+            page.click('tr[data-member="worker"] button:has-text("Remove")')
+        assert dialogs and dialogs[0].startswith("Remove worker from Browser admin?")
+        assert not Membership.objects.filter(project=project, user=worker).exists()
+        assert "Removed worker" in page.content()
+        assert errors == []
