@@ -1,0 +1,210 @@
+"""Platform overhead of training: the same SFT and reward jobs through the platform and directly.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_training \\
+    CELERY_BROKER_URL=redis://127.0.0.1:6379/14 REDIS_URL=redis://127.0.0.1:6379/4 \\
+    .venv/bin/python bench/training.py [--steps 20] [--demos 64] [--pairs 64]
+
+1. Migrates the database DATABASE_URL names, builds the tiny base model into a fresh
+   STORAGE_ROOT and makes a project of synthetic demonstrations and comparisons, labelled through
+   annotation.services as labelers would.
+2. Platform: starts a real Celery worker (-Q default,gpu), starts each run through the API and
+   polls GET /api/training-runs/{id}/ until it succeeds. Wall time: POST to succeeded, so it
+   counts the snapshot, the queue, the subprocess start and the progress streaming.
+3. Direct: in this one process, imports the pipelines' TRL code and calls run(cfg) on the same
+   snapshot files and base model (one import of torch/transformers/TRL shared by both jobs).
+Prints both wall times per job and the overhead ratio. Not a test: figures depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+STORAGE = Path(tempfile.mkdtemp(prefix="bench-training-"))
+os.environ["FEEDBACKLOOP_STORAGE_ROOT"] = str(STORAGE)
+os.environ["BASE_MODEL"] = "tiny"
+
+
+def setup_django():
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def build_project(*, demos: int, pairs: int):
+    """A fresh project: `demos` demonstrations and `pairs` comparisons, judged by the synthetic gold rule."""
+    from annotation import services as annotation_services
+    from annotation.models import Membership, Prompt, Response, Task, TaskResponse
+    from django.contrib.auth import get_user_model
+    from training.pipelines import synthetic
+
+    User = get_user_model()
+    tag = uuid.uuid4().hex[:8]
+    admin = User.objects.create_user(f"bench-admin-{tag}", password="x")
+    labeler = User.objects.create_user(f"bench-labeler-{tag}", password="x")
+    project = annotation_services.project_create(name=f"Bench training {tag}", created_by=admin)
+    annotation_services.membership_set(project=project, user=labeler, role=Membership.Role.LABELER)
+    answers: dict[int, str] = {}
+    for i, row in enumerate(synthetic.sft_rows(demos, seed=1)):
+        prompt = Prompt.objects.create(project=project, messages=row["messages"][:-1], external_id=f"d{i}")
+        task = Task.objects.create(project=project, prompt=prompt, kind=Task.Kind.DEMONSTRATION)
+        answers[task.pk] = row["messages"][-1]["content"]
+    rng = random.Random(2)
+    for i, messages in enumerate(synthetic.make_prompts(pairs, seed=2)):
+        prompt = Prompt.objects.create(project=project, messages=messages, external_id=f"c{i}")
+        task = Task.objects.create(project=project, prompt=prompt, kind=Task.Kind.COMPARISON)
+        topic = synthetic.topic_of(messages)
+        texts = [synthetic.make_response(rng, topic, +1), synthetic.make_response(rng, topic, -1)]
+        rng.shuffle(texts)
+        for position, text in enumerate(texts):
+            response = Response.objects.create(prompt=prompt, text=text, source=Response.Source.MODEL)
+            TaskResponse.objects.create(task=task, response=response, position=position)
+    while task := annotation_services.task_claim_next(project=project, labeler=labeler):
+        if task.kind == Task.Kind.DEMONSTRATION:
+            data = {"text": answers[task.pk]}
+        else:
+            shown = list(task.task_responses.select_related("response").order_by("position"))
+            verdict = synthetic.gold_compare(task.prompt.messages, shown[0].response.text, shown[1].response.text)
+            if verdict["winner"] is None:
+                data = {"ranking": [[shown[0].response_id, shown[1].response_id]]}
+            else:
+                best, worst = (shown[0], shown[1]) if verdict["winner"] == "a" else (shown[1], shown[0])
+                data = {"ranking": [[best.response_id], [worst.response_id]], "strength": verdict["strength"]}
+        annotation_services.annotation_submit(task=task, labeler=labeler, client_id=uuid.uuid4(), data=data)
+    return project, admin
+
+
+def start_worker(log_path: Path) -> subprocess.Popen:
+    log = open(log_path, "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "default,gpu", "--concurrency", "1",
+         "--pool", "prefork", "-n", f"bench-{os.getpid()}@%h", "--without-gossip", "--without-mingle"],
+        cwd=ROOT, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    deadline = time.monotonic() + 90
+    while "ready." not in log_path.read_text():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"The worker did not start:\n{log_path.read_text()[-3000:]}")
+        time.sleep(0.2)
+    return proc
+
+
+def platform_run(client, *, kind: str, project, base, config: dict) -> tuple[float, int]:
+    started = time.perf_counter()
+    response = client.post("/api/training-runs/", {"kind": kind, "project": project.pk, "base_model": base.pk,
+                                                   "config": config}, format="json")
+    if response.status_code != 201:
+        raise SystemExit(f"Could not start the {kind} run: {response.content!r}")
+    run_id = response.json()["id"]
+    while True:
+        body = client.get(f"/api/training-runs/{run_id}/").json()
+        if body["status"] in ("succeeded", "failed", "cancelled"):
+            break
+        time.sleep(0.2)
+    elapsed = time.perf_counter() - started
+    if body["status"] != "succeeded":
+        raise SystemExit(f"The {kind} run {body['status']}: {body['error']}")
+    return elapsed, run_id
+
+
+def direct_run(*, kind: str, config: dict) -> float:
+    import importlib
+
+    from training.pipelines import common
+    from training.services import pipeline_config_class
+
+    module = importlib.import_module(f"training.pipelines.{kind}")
+    cfg = common.config_from_dict(pipeline_config_class(kind=kind), config)
+    started = time.perf_counter()
+    devnull = open(os.devnull, "w")
+    stdout, sys.stdout = sys.stdout, devnull  # the progress lines; the platform parses them, we drop them
+    try:
+        module.run(cfg)
+    finally:
+        sys.stdout = stdout
+        devnull.close()
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=20, help="max_steps of each job")
+    parser.add_argument("--demos", type=int, default=64)
+    parser.add_argument("--pairs", type=int, default=64)
+    parser.add_argument("--base-steps", type=int, default=100, help="pretraining steps of the tiny model")
+    args = parser.parse_args()
+
+    setup_django()
+    from rest_framework.test import APIClient
+
+    from training import services
+    from training.models import TrainingRun
+    from training.snapshots import storage_path
+
+    print(f"storage root {STORAGE}")
+    t = time.perf_counter()
+    base = services.base_model_bootstrap(max_steps=args.base_steps)
+    print(f"tiny base model built in {time.perf_counter() - t:.1f}s")
+    project, admin = build_project(demos=args.demos, pairs=args.pairs)
+    client = APIClient()
+    client.force_authenticate(admin)
+    common = {"max_steps": args.steps, "batch_size": 8, "logging_steps": 1, "save_steps": args.steps, "seed": 0}
+    jobs = [("sft", dict(common)), ("reward", {**common, "eval_fraction": 0.1})]
+
+    worker = start_worker(STORAGE / "worker.log")
+    platform: dict[str, float] = {}
+    runs: dict[str, TrainingRun] = {}
+    try:
+        for kind, config in jobs:
+            elapsed, run_id = platform_run(client, kind=kind, project=project, base=base, config=config)
+            platform[kind], runs[kind] = elapsed, TrainingRun.objects.select_related("snapshot").get(pk=run_id)
+            print(f"platform {kind:6s} {elapsed:7.2f}s  (run {run_id}, {runs[kind].snapshot.row_count} rows)")
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=30)
+
+    t = time.perf_counter()
+    import torch  # noqa: F401
+    import transformers  # noqa: F401
+    import trl  # noqa: F401
+    imports = time.perf_counter() - t
+    print(f"direct: importing torch, transformers and TRL took {imports:.2f}s (counted once, in the first job)")
+    direct: dict[str, float] = {}
+    for i, (kind, config) in enumerate(jobs):
+        run = runs[kind]
+        out = STORAGE / "direct" / kind
+        shutil.rmtree(out, ignore_errors=True)
+        full = {**config, "model_path": str(storage_path(base.path)), "output_dir": str(out),
+                "train_file": str(storage_path(run.snapshot.path))}
+        direct[kind] = direct_run(kind=kind, config=full) + (imports if i == 0 else 0.0)
+        print(f"direct   {kind:6s} {direct[kind]:7.2f}s")
+
+    print()
+    print(f"{'job':8s} {'platform':>10s} {'direct':>10s} {'overhead':>10s} {'ratio':>7s}")
+    for kind, _ in jobs:
+        p, d = platform[kind], direct[kind]
+        print(f"{kind:8s} {p:9.2f}s {d:9.2f}s {p - d:9.2f}s {p / d:6.2f}x")
+    total_p, total_d = sum(platform.values()), sum(direct.values())
+    print(f"{'total':8s} {total_p:9.2f}s {total_d:9.2f}s {total_p - total_d:9.2f}s {total_p / total_d:6.2f}x")
+    shutil.rmtree(STORAGE, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
