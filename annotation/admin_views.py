@@ -58,7 +58,8 @@ def project_create(request):
 @login_required
 def project_dashboard(request, project_id: int):
     project = _admin_project(request, project_id)
-    data = dashboard.dashboard_get(project=project)
+    data = dict(dashboard.dashboard_get_cached(project=project))
+    data["cache_seconds"] = dashboard.DASHBOARD_CACHE_SECONDS
     for row in data["labelers"]:
         row["mean"] = dashboard.duration_display(row["mean_ms"])
         row["median"] = dashboard.duration_display(row["median_ms"])

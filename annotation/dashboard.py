@@ -1,9 +1,9 @@
 """Reads behind the project dashboard. Every number is an aggregate the database computes.
 
 No function here loops over a project's annotation rows in Python. Counts, means and time
-buckets are GROUP BY queries. Medians come from a window query that returns at most two rows
-per group. Agreement reads only the compact rankings of multi-annotated comparison tasks, in
-bounded chunks of tasks.
+buckets are GROUP BY queries. Medians are PERCENTILE_CONT in the same GROUP BY on PostgreSQL;
+elsewhere a window query returns at most two middle rows per group. Agreement streams only the
+top choice of multi-judged comparison tasks, in bounded chunks of rows.
 
 Indexes these queries use: task(project_id) (the foreign key index) to find a project's tasks,
 and the unique annotation(task_id, labeler_id) to reach their annotations.
@@ -14,13 +14,17 @@ from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 from itertools import combinations
 
-from django.db.models import Avg, Count, F, Max, Min, Q, Sum, Window
+from django.core.cache import cache
+from django.db import connection
+from django.db.models import Aggregate, Avg, Count, F, FloatField, Max, Min, Q, Subquery, Sum, Window
 from django.db.models.functions import RowNumber, TruncDay, TruncHour
 from django.utils import timezone
 
 from .models import Annotation, Lease, Membership, Project, Task
 
-AGREEMENT_CHUNK_TASKS = 500
+AGREEMENT_CHUNK_ROWS = 2000
+# The page's numbers are recomputed at most this often per project, however many admins watch.
+DASHBOARD_CACHE_SECONDS = 30
 MAX_HOURLY_SPAN = timedelta(hours=72)
 MAX_TIMELINE_BUCKETS = 120
 
@@ -113,14 +117,26 @@ def dashboard_progress(*, project: Project) -> dict:
     }
 
 
-# Medians --------------------------------------------------------------------------------------
+# Medians ---------------------------------------------------------------------------------------
 
 
-def _medians(*, queryset, group: str) -> dict:
-    """The median time_spent_ms per value of `group`, from at most two middle rows per group.
+class Median(Aggregate):
+    """PostgreSQL's exact median, computed in the same GROUP BY pass as the counts."""
+
+    function = "PERCENTILE_CONT"
+    template = "%(function)s(0.5) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
+
+
+def _median_in_aggregate() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _medians_by_window(*, queryset, group: str) -> dict:
+    """The median time_spent_ms per value of `group`, for databases without PERCENTILE_CONT.
 
     The database numbers each group's rows by time and keeps the middle one (odd count) or two
-    (even count); Python only averages those. Works on PostgreSQL and SQLite alike.
+    (even count); Python only averages those.
     """
     middle = (
         queryset.annotate(
@@ -136,6 +152,17 @@ def _medians(*, queryset, group: str) -> dict:
     return {key: sum(ms) / len(ms) for key, ms in values.items()}
 
 
+def _with_medians(*, rows: list[dict], queryset, group: str, median_filter: Q | None = None) -> list[dict]:
+    """Fill row["median_ms"]: already there from Median() on PostgreSQL, else from the window query."""
+    if _median_in_aggregate():
+        return rows
+    source = queryset.filter(median_filter) if median_filter is not None else queryset
+    medians = _medians_by_window(queryset=source, group=group)
+    for row in rows:
+        row["median_ms"] = medians.get(row[group])
+    return rows
+
+
 # Labelers -------------------------------------------------------------------------------------
 
 
@@ -146,9 +173,11 @@ def dashboard_labelers(*, project: Project) -> list[dict]:
     """
     annotations = _project_annotations(project=project)
     not_skip = ~Q(kind=Annotation.Kind.SKIP)
+    medians = {"median_ms": Median("time_spent_ms", filter=not_skip)} if _median_in_aggregate() else {}
     rows = (
         annotations.values("labeler_id", "labeler__username")
         .annotate(
+            **medians,
             annotations=Count("id", filter=not_skip),
             demonstrations=Count("id", filter=Q(kind=Annotation.Kind.DEMONSTRATION)),
             comparisons=Count("id", filter=Q(kind=Annotation.Kind.COMPARISON)),
@@ -158,7 +187,7 @@ def dashboard_labelers(*, project: Project) -> list[dict]:
         )
         .order_by("-annotations", "labeler__username")
     )
-    medians = _medians(queryset=annotations.exclude(kind=Annotation.Kind.SKIP), group="labeler_id")
+    rows = _with_medians(rows=list(rows), queryset=annotations, group="labeler_id", median_filter=not_skip)
     roles = dict(Membership.objects.filter(project=project).values_list("user_id", "role"))
     return [
         {
@@ -171,7 +200,7 @@ def dashboard_labelers(*, project: Project) -> list[dict]:
             "skips": row["skips"],
             "skip_rate": _percent(row["skips"], row["annotations"] + row["skips"]),
             "mean_ms": round(row["mean_ms"]) if row["mean_ms"] is not None else None,
-            "median_ms": round(medians[row["labeler_id"]]) if row["labeler_id"] in medians else None,
+            "median_ms": round(row["median_ms"]) if row["median_ms"] is not None else None,
             "last_active": row["last_active"],
         }
         for row in rows
@@ -184,11 +213,9 @@ def dashboard_labelers(*, project: Project) -> list[dict]:
 def dashboard_time_per_task(*, project: Project) -> list[dict]:
     """Mean and median time_spent_ms of submitted annotations, by task kind."""
     annotations = _project_annotations(project=project).exclude(kind=Annotation.Kind.SKIP)
-    rows = {
-        row["kind"]: row
-        for row in annotations.values("kind").annotate(n=Count("id"), mean_ms=Avg("time_spent_ms")).order_by()
-    }
-    medians = _medians(queryset=annotations, group="kind")
+    medians = {"median_ms": Median("time_spent_ms")} if _median_in_aggregate() else {}
+    grouped = annotations.values("kind").annotate(**medians, n=Count("id"), mean_ms=Avg("time_spent_ms")).order_by()
+    rows = {row["kind"]: row for row in _with_medians(rows=list(grouped), queryset=annotations, group="kind")}
     result = []
     for kind in Task.Kind.values:
         row = rows.get(kind)
@@ -200,7 +227,7 @@ def dashboard_time_per_task(*, project: Project) -> list[dict]:
                 "label": _KIND_LABELS[kind],
                 "annotations": row["n"],
                 "mean_ms": round(row["mean_ms"]),
-                "median_ms": round(medians[kind]),
+                "median_ms": round(row["median_ms"]),
             }
         )
     return result
@@ -233,43 +260,52 @@ class Agreement:
         return round(100 * self.rate, 1) if self.pairs else None
 
 
-def _top_group(ranking) -> frozenset | None:
-    if not ranking:
+def _top_group(first) -> frozenset | None:
+    """The set of response ids in a ranking's first group (a bare id counts as a group of one)."""
+    if first is None or first == []:
         return None
-    first = ranking[0]
     return frozenset(first if isinstance(first, list) else [first])
 
 
-def dashboard_agreement(*, project: Project, chunk_size: int = AGREEMENT_CHUNK_TASKS) -> Agreement:
-    """Pairwise top-choice agreement; reads rankings of multi-judged tasks only, chunk by chunk."""
+def dashboard_agreement(*, project: Project, chunk_size: int = AGREEMENT_CHUNK_ROWS) -> Agreement:
+    """Pairwise top-choice agreement over comparison tasks with two or more ranked judgements.
+
+    One query streams the top group (ranking's first element) of each judgement of those tasks
+    only, ordered by task, fetched chunk_size rows at a time; one task's groups are held at once.
+    """
     judged = (
         _project_annotations(project=project)
         .filter(kind=Annotation.Kind.COMPARISON)
         .exclude(ranking=[])
     )
-    multi = judged.values("task_id").annotate(n=Count("id")).filter(n__gte=2).order_by("task_id")
+    multi = judged.values("task_id").annotate(n=Count("id")).filter(n__gte=2).values("task_id")
+    tops = (
+        judged.filter(task_id__in=Subquery(multi))
+        .order_by("task_id", "id")
+        .values_list("task_id", "ranking__0")
+        .iterator(chunk_size=chunk_size)
+    )
     tasks = pairs = agreeing = 0
-    last_task_id = 0
-    while True:
-        chunk = list(multi.filter(task_id__gt=last_task_id).values_list("task_id", flat=True)[:chunk_size])
-        if not chunk:
-            break
-        last_task_id = chunk[-1]
-        tops: dict[int, list[frozenset]] = {}
-        for task_id, ranking in judged.filter(task_id__in=chunk).values_list("task_id", "ranking"):
-            top = _top_group(ranking)
-            if top is not None:
-                tops.setdefault(task_id, []).append(top)
-        for groups in tops.values():
-            if len(groups) < 2:
-                continue
-            tasks += 1
-            for first, second in combinations(groups, 2):
-                pairs += 1
-                agreeing += first == second
-        if len(chunk) < chunk_size:
-            break
-    return Agreement(tasks=tasks, pairs=pairs, agreeing_pairs=agreeing)
+    current, groups = None, []
+
+    def close(groups: list) -> tuple[int, int, int]:
+        groups = [g for g in groups if g is not None]
+        if len(groups) < 2:
+            return 0, 0, 0
+        n_pairs = n_agree = 0
+        for first, second in combinations(groups, 2):
+            n_pairs += 1
+            n_agree += first == second
+        return 1, n_pairs, n_agree
+
+    for task_id, top in tops:
+        if task_id != current:
+            t, p, a = close(groups)
+            tasks, pairs, agreeing = tasks + t, pairs + p, agreeing + a
+            current, groups = task_id, []
+        groups.append(_top_group(top))
+    t, p, a = close(groups)
+    return Agreement(tasks=tasks + t, pairs=pairs + p, agreeing_pairs=agreeing + a)
 
 
 # Timeline -------------------------------------------------------------------------------------
@@ -322,6 +358,16 @@ def dashboard_timeline(*, project: Project) -> dict:
 # Everything -----------------------------------------------------------------------------------
 
 
+def dashboard_get_cached(*, project: Project, max_age: int = DASHBOARD_CACHE_SECONDS) -> dict:
+    """dashboard_get, shared through the cache for max_age seconds (stamped with computed_at)."""
+    key = f"dashboard:{project.pk}"
+    data = cache.get(key)
+    if data is None:
+        data = dashboard_get(project=project)
+        cache.set(key, data, max_age)
+    return data
+
+
 def dashboard_get(*, project: Project) -> dict:
     """All the numbers the dashboard page shows, plus the compact series its charts draw."""
     labelers = dashboard_labelers(project=project)
@@ -334,6 +380,7 @@ def dashboard_get(*, project: Project) -> dict:
         "agreement": agreement,
         "timeline": timeline,
         "members": Membership.objects.filter(project=project).count(),
+        "computed_at": timezone.now(),
         "chart_data": {
             "labelers": {
                 "names": [row["username"] for row in labelers],

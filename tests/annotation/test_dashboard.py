@@ -250,3 +250,18 @@ def test_duration_display():
     assert dashboard.duration_display(12_400) == "12.4 s"
     assert dashboard.duration_display(185_000) == "3 min 05 s"
     assert dashboard.duration_display(3_900_000) == "1 h 05 min"
+
+
+def test_cached_dashboard_is_shared_for_a_while_then_recomputed(labeled, django_assert_num_queries):
+    from django.core.cache import cache
+
+    project = labeled["project"]
+    first = dashboard.dashboard_get_cached(project=project)
+    with django_assert_num_queries(0):
+        again = dashboard.dashboard_get_cached(project=project)
+    assert again["progress"] == first["progress"]
+    cache.delete(f"dashboard:{project.pk}")
+    carol = member(project, username="carol")
+    task = _claim(project, carol, Task.Kind.DEMONSTRATION)
+    services.annotation_submit(task=task, labeler=carol, client_id=uuid.uuid4(), data={"text": "More."})
+    assert dashboard.dashboard_get_cached(project=project)["progress"]["annotations"] == 8
