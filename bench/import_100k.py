@@ -1,0 +1,118 @@
+"""Import benchmark: a 100,000-line JSONL file through importers.prompts_import, in one pass.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench .venv/bin/python bench/import_100k.py
+    ... --sizes 10000 100000 1000000     # show that memory stays flat as the file grows
+
+For each size it writes a JSONL file to a temp dir (4 in 5 lines are prompts for
+demonstrations, 1 in 5 carries 2-4 responses and becomes a comparison; some are multi-turn
+chats), imports it into a fresh project in the database that DATABASE_URL names, and prints the
+wall time, rows/s, the growth of the process's peak RSS, and (in a second, traced import into
+another fresh project) the peak of Python allocations seen by tracemalloc. If memory held the
+file, the peaks would grow tenfold with the file; they should stay about one batch.
+It then re-imports the file to time the all-skipped path, and deletes its projects.
+Not a test: figures depend on the machine.
+"""
+
+import argparse
+import json
+import os
+import random
+import resource
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+os.environ["DJANGO_DEBUG"] = "0"  # DEBUG keeps every query in memory
+
+
+def write_file(path: Path, lines: int, seed: int = 0) -> int:
+    rng = random.Random(seed)
+    words = "model answer question river prime kind honest quick summary poem code list explain why how".split()
+    with path.open("w", encoding="utf-8") as out:
+        for i in range(lines):
+            text = " ".join(rng.choice(words) for _ in range(rng.randint(8, 40))) + f" ({i})?"
+            obj: dict = {"id": f"bench-{i}", "metadata": {"n": i, "source": "bench"}}
+            if i % 7 == 3:
+                obj["messages"] = [
+                    {"role": "system", "content": "Answer briefly."},
+                    {"role": "user", "content": text},
+                    {"role": "assistant", "content": "Could you say more?"},
+                    {"role": "user", "content": "Yes: " + text},
+                ]
+            else:
+                obj["prompt"] = text
+            if i % 5 == 0:
+                obj["responses"] = [f"Response {k} to {i}: " + " ".join(rng.choice(words) for _ in range(20))
+                                    for k in range(rng.randint(2, 4))]
+            out.write(json.dumps(obj) + "\n")
+    return path.stat().st_size
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def run_import(project, path: Path, *, trace: bool):
+    from annotation.importers import prompts_import
+
+    if trace:
+        tracemalloc.start()
+    rss_before = peak_rss_mib()
+    start = time.perf_counter()
+    with path.open("rb") as fileobj:
+        result = prompts_import(project=project, fileobj=fileobj, filename=path.name)
+    seconds = time.perf_counter() - start
+    traced_peak = None
+    if trace:
+        traced_peak = tracemalloc.get_traced_memory()[1] / 2**20
+        tracemalloc.stop()
+    return result, seconds, peak_rss_mib() - rss_before, traced_peak
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--keep", action="store_true", help="keep the bench projects")
+    args = parser.parse_args()
+
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+
+    from annotation import services
+    from annotation.models import Project
+
+    user, _ = get_user_model().objects.get_or_create(username="bench-importer")
+    print(f"database: {connection.vendor} {connection.settings_dict['NAME']}")
+    print(f"{'lines':>9} {'MiB':>6} {'seconds':>8} {'rows/s':>8} {'RSS peak +MiB':>14} "
+          f"{'traced peak MiB':>16} {'reimport s':>10}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in args.sizes:
+            path = Path(tmp) / f"prompts-{size}.jsonl"
+            file_mib = write_file(path, size) / 2**20
+            stamp = int(time.time() * 1000)
+            projects = [
+                services.project_create(name=f"Import bench {size} {i}", slug=f"import-bench-{size}-{i}-{stamp}",
+                                        created_by=user)
+                for i in range(2)
+            ]
+            result, seconds, rss_growth, _ = run_import(projects[0], path, trace=False)
+            assert result.created_prompts == size, result
+            again, reimport_seconds, _, _ = run_import(projects[0], path, trace=False)
+            assert again.created_prompts == 0 and again.skipped_existing == size, again
+            _, _, _, traced_peak = run_import(projects[1], path, trace=True)
+            print(f"{size:>9} {file_mib:>6.1f} {seconds:>8.2f} {size / seconds:>8.0f} {rss_growth:>14.1f} "
+                  f"{traced_peak:>16.1f} {reimport_seconds:>10.2f}", flush=True)
+            if not args.keep:
+                Project.objects.filter(pk__in=[p.pk for p in projects]).delete()
+
+
+if __name__ == "__main__":
+    main()
