@@ -6,6 +6,7 @@
 """
 
 import contextlib
+import os
 from collections.abc import Iterator
 
 CHROMIUM = "/usr/bin/chromium"
@@ -15,15 +16,38 @@ TIMEOUT_MS = 15_000
 
 @contextlib.contextmanager
 def launch_browser(**launch_kwargs) -> Iterator["playwright.sync_api.Browser"]:  # noqa: F821
-    """Start headless Chromium from /usr/bin/chromium; closes it (and Playwright) on exit."""
+    """Start headless Chromium from /usr/bin/chromium; closes it (and Playwright) on exit.
+
+    Playwright's sync API runs an event loop in this thread, so Django would refuse ORM calls made
+    inside the block (SynchronousOnlyOperation). The test thread never awaits anything itself, so
+    those calls are safe: allow them while the browser is open, then restore the setting. While the
+    loop runs, Django hands this thread a separate database connection (asgiref's Local): it does
+    not see an open test transaction, so ORM calls inside the block need
+    `django_db(transaction=True)`, and it is closed on exit so the test database can be dropped.
+    """
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, **launch_kwargs)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, **launch_kwargs)
+            try:
+                yield browser
+            finally:
+                browser.close()
+                _close_loop_db_connections()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+def _close_loop_db_connections() -> None:
+    from django.db import connections
+
+    connections.close_all()
 
 
 def login(page, base_url: str, username: str, password: str) -> None:
