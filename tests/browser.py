@@ -45,9 +45,12 @@ def launch_browser(**launch_kwargs) -> Iterator["playwright.sync_api.Browser"]: 
 
 
 def _close_loop_db_connections() -> None:
-    from django.db import connections
+    from django.conf import settings
 
-    connections.close_all()
+    if settings.configured:  # the helper also works in scripts that never set Django up
+        from django.db import connections
+
+        connections.close_all()
 
 
 def login(page, base_url: str, username: str, password: str) -> None:
