@@ -157,9 +157,23 @@
     if (modelId && !root.querySelector("[data-role=output-model] a")) {
       var link = document.createElement("a");
       link.href = root.dataset.modelsUrl + "#model-" + modelId;
-      link.textContent = (run.output_model && run.output_model.name) || ("Model version #" + modelId);
+      link.textContent = "Model version #" + modelId;
       $("output-model").replaceChildren(link);
+      refreshLineage();
     }
+  }
+
+  // The API names the output model by id; the page's own lineage card has its name and kind.
+  function refreshLineage() {
+    fetch(window.location.href, { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (response) { return response.ok ? response.text() : null; })
+      .then(function (html) {
+        if (!html) return;
+        var fresh = new DOMParser().parseFromString(html, "text/html").querySelector(".lineage");
+        var current = root.querySelector(".lineage");
+        if (fresh && current) current.replaceChildren.apply(current, Array.prototype.slice.call(fresh.childNodes));
+      })
+      .catch(function () { /* the id link stays */ });
   }
 
   function poll() {

@@ -31,7 +31,7 @@
     bar.setAttribute("aria-valuenow", String(percent));
     bar.firstElementChild.style.width = percent + "%";
     row.querySelector("[data-role=steps]").textContent = run.step + " / " + (run.total_steps || "?");
-    row.querySelector("[data-role=percent]").textContent = Math.round(percent) + "%";
+    row.querySelector("[data-role=percent]").textContent = run.total_steps ? "· " + Math.round(percent) + "%" : "";
     row.querySelector("[data-role=started]").textContent = formatTime(run.started_at);
     row.querySelector("[data-role=finished]").textContent = formatTime(run.finished_at);
     if (run.started_at) {

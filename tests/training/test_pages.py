@@ -156,7 +156,7 @@ def test_runs_list_shows_only_the_users_projects(client, admin, run, outsider):
     assert f'data-api="/api/training-runs/{run.pk}/"' in row
     assert 'data-active="true"' in row
     assert "width: 30.0%" in html  # step 3 of 10
-    assert "3 / 10" in html and "30%" in html
+    assert "3 / 10" in html and "· 30%" in html
     assert "run-status--running" in html
     other = TrainingRun.objects.exclude(project__memberships__user=admin).get()
     assert reverse("training-run-detail", args=[other.pk]) not in html
