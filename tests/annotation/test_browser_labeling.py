@@ -138,3 +138,21 @@ def test_heartbeat_warns_when_the_lease_is_gone(live_server, project, labeler):
         Lease.objects.filter(task=task).delete()
         page.wait_for_selector("#lease-banner:not([hidden])", timeout=12_000)
         assert "lease" in page.inner_text("#lease-banner") and "still submit" in page.inner_text("#lease-banner")
+
+
+def test_ranking_by_drag_and_drop(live_server, project, labeler):
+    task = comparison_task(project=project, texts=("A.", "B.", "C.", "D."))
+    ids = list(task.task_responses.order_by("position").values_list("response_id", flat=True))
+    with launch_browser() as browser:
+        page = browser.new_page(viewport={"width": 1366, "height": 1600})  # source and target both in view
+        login(page, live_server.url, labeler.username, "pass-1234")
+        assert open_work_page(page, f"{live_server.url}/projects/{project.pk}/label/comparison/") == task.pk
+        page.drag_and_drop("#response-3 .response-head", ".drop-slot-last")  # a card onto the end
+        page.drag_and_drop("#unranked-tray .chip[data-number='1']", ".drop-slot-last")
+        page.drag_and_drop("#unranked-tray .chip[data-number='4']", ".rank-group[data-group='0']")  # tie with 3
+        page.drag_and_drop("#unranked-tray .chip[data-number='2']", ".drop-slot[data-insert='0']")  # insert first
+        page.drag_and_drop(".rank-group[data-group='2'] .chip[data-number='1']", "#unranked-tray")  # take back
+        page.drag_and_drop("#unranked-tray .chip[data-number='1']", ".rank-group[data-group='0']")  # tie with 2
+        assert page.inner_text("#response-1 [data-rank-badge]") == "1st (tie)"
+        assert press_and_wait_for_next(page, "Enter") is None
+    assert Annotation.objects.get(task=task, labeler=labeler).ranking == [[ids[1], ids[0]], [ids[2], ids[3]]]
