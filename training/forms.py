@@ -182,7 +182,9 @@ class RunForm(forms.Form):
         if name in self.fields:
             self.add_error(name, error.message)
         elif name in self.defaults.get(self.selected_kind, {}):
-            self.config_errors.setdefault(name, []).append(error.message)
+            # Shown under the field itself, so "config.learning_rate: must be positive." reads "Must be positive."
+            message = error.message.removeprefix(f"config.{name}: ").removeprefix(f"{name}: ")
+            self.config_errors.setdefault(name, []).append(message[:1].upper() + message[1:])
         else:
             self.add_error(None, error.message)
 

@@ -136,4 +136,6 @@
     window.setTimeout(function () { submit.disabled = true; submit.textContent = "Starting…"; }, 0);
   });
   showKindRows(shown);
+  var firstError = form.querySelector(".has-error input:not([type=hidden]), .has-error select");
+  if (firstError) firstError.focus();
 })();

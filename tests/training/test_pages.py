@@ -6,8 +6,9 @@ import re
 import pytest
 from django.urls import reverse
 
-from annotation.models import Annotation, Membership
-from tests.factories import ProjectFactory, TaskFactory, UserFactory, member
+from annotation.models import Membership
+from tests.factories import ProjectFactory, member
+from tests.training.labels import demonstrations_create
 from training import selectors
 from training.models import DatasetSnapshot, MetricPoint, ModelVersion, TrainingRun
 
@@ -67,10 +68,9 @@ def run(project, base_model, admin):
 
 
 @pytest.fixture
-def demonstrations(project, admin):
+def demonstrations(project):
     """Two demonstrations, so an sft snapshot of the project has rows."""
-    for text in ("Paris.", "Four."):
-        Annotation.objects.create(task=TaskFactory(project=project), labeler=admin, kind="demonstration", text=text)
+    return demonstrations_create(project=project, n=2)
 
 
 def client_as(client, user):
@@ -210,10 +210,10 @@ def test_new_run_form_embeds_and_shows_each_kinds_defaults(client, admin, base_m
 @pytest.mark.parametrize(
     ("field", "value", "fragment"),
     [
-        ("learning_rate", "-0.1", "must be positive"),
-        ("batch_size", "many", "expected int"),
+        ("learning_rate", "-0.1", "Must be positive"),
+        ("batch_size", "many", "Expected int"),
         ("max_steps", "0", "or -1 to use num_train_epochs"),
-        ("lora_target_modules", "[1, 2]", "expected list"),
+        ("lora_target_modules", "[1, 2]", "Expected list"),
     ],
 )
 def test_a_bad_config_value_is_shown_at_its_field_and_queues_nothing(
@@ -227,6 +227,7 @@ def test_a_bad_config_value_is_shown_at_its_field_and_queues_nothing(
     assert "field-error" in at_field
     assert fragment in at_field
     assert f'value="{value}"' in at_field  # what was typed stays in the box
+    assert "Nothing was started." in html
     assert TrainingRun.objects.count() == 0
     assert DatasetSnapshot.objects.count() == 0
 
