@@ -36,7 +36,7 @@ def _percent(part: int, whole: int) -> float:
 
 
 def _project_annotations(*, project: Project):
-    return Annotation.objects.filter(task__project=project)
+    return Annotation.objects.filter(project=project)
 
 
 # Progress -------------------------------------------------------------------------------------

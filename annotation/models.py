@@ -168,6 +168,8 @@ class Annotation(TimeStamped):
         HARMFUL = "harmful", "Harmful"
 
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="annotations")
+    # Denormalised from the task, so dashboards aggregate one project without a join or a scan.
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="annotations")
     labeler = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="annotations")
     client_id = models.UUIDField(unique=True, default=uuid.uuid4)
     kind = models.CharField(max_length=16, choices=Kind.choices)
@@ -189,7 +191,17 @@ class Annotation(TimeStamped):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["task", "labeler"], name="annotation_once_per_labeler")]
-        indexes = [models.Index(fields=["labeler", "task"], name="annotation_by_labeler")]
+        indexes = [
+            models.Index(fields=["labeler", "task"], name="annotation_by_labeler"),
+            models.Index(fields=["project", "labeler"], name="annotation_project_labeler"),
+            models.Index(fields=["project", "created_at"], name="annotation_project_created"),
+            models.Index(fields=["project", "kind"], name="annotation_project_kind"),
+        ]
 
     def __str__(self) -> str:
         return f"Annotation {self.pk} ({self.kind})"
+
+    def save(self, *args, **kwargs):
+        if self.project_id is None and self.task_id is not None:
+            self.project_id = Task.objects.values_list("project_id", flat=True).get(pk=self.task_id)
+        super().save(*args, **kwargs)

@@ -230,6 +230,7 @@ def _store(
                 )
             annotation = Annotation.objects.create(
                 task=task,
+                project_id=task.project_id,
                 labeler=labeler,
                 client_id=client_uuid,
                 time_spent_ms=min(time_spent_ms, 2**31 - 1),
