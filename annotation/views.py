@@ -19,7 +19,7 @@ def _done_today(*, user, project) -> int:
     # TODO(selectors owner): move to selectors.annotation_count_today(labeler=, project=).
     start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
     return (
-        Annotation.objects.filter(labeler=user, task__project=project, created_at__gte=start)
+        Annotation.objects.filter(project=project, labeler=user, created_at__gte=start)
         .exclude(kind=Annotation.Kind.SKIP)
         .count()
     )
