@@ -5,7 +5,7 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.http import Http404
 from django.utils import timezone
 
-from .models import Lease, Membership, Project, Task
+from .models import Annotation, Lease, Membership, Project, Task
 
 
 def project_list_for_user(*, user: AbstractBaseUser) -> QuerySet[Project]:
@@ -89,3 +89,13 @@ def task_payload(*, task: Task, labeler: AbstractBaseUser) -> dict:
         "lease_seconds": task.project.lease_seconds,
         "server_time": timezone.now().isoformat(),
     }
+
+
+def annotation_count_today(*, labeler: AbstractBaseUser, project: Project) -> int:
+    """The labeler's annotations in the project since midnight, skips excluded."""
+    start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    return (
+        Annotation.objects.filter(project=project, labeler=labeler, created_at__gte=start)
+        .exclude(kind=Annotation.Kind.SKIP)
+        .count()
+    )

@@ -3,26 +3,15 @@
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import render
-from django.utils import timezone
 from django.views.decorators.csrf import ensure_csrf_cookie
 
 from . import selectors, services
-from .models import Annotation, Membership, Task
+from .models import Membership, Task
 
 KIND_LABELS = {
     Task.Kind.DEMONSTRATION: {"noun": "demonstration", "action": "Write demonstrations"},
     Task.Kind.COMPARISON: {"noun": "comparison", "action": "Compare responses"},
 }
-
-
-def _done_today(*, user, project) -> int:
-    # TODO(selectors owner): move to selectors.annotation_count_today(labeler=, project=).
-    start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
-    return (
-        Annotation.objects.filter(project=project, labeler=user, created_at__gte=start)
-        .exclude(kind=Annotation.Kind.SKIP)
-        .count()
-    )
 
 
 @login_required
@@ -68,7 +57,7 @@ def task_label(request, project_id: int, kind: str):
         "kind": kind,
         "kind_noun": KIND_LABELS[kind]["noun"],
         "progress": selectors.project_progress(project=project)["by_kind"].get(kind),
-        "done_today": _done_today(user=request.user, project=project),
+        "done_today": selectors.annotation_count_today(labeler=request.user, project=project),
     }
     if task is None:
         return render(request, "annotation/label_empty.html", context)
