@@ -121,3 +121,97 @@ class MetricPoint(models.Model):
     class Meta:
         ordering = ["step", "id"]
         indexes = [models.Index(fields=["run", "name", "step"], name="metric_run_name_step")]
+
+
+class Evaluation(TimeStamped):
+    """A human A/B evaluation: two models answer the same held-out prompts, labelers pick the better answer."""
+
+    class Status(models.TextChoices):
+        GENERATING = "generating", "Generating"
+        LABELING = "labeling", "Labeling"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    project = models.ForeignKey("annotation.Project", on_delete=models.CASCADE, related_name="evaluations")
+    model_a = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="evaluations_as_a")
+    model_b = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="evaluations_as_b")
+    prompts = models.ManyToManyField("annotation.Prompt", related_name="evaluations", blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.GENERATING)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=~Q(model_a=F("model_b")), name="evaluation_two_models"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Evaluation {self.pk}: {self.model_a.name} vs {self.model_b.name}"
+
+
+class GenerationJob(TimeStamped):
+    """Sample responses from a model (or two, for an A/B evaluation) and make comparison tasks of them."""
+
+    Status = TrainingRun.Status
+    ACTIVE = TrainingRun.ACTIVE
+    MAX_K = 8
+
+    project = models.ForeignKey("annotation.Project", on_delete=models.CASCADE, related_name="generation_jobs")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="generation_jobs")
+    model_version_b = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="generation_jobs_as_b",
+        help_text="The second model of an A/B evaluation: one response from each model per prompt.",
+    )
+    evaluation = models.ForeignKey(
+        Evaluation, null=True, blank=True, on_delete=models.CASCADE, related_name="generation_jobs"
+    )
+    prompt_ids = models.JSONField(default=list, help_text="The selected prompts, resolved when the job is created.")
+    prompt_count = models.PositiveIntegerField(null=True, blank=True, help_text="How many prompts were asked for.")
+    k = models.PositiveSmallIntegerField(help_text="Responses per prompt (per model for an A/B evaluation).")
+    temperature = models.FloatField(default=1.0)
+    top_p = models.FloatField(default=0.95)
+    max_new_tokens = models.PositiveIntegerField(default=48)
+    seed = models.IntegerField(default=0)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    step = models.PositiveIntegerField(default=0)
+    total_steps = models.PositiveIntegerField(default=0)
+    tasks_created = models.PositiveIntegerField(default=0)
+    responses_created = models.PositiveIntegerField(default=0)
+    prompts_skipped = models.PositiveIntegerField(
+        default=0, help_text="Prompts that made no task: fewer than 2 distinct responses after deduplication."
+    )
+    duplicates_dropped = models.PositiveIntegerField(default=0)
+    log_tail = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    worker = models.CharField(max_length=200, blank=True, help_text="host:pid of the Celery worker process.")
+    pipeline_pid = models.PositiveIntegerField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(k__gte=1, k__lte=8), name="generation_k_range"),
+            models.CheckConstraint(condition=Q(temperature__gt=0), name="generation_temperature_positive"),
+            models.CheckConstraint(condition=Q(top_p__gt=0, top_p__lte=1), name="generation_top_p_range"),
+            models.CheckConstraint(condition=Q(max_new_tokens__gte=1), name="generation_max_new_tokens_positive"),
+            models.CheckConstraint(
+                condition=Q(step__lte=F("total_steps")) | Q(total_steps=0), name="generation_step_in_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(k__gte=2) | Q(model_version_b__isnull=False), name="generation_k2_unless_ab"
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "heartbeat_at"], name="generation_status_heartbeat")]
+
+    def __str__(self) -> str:
+        return f"Generation job {self.pk} ({self.status})"
+
+    @property
+    def progress(self) -> float:
+        return self.step / self.total_steps if self.total_steps else 0.0
+
+    @property
+    def job_dir(self) -> str:
+        """Relative to STORAGE_ROOT."""
+        return f"generation/{self.pk}"
