@@ -16,12 +16,27 @@ class TimeStamped(models.Model):
 
 
 class Project(TimeStamped):
+    class ScoringStatus(models.TextChoices):
+        NONE = "", "Never scored"
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=200, unique=True)
     guidelines = models.TextField(blank=True, help_text="Markdown shown to labelers.")
     overlap = models.PositiveSmallIntegerField(default=1, help_text="Annotations needed per task.")
     lease_seconds = models.PositiveIntegerField(default=600, help_text="How long a claimed task stays reserved.")
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="projects")
+    # Active sampling: the reward model that scores comparison tasks, and how its last scoring went.
+    reward_model = models.ForeignKey(
+        "training.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="A reward model version; open comparisons can be prioritised where it is least sure.",
+    )
+    scoring_status = models.CharField(max_length=16, choices=ScoringStatus.choices, blank=True, default="")
+    scoring_message = models.TextField(blank=True)
+    scoring_updated_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -77,6 +92,10 @@ class Response(TimeStamped):
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="responses"
     )
+    # A labeler's rewrite of another response ("edit to improve") points at the response it improves.
+    edited_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="edits"
+    )
 
     def __str__(self) -> str:
         return f"Response {self.pk} ({self.source})"
@@ -100,6 +119,8 @@ class Task(TimeStamped):
     done = models.PositiveIntegerField(default=0, help_text="Stored annotations, skips excluded.")
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN)
     metadata = models.JSONField(default=dict, blank=True)
+    # Active sampling: the gap between the reward model's top two scores; null until scored.
+    reward_margin = models.FloatField(null=True, blank=True)
 
     class Meta:
         indexes = [
@@ -124,6 +145,11 @@ class TaskResponse(models.Model):
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="task_responses")
     response = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="task_responses")
     position = models.PositiveSmallIntegerField()
+    reward_score = models.FloatField(null=True, blank=True, help_text="The reward model's score of this response.")
+    reward_model = models.ForeignKey(
+        "training.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    scored_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["position"]
@@ -186,11 +212,28 @@ class Annotation(TimeStamped):
     flags = models.JSONField(default=dict, blank=True, help_text="{response_id: [flag, ...]}")
     all_bad = models.BooleanField(default=False)
     rationale = models.TextField(blank=True)
+    # comparison, optional: the labeler's rewrite of the best response, stored as a human Response
+    edited_response = models.OneToOneField(
+        Response, null=True, blank=True, on_delete=models.SET_NULL, related_name="edit_annotation"
+    )
+    # comparison on a task the reward model scored: does the judgement agree with the scores?
+    # reward_top_agrees: the reward model's best response is in the labeler's top group (null: not scored).
+    reward_top_agrees = models.BooleanField(null=True, blank=True)
+    reward_pairs = models.PositiveSmallIntegerField(default=0, help_text="Ordered pairs of the ranking, ties excluded.")
+    reward_pairs_agreeing = models.PositiveSmallIntegerField(default=0, help_text="Pairs the reward model orders the same way.")
     # skip
     reason = models.TextField(blank=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["task", "labeler"], name="annotation_once_per_labeler")]
+        constraints = [
+            models.UniqueConstraint(fields=["task", "labeler"], name="annotation_once_per_labeler"),
+            models.CheckConstraint(
+                condition=Q(edited_response__isnull=True) | Q(kind="comparison"), name="annotation_edit_on_comparison"
+            ),
+            models.CheckConstraint(
+                condition=Q(reward_pairs_agreeing__lte=F("reward_pairs")), name="annotation_reward_pairs_in_range"
+            ),
+        ]
         indexes = [
             models.Index(fields=["labeler", "task"], name="annotation_by_labeler"),
             models.Index(fields=["project", "labeler"], name="annotation_project_labeler"),
