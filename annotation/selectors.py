@@ -25,12 +25,9 @@ def membership_get(*, user: AbstractBaseUser, project_id: int) -> Membership:
 
 
 def task_get_for_member(*, user: AbstractBaseUser, task_id: int) -> Task:
-    task = (
-        Task.objects.select_related("project", "prompt")
-        .filter(pk=task_id, project__memberships__user=user)
-        .first()
-    )
-    if task is None:
+    # Two primary-key lookups plan and run faster than one join through the memberships.
+    task = Task.objects.select_related("project", "prompt").filter(pk=task_id).first()
+    if task is None or not Membership.objects.filter(user=user, project_id=task.project_id).exists():
         raise Http404("No such task.")
     return task
 

@@ -4,12 +4,13 @@ import uuid
 from datetime import datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Exists, F, OuterRef, Q, Subquery
-from django.db.models.functions import Coalesce
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.text import slugify
 
+from . import claiming
+from . import edits
 from .errors import Conflict, InvalidInput
 from .models import Annotation, Lease, Membership, Project, Response, Task, TaskResponse
 from .validation import clean_annotation_payload, clean_skip_reason
@@ -42,10 +43,13 @@ def project_create(
 
 
 def project_update(*, project: Project, **fields) -> Project:
-    allowed = {"name", "guidelines", "overlap", "lease_seconds"}
+    allowed = {"name", "guidelines", "overlap", "lease_seconds", "reward_model"}
     unknown = set(fields) - allowed
     if unknown:
         raise InvalidInput(f"Unknown field: {sorted(unknown)[0]}.", field=sorted(unknown)[0])
+    model = fields.get("reward_model")
+    if model is not None and (model.kind != "reward" or model.project_id not in (None, project.pk)):
+        raise InvalidInput("reward_model must be a reward model version of this project.", field="reward_model")
     if "overlap" in fields and fields["overlap"] < 1:
         raise InvalidInput("overlap must be at least 1.", field="overlap")
     if "lease_seconds" in fields and fields["lease_seconds"] < 10:
@@ -74,26 +78,6 @@ def membership_set(*, project: Project, user: AbstractBaseUser, role: str) -> Me
 # Claiming -------------------------------------------------------------------------------------
 
 
-def _claimable_tasks(*, project: Project, labeler: AbstractBaseUser, kind: str | None, now: datetime):
-    live_leases = (
-        Lease.objects.filter(task=OuterRef("pk"), expires_at__gt=now)
-        .order_by()
-        .values("task")
-        .annotate(n=Count("id"))
-        .values("n")
-    )
-    tasks = Task.objects.filter(project=project, status=Task.Status.OPEN)
-    if kind:
-        tasks = tasks.filter(kind=kind)
-    return (
-        tasks.annotate(live_leases=Coalesce(Subquery(live_leases), 0))
-        .filter(done__lt=F("required") - F("live_leases"))
-        .exclude(Exists(Annotation.objects.filter(task=OuterRef("pk"), labeler=labeler)))
-        .exclude(Exists(TaskResponse.objects.filter(task=OuterRef("pk"), response__author=labeler)))
-        .order_by("-priority", "id")
-    )
-
-
 def _has_capacity(*, task: Task, labeler: AbstractBaseUser, now: datetime) -> bool:
     others = Lease.objects.filter(task=task, expires_at__gt=now).exclude(labeler=labeler).count()
     return task.done + others < task.required
@@ -102,45 +86,33 @@ def _has_capacity(*, task: Task, labeler: AbstractBaseUser, now: datetime) -> bo
 def task_claim_next(*, project: Project, labeler: AbstractBaseUser, kind: str | None = None) -> Task | None:
     """Return the labeler's leased task, or lease the best free one. None when nothing is left.
 
-    See DESIGN.md, "The next task". The candidate read skips rows other labelers hold locked; a
-    lease they committed after our snapshot is caught by re-checking capacity under the row lock.
+    See DESIGN.md, "The next task", and claiming.py for the statements. The candidate read skips
+    rows other labelers hold locked; a lease they committed after its snapshot is caught by the
+    capacity re-check in the statement that inserts the lease, under the task's row lock.
     """
     if kind is not None and kind not in Task.Kind.values:
         raise InvalidInput(f"kind must be one of {', '.join(Task.Kind.values)}.", field="kind")
     now = timezone.now()
+    expires_at = now + timedelta(seconds=project.lease_seconds)
+    task_id = None
     with transaction.atomic():
-        if connection.vendor == "postgresql":
-            # A lease is cheap to lose in a crash (the task just frees up), so don't wait for fsync.
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit = off")
-        # One claim at a time per labeler and project: two tabs never take two tasks.
-        list(Membership.objects.select_for_update().filter(project=project, user=labeler).values_list("id"))
-        held = Lease.objects.filter(labeler=labeler, project=project, expires_at__gt=now)
-        if kind:
-            held = held.filter(task__kind=kind)
-        lease = held.select_related("task__prompt").order_by("created_at").first()
-        if lease is not None:
-            return lease.task
+        is_member, task_id = claiming.held_task_id(project_id=project.pk, labeler_id=labeler.pk, kind=kind, now=now)
+        if not is_member:
+            raise InvalidInput("You are not a member of this project.", field="project")
         skipped: list[int] = []
-        for _ in range(CLAIM_ATTEMPTS):
-            candidates = _claimable_tasks(project=project, labeler=labeler, kind=kind, now=now)
-            if skipped:
-                candidates = candidates.exclude(pk__in=skipped)
-            task = candidates.select_related("prompt").select_for_update(skip_locked=True, of=("self",)).first()
-            if task is None:
-                return None
-            if _has_capacity(task=task, labeler=labeler, now=now):
-                # One upsert: an expired lease of this labeler on this task is renewed in place.
-                Lease.objects.bulk_create(
-                    [Lease(task=task, labeler=labeler, project=project,
-                           expires_at=now + timedelta(seconds=project.lease_seconds))],
-                    update_conflicts=True,
-                    unique_fields=["task", "labeler"],
-                    update_fields=["expires_at"],
-                )
-                return task
-            skipped.append(task.pk)
-    return None
+        while task_id is None and len(skipped) < CLAIM_ATTEMPTS:
+            candidate = claiming.candidate_task_id(
+                project_id=project.pk, labeler_id=labeler.pk, kind=kind, now=now, skipped=skipped
+            )
+            if candidate is None:
+                break
+            if claiming.lease_if_room(task_id=candidate, labeler_id=labeler.pk, expires_at=expires_at, now=now):
+                task_id = candidate
+            else:
+                skipped.append(candidate)
+    if task_id is None:
+        return None
+    return Task.objects.select_related("prompt").get(pk=task_id)
 
 
 def lease_extend(*, task: Task, labeler: AbstractBaseUser) -> Lease:
@@ -228,6 +200,7 @@ def _store(
                 fields["response"] = Response.objects.create(
                     prompt_id=task.prompt_id, text=fields["text"], source=Response.Source.HUMAN, author=labeler
                 )
+            edits.annotation_fields_complete(task=task, labeler=labeler, fields=fields)  # edit, RM agreement
             annotation = Annotation.objects.create(
                 task=task,
                 project_id=task.project_id,

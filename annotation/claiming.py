@@ -1,0 +1,124 @@
+"""The claim's SQL: the hot path of the labeler API, a few index lookups in one short transaction.
+
+Plain SQL, not the ORM, because the claim runs on every "next" and the ORM spent as long building
+these statements as PostgreSQL spent running them. The same text runs on PostgreSQL (with row
+locks) and on SQLite (which serialises writers, so it needs none).
+"""
+
+import re
+import weakref
+from datetime import datetime
+
+from django.db import connection
+
+# PostgreSQL spent longer planning the claim's statements than running them, so each connection
+# prepares them once. Keyed by the driver's connection, so a reconnect prepares again.
+_prepared: "weakref.WeakKeyDictionary[object, set[str]]" = weakref.WeakKeyDictionary()
+
+# The labeler's membership row, locked so that one labeler's claims in a project run one at a
+# time. The held lease is read by the next, separate statement: one that waited for this lock
+# must see the lease that the claim before it committed.
+_LOCK_MEMBER = "SELECT m.id FROM annotation_membership m WHERE m.project_id = %s AND m.user_id = %s {lock}"
+
+# The task of a live lease the labeler already holds in the project (resume after a reload).
+_HELD = """
+SELECT l.task_id FROM annotation_lease l JOIN annotation_task t ON t.id = l.task_id
+WHERE l.labeler_id = %s AND l.project_id = %s AND l.expires_at > %s {kind}
+ORDER BY l.created_at LIMIT 1
+"""
+
+# The best open task with room that this labeler has neither done nor written a response of.
+# It walks the partial index task_claim_any / task_claim_kind in order and stops at the first hit.
+_CANDIDATE = """
+SELECT t.id FROM annotation_task t
+WHERE t.project_id = %s AND t.status = 'open' {kind} {skipped}
+  AND t.done + (SELECT COUNT(*) FROM annotation_lease l WHERE l.task_id = t.id AND l.expires_at > %s) < t.required
+  AND NOT EXISTS (SELECT 1 FROM annotation_annotation a WHERE a.task_id = t.id AND a.labeler_id = %s)
+  AND NOT EXISTS (
+    SELECT 1 FROM annotation_taskresponse tr JOIN annotation_response r ON r.id = tr.response_id
+    WHERE tr.task_id = t.id AND r.author_id = %s
+  )
+ORDER BY t.priority DESC, t.id ASC LIMIT 1 {lock}
+"""
+
+# Lease the task only if it still has room. This is a new statement, so on PostgreSQL it sees
+# every lease committed since the candidate read, which SKIP LOCKED may have missed. An expired
+# lease of the same labeler on the task is renewed in place.
+_LEASE = """
+INSERT INTO annotation_lease (task_id, labeler_id, project_id, expires_at, created_at)
+SELECT t.id, %s, t.project_id, %s, %s FROM annotation_task t
+WHERE t.id = %s AND t.done + (
+    SELECT COUNT(*) FROM annotation_lease l WHERE l.task_id = t.id AND l.expires_at > %s AND l.labeler_id <> %s
+) < t.required
+ON CONFLICT (task_id, labeler_id) DO UPDATE SET expires_at = excluded.expires_at
+"""
+
+
+def _postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _execute(cursor, sql: str, params: list, *, name: str = "", types: tuple[str, ...] = ()) -> None:
+    """Run a statement; on PostgreSQL a named one runs as a prepared statement with these types."""
+    if not (name and _postgres()):
+        cursor.execute(sql, params)
+        return
+    raw = connection.connection
+    names = _prepared.setdefault(raw, set())
+    if name not in names:
+        numbered = iter(range(1, len(types) + 1))
+        body = re.sub(r"%s", lambda _: f"${next(numbered)}", sql)
+        cursor.execute(f"PREPARE {name} ({', '.join(types)}) AS {body}")
+        names.add(name)
+    cursor.execute(f"EXECUTE {name} ({', '.join(['%s'] * len(params))})", params)
+
+
+def _dt(value: datetime):
+    return connection.ops.adapt_datetimefield_value(value)
+
+
+def held_task_id(*, project_id: int, labeler_id: int, kind: str | None, now: datetime) -> tuple[bool, int | None]:
+    """Lock the membership; return (is_member, task id of a live lease held in the project)."""
+    with connection.cursor() as cursor:
+        if _postgres():
+            # A lease is cheap to lose in a crash (the task just frees up), so don't wait for fsync.
+            cursor.execute("SET LOCAL synchronous_commit = off")
+        _execute(
+            cursor, _LOCK_MEMBER.format(lock="FOR UPDATE" if _postgres() else ""), [project_id, labeler_id],
+            name="claim_lock_member", types=("bigint", "integer"),
+        )
+        if cursor.fetchone() is None:
+            return False, None
+        _execute(
+            cursor, _HELD.format(kind="AND t.kind = %s" if kind else ""),
+            [labeler_id, project_id, _dt(now)] + ([kind] if kind else []),
+            name="claim_held_kind" if kind else "claim_held",
+            types=("integer", "bigint", "timestamptz") + (("text",) if kind else ()),
+        )
+        row = cursor.fetchone()
+    return True, (row[0] if row else None)
+
+
+def candidate_task_id(
+    *, project_id: int, labeler_id: int, kind: str | None, now: datetime, skipped: list[int]
+) -> int | None:
+    sql = _CANDIDATE.format(
+        kind="AND t.kind = %s" if kind else "",
+        skipped=f"AND t.id NOT IN ({', '.join(['%s'] * len(skipped))})" if skipped else "",
+        lock="FOR UPDATE OF t SKIP LOCKED" if _postgres() else "",
+    )
+    params = [project_id] + ([kind] if kind else []) + skipped + [_dt(now), labeler_id, labeler_id]
+    name = "" if skipped else ("claim_candidate_kind" if kind else "claim_candidate")
+    types = ("bigint",) + (("text",) if kind else ()) + ("timestamptz", "integer", "integer")
+    with connection.cursor() as cursor:
+        _execute(cursor, sql, params, name=name, types=types)
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def lease_if_room(*, task_id: int, labeler_id: int, expires_at: datetime, now: datetime) -> bool:
+    params = [labeler_id, _dt(expires_at), _dt(now), task_id, _dt(now), labeler_id]
+    types = ("integer", "timestamptz", "timestamptz", "bigint", "timestamptz", "integer")
+    with connection.cursor() as cursor:
+        _execute(cursor, _LEASE, params, name="claim_lease", types=types)
+        return cursor.rowcount == 1
