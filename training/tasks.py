@@ -30,3 +30,7 @@ def run_execute(self, run_id: int) -> str:
 @shared_task(queue="default", soft_time_limit=60, time_limit=120)
 def runs_fail_orphaned() -> int:
     return services.runs_fail_orphaned()
+
+
+from .generation_tasks import *  # noqa: E402,F401,F403  (registers the generation tasks with autodiscovery)
+from .scoring_tasks import *  # noqa: E402,F401,F403  (registers the active sampling task with autodiscovery)

@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from . import generation as generation_views
 from . import views
 
 urlpatterns = [
@@ -10,4 +11,14 @@ urlpatterns = [
     path("training-runs/<int:run_id>/", views.TrainingRunDetailApi.as_view(), name="api-run-detail"),
     path("training-runs/<int:run_id>/cancel/", views.TrainingRunCancelApi.as_view(), name="api-run-cancel"),
     path("training-runs/defaults/<str:kind>/", views.PipelineDefaultsApi.as_view(), name="api-run-defaults"),
+    path("projects/<int:project_id>/generate/", generation_views.GenerationStartApi.as_view(), name="api-generate"),
+    path("projects/<int:project_id>/leaderboard/", generation_views.LeaderboardApi.as_view(), name="api-leaderboard"),
+    path("generation-jobs/", generation_views.GenerationJobListApi.as_view(), name="api-generation-job-list"),
+    path("generation-jobs/<int:job_id>/", generation_views.GenerationJobDetailApi.as_view(), name="api-generation-job-detail"),
+    path(
+        "generation-jobs/<int:job_id>/cancel/", generation_views.GenerationJobCancelApi.as_view(),
+        name="api-generation-job-cancel",
+    ),
+    path("evaluations/", generation_views.EvaluationListCreateApi.as_view(), name="api-evaluation-list"),
+    path("evaluations/<int:evaluation_id>/", generation_views.EvaluationDetailApi.as_view(), name="api-evaluation-detail"),
 ]

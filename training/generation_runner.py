@@ -1,0 +1,184 @@
+"""Run one generation job: the sampler runs as a subprocess, its progress streams into the job.
+
+The worker never imports torch. For each model of the job (one, or two for an A/B evaluation) it
+writes gen-<n>.json and starts `python -m training.pipelines.generate --config gen-<n>.json` in its
+own process group, reading the JSON-lines progress with training/runner.py's line handling and
+flushing it every couple of seconds (the flush is also the heartbeat and the cancellation check).
+Then it reads the output JSONL and hands it to generation.generation_complete, which makes the
+comparison tasks and marks the job succeeded in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from django.conf import settings
+
+from annotation.models import Prompt
+
+from . import generation, runner, services
+from .models import GenerationJob
+from .snapshots import storage_path
+
+
+class Outcome:
+    SKIPPED = "skipped"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    STOPPED = "stopped"  # someone else ended the job (the orphan sweep) while it ran
+
+
+def job_folder(job: GenerationJob) -> Path:
+    return storage_path(job.job_dir)
+
+
+def prompts_write(*, job: GenerationJob) -> Path:
+    """The job's prompts as the sampler reads them: {"id": prompt id, "prompt": [messages]} per line."""
+    folder = job_folder(job)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "prompts.jsonl"
+    messages = dict(Prompt.objects.filter(pk__in=job.prompt_ids).values_list("pk", "messages"))
+    with open(path, "w", encoding="utf-8") as f:
+        for pk in job.prompt_ids:
+            if pk in messages:  # a prompt deleted since the job was created is left out
+                f.write(json.dumps({"id": pk, "prompt": messages[pk]}) + "\n")
+    return path
+
+
+def pass_configs_write(*, job: GenerationJob, prompts_path: Path) -> list[tuple[Path, Path]]:
+    """One (config, output) pair per model: the sampler's config is generate.py's dataclass fields."""
+    folder = job_folder(job)
+    models = [job.model_version] + ([job.model_version_b] if job.model_version_b_id else [])
+    passes = []
+    for index, model in enumerate(models):
+        output = folder / f"out-{index}.jsonl"
+        config = {
+            "model_path": runner.model_location(model.path),
+            "prompts_file": str(prompts_path),
+            "output_file": str(output),
+            "k": job.k,
+            "temperature": job.temperature,
+            "top_p": job.top_p,
+            "max_new_tokens": job.max_new_tokens,
+            "seed": job.seed + index,
+        }
+        path = folder / f"gen-{index}.json"
+        path.write_text(json.dumps(config, indent=2))
+        output.unlink(missing_ok=True)
+        passes.append((path, output))
+    return passes
+
+
+def outputs_read(path: Path) -> dict[int, list]:
+    """{prompt id: [texts]} from the sampler's output JSONL."""
+    found: dict[int, list] = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            if isinstance(row.get("id"), int) and isinstance(row.get("responses"), list):
+                found[row["id"]] = row["responses"]
+    return found
+
+
+def generation_execute(*, job_id: int) -> str:
+    """Claim the job, sample from each of its models, and make the comparison tasks."""
+    job = generation.generation_claim(job_id=job_id, worker=services.worker_name())
+    if job is None:
+        return Outcome.SKIPPED
+    try:
+        passes = pass_configs_write(job=job, prompts_path=prompts_write(job=job))
+    except Exception as exc:  # an unwritable storage root, ...
+        generation.generation_finish(job=job, status=GenerationJob.Status.FAILED, error=f"Could not prepare the job: {exc}")
+        return Outcome.FAILED
+    per_pass = len(job.prompt_ids)
+    outputs = []
+    for index, (config_path, output_path) in enumerate(passes):
+        command = [sys.executable, "-m", "training.pipelines.generate", "--config", str(config_path)]
+        generation.generation_log_append(job=job, lines=[f"[platform] {' '.join(command)}"])
+        outcome = _run_pass(job=job, command=command, offset=index * per_pass)
+        if outcome != Outcome.SUCCEEDED:
+            return outcome
+        try:
+            outputs.append(outputs_read(output_path))
+        except (OSError, ValueError) as exc:
+            error = f"Could not read the sampler's output {output_path.name}: {exc}"
+            generation.generation_finish(job=job, status=GenerationJob.Status.FAILED, error=error)
+            return Outcome.FAILED
+    try:
+        job = generation.generation_complete(job=job, outputs=outputs)
+    except Exception as exc:
+        generation.generation_finish(job=job, status=GenerationJob.Status.FAILED, error=f"Could not create the tasks: {exc!r}")
+        raise
+    return Outcome.SUCCEEDED if job.status == GenerationJob.Status.SUCCEEDED else Outcome.STOPPED
+
+
+def _run_pass(*, job: GenerationJob, command: list[str], offset: int) -> str:
+    proc = subprocess.Popen(
+        command, cwd=settings.BASE_DIR, env=services.pipeline_env(), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, encoding="utf-8", errors="replace",
+        bufsize=1, start_new_session=True, preexec_fn=runner._die_with_parent,
+    )
+    generation.generation_started(job=job, pipeline_pid=proc.pid)
+    try:
+        return _follow(job=job, proc=proc, offset=offset)
+    except BaseException as exc:  # a time limit, a lost database: never leave the sampler behind
+        runner._signal_group(proc, signal.SIGKILL)
+        proc.wait()
+        generation.generation_finish(job=job, status=GenerationJob.Status.FAILED, error=f"The worker stopped the job: {exc!r}")
+        raise
+
+
+def _follow(*, job: GenerationJob, proc: subprocess.Popen, offset: int) -> str:
+    lines: queue.Queue = queue.Queue()
+    reader = threading.Thread(target=runner._read_lines, args=(proc.stdout, lines), daemon=True)
+    reader.start()
+    batch, state = runner._Batch(), runner._Stream()
+    last_flush = time.monotonic()
+    stop_reason: str | None = None
+    kill_at: float | None = None
+    eof = False
+    while not eof:
+        try:
+            line = lines.get(timeout=0.5)
+        except queue.Empty:
+            line = ""
+        if line is None:
+            eof = True
+        elif line:
+            runner._handle_line(line, batch, state)
+        now = time.monotonic()
+        if eof or now - last_flush >= runner.FLUSH_SECONDS:
+            step = offset + batch.step if batch.step is not None else None
+            status = generation.generation_progress_flush(job=job, step=step, log_lines=batch.lines)
+            batch.step, batch.lines, batch.points = None, [], []
+            last_flush = now
+            if status != GenerationJob.Status.RUNNING and stop_reason is None:
+                stop_reason = status
+                runner._signal_group(proc, signal.SIGTERM)
+                kill_at = now + runner.TERMINATE_GRACE_SECONDS
+        if kill_at is not None and now >= kill_at and proc.poll() is None:
+            runner._signal_group(proc, signal.SIGKILL)
+            kill_at = None
+    code = proc.wait()
+    reader.join(timeout=5)
+    if stop_reason == GenerationJob.Status.CANCELLING:
+        generation.generation_finish(job=job, status=GenerationJob.Status.CANCELLED, log_line="[platform] cancelled")
+        return Outcome.CANCELLED
+    if stop_reason is not None:
+        return Outcome.STOPPED
+    if code == 0:
+        return Outcome.SUCCEEDED
+    why = state.error_message or (f"killed by signal {-code}" if code < 0 else f"exit status {code}")
+    error = f"The sampler failed: {why}\n" + "\n".join(state.recent)
+    generation.generation_finish(job=job, status=GenerationJob.Status.FAILED, error=error.strip())
+    return Outcome.FAILED
