@@ -24,6 +24,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "annotation",
     "training",
 ]
@@ -115,6 +116,17 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Collect demonstrations and comparisons, train SFT, reward, RLHF and DPO models.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The browsable API page uses the vendored Swagger UI, never a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "TaskKindEnum": "annotation.models.Task.Kind",
+        "AnnotationKindEnum": "annotation.models.Annotation.Kind",
+        "TrainingRunKindEnum": "training.models.TrainingRun.Kind",
+        "ModelVersionKindEnum": "training.models.ModelVersion.Kind",
+        "TrainingRunStatusEnum": "training.models.TrainingRun.Status",
+    },
 }
 
 # Celery: kombu's filesystem transport under var/ unless CELERY_BROKER_URL says otherwise.
