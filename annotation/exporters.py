@@ -11,6 +11,11 @@
   rank between the two groups, capped at MAX_MARGIN: first vs second 0.25, first vs third 0.5.
 - raw: every annotation, skips included, with a pseudonymous labeler id.
 
+A comparison may carry the labeler's edit of the best response (annotation.edits): the edit is a
+demonstration in `sft` (after the demonstrations' rows, in the same annotation id order), a pair
+of the edit chosen over the original with margin EDIT_MARGIN in `preference` (after the
+ranking's pairs), and {"response_id", "text"} under "edit" in `raw` (null when there is none).
+
 Lines come out in annotation id order (pairs in ranking order, ids ascending within a group),
 so two exports of the same data are byte-identical. Rows are read with .iterator() a chunk at
 a time, and each chunk's response texts come in one query: memory does not grow with the project.
@@ -25,6 +30,7 @@ from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 
 from django.conf import settings
+from django.db.models import Q
 
 from .errors import InvalidInput
 from .models import Annotation, Project, Response, TaskResponse
@@ -35,6 +41,7 @@ CHUNK_SIZE = 500
 RANK_GAP_MARGIN = 0.25
 MAX_MARGIN = 1.0
 PSEUDONYM_CHARS = 16
+EDIT_MARGIN = 1.0
 
 
 def export_lines(*, project: Project, fmt: str) -> Iterator[str]:
@@ -59,10 +66,11 @@ def _chunks(rows: Iterable, size: int = CHUNK_SIZE) -> Iterator[list]:
         yield chunk
 
 
-def _annotations(*, project: Project, kinds: tuple[str, ...]):
+def _annotations(*, project: Project, kinds: tuple[str, ...] = (), where: Q | None = None):
+    where = where if where is not None else Q(kind__in=kinds)
     return (
-        Annotation.objects.filter(task__project=project, kind__in=kinds)
-        .select_related("task__prompt")
+        Annotation.objects.filter(where, task__project=project)
+        .select_related("task__prompt", "edited_response")
         .order_by("id")
         .iterator(chunk_size=CHUNK_SIZE)
     )
@@ -72,9 +80,16 @@ def _annotations(*, project: Project, kinds: tuple[str, ...]):
 
 
 def _sft(*, project: Project) -> Iterator[str]:
-    for annotation in _annotations(project=project, kinds=(Annotation.Kind.DEMONSTRATION,)):
+    demos_and_edits = Q(kind=Annotation.Kind.DEMONSTRATION) | Q(
+        kind=Annotation.Kind.COMPARISON, edited_response__isnull=False
+    )
+    for annotation in _annotations(project=project, where=demos_and_edits):
         messages = list(annotation.task.prompt.messages)
-        yield _line({"messages": messages + [{"role": "assistant", "content": annotation.text}]})
+        if annotation.kind == Annotation.Kind.DEMONSTRATION:
+            text = annotation.text
+        else:
+            text = annotation.edited_response.text
+        yield _line({"messages": messages + [{"role": "assistant", "content": text}]})
 
 
 # preference ------------------------------------------------------------------------------------
@@ -95,15 +110,31 @@ def ranking_pairs(*, ranking: list[list[int]], strength: str = "") -> list[tuple
     return pairs
 
 
+def _has_pairs(annotation: Annotation) -> bool:
+    return not annotation.all_bad and len(annotation.ranking) > 1
+
+
+def _edit_pair(annotation: Annotation) -> tuple[int, int] | None:
+    """(edit id, original id) when the comparison carries an edit whose original still exists."""
+    edit = annotation.edited_response
+    if edit is None or edit.edited_from_id is None:
+        return None
+    return edit.pk, edit.edited_from_id
+
+
 def _preference(*, project: Project) -> Iterator[str]:
     comparisons = _annotations(project=project, kinds=(Annotation.Kind.COMPARISON,))
     for chunk in _chunks(comparisons):
-        chunk = [a for a in chunk if not a.all_bad and len(a.ranking) > 1]
-        ids = {rid for a in chunk for group in a.ranking for rid in group}
+        chunk = [a for a in chunk if _has_pairs(a) or _edit_pair(a)]
+        ids = {rid for a in chunk if _has_pairs(a) for group in a.ranking for rid in group}
+        ids |= {rid for a in chunk if _edit_pair(a) for rid in _edit_pair(a)}
         texts = dict(Response.objects.filter(pk__in=ids).values_list("pk", "text")) if ids else {}
         for annotation in chunk:
             prompt = annotation.task.prompt.messages
-            for better, worse, margin in ranking_pairs(ranking=annotation.ranking, strength=annotation.strength):
+            pairs = ranking_pairs(ranking=annotation.ranking, strength=annotation.strength) if _has_pairs(annotation) else []
+            if _edit_pair(annotation):
+                pairs.append((*_edit_pair(annotation), EDIT_MARGIN))
+            for better, worse, margin in pairs:
                 if better not in texts or worse not in texts:
                     continue  # a response deleted since: the pair cannot be rebuilt
                 yield _line(
@@ -166,6 +197,11 @@ def _raw(*, project: Project) -> Iterator[str]:
                         "flags": a.flags,
                         "all_bad": a.all_bad,
                         "rationale": a.rationale,
+                        "edit": (
+                            {"response_id": a.edited_response.edited_from_id, "text": a.edited_response.text}
+                            if a.edited_response is not None
+                            else None
+                        ),
                     }
                 )
             else:

@@ -52,7 +52,7 @@ def _clean_comparison(data: dict, shown: list[int]) -> dict:
             raise InvalidInput(f"strength must be one of {choices} when one response wins.", field="strength")
     elif strength and strength not in Annotation.Strength.values:
         raise InvalidInput(f"strength must be one of {', '.join(Annotation.Strength.values)}.", field="strength")
-    return {
+    fields = {
         "kind": Annotation.Kind.COMPARISON,
         "ranking": ranking,
         "strength": strength,
@@ -60,6 +60,44 @@ def _clean_comparison(data: dict, shown: list[int]) -> dict:
         "all_bad": all_bad,
         "rationale": _text(data, "rationale", required=False, limit=MAX_RATIONALE_CHARS),
     }
+    edit = _clean_edit(data.get("edit"), ranking)
+    if edit is not None:
+        fields["edit"] = edit  # annotation.edits turns it into a Response inside the submit transaction
+    return fields
+
+
+def _clean_edit(value, ranking: list[list[int]]) -> dict | None:
+    """The optional rewrite of the best response: {"response_id": a top-ranked id, "text": "..."}.
+
+    Whether the text differs from the original is checked where the original is read (annotation.edits).
+    """
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidInput('edit must be an object: {"response_id": <the best response>, "text": "..."}.', field="edit")
+    unknown = sorted(set(value) - {"response_id", "text"})
+    if unknown:
+        raise InvalidInput(f"edit: unknown key '{unknown[0]}'; use response_id and text.", field="edit")
+    response_id = value.get("response_id")
+    if not isinstance(response_id, int) or isinstance(response_id, bool):
+        raise InvalidInput("edit.response_id must be the id of the response you ranked best.", field="edit.response_id")
+    if not ranking:
+        raise InvalidInput("Rank the responses before editing the best one.", field="edit.response_id")
+    if response_id not in ranking[0]:
+        raise InvalidInput(
+            f"edit.response_id must be a top-ranked response ({', '.join(map(str, sorted(ranking[0])))}), "
+            f"not {response_id}.",
+            field="edit.response_id",
+        )
+    text = value.get("text")
+    if not isinstance(text, str):
+        raise InvalidInput("edit.text must be a string: your improved response.", field="edit.text")
+    if len(text) > MAX_TEXT_CHARS:
+        raise InvalidInput(f"edit.text is longer than {MAX_TEXT_CHARS} characters.", field="edit.text")
+    if not text.strip():
+        raise InvalidInput("edit.text must not be empty: write your improved response, or leave the edit out.",
+                           field="edit.text")
+    return {"response_id": response_id, "text": text}
 
 
 def _clean_ranking(value, shown: list[int], *, allow_empty: bool) -> list[list[int]]:
