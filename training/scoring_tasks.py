@@ -1,0 +1,23 @@
+"""Celery task of active sampling: score a project's open comparisons with its reward model.
+
+Imported at the bottom of training/tasks.py, so the worker's autodiscovery registers it. Thin: it
+takes ids and calls training.active_sampling, which claims the scoring with a conditional UPDATE
+(a message delivered twice does no harm) and runs the scoring pipeline as a subprocess.
+"""
+
+from celery import shared_task
+from django.conf import settings
+
+from . import active_sampling
+
+__all__ = ["active_sampling_run"]
+
+TIME_LIMIT = getattr(settings, "ACTIVE_SAMPLING_TIME_LIMIT_SECONDS", 3600)
+
+
+@shared_task(
+    queue="gpu", acks_late=True, reject_on_worker_lost=True, soft_time_limit=TIME_LIMIT + 60,
+    time_limit=TIME_LIMIT + 300,
+)
+def active_sampling_run(project_id: int, reward_model_id: int) -> str:
+    return active_sampling.active_sampling_execute(project_id=project_id, reward_model_id=reward_model_id)
