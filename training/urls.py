@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import generation_views, views
 
 urlpatterns = [
     path("runs/", views.run_list, name="training-run-list"),
@@ -10,4 +10,11 @@ urlpatterns = [
     path("runs/<int:run_id>/", views.run_detail, name="training-run-detail"),
     path("runs/<int:run_id>/cancel/", views.run_cancel, name="training-run-cancel"),
     path("models/", views.model_list, name="training-model-list"),
+    path("generation/", generation_views.generation_list, name="training-generation-list"),
+    path("generation/new/", generation_views.generation_new, name="training-generation-new"),
+    path("generation/<int:job_id>/", generation_views.generation_detail, name="training-generation-detail"),
+    path("evaluations/", generation_views.evaluation_list, name="training-evaluation-list"),
+    path("evaluations/new/", generation_views.evaluation_new, name="training-evaluation-new"),
+    path("evaluations/<int:evaluation_id>/", generation_views.evaluation_detail, name="training-evaluation-detail"),
+    path("projects/<int:project_id>/leaderboard/", generation_views.leaderboard, name="training-leaderboard"),
 ]

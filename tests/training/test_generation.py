@@ -323,3 +323,40 @@ def test_generate_command_queues_a_job(project, admin, prompts, model, enqueued,
     with pytest.raises(CommandError, match="No model"):
         call_command("generate", "--project", project.slug, "--model", "nope", "--k", "2")
     assert GenerationJob.objects.count() == 1
+
+
+# Pages ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_generation_pages(client, project, admin, prompts, model, enqueued, django_capture_on_commit_callbacks):
+    labeler = member(project, Membership.Role.LABELER, username="pagelab")
+    stranger = UserFactory(username="pagestranger")
+    client.force_login(admin)
+    form = client.get(f"/training/generation/new/?project={project.pk}")
+    assert form.status_code == 200 and b'name="k"' in form.content
+    assert "Generate" in client.get("/training/runs/").content.decode()  # the training nav links here
+    bad = client.post("/training/generation/new/", {"project": project.pk, "model": model.pk, "k": 12,
+                                                     "prompt_count": 2, "temperature": 1, "top_p": 0.9,
+                                                     "max_new_tokens": 16, "seed": 0})
+    assert bad.status_code == 400 and "Nothing was started" in bad.content.decode()
+    assert 'data-field="k"' in bad.content.decode() and "k must be" in bad.content.decode()
+    assert GenerationJob.objects.count() == 0
+    with django_capture_on_commit_callbacks(execute=True):
+        done = client.post("/training/generation/new/", {"project": project.pk, "model": model.pk, "k": 3,
+                                                          "prompt_count": 2, "temperature": 1, "top_p": 0.9,
+                                                          "max_new_tokens": 16, "seed": 0})
+    job = GenerationJob.objects.get()
+    assert done.status_code == 302 and done.url == f"/training/generation/{job.pk}/"
+    assert enqueued == [[job.pk]]
+    page = client.get(done.url).content.decode()
+    assert f"/api/generation-jobs/{job.pk}/" in page and 'data-role="progress"' in page and "Cancel job" in page
+    assert f"#{job.pk}" in client.get("/training/generation/").content.decode()
+
+    client.force_login(labeler)
+    assert client.get(f"/training/generation/{job.pk}/").status_code == 200
+    assert client.get(f"/training/generation/new/?project={project.pk}").status_code == 403
+    client.force_login(stranger)
+    assert client.get(f"/training/generation/{job.pk}/").status_code == 404
+    assert client.get(f"/training/generation/new/?project={project.pk}").status_code == 404
+    assert f"#{job.pk}" not in client.get("/training/generation/").content.decode()

@@ -1,0 +1,136 @@
+/* Evaluation and leaderboard pages. Draws the leaderboard chart (vendored Chart.js) and, on an
+   evaluation page, polls /api/evaluations/{id}/ (and the project's leaderboard) every 3 s, so the win
+   rate, its 95% interval, the counts and the ranking follow the labelers' work without a reload. */
+(function () {
+  "use strict";
+  var POLL_MS = 3000;
+  var STATUS = { generating: ["queued", "Generating"], labeling: ["running", "Labeling"], failed: ["failed", "Failed"], cancelled: ["cancelled", "Cancelled"] };
+  var JOB_ACTIVE = ["queued", "running", "cancelling"];
+  var root = document.getElementById("evaluation");
+  if (!root) return;
+  var chart = null;
+
+  function $(role) { return root.querySelector("[data-role=" + role + "]"); }
+  function pct(x) { return (Math.round(1000 * x) / 10).toFixed(1); }
+  function text(role, value) { var el = $(role); if (el) el.textContent = value; }
+
+  function drawBoard(rows) {
+    var rated = rows.filter(function (r) { return r.rating !== null; });
+    var canvas = document.getElementById("board-chart");
+    if (!canvas || !window.Chart) return;
+    var labels = rated.map(function (r) { return r.model.name; });
+    var values = rated.map(function (r) { return r.rating; });
+    if (chart) {
+      chart.data.labels = labels;
+      chart.data.datasets[0].data = values;
+      chart.update("none");
+      return;
+    }
+    chart = new window.Chart(canvas, {
+      type: "bar",
+      data: { labels: labels, datasets: [{ label: "Rating", data: values, backgroundColor: "#2f6fed", borderRadius: 4 }] },
+      options: {
+        indexAxis: "y", animation: false, responsive: true, maintainAspectRatio: false,
+        scales: { x: { title: { display: true, text: "Bradley–Terry rating (Elo scale)" }, grid: { color: "#eef0f3" } }, y: { grid: { display: false } } },
+        plugins: { legend: { display: false } }
+      }
+    });
+  }
+
+  function renderBoard(rows) {
+    var body = root.querySelector("[data-role=board] tbody");
+    if (!body) return;
+    var fresh = document.createElement("tbody");
+    rows.forEach(function (r) {
+      var tr = document.createElement("tr");
+      tr.dataset.modelId = r.model.id;
+      var cells = [
+        [r.rank === null ? "—" : String(r.rank), "rank"],
+        [null, ""],
+        [r.rating === null ? "—" : String(Math.round(r.rating)), "num mono"],
+        [String(r.comparisons), "num"],
+        [r.wins + " / " + r.losses + " / " + r.ties, "num mono"]
+      ];
+      cells.forEach(function (cell, i) {
+        var td = document.createElement("td");
+        td.className = cell[1];
+        if (i === 1) {
+          var a = document.createElement("a");
+          a.href = "/training/models/#model-" + r.model.id;
+          a.textContent = r.model.name;
+          var tag = document.createElement("span");
+          tag.className = "kind-tag kind-tag--" + r.model.kind;
+          tag.textContent = r.model.kind;
+          td.appendChild(a); td.appendChild(document.createTextNode(" ")); td.appendChild(tag);
+        } else td.textContent = cell[0];
+        tr.appendChild(td);
+      });
+      fresh.appendChild(tr);
+    });
+    if (rows.length) body.replaceWith(fresh);
+    drawBoard(rows);
+  }
+
+  function renderResults(body) {
+    var r = body.results;
+    var judged = r.n > 0 && r.win_rate !== null;
+    text("win-rate", judged ? pct(r.win_rate) + "%" : "—");
+    text("ci", judged ? "95% CI " + pct(r.ci_low) + "% – " + pct(r.ci_high) + "%" : "No judgements yet");
+    var band = $("ci-band"), dot = $("ci-dot");
+    if (band && dot) {
+      band.hidden = dot.hidden = !judged;
+      if (judged) {
+        band.style.left = pct(r.ci_low) + "%";
+        band.style.width = pct(r.ci_high - r.ci_low) + "%";
+        dot.style.left = pct(r.win_rate) + "%";
+      }
+    }
+    text("wins", r.wins); text("losses", r.losses); text("ties", r.ties); text("n", r.n);
+    text("tasks-done", r.tasks_done); text("tasks", r.tasks);
+    var badge = $("eval-status"), s = STATUS[r.status];
+    if (badge && s) { badge.className = "run-status run-status--" + s[0]; badge.textContent = s[1]; }
+    var card = $("job-card");
+    if (card) {
+      var active = JOB_ACTIVE.indexOf(r.job_status) !== -1;
+      card.hidden = !active;
+      if (!active && r.job_status === "failed") { var err = $("job-error"); if (err) err.hidden = false; }
+    }
+  }
+
+  function pollJob() {
+    var card = $("job-card");
+    if (!root.dataset.jobApi || !card || card.hidden) return;
+    fetch(root.dataset.jobApi, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (job) {
+        if (!job) return;
+        text("job-step", job.step);
+        var bar = $("progress");
+        var percent = Math.round(1000 * (job.progress || 0)) / 10;
+        bar.setAttribute("aria-valuenow", String(percent));
+        bar.firstElementChild.style.width = percent + "%";
+      })
+      .catch(function () {});
+  }
+
+  function poll() {
+    var board = document.getElementById("leaderboard");
+    var requests = [];
+    if (root.dataset.api) {
+      requests.push(fetch(root.dataset.api, { credentials: "same-origin", headers: { Accept: "application/json" } })
+        .then(function (response) { return response.ok ? response.json() : null; })
+        .then(function (body) { if (body) renderResults(body); }));
+    }
+    if (board && board.dataset.api) {
+      requests.push(fetch(board.dataset.api, { credentials: "same-origin", headers: { Accept: "application/json" } })
+        .then(function (response) { return response.ok ? response.json() : null; })
+        .then(function (body) { if (body) renderBoard(body.models); }));
+    }
+    pollJob();
+    Promise.all(requests).catch(function () {}).then(function () { window.setTimeout(poll, POLL_MS); });
+  }
+
+  var data = document.getElementById("board-data");
+  drawBoard(data ? JSON.parse(data.textContent) : []);
+  if (root.dataset.api) window.setTimeout(poll, POLL_MS);
+})();

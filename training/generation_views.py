@@ -1,0 +1,233 @@
+"""Pages for generation jobs, A/B evaluations and the leaderboard.
+
+Thin views: reads come from training.generation / training.evaluation, writes go through their
+services, and the live parts poll the API (/api/generation-jobs/{id}/, /api/evaluations/{id}/).
+"""
+
+from django import forms
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import redirect, render
+
+from annotation.errors import ServiceError
+from annotation.models import Membership, Project
+from annotation.selectors import membership_get
+
+from . import evaluation as evaluations
+from . import generation, selectors
+from .models import GenerationJob, ModelVersion
+
+LIST_LIMIT = 100
+# An evaluation's status drawn with the run-status badge colours of training.css.
+STATUS_CLASS = {"generating": "queued", "labeling": "running"}
+
+
+def _admin_projects(user):
+    return Project.objects.filter(
+        memberships__user=user, memberships__role=Membership.Role.ADMIN
+    ).order_by("name", "id")
+
+
+def _sampling_models(user):
+    return selectors.model_list_for_user(user=user).filter(kind__in=generation.SAMPLING_KINDS).order_by("name")
+
+
+def _require_admin(user, project_id) -> Project:
+    """404 for non-members, 403 for labelers."""
+    membership = membership_get(user=user, project_id=project_id)
+    if membership.role != Membership.Role.ADMIN:
+        raise PermissionDenied("Only project admins may start generation jobs or evaluations.")
+    return membership.project
+
+
+def _model_label(model: ModelVersion) -> str:
+    return f"{model.name} ({model.kind})"
+
+
+class _ModelChoice(forms.ModelChoiceField):
+    def label_from_instance(self, obj):
+        return _model_label(obj)
+
+
+class _ServiceErrorForm(forms.Form):
+    def add_service_error(self, error: ServiceError) -> None:
+        field = error.field if error.field in self.fields else None
+        if field is None and error.field == "model_version" and "model" in self.fields:
+            field = "model"
+        self.add_error(field, error.message)
+
+
+class GenerationForm(_ServiceErrorForm):
+    project = forms.ModelChoiceField(queryset=Project.objects.none(), empty_label=None)
+    model = _ModelChoice(queryset=ModelVersion.objects.none(), empty_label=None,
+                         help_text="A base, SFT or policy model version.")
+    k = forms.IntegerField(initial=4, help_text="Responses per prompt, 2 to 8. Exact duplicates are dropped.")
+    prompt_count = forms.IntegerField(initial=20, help_text="Prompts without a comparison task come first.")
+    temperature = forms.FloatField(initial=1.0, help_text="Above 0; higher gives more varied responses.")
+    top_p = forms.FloatField(initial=0.95, help_text="Nucleus sampling, in (0, 1].")
+    max_new_tokens = forms.IntegerField(initial=48)
+    seed = forms.IntegerField(initial=0, help_text="Same seed, same samples and display orders.")
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["project"].queryset = _admin_projects(user)
+        self.fields["model"].queryset = _sampling_models(user)
+
+
+class EvaluationForm(_ServiceErrorForm):
+    project = forms.ModelChoiceField(queryset=Project.objects.none(), empty_label=None)
+    model_a = _ModelChoice(queryset=ModelVersion.objects.none(), empty_label=None, label="Model A",
+                           help_text="Usually the current model, e.g. the SFT model.")
+    model_b = _ModelChoice(queryset=ModelVersion.objects.none(), empty_label=None, label="Model B",
+                           help_text="The challenger, e.g. the RLHF or DPO policy.")
+    prompt_count = forms.IntegerField(initial=50, help_text="Held-out prompts: ones no task has used come first.")
+    temperature = forms.FloatField(initial=0.7)
+    max_new_tokens = forms.IntegerField(initial=48)
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["project"].queryset = _admin_projects(user)
+        self.fields["model_a"].queryset = _sampling_models(user)
+        self.fields["model_b"].queryset = _sampling_models(user)
+
+
+def _initial(request, names) -> dict:
+    return {name: request.GET[name] for name in names if request.GET.get(name)}
+
+
+def _check_posted_project(request):
+    project_id = request.POST.get("project") if request.method == "POST" else request.GET.get("project")
+    if project_id and str(project_id).isdigit():
+        _require_admin(request.user, int(project_id))
+
+
+# Generation jobs ----------------------------------------------------------------------------------------
+
+
+@login_required
+def generation_list(request):
+    jobs = generation.generation_job_list_for_user(user=request.user).filter(evaluation__isnull=True)[:LIST_LIMIT]
+    rows = [{"job": job, "percent": round(100 * job.progress, 1), "active": job.status in GenerationJob.ACTIVE}
+            for job in jobs]
+    return render(request, "training/generation_list.html", {
+        "nav_section": "generation", "rows": rows, "can_start": _admin_projects(request.user).exists(),
+    })
+
+
+@login_required
+def generation_new(request):
+    _check_posted_project(request)
+    if not _admin_projects(request.user).exists():
+        return render(request, "training/generation_new.html", {"nav_section": "generation", "no_projects": True},
+                      status=403)
+    data = request.POST if request.method == "POST" else None
+    form = GenerationForm(data, user=request.user, initial=_initial(request, ["project", "model"]))
+    status = 200
+    if data is not None:
+        if form.is_valid():
+            values = form.cleaned_data
+            try:
+                job = generation.generation_create(
+                    project=values["project"], model_version=values["model"], k=values["k"],
+                    temperature=values["temperature"], top_p=values["top_p"], max_new_tokens=values["max_new_tokens"],
+                    seed=values["seed"], prompt_count=values["prompt_count"], created_by=request.user,
+                )
+            except ServiceError as error:
+                form.add_service_error(error)
+            else:
+                return redirect("training-generation-detail", job_id=job.pk)
+        status = 400
+    return render(request, "training/generation_new.html", {"nav_section": "generation", "form": form}, status=status)
+
+
+@login_required
+def generation_detail(request, job_id: int):
+    job = generation.generation_job_get_for_user(user=request.user, job_id=job_id)
+    role = membership_get(user=request.user, project_id=job.project_id).role
+    return render(request, "training/generation_detail.html", {
+        "nav_section": "generation",
+        "job": job,
+        "active": job.status in GenerationJob.ACTIVE,
+        "percent": round(100 * job.progress, 1),
+        "is_admin": role == Membership.Role.ADMIN,
+        "api_url": f"/api/generation-jobs/{job.pk}/",
+    })
+
+
+# Evaluations ----------------------------------------------------------------------------------------------
+
+
+@login_required
+def evaluation_list(request):
+    rows = []
+    for item in evaluations.evaluation_list_for_user(user=request.user)[:LIST_LIMIT]:
+        rows.append({"evaluation": item, "results": evaluations.evaluation_results(evaluation=item)})
+    return render(request, "training/evaluation_list.html", {
+        "nav_section": "evaluations", "rows": rows, "can_start": _admin_projects(request.user).exists(),
+    })
+
+
+@login_required
+def evaluation_new(request):
+    _check_posted_project(request)
+    if not _admin_projects(request.user).exists():
+        return render(request, "training/evaluation_new.html", {"nav_section": "evaluations", "no_projects": True},
+                      status=403)
+    data = request.POST if request.method == "POST" else None
+    form = EvaluationForm(data, user=request.user, initial=_initial(request, ["project", "model_a", "model_b"]))
+    status = 200
+    if data is not None:
+        if form.is_valid():
+            values = form.cleaned_data
+            try:
+                item = evaluations.evaluation_create(
+                    project=values["project"], model_a=values["model_a"], model_b=values["model_b"],
+                    prompt_count=values["prompt_count"], temperature=values["temperature"],
+                    max_new_tokens=values["max_new_tokens"], created_by=request.user,
+                )
+            except ServiceError as error:
+                form.add_service_error(error)
+            else:
+                return redirect("training-evaluation-detail", evaluation_id=item.pk)
+        status = 400
+    return render(request, "training/evaluation_new.html", {"nav_section": "evaluations", "form": form}, status=status)
+
+
+def _percent(value) -> float | None:
+    return None if value is None else round(100 * value, 1)
+
+
+@login_required
+def evaluation_detail(request, evaluation_id: int):
+    item = evaluations.evaluation_get_for_user(user=request.user, evaluation_id=evaluation_id)
+    results = evaluations.evaluation_results(evaluation=item)
+    job = GenerationJob.objects.filter(evaluation=item).order_by("-id").first()
+    board = evaluations.leaderboard(project=item.project)
+    return render(request, "training/evaluation_detail.html", {
+        "nav_section": "evaluations",
+        "evaluation": item,
+        "results": results,
+        "win_percent": _percent(results["win_rate"]),
+        "low_percent": _percent(results["ci_low"]),
+        "high_percent": _percent(results["ci_high"]),
+        "band_width": round(100 * (results["ci_high"] - results["ci_low"]), 1) if results["n"] else 0.0,
+        "status_class": STATUS_CLASS.get(item.status, item.status),
+        "job": job,
+        "job_percent": round(100 * job.progress, 1) if job else 0,
+        "job_active": bool(job and job.status in GenerationJob.ACTIVE),
+        "board": board,
+        "api_url": f"/api/evaluations/{item.pk}/",
+        "leaderboard_api_url": f"/api/projects/{item.project_id}/leaderboard/",
+        "label_url": f"/projects/{item.project_id}/label/comparison/",
+    })
+
+
+@login_required
+def leaderboard(request, project_id: int):
+    project = membership_get(user=request.user, project_id=project_id).project
+    return render(request, "training/leaderboard.html", {
+        "nav_section": "evaluations",
+        "project": project,
+        "board": evaluations.leaderboard(project=project),
+        "evaluations": evaluations.evaluation_list_for_user(user=request.user).filter(project=project)[:20],
+    })
