@@ -103,7 +103,9 @@ def _settings_page(request, project: Project, *, status: int = 200, **forms):
                 "guidelines": project.guidelines,
                 "overlap": project.overlap,
                 "lease_seconds": project.lease_seconds,
-            }
+                "reward_model": project.reward_model_id,
+            },
+            project=project,
         ),
         "member_form": forms.get("member_form") or MemberAddForm(),
         "members_error": forms.get("members_error"),
@@ -118,7 +120,9 @@ def project_settings(request, project_id: int):
     project = _admin_project(request, project_id)
     if request.method != "POST":
         return _settings_page(request, project)
-    form = ProjectSettingsForm(request.POST)
+    if request.POST.get("action") == "prioritise":
+        return _prioritise(request, project)
+    form = ProjectSettingsForm(request.POST, project=project)
     if form.is_valid():
         try:
             services.project_update(project=project, **form.cleaned_data)
@@ -129,6 +133,20 @@ def project_settings(request, project_id: int):
             return redirect("project-settings", project_id=project.pk)
     project.refresh_from_db()
     return _settings_page(request, project, settings_form=form, status=400)
+
+
+def _prioritise(request, project: Project):
+    """The "Prioritise by reward-model uncertainty" button (settings and dashboard): queue the scoring."""
+    from training.active_sampling import active_sampling_schedule
+
+    try:
+        active_sampling_schedule(project=project)
+    except ServiceError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, "Scoring queued: the least certain comparisons move to the front when it is done.")
+    target = "project-dashboard" if request.POST.get("next") == "dashboard" else "project-settings"
+    return redirect(target, project_id=project.pk)
 
 
 @login_required

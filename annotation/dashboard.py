@@ -54,6 +54,7 @@ def dashboard_progress(*, project: Project) -> dict:
             # A task may hold more than it needs if the overlap was lowered: cap it per task.
             annotations=Sum("done"),
             required=Sum("required"),
+            scored_tasks=Count("id", filter=Q(reward_margin__isnull=False)),
         )
         .order_by()
     )
@@ -98,6 +99,7 @@ def dashboard_progress(*, project: Project) -> dict:
                 "annotations_percent": _percent(stored, row["required"] or 0),
                 "skips": skips.get(kind, 0),
                 "in_progress": in_progress.get(kind, 0),
+                "scored_tasks": row["scored_tasks"],
             }
         )
     tasks = sum(k["tasks"] for k in kinds)
@@ -114,6 +116,7 @@ def dashboard_progress(*, project: Project) -> dict:
         "annotations_percent": _percent(annotations, required),
         "skips": sum(k["skips"] for k in kinds),
         "in_progress": sum(k["in_progress"] for k in kinds),
+        "scored_tasks": sum(k["scored_tasks"] for k in kinds),  # by the reward model (active sampling)
     }
 
 
@@ -308,6 +311,64 @@ def dashboard_agreement(*, project: Project, chunk_size: int = AGREEMENT_CHUNK_R
     return Agreement(tasks=tasks + t, pairs=pairs + p, agreeing_pairs=agreeing + a)
 
 
+# Reward model and humans ------------------------------------------------------------------------
+
+
+def dashboard_reward_agreement(*, project: Project) -> dict:
+    """How often labelers agree with the reward model, on comparisons of tasks it scored.
+
+    Each such annotation stored at submit time (annotation.edits.reward_agreement) whether the
+    reward model's best response is in the labeler's top group, and how many of the ranking's
+    ordered pairs the scores order the same way. Here they are summed: in total, and per hour
+    (work spanning up to 3 days) or per day for the chart, in UTC, buckets without labels left
+    empty (null) so the line shows gaps rather than fake zeros. All bad judgements without a
+    ranking are left out, as are labels made before their task was scored.
+    """
+    judged = _project_annotations(project=project).filter(
+        kind=Annotation.Kind.COMPARISON, reward_top_agrees__isnull=False
+    )
+    sums = {
+        "annotations": Count("id"),
+        "top_agreeing": Count("id", filter=Q(reward_top_agrees=True)),
+        "pairs": Sum("reward_pairs"),
+        "pairs_agreeing": Sum("reward_pairs_agreeing"),
+    }
+    total = judged.aggregate(**sums, first=Min("created_at"), last=Max("created_at"))
+    n, pairs = total["annotations"], total["pairs"] or 0
+    result = {
+        "annotations": n,
+        "top_agreeing": total["top_agreeing"],
+        "top_percent": _percent(total["top_agreeing"], n) if n else None,
+        "pairs": pairs,
+        "pairs_agreeing": total["pairs_agreeing"] or 0,
+        "pairs_percent": _percent(total["pairs_agreeing"] or 0, pairs) if pairs else None,
+        "timeline": {"unit": "hour", "labels": [], "top_percent": [], "pairs_percent": [], "annotations": []},
+    }
+    if not n:
+        return result
+    unit = "hour" if total["last"] - total["first"] <= MAX_HOURLY_SPAN else "day"
+    step = timedelta(hours=1) if unit == "hour" else timedelta(days=1)
+    end = _bucket_floor(total["last"], unit)
+    start = max(_bucket_floor(total["first"], unit), end - step * (MAX_TIMELINE_BUCKETS - 1))
+    trunc = (TruncHour if unit == "hour" else TruncDay)("created_at", tzinfo=dt_timezone.utc)
+    rows = judged.filter(created_at__gte=start).annotate(bucket=trunc).values("bucket").annotate(**sums).order_by("bucket")
+    buckets = {row["bucket"].astimezone(dt_timezone.utc): row for row in rows}
+    timeline = result["timeline"]
+    timeline["unit"] = unit
+    fmt = "%b %d %H:00" if unit == "hour" else "%b %d"
+    moment = start
+    while moment <= end:
+        row = buckets.get(moment)
+        timeline["labels"].append(moment.strftime(fmt))
+        timeline["annotations"].append(row["annotations"] if row else 0)
+        timeline["top_percent"].append(_percent(row["top_agreeing"], row["annotations"]) if row else None)
+        timeline["pairs_percent"].append(
+            _percent(row["pairs_agreeing"] or 0, row["pairs"]) if row and row["pairs"] else None
+        )
+        moment += step
+    return result
+
+
 # Timeline -------------------------------------------------------------------------------------
 
 
@@ -373,12 +434,16 @@ def dashboard_get(*, project: Project) -> dict:
     labelers = dashboard_labelers(project=project)
     agreement = dashboard_agreement(project=project)
     timeline = dashboard_timeline(project=project)
+    reward_agreement = dashboard_reward_agreement(project=project)
+    progress = dashboard_progress(project=project)
+    reward_agreement["scored_tasks"] = progress["scored_tasks"]
     return {
-        "progress": dashboard_progress(project=project),
+        "progress": progress,
         "labelers": labelers,
         "time_per_task": dashboard_time_per_task(project=project),
         "agreement": agreement,
         "timeline": timeline,
+        "reward_agreement": reward_agreement,
         "members": Membership.objects.filter(project=project).count(),
         "computed_at": timezone.now(),
         "chart_data": {
@@ -388,6 +453,7 @@ def dashboard_get(*, project: Project) -> dict:
                 "skips": [row["skips"] for row in labelers],
             },
             "timeline": timeline,
+            "reward_agreement": reward_agreement["timeline"],
         },
     }
 

@@ -1,6 +1,7 @@
 """Forms of the project admin pages. They check types and shapes; the rules live in services."""
 
 from django import forms
+from django.db.models import Q
 
 from .errors import ServiceError
 from .models import Membership
@@ -34,6 +35,22 @@ class ProjectSettingsForm(ServiceErrorMixin, forms.Form):
         label="Lease (seconds)",
         help_text="How long a claimed task stays reserved for its labeler.",
     )
+    reward_model = forms.ModelChoiceField(
+        queryset=None,
+        required=False,
+        empty_label="None",
+        help_text="Scores open comparisons so the least certain are labeled first (active sampling).",
+    )
+
+    def __init__(self, *args, project=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "reward_model" in self.fields:
+            from training.models import ModelVersion
+
+            scope = Q(project__isnull=True) | Q(project=project) if project is not None else Q(project__isnull=True)
+            self.fields["reward_model"].queryset = ModelVersion.objects.filter(
+                scope, kind=ModelVersion.Kind.REWARD
+            ).order_by("-created_at", "-id")
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()
@@ -46,6 +63,7 @@ class ProjectCreateForm(ProjectSettingsForm):
     slug = forms.SlugField(
         max_length=200, required=False, help_text="Used in file names. Leave empty to derive it from the name."
     )
+    reward_model = None  # a new project has no models yet
     field_order = ["name", "slug", "guidelines", "overlap", "lease_seconds"]
 
 

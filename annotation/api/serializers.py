@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
 from annotation.models import Annotation, Membership, Project, Task
+from training.models import ModelVersion
 
 
 class ProjectSerializer(serializers.ModelSerializer):
@@ -8,7 +9,7 @@ class ProjectSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Project
-        fields = ["id", "name", "slug", "guidelines", "overlap", "lease_seconds", "role", "created_at"]
+        fields = ["id", "name", "slug", "guidelines", "overlap", "lease_seconds", "reward_model", "role", "created_at"]
 
     def get_role(self, project) -> str | None:
         roles = self.context.get("roles", {})
@@ -28,6 +29,10 @@ class ProjectUpdateSerializer(serializers.Serializer):
     guidelines = serializers.CharField(required=False, allow_blank=True)
     overlap = serializers.IntegerField(min_value=1, max_value=100, required=False)
     lease_seconds = serializers.IntegerField(min_value=10, max_value=7 * 24 * 3600, required=False)
+    reward_model = serializers.PrimaryKeyRelatedField(
+        queryset=ModelVersion.objects.all(), allow_null=True, required=False,
+        help_text="A reward model version of the project (or null): active sampling scores comparisons with it.",
+    )
 
 
 class MembershipSerializer(serializers.Serializer):
@@ -68,6 +73,11 @@ class AnnotationInputSerializer(serializers.Serializer):
     flags = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False)
     all_bad = serializers.BooleanField(required=False)
     rationale = serializers.CharField(required=False, allow_blank=True)
+    edit = serializers.DictField(
+        required=False,
+        help_text='comparison, optional: {"response_id": a top-ranked response, "text": its rewrite}; stored as a '
+        "demonstration and as a preference pair of the edit over the original",
+    )
 
 
 class SkipInputSerializer(serializers.Serializer):
@@ -81,5 +91,5 @@ class AnnotationSerializer(serializers.ModelSerializer):
         model = Annotation
         fields = [
             "id", "task", "client_id", "kind", "text", "ranking", "strength", "flags", "all_bad", "rationale",
-            "reason", "time_spent_ms", "lease_expired", "created_at",
+            "edited_response", "reason", "time_spent_ms", "lease_expired", "created_at",
         ]

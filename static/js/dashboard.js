@@ -81,6 +81,44 @@
         },
       });
     }
+
+    var agreement = document.getElementById("reward-agreement-chart");
+    var rm = data.reward_agreement;
+    if (agreement && rm && rm.labels.length) {
+      new Chart(agreement, {
+        type: "line",
+        data: {
+          labels: rm.labels,
+          datasets: [
+            {
+              label: "Top choice agrees (%)",
+              data: rm.top_percent,
+              borderColor: accent,
+              backgroundColor: accent,
+              spanGaps: true,
+              pointRadius: rm.labels.length > 48 ? 0 : 3,
+            },
+            {
+              label: "Pairs agree (%)",
+              data: rm.pairs_percent,
+              borderColor: good,
+              backgroundColor: good,
+              borderDash: [4, 3],
+              spanGaps: true,
+              pointRadius: rm.labels.length > 48 ? 0 : 3,
+            },
+          ],
+        },
+        options: {
+          maintainAspectRatio: false,
+          interaction: { mode: "index", intersect: false },
+          scales: {
+            y: { min: 0, max: 100, ticks: { callback: function (v) { return v + "%"; } } },
+            x: { grid: { display: false }, ticks: { maxTicksLimit: 12, autoSkip: true } },
+          },
+        },
+      });
+    }
   }
 
   function wireForms() {
