@@ -89,6 +89,7 @@
   var FIELD_TARGETS = {
     text: "demo-text", ranking: "ranking-section", strength: "strength", flags: "compare-form",
     rationale: "rationale", all_bad: "all-bad", reason: "skip-reason",
+    edit: "edit-section", "edit.text": "edit-text", "edit.response_id": "edit-section",
   };
 
   function clearError() {
@@ -179,7 +180,7 @@
         body.ranking = [[ids[win]], [ids[1 - win]]];
         body.strength = state.strength;
       }
-      return body;
+      return withEdit(body);
     }
     var ranked = state.groups.reduce(function (n, g) { return n + g.length; }, 0);
     if (ranked === 0 && allBad) { body.ranking = []; return body; }
@@ -188,6 +189,69 @@
       return { error: { field: "ranking", message: "Rank every response: " + left + " still unranked." } };
     }
     body.ranking = state.groups.map(function (g) { return g.map(function (n) { return responseIds()[n - 1]; }); });
+    return withEdit(body);
+  }
+
+  // ---------------------------------------------------------------- edit to improve
+
+  // The labeler may rewrite the best response. The rewrite is sent as body.edit and stored by
+  // the server as a demonstration and as a preference of the edit over the original.
+  function normalised(text) { return text.split(/\s+/).filter(Boolean).join(" "); }
+  function originalText(n) { return (task.responses[n - 1] || {}).text || ""; }
+
+  function topNumber() {
+    if (mode === "pair") {
+      if (state.choice === "1" || state.choice === "2") return Number(state.choice);
+      return state.choice === "tie" ? 1 : null;
+    }
+    return state.groups.length ? state.groups[0][0] : null;
+  }
+
+  function showEdit(n, text) {
+    state.edit = n;
+    $("edit-source").textContent = "Response " + n;
+    $("edit-text").value = text;
+    $("edit-section").hidden = false;
+    $("edit-open").setAttribute("aria-expanded", "true");
+  }
+
+  function openEdit() {
+    var n = topNumber();
+    if (!n) {
+      showHint(mode === "pair" ? "Choose the better response first (1, 2 or 3); then E rewrites it."
+        : "Rank the best response first; then E rewrites it.");
+      return;
+    }
+    var box = $("edit-text");
+    if (state.edit && state.edit !== n && normalised(box.value) !== normalised(originalText(state.edit))) {
+      showHint("You are rewriting response " + state.edit + ". X discards it, to rewrite response " + n + " instead.");
+    } else if (state.edit !== n) {
+      showEdit(n, originalText(n));
+      saveDraft();
+    }
+    box.focus();
+    box.setSelectionRange(box.value.length, box.value.length);
+  }
+
+  function discardEdit() {
+    if (!state.edit) { showHint("There is no edit to discard."); return; }
+    state.edit = null;
+    $("edit-text").value = "";
+    $("edit-section").hidden = true;
+    $("edit-open").setAttribute("aria-expanded", "false");
+    clearError();
+    showHint("Edit discarded.");
+    saveDraft();
+  }
+
+  function withEdit(body) {
+    if (!state.edit) return body;
+    var text = $("edit-text").value;
+    if (!text.trim()) return body; // an emptied edit box means no edit
+    if (normalised(text) === normalised(originalText(state.edit))) {
+      return { error: { field: "edit.text", message: "Your edit is the same as the original: change it, or discard it with X." } };
+    }
+    body.edit = { response_id: responseIds()[state.edit - 1], text: text };
     return body;
   }
 
@@ -195,7 +259,7 @@
 
   var responseCards = Array.prototype.slice.call(document.querySelectorAll(".response"));
   function responseIds() { return responseCards.map(function (c) { return Number(c.dataset.responseId); }); }
-  var state = { choice: null, strength: null, groups: [] };
+  var state = { choice: null, strength: null, groups: [], edit: null }; // edit: the rewritten response's number
   var history = [];
   var pending = null; // null | "tie" | "flag" | {flag: n}
 
@@ -424,6 +488,7 @@
         : {
           choice: state.choice, strength: state.strength, groups: state.groups,
           flags: collectFlags(), all_bad: $("all-bad").checked, rationale: $("rationale").value,
+          edit: state.edit ? { number: state.edit, text: $("edit-text").value } : null,
         };
       if (storageSet(draft) && draftStatus) draftStatus.textContent = "Draft saved on this device.";
     }, 250);
@@ -453,6 +518,9 @@
     });
     $("all-bad").checked = !!draft.all_bad;
     $("rationale").value = draft.rationale || "";
+    if (draft.edit && draft.edit.number >= 1 && draft.edit.number <= responseCards.length) {
+      showEdit(draft.edit.number, String(draft.edit.text || ""));
+    }
     if (draftStatus) draftStatus.textContent = "Restored your draft.";
   }
 
@@ -576,6 +644,8 @@
     if (lower === "f") { pending = "flag"; showHint("Flag which response? Press 1–" + k + ".", true); e.preventDefault(); return; }
     if (lower === "b") { var ab = $("all-bad"); ab.checked = !ab.checked; saveDraft(); clearError(); e.preventDefault(); return; }
     if (lower === "r") { e.preventDefault(); $("rationale").focus(); return; }
+    if (lower === "e") { e.preventDefault(); openEdit(); return; }
+    if (lower === "x") { e.preventDefault(); discardEdit(); return; }
 
     if (mode === "pair") {
       if (key === "1" || key === "2") { setChoice(key); e.preventDefault(); return; }
@@ -613,6 +683,9 @@
       saveDraft();
     });
     $("rationale").addEventListener("input", saveDraft);
+    $("edit-text").addEventListener("input", function () { clearError(); saveDraft(); });
+    $("edit-open").addEventListener("click", openEdit);
+    $("edit-discard").addEventListener("click", discardEdit);
     Array.prototype.forEach.call(document.querySelectorAll(".choice"), function (b) {
       b.addEventListener("click", function () { setChoice(b.dataset.choice); });
     });
