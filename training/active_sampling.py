@@ -105,6 +105,21 @@ def active_sampling_schedule(*, project: Project) -> None:
     project.refresh_from_db(fields=["scoring_status", "scoring_message", "scoring_updated_at"])
 
 
+def active_sampling_after_new_tasks(*, project: Project) -> bool:
+    """For a job that has just made comparison tasks: queue a scoring if the project has a reward model.
+
+    Never raises for the ordinary cases: False when there is no reward model, or when a scoring is
+    queued or running already (it may miss the newest tasks; the button scores them again).
+    """
+    if project.reward_model_id is None:
+        return False
+    try:
+        active_sampling_schedule(project=project)
+    except Conflict:
+        return False
+    return True
+
+
 # Execution (worker side) -------------------------------------------------------------------------
 
 
@@ -270,7 +285,8 @@ def active_sampling_execute(*, project_id: int, reward_model_id: int) -> str:
                                 output_file=output_file)
         code, error = _run_scoring(project=project, command=command, total=total)
         if code != 0 or error:
-            _status_set(project_id=project.pk, status=Status.FAILED, message=f"Scoring failed: {error}".strip())
+            _status_set(project_id=project.pk, status=Status.FAILED,
+                        message=f"Scoring failed with {reward_model.name} ({reward_model.path}): {error}".strip())
             return Outcome.FAILED
         counts = scores_store(project=project, reward_model=reward_model, scores=scores_read(path=output_file))
     except Exception as exc:  # an unreadable model dir, a full disk: say what happened on the page

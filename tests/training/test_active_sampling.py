@@ -189,6 +189,19 @@ def test_schedule_needs_a_reward_model_and_runs_one_at_a_time(django_capture_on_
 
 
 @pytest.mark.django_db
+def test_after_new_tasks_schedules_only_with_a_reward_model_and_never_raises(monkeypatch):
+    sent = []
+    monkeypatch.setattr("training.scoring_tasks.active_sampling_run.delay", lambda *args: sent.append(args))
+    project = ProjectFactory()
+    assert active_sampling.active_sampling_after_new_tasks(project=project) is False
+    project.reward_model = reward_version(project)
+    project.save()
+    assert active_sampling.active_sampling_after_new_tasks(project=project) is True
+    assert active_sampling.active_sampling_after_new_tasks(project=project) is False  # one is queued already
+    assert Project.objects.get(pk=project.pk).scoring_status == "queued"
+
+
+@pytest.mark.django_db
 def test_settings_page_sets_the_reward_model_and_its_button_queues_scoring(client, monkeypatch):
     sent = []
     monkeypatch.setattr("training.scoring_tasks.active_sampling_run.delay", lambda *args: sent.append(args))
@@ -267,6 +280,26 @@ def test_the_scoring_pipeline_scores_each_row_in_order(tiny_reward_model_dir, tm
     bad_config = _score_cli(["--model", str(tiny_reward_model_dir), "--input", str(source), "--output", "o",
                              "--batch-size", "0"])
     assert bad_config.returncode == 2 and '"field": "batch_size"' in bad_config.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_a_scoring_that_fails_says_why_and_changes_no_priority():
+    project = ProjectFactory()
+    project.reward_model = ModelVersion.objects.create(name="rm-missing", kind="reward", path="models/missing-rm")
+    project.scoring_status = Project.ScoringStatus.QUEUED
+    project.save()
+    task = comparison_task(project=project, texts=("a", "b"), priority=3)
+    outcome = active_sampling.active_sampling_execute(project_id=project.pk, reward_model_id=project.reward_model_id)
+    assert outcome == "failed"
+    project.refresh_from_db()
+    assert project.scoring_status == "failed" and project.scoring_message.startswith("Scoring failed with rm-missing")
+    assert "missing-rm" in project.scoring_message
+    task.refresh_from_db()
+    assert (task.priority, task.reward_margin) == (3, None)
+    assert not TaskResponse.objects.filter(task=task, reward_score__isnull=False).exists()
+    # Delivered again: nothing queued any more, so nothing runs.
+    assert active_sampling.active_sampling_execute(project_id=project.pk, reward_model_id=project.reward_model_id) == "skipped"
 
 
 def wait_for(predicate, *, timeout: float, what: str):
