@@ -152,6 +152,30 @@ def _check_common(cfg) -> None:
         raise ConfigError("max_steps", "must be positive, or -1 to use num_train_epochs")
 
 
+CONFIG_CLASSES = {
+    "sft": ("training.pipelines.sft", "SftPipelineConfig"),
+    "reward": ("training.pipelines.reward", "RewardPipelineConfig"),
+    "rlhf": ("training.pipelines.rlhf", "RlhfPipelineConfig"),
+    "dpo": ("training.pipelines.dpo", "DpoPipelineConfig"),
+    "generate": ("training.pipelines.generate", "GeneratePipelineConfig"),
+}
+
+
+def config_class(kind: str):
+    """The config dataclass of a pipeline kind (sft, reward, rlhf, dpo, generate); imports no ML code."""
+    import importlib
+
+    if kind not in CONFIG_CLASSES:
+        raise ConfigError("kind", f"unknown pipeline {kind!r}; expected one of {', '.join(CONFIG_CLASSES)}")
+    module, name = CONFIG_CLASSES[kind]
+    return getattr(importlib.import_module(module), name)
+
+
+def validate_config(kind: str, data: dict):
+    """config_from_dict for a pipeline kind: what the web app calls before queueing a run."""
+    return config_from_dict(config_class(kind), data)
+
+
 def config_to_dict(cfg) -> dict:
     return dataclasses.asdict(cfg)
 
@@ -229,11 +253,11 @@ def numeric_metrics(logs: dict) -> dict:
     return {k: v for k, v in _clean(logs).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
-def progress_callback(kind: str, cfg, device: str, bf16: bool, resumed_from: str | None, extra=None):
+def progress_callback(kind: str, cfg, device: str, bf16: bool, resumed_from: str | None):
     """A transformers TrainerCallback that prints start/progress events (done is printed by finish()).
 
-    `extra(logs) -> dict` may add metrics (e.g. computed KL) to each progress event. The callback also
-    writes pipeline_config.json into every checkpoint, so a checkpoint says how it was made.
+    It keeps the logged metrics in `.history`, and writes pipeline_config.json into every
+    checkpoint, so a checkpoint says how it was made.
     """
     from transformers import TrainerCallback
 
@@ -247,8 +271,6 @@ def progress_callback(kind: str, cfg, device: str, bf16: bool, resumed_from: str
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             metrics = numeric_metrics(logs or {})
-            if extra is not None:
-                metrics.update(numeric_metrics(extra(metrics)))
             self.history.append({"step": state.global_step, **metrics})
             emit("progress", step=state.global_step, total=state.max_steps, metrics=metrics)
 
@@ -301,9 +323,18 @@ def trainer_kwargs(cfg, device: str, bf16: bool) -> dict:
         disable_tqdm=True,
         bf16=bf16,
         use_cpu=device == "cpu",
-        gradient_checkpointing=cfg.gradient_checkpointing,
+        activation_checkpointing=cfg.gradient_checkpointing,
         dataloader_num_workers=0,
     )
+
+
+def quiet(trainer):
+    """Drop transformers' log printer: stdout carries only our JSON lines (and library noise on stderr)."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    return trainer
 
 
 def lora_config(cfg, task_type: str = "CAUSAL_LM"):

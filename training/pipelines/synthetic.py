@@ -3,7 +3,8 @@
 Prompts look like "Write a happy sentence about cats." The gold preference, checkable
 by code, is simple on purpose so that the tiny model can learn it and a tiny reward model
 can separate it: a response earns a point per positive word, loses a point per negative
-word, earns half a point for naming the topic, and loses a little for rambling.
+word, earns half a point for naming the topic, loses two for an answer under three words, and
+loses a little for rambling.
 
 The platform uses this for simulated labelers (gold_compare gives a winner and a strength,
 as a human comparison would) and for gold-score evaluation of trained models.
@@ -45,6 +46,7 @@ PROMPT_TEMPLATES = [
 _WORD = re.compile(r"[a-z]+")
 _POS = set(POSITIVE)
 _NEG = set(NEGATIVE)
+MIN_WORDS = 3
 MAX_GOOD_WORDS = 16
 
 
@@ -79,7 +81,7 @@ def make_response(rng: random.Random, topic: str, mood: int) -> str:
     pool = POSITIVE if mood > 0 else NEGATIVE if mood < 0 else NEUTRAL
     n_adj = rng.choice([1, 2, 2, 3]) if mood else 1
     adjs = rng.sample(pool, n_adj)
-    subject = topic[0].upper() + topic[1:]
+    subject = subject_of(topic)
     adj_text = adjs[0] if n_adj == 1 else ", ".join(adjs[:-1]) + " and " + adjs[-1]
     sentence = f"{subject} {rng.choice(VERBS)} {adj_text}"
     if rng.random() < 0.5:
@@ -88,12 +90,15 @@ def make_response(rng: random.Random, topic: str, mood: int) -> str:
 
 
 def gold_score(prompt, response: str) -> float:
-    """Positive words minus negative words, +0.5 for naming the topic, -0.1 per word past 16."""
+    """Positive words minus negative words, +0.5 for naming the topic, -2 for fewer than 3 words
+    (empty or cut off), -0.1 per word past 16."""
     words = _WORD.findall(response.lower())
     score = float(sum(w in _POS for w in words) - sum(w in _NEG for w in words))
     topic = topic_of(prompt)
     if topic and topic.split()[-1] in words:
         score += 0.5
+    if len(words) < MIN_WORDS:
+        score -= 2.0
     if len(words) > MAX_GOOD_WORDS:
         score -= 0.1 * (len(words) - MAX_GOOD_WORDS)
     return score
@@ -127,6 +132,18 @@ def sft_rows(n: int, seed: int = 0) -> list[dict]:
     return rows
 
 
+def candidate(rng: random.Random, topic: str) -> str:
+    """A response a model might write: positive, neutral, negative, or (sometimes) degenerate."""
+    kind = rng.choice(["pos", "neutral", "neg", "pos", "neutral", "neg", "degenerate"])
+    if kind == "degenerate":  # so that reward models learn that empty or cut-off answers are bad
+        return rng.choice(["", ".", "The", subject_of(topic), rng.choice(NEGATIVE) + "."])
+    return make_response(rng, topic, {"pos": 1, "neutral": 0, "neg": -1}[kind])
+
+
+def subject_of(topic: str) -> str:
+    return topic[0].upper() + topic[1:]
+
+
 def preference_rows(n: int, seed: int = 0) -> list[dict]:
     """Pairs in the platform's `preference` export format, chosen by the gold function."""
     rng = random.Random(seed)
@@ -134,8 +151,7 @@ def preference_rows(n: int, seed: int = 0) -> list[dict]:
     while len(rows) < n:
         prompt = make_prompt(rng)
         topic = topic_of(prompt)
-        a = make_response(rng, topic, rng.choice([1, 0, -1]))
-        b = make_response(rng, topic, rng.choice([1, 0, -1]))
+        a, b = candidate(rng, topic), candidate(rng, topic)
         verdict = gold_compare(prompt, a, b)
         if verdict["winner"] is None:
             continue

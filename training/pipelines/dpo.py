@@ -1,0 +1,77 @@
+"""Direct preference optimisation with TRL's DPOTrainer.
+
+    python -m training.pipelines.dpo --config run.json
+
+train_file is the platform's `preference` export (see reward.py); the margin column is not used
+by the DPO loss and is dropped. The reference model is the starting policy (model_path), or the
+base weights with the adapter disabled under LoRA. TRL logs `rewards/margins` (the implicit
+reward of chosen minus rejected, which should grow), `rewards/accuracies`, `rewards/chosen`,
+`rewards/rejected`; the done event carries the last ones and `first_rewards/margins`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from training.pipelines import common
+from training.pipelines.common import CommonConfig, ConfigError
+from training.pipelines.reward import preference_dataset
+
+
+@dataclass(kw_only=True)
+class DpoPipelineConfig(CommonConfig):
+    """Direct preference optimisation (DPO) on pairwise preferences."""
+
+    train_file: str = field(metadata={"help": "Preference JSONL: prompt, chosen, rejected (margin ignored)."})
+    eval_file: str | None = field(default=None, metadata={"help": "Optional held-out preference JSONL."})
+    beta: float = field(default=0.1, metadata={"help": "DPO beta: strength of the implicit KL to the reference."})
+    loss_type: str = field(default="sigmoid", metadata={"help": "TRL DPO loss: sigmoid, ipo, hinge, ..."})
+    label_smoothing: float = field(default=0.0, metadata={"help": "Conservative DPO label smoothing."})
+    learning_rate: float = field(default=5e-6, metadata={"help": "Peak learning rate."})
+
+    def validate(self) -> None:
+        if not self.beta > 0:
+            raise ConfigError("beta", "must be > 0")
+        if not 0.0 <= self.label_smoothing < 0.5:
+            raise ConfigError("label_smoothing", "must be in [0, 0.5)")
+
+
+METRICS = ["rewards/margins", "rewards/accuracies", "rewards/chosen", "rewards/rejected", "loss"]
+
+
+def run(cfg: DpoPipelineConfig) -> dict:
+    from transformers import AutoModelForCausalLM
+    from trl import DPOConfig, DPOTrainer
+
+    device, bf16, resume = common.prepare_run(cfg, "dpo")
+    tokenizer = common.load_tokenizer(cfg.model_path)
+    model = AutoModelForCausalLM.from_pretrained(cfg.model_path)
+    train = preference_dataset(cfg.train_file, use_margin=False)
+    evaluation = preference_dataset(cfg.eval_file, use_margin=False) if cfg.eval_file else None
+    args = DPOConfig(
+        **common.trainer_kwargs(cfg, device, bf16),
+        max_length=cfg.max_length,
+        beta=cfg.beta,
+        loss_type=[cfg.loss_type],
+        label_smoothing=cfg.label_smoothing,
+        eval_strategy="no",
+    )
+    progress = common.progress_callback("dpo", cfg, device, bf16, resume)
+    trainer = DPOTrainer(
+        model=model, args=args, train_dataset=train, eval_dataset=evaluation,
+        processing_class=tokenizer, peft_config=common.lora_config(cfg), callbacks=[progress],
+    )
+    common.quiet(trainer)
+    result = trainer.train(resume_from_checkpoint=resume)
+    metrics = dict(result.metrics)
+    metrics.update(common.last_logged(progress.history, METRICS))
+    margins = [h["rewards/margins"] for h in progress.history if "rewards/margins" in h]
+    if margins:
+        metrics["first_rewards/margins"] = margins[0]
+    if evaluation is not None:
+        metrics.update(trainer.evaluate())
+    model_dir = common.save_final(trainer, tokenizer, cfg.output_dir)
+    return common.finish(cfg.output_dir, metrics, model_dir)
+
+
+if __name__ == "__main__":
+    raise SystemExit(common.main(DpoPipelineConfig, run))

@@ -1,0 +1,170 @@
+"""Sample K distinct responses per prompt from a model dir (the next comparison round).
+
+    python -m training.pipelines.generate --config gen.json
+    python -m training.pipelines.generate --model DIR --input prompts.jsonl --output out.jsonl --k 4
+
+Input JSONL rows: {"prompt": [messages]} or {"messages": [messages]} or {"prompt": "text"}, with
+optional "id" and "metadata". Output rows are in the platform's import format, so a generated file
+imports as comparison tasks: {"messages": [...], "responses": ["...", ...], "id": ..., "metadata": ...}.
+Exact duplicates (after stripping whitespace) and empty responses are dropped; the sampler retries a
+few rounds to fill K distinct responses, so a prompt can end with fewer than K only if the model
+keeps repeating itself. Prints JSON-lines progress (see common.py).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from training.pipelines import common
+from training.pipelines.common import ConfigError
+
+
+@dataclass(kw_only=True)
+class GeneratePipelineConfig:
+    """Sample K responses per prompt."""
+
+    model_path: str = field(metadata={"help": "Model directory (or hub id) to sample from."})
+    prompts_file: str = field(metadata={"help": "JSONL of {\"prompt\": [messages]} or {\"messages\": [...]}."})
+    output_file: str = field(metadata={"help": "JSONL to write: {\"messages\", \"responses\", \"id\"}."})
+    k: int = field(default=4, metadata={"help": "Distinct responses per prompt."})
+    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature."})
+    top_p: float = field(default=0.95, metadata={"help": "Nucleus sampling threshold."})
+    max_new_tokens: int = field(default=128, metadata={"help": "Max tokens per response."})
+    seed: int = field(default=42, metadata={"help": "Random seed."})
+    batch_size: int = field(default=16, metadata={"help": "Prompts per generate() call."})
+    max_rounds: int = field(default=4, metadata={"help": "Sampling rounds to fill K distinct responses."})
+
+    def validate(self) -> None:
+        for name in ("k", "max_new_tokens", "batch_size", "max_rounds"):
+            if getattr(self, name) < 1:
+                raise ConfigError(name, "must be at least 1")
+        if not self.temperature > 0:
+            raise ConfigError("temperature", "must be > 0")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError("top_p", "must be in (0, 1]")
+
+
+def as_messages(prompt) -> list[dict]:
+    return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
+
+
+def load_model(model_path: str):
+    """(model, tokenizer, device) ready for batched sampling."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    device = common.pick_device()
+    dtype = torch.bfloat16 if common.bf16_supported(device) else torch.float32
+    tokenizer = common.load_tokenizer(model_path)
+    tokenizer.padding_side = "left"
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).to(device).eval()
+    return model, tokenizer, device
+
+
+def sample(model, tokenizer, device, prompts: list[list[dict]], n: int, *, temperature: float, top_p: float,
+           max_new_tokens: int) -> list[list[str]]:
+    """n raw samples for each prompt (duplicates included)."""
+    import torch
+
+    texts = [tokenizer.apply_chat_template(as_messages(p), tokenize=False, add_generation_prompt=True)
+             for p in prompts]
+    batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+    with torch.no_grad():
+        out = model.generate(
+            **batch, do_sample=True, temperature=temperature, top_p=top_p, top_k=0,
+            max_new_tokens=max_new_tokens, num_return_sequences=n,
+            pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+        )
+    decoded = tokenizer.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+    return [decoded[i * n:(i + 1) * n] for i in range(len(prompts))]
+
+
+def generate(model_path: str, prompts: list, k: int = 4, temperature: float = 1.0, top_p: float = 0.95,
+             max_new_tokens: int = 128, seed: int = 42, batch_size: int = 16, max_rounds: int = 4,
+             on_batch=None, loaded=None) -> list[list[str]]:
+    """K distinct, non-empty responses for each prompt (a list of messages, or a string).
+
+    `loaded` is an optional (model, tokenizer, device) from load_model(), to reuse a loaded model.
+    """
+    from transformers import set_seed
+
+    set_seed(seed)
+    model, tokenizer, device = loaded or load_model(model_path)
+    results: list[list[str]] = []
+    for start in range(0, len(prompts), batch_size):
+        chunk = prompts[start:start + batch_size]
+        found: list[list[str]] = [[] for _ in chunk]
+        for _ in range(max_rounds):
+            todo = [i for i, f in enumerate(found) if len(f) < k]
+            if not todo:
+                break
+            samples = sample(model, tokenizer, device, [chunk[i] for i in todo], k, temperature=temperature,
+                             top_p=top_p, max_new_tokens=max_new_tokens)
+            for i, texts in zip(todo, samples):
+                for text in texts:
+                    text = text.strip()
+                    if text and text not in found[i] and len(found[i]) < k:
+                        found[i].append(text)
+        results.extend(found)
+        if on_batch is not None:
+            on_batch(len(results), len(prompts))
+    return results
+
+
+def run(cfg: GeneratePipelineConfig) -> dict:
+    rows = common.read_jsonl(cfg.prompts_file)
+    prompts = []
+    for i, row in enumerate(rows, 1):
+        prompt = row.get("prompt", row.get("messages"))
+        if not prompt:
+            raise ValueError(f"{cfg.prompts_file}:{i}: needs \"prompt\" or \"messages\"")
+        prompts.append(as_messages(prompt))
+    common.emit("start", kind="generate", step=0, total=len(prompts), resumed_from=None,
+                device=common.pick_device(), bf16=False)
+    responses = generate(
+        cfg.model_path, prompts, k=cfg.k, temperature=cfg.temperature, top_p=cfg.top_p,
+        max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, batch_size=cfg.batch_size, max_rounds=cfg.max_rounds,
+        on_batch=lambda done, total: common.emit("progress", step=done, total=total, metrics={}),
+    )
+    Path(cfg.output_file).parent.mkdir(parents=True, exist_ok=True)
+    with open(cfg.output_file, "w") as f:
+        for row, prompt, texts in zip(rows, prompts, responses):
+            out = {"messages": prompt, "responses": texts}
+            for key in ("id", "metadata"):
+                if key in row:
+                    out[key] = row[key]
+            f.write(json.dumps(out) + "\n")
+    metrics = {"prompts": len(prompts), "responses": sum(len(r) for r in responses),
+               "short_prompts": sum(len(r) < cfg.k for r in responses)}
+    common.emit("done", metrics=metrics, output_file=cfg.output_file)
+    return metrics
+
+
+def cli(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Sample K distinct responses per prompt.")
+    parser.add_argument("--config", help="JSON file with the fields of GeneratePipelineConfig")
+    parser.add_argument("--model", dest="model_path")
+    parser.add_argument("--input", dest="prompts_file")
+    parser.add_argument("--output", dest="output_file")
+    parser.add_argument("--k", type=int)
+    parser.add_argument("--temperature", type=float)
+    parser.add_argument("--top-p", dest="top_p", type=float)
+    parser.add_argument("--max-new-tokens", dest="max_new_tokens", type=int)
+    parser.add_argument("--seed", type=int)
+    args = parser.parse_args(argv)
+    if args.config:
+        return common.main(GeneratePipelineConfig, run, ["--config", args.config])
+    data = {k: v for k, v in vars(args).items() if k != "config" and v is not None}
+    try:
+        cfg = common.config_from_dict(GeneratePipelineConfig, data)
+    except ConfigError as exc:
+        common.emit("error", message=str(exc), field=exc.field)
+        return 2
+    run(cfg)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli())

@@ -1,0 +1,121 @@
+"""Reward model (Bradley-Terry) on pairwise preferences with TRL's RewardTrainer.
+
+    python -m training.pipelines.reward --config run.json
+
+train_file is the platform's `preference` export: JSONL of
+{"prompt": [messages], "chosen": [{"role": "assistant", ...}], "rejected": [...], "margin": float}.
+The margin (from the labeler's strength) goes through to TRL, whose loss is
+-log sigmoid(r_chosen - r_rejected - margin). A held-out split (eval_fraction, or eval_file)
+gives the pairwise accuracy reported as `eval_accuracy` in metrics.json and the done event.
+The model dir loads with AutoModelForSequenceClassification (num_labels=1).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from training.pipelines import common
+from training.pipelines.common import CommonConfig, ConfigError
+
+
+@dataclass(kw_only=True)
+class RewardPipelineConfig(CommonConfig):
+    """Reward model training on pairwise preferences."""
+
+    train_file: str = field(metadata={"help": "Preference JSONL: prompt, chosen, rejected, optional margin."})
+    eval_file: str | None = field(default=None, metadata={"help": "Held-out preference JSONL (else a split)."})
+    eval_fraction: float = field(default=0.1, metadata={"help": "Fraction of train_file held out when no eval_file."})
+    use_margin: bool = field(default=True, metadata={"help": "Pass the margin column to the loss."})
+    margin_scale: float = field(default=1.0, metadata={"help": "Multiply every margin by this."})
+    center_rewards_coefficient: float | None = field(
+        default=None, metadata={"help": "Penalty pushing rewards to mean zero (TRL); null: off."})
+    learning_rate: float = field(default=1e-4, metadata={"help": "Peak learning rate."})
+
+    def validate(self) -> None:
+        if not 0.0 <= self.eval_fraction < 1.0:
+            raise ConfigError("eval_fraction", "must be in [0, 1)")
+        if self.eval_file is None and self.eval_fraction == 0.0:
+            raise ConfigError("eval_fraction", "must be > 0 when there is no eval_file")
+
+
+def preference_dataset(path: str, use_margin: bool = True, margin_scale: float = 1.0):
+    """A datasets.Dataset of conversational preference pairs (prompt, chosen, rejected[, margin])."""
+    from datasets import Dataset
+
+    rows = common.read_jsonl(path, required=("prompt", "chosen", "rejected"))
+    out = []
+    for i, row in enumerate(rows, 1):
+        for key in ("prompt", "chosen", "rejected"):
+            if not isinstance(row[key], list) or not row[key]:
+                raise ValueError(f"{path}:{i}: {key} must be a non-empty list of messages")
+        item = {"prompt": row["prompt"], "chosen": row["chosen"], "rejected": row["rejected"]}
+        if use_margin:
+            item["margin"] = float(row.get("margin", 0.0)) * margin_scale
+        out.append(item)
+    return Dataset.from_list(out)
+
+
+def score(model, tokenizer, conversations: list[list[dict]], batch_size: int = 32) -> list[float]:
+    """Reward of each conversation (prompt + response messages), rendered by the chat template."""
+    import torch
+
+    texts = [tokenizer.apply_chat_template(c, tokenize=False) for c in conversations]
+    device = next(model.parameters()).device
+    scores: list[float] = []
+    with torch.no_grad():
+        for i in range(0, len(texts), batch_size):
+            batch = tokenizer(texts[i:i + batch_size], return_tensors="pt", padding=True,
+                              padding_side="right", add_special_tokens=False).to(device)
+            scores.extend(model(**batch).logits[:, 0].float().tolist())
+    return scores
+
+
+def pairwise_accuracy(model, tokenizer, dataset) -> float:
+    """Share of pairs whose chosen response gets the higher reward (ties count half)."""
+    was_training = model.training
+    model.eval()
+    chosen = score(model, tokenizer, [p + c for p, c in zip(dataset["prompt"], dataset["chosen"])])
+    rejected = score(model, tokenizer, [p + r for p, r in zip(dataset["prompt"], dataset["rejected"])])
+    model.train(was_training)
+    wins = sum(1.0 if c > r else 0.5 if c == r else 0.0 for c, r in zip(chosen, rejected))
+    return wins / len(chosen)
+
+
+def run(cfg: RewardPipelineConfig) -> dict:
+    from transformers import AutoModelForSequenceClassification
+    from trl import RewardConfig, RewardTrainer
+
+    device, bf16, resume = common.prepare_run(cfg, "reward")
+    tokenizer = common.load_tokenizer(cfg.model_path)
+    model = AutoModelForSequenceClassification.from_pretrained(cfg.model_path, num_labels=1)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    data = preference_dataset(cfg.train_file, cfg.use_margin, cfg.margin_scale)
+    if cfg.eval_file:
+        train, held_out = data, preference_dataset(cfg.eval_file, cfg.use_margin, cfg.margin_scale)
+    else:
+        split = data.train_test_split(test_size=cfg.eval_fraction, seed=cfg.seed)
+        train, held_out = split["train"], split["test"]
+    args = RewardConfig(
+        **common.trainer_kwargs(cfg, device, bf16),
+        max_length=cfg.max_length,
+        center_rewards_coefficient=cfg.center_rewards_coefficient,
+        eval_strategy="no",
+    )
+    progress = common.progress_callback("reward", cfg, device, bf16, resume)
+    trainer = RewardTrainer(
+        model=model, args=args, train_dataset=train, eval_dataset=held_out,
+        processing_class=tokenizer, peft_config=common.lora_config(cfg, "SEQ_CLS"), callbacks=[progress],
+    )
+    common.quiet(trainer)
+    result = trainer.train(resume_from_checkpoint=resume)
+    metrics = dict(result.metrics)
+    metrics.update(common.last_logged(progress.history, ["loss", "accuracy", "margin"]))
+    metrics.update(trainer.evaluate())  # eval_loss, eval_margin, ... on the held-out pairs
+    # TRL's eval accuracy is a mean of batch means; report the exact share of held-out pairs.
+    metrics["eval_accuracy"] = pairwise_accuracy(trainer.model, tokenizer, held_out)
+    metrics["eval_pairs"] = len(held_out)
+    model_dir = common.save_final(trainer, tokenizer, cfg.output_dir)
+    return common.finish(cfg.output_dir, metrics, model_dir)
+
+
+if __name__ == "__main__":
+    raise SystemExit(common.main(RewardPipelineConfig, run))
