@@ -95,12 +95,14 @@ def start_worker(log_path: Path) -> subprocess.Popen:
     log = open(log_path, "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "default,gpu", "--concurrency", "1",
-         "--pool", "prefork", "-n", f"bench-{os.getpid()}@%h", "--without-gossip", "--without-mingle"],
+         "--pool", "prefork", "-n", f"bench-{os.getpid()}@%h", "--loglevel", "INFO", "--without-gossip",
+         "--without-mingle"],
         cwd=ROOT, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     deadline = time.monotonic() + 90
     while "ready." not in log_path.read_text():
         if proc.poll() is not None or time.monotonic() > deadline:
+            os.killpg(proc.pid, signal.SIGKILL)
             raise SystemExit(f"The worker did not start:\n{log_path.read_text()[-3000:]}")
         time.sleep(0.2)
     return proc

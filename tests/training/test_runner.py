@@ -194,3 +194,25 @@ def test_bootstrap_registers_a_hub_model_without_downloading(settings):
     assert (model.kind, model.path, model.project) == ("base", "Qwen/Qwen2.5-0.5B-Instruct", None)
     call_command("bootstrap_base_model")
     assert ModelVersion.objects.filter(kind="base").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_train_command_starts_follows_and_reports(fake_pipeline, monkeypatch, capsys):
+    from django.core.management.base import CommandError
+
+    project = ProjectFactory(slug="cli")
+    member(project, Membership.Role.ADMIN)
+    demonstrations_create(project=project, n=2)
+    ModelVersion.objects.create(name="tiny", kind="base", path="models/tiny")
+    # the worker's part, run in this process as soon as the run is committed
+    monkeypatch.setattr(services, "run_enqueue", lambda *, run_id: runner.run_execute(run_id=run_id))
+    call_command("train", "--kind", "sft", "--project", "cli", "--set", "max_steps=3", "--poll", "0.01")
+    out = capsys.readouterr().out
+    run = TrainingRun.objects.order_by("-id").first()
+    assert run.status == "succeeded" and run.config == {"max_steps": 3}
+    assert "3/3" in out and "loss 0.6667" in out and "succeeded" in out
+    with pytest.raises(CommandError, match="config.max_stepz"):
+        call_command("train", "--kind", "sft", "--project", "cli", "--set", "max_stepz=3", "--no-follow")
+    monkeypatch.setenv("FAKE_MODE", "fail")
+    with pytest.raises(CommandError, match="failed"):
+        call_command("train", "--kind", "sft", "--project", "cli", "--poll", "0.01")
