@@ -50,7 +50,7 @@ MARGIN_SCALE = 1000  # priority units per unit of reward margin
 WRITE_BATCH = 1000
 PROGRESS_SECONDS = 2.0
 SCORING_TIMEOUT_SECONDS = getattr(settings, "ACTIVE_SAMPLING_TIME_LIMIT_SECONDS", 3600)
-STALE_RUNNING = timedelta(minutes=10)  # a "running" scoring this quiet lost its worker: it may be claimed again
+STALE_RUNNING = timedelta(minutes=10)  # a queued or running scoring this quiet is lost: it may start again
 ERROR_LINES = 20
 Status = Project.ScoringStatus
 
@@ -83,8 +83,9 @@ def active_sampling_schedule(*, project: Project) -> None:
     """
     if project.reward_model_id is None:
         raise InvalidInput("Choose the project's reward model in its settings first.", field="reward_model")
+    # A scoring queued or running with no sign of life for STALE_RUNNING lost its message or worker.
     stale = timezone.now() - STALE_RUNNING
-    busy = Q(scoring_status=Status.QUEUED) | Q(scoring_status=Status.RUNNING, scoring_updated_at__gt=stale)
+    busy = Q(scoring_status__in=[Status.QUEUED, Status.RUNNING], scoring_updated_at__gt=stale)
     with transaction.atomic():
         claimed = (
             Project.objects.filter(pk=project.pk)
