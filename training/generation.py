@@ -72,7 +72,8 @@ def prompts_select(
     if not held_out:
         used_tasks = used_tasks.filter(kind=Task.Kind.COMPARISON)
     rows = list(
-        Prompt.objects.filter(project=project).annotate(used=Exists(used_tasks)).order_by("id").values_list("id", "used")
+        Prompt.objects.filter(project=project).annotate(used=Exists(used_tasks))
+        .order_by("id").values_list("id", "used")
     )
     if not rows:
         raise InvalidInput("The project has no prompts: import some first.", field="prompt_count")
@@ -298,7 +299,9 @@ def display_order(*, job: GenerationJob, prompt_id: int, n: int) -> list[int]:
     return order
 
 
-def _candidates(*, job: GenerationJob, outputs: list[dict[int, list]]) -> tuple[dict[int, list[tuple[str, int]]], int, int]:
+def _candidates(
+    *, job: GenerationJob, outputs: list[dict[int, list]]
+) -> tuple[dict[int, list[tuple[str, int]]], int, int]:
     """{prompt id: [(text, model id), ...]} for the prompts that make a task; plus skipped and duplicate counts."""
     skipped = duplicates = 0
     found: dict[int, list[tuple[str, int]]] = {}
@@ -334,7 +337,9 @@ def generation_complete(*, job: GenerationJob, outputs: list[dict[int, list]]) -
         if job.status != GenerationJob.Status.RUNNING:
             return job
         candidates, skipped, duplicates = _candidates(job=job, outputs=outputs)
-        live = set(Prompt.objects.filter(project_id=job.project_id, pk__in=list(candidates)).values_list("pk", flat=True))
+        live = set(
+            Prompt.objects.filter(project_id=job.project_id, pk__in=list(candidates)).values_list("pk", flat=True)
+        )
         skipped += sum(1 for pk in candidates if pk not in live)
         candidates = {pk: pairs for pk, pairs in candidates.items() if pk in live}
         required = Project.objects.values_list("overlap", flat=True).get(pk=job.project_id)

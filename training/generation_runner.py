@@ -90,6 +90,10 @@ def outputs_read(path: Path) -> dict[int, list]:
     return found
 
 
+def _fail(job: GenerationJob, error: str) -> None:
+    generation.generation_finish(job=job, status=GenerationJob.Status.FAILED, error=error)
+
+
 def generation_execute(*, job_id: int) -> str:
     """Claim the job, sample from each of its models, and make the comparison tasks."""
     job = generation.generation_claim(job_id=job_id, worker=services.worker_name())
@@ -98,7 +102,7 @@ def generation_execute(*, job_id: int) -> str:
     try:
         passes = pass_configs_write(job=job, prompts_path=prompts_write(job=job))
     except Exception as exc:  # an unwritable storage root, ...
-        generation.generation_finish(job=job, status=GenerationJob.Status.FAILED, error=f"Could not prepare the job: {exc}")
+        _fail(job, f"Could not prepare the job: {exc}")
         return Outcome.FAILED
     per_pass = len(job.prompt_ids)
     outputs = []
@@ -112,12 +116,12 @@ def generation_execute(*, job_id: int) -> str:
             outputs.append(outputs_read(output_path))
         except (OSError, ValueError) as exc:
             error = f"Could not read the sampler's output {output_path.name}: {exc}"
-            generation.generation_finish(job=job, status=GenerationJob.Status.FAILED, error=error)
+            _fail(job, error)
             return Outcome.FAILED
     try:
         job = generation.generation_complete(job=job, outputs=outputs)
     except Exception as exc:
-        generation.generation_finish(job=job, status=GenerationJob.Status.FAILED, error=f"Could not create the tasks: {exc!r}")
+        _fail(job, f"Could not create the tasks: {exc!r}")
         raise
     return Outcome.SUCCEEDED if job.status == GenerationJob.Status.SUCCEEDED else Outcome.STOPPED
 
@@ -134,7 +138,7 @@ def _run_pass(*, job: GenerationJob, command: list[str], offset: int) -> str:
     except BaseException as exc:  # a time limit, a lost database: never leave the sampler behind
         runner._signal_group(proc, signal.SIGKILL)
         proc.wait()
-        generation.generation_finish(job=job, status=GenerationJob.Status.FAILED, error=f"The worker stopped the job: {exc!r}")
+        _fail(job, f"The worker stopped the job: {exc!r}")
         raise
 
 
@@ -180,5 +184,5 @@ def _follow(*, job: GenerationJob, proc: subprocess.Popen, offset: int) -> str:
         return Outcome.SUCCEEDED
     why = state.error_message or (f"killed by signal {-code}" if code < 0 else f"exit status {code}")
     error = f"The sampler failed: {why}\n" + "\n".join(state.recent)
-    generation.generation_finish(job=job, status=GenerationJob.Status.FAILED, error=error.strip())
+    _fail(job, error.strip())
     return Outcome.FAILED

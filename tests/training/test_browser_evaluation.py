@@ -17,7 +17,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 def enqueued(monkeypatch):
     """The generation job 'runs' in the test itself: nothing reaches a broker or a worker."""
     sent = []
-    monkeypatch.setattr("training.generation_tasks.generation_execute.apply_async", lambda args=None, **kw: sent.append(args))
+    monkeypatch.setattr(
+        "training.generation_tasks.generation_execute.apply_async", lambda args=None, **kw: sent.append(args)
+    )
     return sent
 
 
@@ -45,8 +47,8 @@ def test_a_labeler_judges_an_ab_comparison_and_the_win_rate_moves(live_server, e
     # An earlier judgement: A (sft) won the first prompt. So the page starts at 100%.
     done = tasks[first]
     by_model = {tr.response.model_version_id: tr.response_id for tr in done.task_responses.select_related("response")}
-    Annotation.objects.create(task=done, labeler=earlier, kind="comparison", ranking=[[by_model[sft.pk]], [by_model[rlhf.pk]]],
-                              strength="better")
+    Annotation.objects.create(task=done, labeler=earlier, kind="comparison",
+                              ranking=[[by_model[sft.pk]], [by_model[rlhf.pk]]], strength="better")
     Task.objects.filter(pk=done.pk).update(done=1, status="done")
     open_task = tasks[second]
     b_response = open_task.task_responses.get(response__model_version=rlhf)

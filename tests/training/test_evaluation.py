@@ -34,7 +34,9 @@ def models(db):
 @pytest.fixture
 def enqueued(monkeypatch):
     sent = []
-    monkeypatch.setattr("training.generation_tasks.generation_execute.apply_async", lambda args=None, **kw: sent.append(args))
+    monkeypatch.setattr(
+        "training.generation_tasks.generation_execute.apply_async", lambda args=None, **kw: sent.append(args)
+    )
     return sent
 
 
@@ -47,7 +49,7 @@ def evaluation_with_tasks(*, project, admin, model_a, model_b, n: int) -> Evalua
     )
     job = GenerationJob.objects.get(evaluation=evaluation)
     generation.generation_claim(job_id=job.pk, worker="here:1")
-    outputs = [{pk: [f"a{i}"] for i, pk in enumerate(job.prompt_ids)}, {pk: [f"b{i}"] for i, pk in enumerate(job.prompt_ids)}]
+    outputs = [{pk: [f"{side}{i}"] for i, pk in enumerate(job.prompt_ids)} for side in "ab"]
     generation.generation_complete(job=job, outputs=outputs)
     evaluation.refresh_from_db()
     return evaluation
@@ -116,7 +118,8 @@ def test_identical_answers_make_no_task(project, admin, models, enqueued):
     assert (job.k, job.model_version_b_id, job.total_steps) == (1, models[1].pk, 4)
     generation.generation_claim(job_id=job.pk, worker="here:1")
     first, second = job.prompt_ids
-    job = generation.generation_complete(job=job, outputs=[{first: ["same"], second: ["x"]}, {first: ["same"], second: []}])
+    outputs = [{first: ["same"], second: ["x"]}, {first: ["same"], second: []}]
+    job = generation.generation_complete(job=job, outputs=outputs)
     assert (job.tasks_created, job.prompts_skipped, job.duplicates_dropped) == (0, 2, 1)
 
 
@@ -135,7 +138,8 @@ def ranked_task(project, labeler, responses, ranking):
 @pytest.mark.django_db
 def test_leaderboard_ranks_by_bradley_terry_over_all_comparisons(client_for, project, admin):
     strong, middle, weak, unrated = (
-        ModelVersion.objects.create(name=name, kind="sft", path=name) for name in ("strong", "middle", "weak", "unrated")
+        ModelVersion.objects.create(name=name, kind="sft", path=name)
+        for name in ("strong", "middle", "weak", "unrated")
     )
     labeler = member(project, username="ranker")
     prompt = PromptFactory(project=project)

@@ -39,7 +39,9 @@ def model(db):
 def enqueued(monkeypatch):
     """Every generation_execute message that would reach the broker."""
     sent = []
-    monkeypatch.setattr("training.generation_tasks.generation_execute.apply_async", lambda args=None, **kw: sent.append(args))
+    monkeypatch.setattr(
+        "training.generation_tasks.generation_execute.apply_async", lambda args=None, **kw: sent.append(args)
+    )
     return sent
 
 
