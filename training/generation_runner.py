@@ -21,7 +21,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from annotation.models import Prompt
+from annotation.models import Project, Prompt
 
 from . import generation, runner, services
 from .models import GenerationJob
@@ -123,7 +123,27 @@ def generation_execute(*, job_id: int) -> str:
     except Exception as exc:
         _fail(job, f"Could not create the tasks: {exc!r}")
         raise
-    return Outcome.SUCCEEDED if job.status == GenerationJob.Status.SUCCEEDED else Outcome.STOPPED
+    if job.status != GenerationJob.Status.SUCCEEDED:
+        return Outcome.STOPPED
+    _prioritise(job)
+    return Outcome.SUCCEEDED
+
+
+def _prioritise(job: GenerationJob) -> None:
+    """A new round's tasks are scored by the project's reward model, if it has one (active sampling).
+
+    An evaluation's tasks all need labels anyway, so their order is left alone. A failure here
+    never fails the job: its tasks exist, and the dashboard's button scores them again.
+    """
+    if job.evaluation_id is not None or not job.tasks_created:
+        return
+    from .active_sampling import active_sampling_after_new_tasks
+
+    try:
+        if active_sampling_after_new_tasks(project=Project.objects.get(pk=job.project_id)):
+            generation.generation_log_append(job=job, lines=["[platform] queued reward-model scoring of the new tasks"])
+    except Exception as exc:  # noqa: BLE001 - reported in the log, never fatal
+        generation.generation_log_append(job=job, lines=[f"[platform] could not queue active sampling: {exc!r}"])
 
 
 def _run_pass(*, job: GenerationJob, command: list[str], offset: int) -> str:

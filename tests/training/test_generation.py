@@ -362,3 +362,24 @@ def test_generation_pages(client, project, admin, prompts, model, enqueued, djan
     assert client.get(f"/training/generation/{job.pk}/").status_code == 404
     assert client.get(f"/training/generation/new/?project={project.pk}").status_code == 404
     assert f"#{job.pk}" not in client.get("/training/generation/").content.decode()
+
+
+@pytest.mark.django_db
+def test_a_new_round_is_queued_for_reward_model_scoring_but_an_evaluation_is_not(project, admin, prompts, model):
+    from annotation.models import Project
+    from training import generation_runner
+
+    job = generation.generation_create(project=project, model_version=model, k=2, prompt_count=1, created_by=admin)
+    generation.generation_claim(job_id=job.pk, worker="here:1")
+    job = generation.generation_complete(job=job, outputs=[{job.prompt_ids[0]: ["a", "b"]}])
+    generation_runner._prioritise(job)  # no reward model: nothing happens
+    assert Project.objects.get(pk=project.pk).scoring_status == ""
+    reward = ModelVersion.objects.create(name="rm", kind="reward", path="rm", project=project)
+    Project.objects.filter(pk=project.pk).update(reward_model=reward)
+    generation_runner._prioritise(job)
+    assert Project.objects.get(pk=project.pk).scoring_status == "queued"
+    assert "queued reward-model scoring" in GenerationJob.objects.get(pk=job.pk).log_tail
+    Project.objects.filter(pk=project.pk).update(scoring_status="")
+    job.evaluation_id = 1  # an evaluation's tasks keep their order
+    generation_runner._prioritise(job)
+    assert Project.objects.get(pk=project.pk).scoring_status == ""
