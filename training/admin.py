@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
-from .models import DatasetSnapshot, MetricPoint, ModelVersion, TrainingRun
+from .models import DatasetSnapshot, Evaluation, GenerationJob, MetricPoint, ModelVersion, TrainingRun
 
 
 @admin.register(ModelVersion)
@@ -44,3 +44,20 @@ class MetricPointAdmin(admin.ModelAdmin):
     list_display = ["run", "step", "name", "value"]
     list_filter = ["name"]
     raw_id_fields = ["run"]
+
+
+@admin.register(GenerationJob)
+class GenerationJobAdmin(admin.ModelAdmin):
+    list_display = ["id", "project", "model_version", "model_version_b", "k", "status", "step", "total_steps",
+                    "tasks_created", "created_at"]
+    list_filter = ["status"]
+    raw_id_fields = ["project", "model_version", "model_version_b", "evaluation", "created_by"]
+    readonly_fields = ["step", "total_steps", "tasks_created", "responses_created", "prompts_skipped",
+                       "duplicates_dropped", "worker", "pipeline_pid", "created_at", "updated_at"]
+
+
+@admin.register(Evaluation)
+class EvaluationAdmin(admin.ModelAdmin):
+    list_display = ["id", "project", "model_a", "model_b", "status", "created_at"]
+    list_filter = ["status"]
+    raw_id_fields = ["project", "model_a", "model_b", "created_by"]

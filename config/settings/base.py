@@ -149,10 +149,22 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {"training.tasks.*": {"queue": "gpu"}}
+CELERY_TASK_ROUTES = {
+    # Sweeps run on the default queue: a gpu worker (concurrency 1) is busy for a whole run.
+    # Exact names win over the patterns below.
+    "training.tasks.runs_fail_orphaned": {"queue": "default"},
+    "training.generation_tasks.generation_jobs_fail_orphaned": {"queue": "default"},
+    "training.tasks.*": {"queue": "gpu"},
+    "training.generation_tasks.*": {"queue": "gpu"},
+    "training.scoring_tasks.*": {"queue": "gpu"},
+}
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE = {
     "fail-orphaned-runs": {"task": "training.tasks.runs_fail_orphaned", "schedule": 60.0},
+    "fail-orphaned-generation-jobs": {
+        "task": "training.generation_tasks.generation_jobs_fail_orphaned",
+        "schedule": 60.0,
+    },
 }
 
 # Files: dataset snapshots and model directories live under one storage root.

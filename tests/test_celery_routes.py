@@ -1,0 +1,29 @@
+"""Training work goes to the gpu queue; the periodic sweeps never wait behind a run there."""
+
+import pytest
+
+from config.celery_app import app
+
+
+@pytest.mark.parametrize(
+    "task, queue",
+    [
+        ("training.tasks.run_execute", "gpu"),
+        ("training.generation_tasks.generation_execute", "gpu"),
+        ("training.scoring_tasks.active_sampling_run", "gpu"),
+        ("training.tasks.runs_fail_orphaned", "default"),
+        ("training.generation_tasks.generation_jobs_fail_orphaned", "default"),
+    ],
+)
+def test_route(task, queue):
+    app.loader.import_default_modules()
+    route = app.amqp.router.route({}, task)
+    assert route["queue"].name == queue
+
+
+def test_every_beat_entry_names_a_registered_task():
+    from django.conf import settings
+
+    app.loader.import_default_modules()
+    for entry in settings.CELERY_BEAT_SCHEDULE.values():
+        assert entry["task"] in app.tasks, entry["task"]
