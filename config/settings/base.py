@@ -132,7 +132,7 @@ SPECTACULAR_SETTINGS = {
 # Celery: kombu's filesystem transport under var/ unless CELERY_BROKER_URL says otherwise.
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://")
 if CELERY_BROKER_URL == "filesystem://":
-    _broker_dir = VAR_DIR / "celery-broker"
+    _broker_dir = Path(env("CELERY_BROKER_FOLDER", default=str(VAR_DIR / "celery-broker")))
     for _sub in ("out", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -140,6 +140,14 @@ if CELERY_BROKER_URL == "filesystem://":
         "data_folder_out": str(_broker_dir / "out"),
         "data_folder_processed": str(_broker_dir / "processed"),
         "control_folder": str(_broker_dir / "control"),
+    }
+# The longest a training run may take before Celery stops it.
+TRAINING_TIME_LIMIT_SECONDS = env.int("TRAINING_TIME_LIMIT_SECONDS", default=48 * 3600)
+if CELERY_BROKER_URL.startswith("redis"):
+    # Redis hands an unacknowledged message to another worker after this long. Training runs are
+    # acks_late and may last days, so it must outlast the longest run, or a run would start twice.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": TRAINING_TIME_LIMIT_SECONDS + 3600,
     }
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True

@@ -2,7 +2,12 @@
 
 import os
 
-from .base import *  # noqa: F401,F403
+# Parallel test sessions on the filesystem broker each get their own folder; a worker started
+# by a test inherits the variable and so reads the same one.
+_var = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "var")
+os.environ.setdefault("CELERY_BROKER_FOLDER", os.path.normpath(os.path.join(_var, f"celery-broker-test-{os.getpid()}")))
+
+from .base import *  # noqa: E402,F401,F403
 from .base import env
 
 DEBUG = False
