@@ -12,7 +12,7 @@ from training.simulation import full_loop, report
 
 STAGES = [
     "services", "base model", "project", "import", "demonstrations", "sft", "generate sft", "comparisons", "reward",
-    "rlhf", "dpo", "held-out import", "generate rlhf", "comparisons rlhf", "eval sft vs rlhf", "eval sft vs dpo",
+    "rlhf", "dpo", "held-out import", "generate rlhf", "comparisons rlhf", "eval rlhf vs sft", "eval dpo vs sft",
     "gold scoring", "lineage",
 ]
 
@@ -73,10 +73,10 @@ def test_small_full_loop_runs_every_stage_and_links_every_artefact(
             assert task.status == Task.Status.DONE
             assert task.annotations.get().kind == Annotation.Kind.COMPARISON
     evaluations = Evaluation.objects.filter(project=project).order_by("id")
-    assert [(e.model_a, e.model_b) for e in evaluations] == [(sft, rlhf), (sft, dpo)]
-    for evaluation, key in zip(evaluations, ["eval sft vs rlhf", "eval sft vs dpo"]):
+    assert [(e.model_a, e.model_b) for e in evaluations] == [(rlhf, sft), (dpo, sft)]
+    for evaluation, key in zip(evaluations, ["eval rlhf vs sft", "eval dpo vs sft"]):
         job = GenerationJob.objects.get(evaluation=evaluation)
-        assert job.status == GenerationJob.Status.SUCCEEDED and job.model_version_b == evaluation.model_b
+        assert job.status == GenerationJob.Status.SUCCEEDED and job.model_version_b == evaluation.model_b == sft
         results = data["evaluations"][key]
         assert results["tasks_done"] == results["tasks"] == job.tasks_created > 0
         assert results["n"] == results["wins"] + results["losses"] + results["ties"] == results["tasks"]

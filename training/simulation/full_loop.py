@@ -19,7 +19,7 @@ over HTTP; a Celery worker runs every pipeline as a subprocess. The stages, each
   dpo             DPO from SFT on the same preferences
   held-out import prompts for the evaluations, imported after every training snapshot was frozen
   generate rlhf   the next round's candidates, from the RLHF model, labeled like the first
-  evaluations     A/B: SFT vs RLHF and SFT vs DPO on the held-out prompts, judged by the labelers
+  evaluations     A/B: RLHF vs SFT and DPO vs SFT on the held-out prompts, judged by the labelers
   gold scoring    a subprocess (torch, no Django): gold scores, gold win rates, reward accuracy
   lineage         every artefact linked: models, runs, snapshots, jobs, tasks, annotations
 
@@ -67,7 +67,7 @@ class LoopConfig:
     seed: int = 0
     demo_prompts: int = 240          # imported prompts, one demonstration each
     comparison_prompts: int = 240    # prompts the SFT model answers K times
-    k: int = 4
+    k: int = 6                       # 6 responses give 15 pairs per prompt for the reward model
     gen_temperature: float = 1.0
     gen_top_p: float = 0.95
     max_new_tokens: int = 24
@@ -82,7 +82,7 @@ class LoopConfig:
         "max_length": 64,
     })
     reward: dict = field(default_factory=lambda: {
-        "max_steps": 200, "batch_size": 32, "learning_rate": 5e-4, "warmup_steps": 10, "logging_steps": 5,
+        "max_steps": 400, "batch_size": 32, "learning_rate": 5e-4, "warmup_steps": 10, "logging_steps": 10,
         "max_length": 64, "eval_fraction": 0.1,
     })
     rlhf: dict = field(default_factory=lambda: {
@@ -90,7 +90,7 @@ class LoopConfig:
         "max_completion_length": 24, "logging_steps": 2, "max_length": 64,
     })
     dpo: dict = field(default_factory=lambda: {
-        "max_steps": 80, "batch_size": 16, "learning_rate": 5e-5, "beta": 0.1, "logging_steps": 5,
+        "max_steps": 80, "batch_size": 16, "learning_rate": 2e-4, "beta": 0.1, "logging_steps": 5,
         "max_length": 64,
     })
 
@@ -313,10 +313,11 @@ class Loop:
             stage.detail = (f"job {job['id']}: {job['tasks_created']} tasks, {job['responses_created']} responses, "
                             f"{job.get('duplicates_dropped', 0)} duplicates dropped")
 
-    def evaluate(self, *, name: str, model_b: str, prompt_ids: list[int]) -> None:
+    def evaluate(self, *, name: str, candidate: str, prompt_ids: list[int]) -> None:
         with self.stage(name) as stage:
             body = self.api("POST", "/api/evaluations/", {
-                "project": self.project.pk, "model_a": self.models["sft"].pk, "model_b": self.models[model_b].pk,
+                # The candidate is model A, so the evaluation's win rate is the candidate's over SFT.
+                "project": self.project.pk, "model_a": self.models[candidate].pk, "model_b": self.models["sft"].pk,
                 "prompt_ids": prompt_ids, "temperature": self.config.eval_temperature,
                 "max_new_tokens": self.config.max_new_tokens, "seed": self.config.seed,
             })
@@ -333,7 +334,7 @@ class Loop:
             results = detail["results"]
             self.evaluations[name] = results
             stage.detail = (f"evaluation {body['id']}: {results.get('tasks_done')}/{results.get('tasks')} tasks; "
-                            f"win rate of {model_b} over sft {_fmt(results.get('win_rate'))} "
+                            f"win rate of {candidate} over sft {_fmt(results.get('win_rate'))} "
                             f"[{_fmt(results.get('ci_low'))}, {_fmt(results.get('ci_high'))}]")
 
     def gold_scoring(self) -> None:
@@ -390,9 +391,9 @@ class Loop:
                                        seed=5000 + cfg.seed)
         self.generate(name="generate rlhf", model="rlhf", prompt_count=min(cfg.round2_prompts, cfg.demo_prompts))
         self.label(stage_name="comparisons rlhf", kind=Task.Kind.COMPARISON)
-        self.evaluate(name="eval sft vs rlhf", model_b="rlhf", prompt_ids=held_out)
+        self.evaluate(name="eval rlhf vs sft", candidate="rlhf", prompt_ids=held_out)
         if cfg.with_dpo:
-            self.evaluate(name="eval sft vs dpo", model_b="dpo", prompt_ids=held_out)
+            self.evaluate(name="eval dpo vs sft", candidate="dpo", prompt_ids=held_out)
         self.gold_scoring()
         self.check_lineage()
 
@@ -480,7 +481,8 @@ def lineage_checks(*, project: Project, models: dict[str, ModelVersion]) -> list
         annotated = Annotation.objects.filter(task__in=tasks, kind=Annotation.Kind.COMPARISON).count()
         check(f"{label}: every task was judged", annotated == tasks.count(), f"{annotated} annotations")
     for evaluation in Evaluation.objects.filter(project=project):
-        check(f"evaluation {evaluation.pk}: A is sft", evaluation.model_a_id == models["sft"].pk)
+        check(f"evaluation {evaluation.pk}: the candidate (A) against sft (B)", evaluation.model_b_id == models["sft"].pk
+              and evaluation.model_a_id in {models.get("rlhf") and models["rlhf"].pk, models.get("dpo") and models["dpo"].pk})
         check(f"evaluation {evaluation.pk}: has its generation job",
               GenerationJob.objects.filter(evaluation=evaluation, status=GenerationJob.Status.SUCCEEDED).exists())
     open_comparisons = Task.objects.filter(project=project, kind=Task.Kind.COMPARISON, status=Task.Status.OPEN).count()

@@ -69,7 +69,7 @@ def summary(data: dict) -> dict:
         "rlhf_reward_last": rlhf_metrics.get("reward"),
         "gold_win_rate": scores.get("gold_win_rate") or {},
         "human_win_rate": {
-            name.split(" vs ")[-1]: ev for name, ev in (data.get("evaluations") or {}).items()
+            name.split()[1]: ev for name, ev in (data.get("evaluations") or {}).items()
         },
         "total_seconds": total,
         "targets": {
