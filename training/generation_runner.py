@@ -11,12 +11,9 @@ comparison tasks and marks the job succeeded in one transaction.
 from __future__ import annotations
 
 import json
-import queue
 import signal
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 from django.conf import settings
@@ -163,38 +160,13 @@ def _run_pass(*, job: GenerationJob, command: list[str], offset: int) -> str:
 
 
 def _follow(*, job: GenerationJob, proc: subprocess.Popen, offset: int) -> str:
-    lines: queue.Queue = queue.Queue()
-    reader = threading.Thread(target=runner._read_lines, args=(proc.stdout, lines), daemon=True)
-    reader.start()
-    batch, state = runner._Batch(), runner._Stream()
-    last_flush = time.monotonic()
-    stop_reason: str | None = None
-    kill_at: float | None = None
-    eof = False
-    while not eof:
-        try:
-            line = lines.get(timeout=0.5)
-        except queue.Empty:
-            line = ""
-        if line is None:
-            eof = True
-        elif line:
-            runner._handle_line(line, batch, state)
-        now = time.monotonic()
-        if eof or now - last_flush >= runner.FLUSH_SECONDS:
-            step = offset + batch.step if batch.step is not None else None
-            status = generation.generation_progress_flush(job=job, step=step, log_lines=batch.lines)
-            batch.step, batch.lines, batch.points = None, [], []
-            last_flush = now
-            if status != GenerationJob.Status.RUNNING and stop_reason is None:
-                stop_reason = status
-                runner._signal_group(proc, signal.SIGTERM)
-                kill_at = now + runner.TERMINATE_GRACE_SECONDS
-        if kill_at is not None and now >= kill_at and proc.poll() is None:
-            runner._signal_group(proc, signal.SIGKILL)
-            kill_at = None
-    code = proc.wait()
-    reader.join(timeout=5)
+    def flush(batch: runner._Batch) -> str:
+        step = offset + batch.step if batch.step is not None else None
+        status = generation.generation_progress_flush(job=job, step=step, log_lines=batch.lines)
+        batch.step, batch.lines, batch.points = None, [], []
+        return status
+
+    code, stop_reason, state = runner.follow_pipeline(proc, flush=flush, running=GenerationJob.Status.RUNNING)
     if stop_reason == GenerationJob.Status.CANCELLING:
         generation.generation_finish(job=job, status=GenerationJob.Status.CANCELLED, log_line="[platform] cancelled")
         return Outcome.CANCELLED

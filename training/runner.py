@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -206,7 +207,13 @@ def run_execute(*, run_id: int, attempt: int = 1, max_attempts: int = 3) -> str:
         raise
 
 
-def _follow(*, run: TrainingRun, proc: subprocess.Popen, attempt: int, max_attempts: int) -> str:
+def follow_pipeline(proc: subprocess.Popen, *, flush: Callable[[_Batch], str], running: str) -> tuple[int, str | None, _Stream]:
+    """Stream a pipeline's output until it exits, for runs and generation jobs alike.
+
+    Every FLUSH_SECONDS, `flush(batch)` stores what arrived and returns the row's status. When that
+    is no longer `running` (cancelled, or taken over), the pipeline gets SIGTERM, then SIGKILL after
+    a grace period. Returns (exit code, the status that stopped it or None, the stream's state).
+    """
     lines: queue.Queue = queue.Queue()
     reader = threading.Thread(target=_read_lines, args=(proc.stdout, lines), daemon=True)
     reader.start()
@@ -226,9 +233,9 @@ def _follow(*, run: TrainingRun, proc: subprocess.Popen, attempt: int, max_attem
             _handle_line(line, batch, state)
         now = time.monotonic()
         if eof or now - last_flush >= FLUSH_SECONDS:
-            status = _flush(run, batch)
+            status = flush(batch)
             last_flush = now
-            if status != TrainingRun.Status.RUNNING and stop_reason is None:
+            if status != running and stop_reason is None:
                 stop_reason = status
                 _signal_group(proc, signal.SIGTERM)
                 kill_at = now + TERMINATE_GRACE_SECONDS
@@ -237,6 +244,13 @@ def _follow(*, run: TrainingRun, proc: subprocess.Popen, attempt: int, max_attem
             kill_at = None
     code = proc.wait()
     reader.join(timeout=5)
+    return code, stop_reason, state
+
+
+def _follow(*, run: TrainingRun, proc: subprocess.Popen, attempt: int, max_attempts: int) -> str:
+    code, stop_reason, state = follow_pipeline(
+        proc, flush=lambda batch: _flush(run, batch), running=TrainingRun.Status.RUNNING
+    )
     if stop_reason == TrainingRun.Status.CANCELLING:
         services.run_finish(run=run, status=TrainingRun.Status.CANCELLED, log_line="[platform] cancelled")
         return Outcome.CANCELLED
