@@ -22,12 +22,9 @@ dashboard shows it (annotation.dashboard.dashboard_reward_agreement).
 from __future__ import annotations
 
 import json
-import queue
 import shutil
-import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from datetime import timedelta
@@ -48,10 +45,8 @@ from .snapshots import storage_path
 PRIORITY_BASE = 1_000_000
 MARGIN_SCALE = 1000  # priority units per unit of reward margin
 WRITE_BATCH = 1000
-PROGRESS_SECONDS = 2.0
 SCORING_TIMEOUT_SECONDS = getattr(settings, "ACTIVE_SAMPLING_TIME_LIMIT_SECONDS", 3600)
 STALE_RUNNING = timedelta(minutes=10)  # a queued or running scoring this quiet is lost: it may start again
-ERROR_LINES = 20
 Status = Project.ScoringStatus
 
 
@@ -227,44 +222,23 @@ def _run_scoring(*, project: Project, command: list[str], total: int) -> tuple[i
         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, encoding="utf-8", errors="replace",
         bufsize=1, start_new_session=True, preexec_fn=runner._die_with_parent,
     )
-    lines: queue.Queue = queue.Queue()
-    reader = threading.Thread(target=runner._read_lines, args=(proc.stdout, lines), daemon=True)
-    reader.start()
     deadline = time.monotonic() + SCORING_TIMEOUT_SECONDS
-    last_report = 0.0
-    recent: list[str] = []
-    error = ""
-    while True:
-        try:
-            line = lines.get(timeout=0.5)
-        except queue.Empty:
-            line = ""
-        if line is None:
-            break
+
+    def flush(batch: runner._Batch) -> str:
         if time.monotonic() > deadline:
-            runner._signal_group(proc, signal.SIGKILL)
-            error = f"scoring took longer than {SCORING_TIMEOUT_SECONDS} s"
-            break
-        event = None
-        if line.startswith("{"):
-            try:
-                event = json.loads(line)
-            except ValueError:
-                event = None
-        if isinstance(event, dict) and event.get("event") == "progress":
-            now = time.monotonic()
-            if now - last_report >= PROGRESS_SECONDS:
-                last_report = now
-                _status_set(project_id=project.pk, status=Status.RUNNING,
-                            message=f"Scored {event.get('step', 0)} of {total} responses.")
-        elif isinstance(event, dict) and event.get("event") == "error":
-            error = str(event.get("message", ""))
-        elif line.strip():
-            recent = (recent + [line.rstrip()[:500]])[-ERROR_LINES:]
-    code = proc.wait()
-    reader.join(timeout=5)
+            return "timed out"
+        if batch.step is not None:
+            _status_set(project_id=project.pk, status=Status.RUNNING,
+                        message=f"Scored {batch.step} of {total} responses.")
+        batch.step, batch.lines, batch.points = None, [], []
+        return Status.RUNNING
+
+    code, stop_reason, state = runner.follow_pipeline(proc, flush=flush, running=Status.RUNNING)
+    if stop_reason:
+        return code or 1, f"scoring took longer than {SCORING_TIMEOUT_SECONDS} s"
+    error = state.error_message
     if code != 0 and not error:
-        error = f"exit status {code}\n" + "\n".join(recent)
+        error = f"exit status {code}\n" + "\n".join(state.recent)
     return code, error
 
 
