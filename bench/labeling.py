@@ -84,6 +84,9 @@ def start_gunicorn(port: int, workers: int, threads: int) -> subprocess.Popen:
         sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
         "--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread",
         "--keep-alive", "30", "--log-level", "warning",
+        # Each worker gets its own SO_REUSEPORT socket, so the kernel spreads keep-alive connections
+        # across workers; with one shared socket the first awake worker took all 32 of them.
+        "--reuse-port",
     ]
     server = subprocess.Popen(command, cwd=ROOT, env=os.environ.copy())
     deadline = time.time() + 30
