@@ -8,6 +8,7 @@ locks) and on SQLite (which serialises writers, so it needs none).
 import re
 import weakref
 from datetime import datetime
+from datetime import timezone as dt_timezone
 
 from django.db import connection
 
@@ -122,3 +123,21 @@ def lease_if_room(*, task_id: int, labeler_id: int, expires_at: datetime, now: d
     with connection.cursor() as cursor:
         _execute(cursor, _LEASE, params, name="claim_lease", types=types)
         return cursor.rowcount == 1
+
+
+_RELEASE = "DELETE FROM annotation_lease WHERE task_id = %s AND labeler_id = %s RETURNING expires_at"
+
+
+def lease_release(*, task_id: int, labeler_id: int) -> datetime | None:
+    """Delete the labeler's lease on the task; return when it expired, or None if there was none."""
+    with connection.cursor() as cursor:
+        _execute(cursor, _RELEASE, [task_id, labeler_id], name="submit_lease_release", types=("bigint", "integer"))
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    value = row[0]
+    if not isinstance(value, datetime):  # SQLite may return text
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:  # SQLite stores UTC without an offset
+        value = value.replace(tzinfo=dt_timezone.utc)
+    return value

@@ -190,8 +190,9 @@ def _store(
                 if earlier.client_id == client_uuid:
                     return _replay(existing=earlier, task=task, labeler=labeler)
                 raise Conflict("You have already annotated or skipped this task.")
-            lease = Lease.objects.filter(task=task, labeler=labeler).first()
-            if lease is None:
+            # Release the lease and learn when it expired in one statement (undone if we raise).
+            lease_expires_at = claiming.lease_release(task_id=task.pk, labeler_id=labeler.pk)
+            if lease_expires_at is None:
                 raise Conflict("Claim this task before submitting: you hold no lease on it.")
             authored = TaskResponse.objects.filter(task=task, response__author=labeler)
             if task.kind == Task.Kind.COMPARISON and authored.exists():
@@ -207,10 +208,9 @@ def _store(
                 labeler=labeler,
                 client_id=client_uuid,
                 time_spent_ms=min(time_spent_ms, 2**31 - 1),
-                lease_expired=lease.expires_at <= now,
+                lease_expired=lease_expires_at <= now,
                 **fields,
             )
-            lease.delete()
             if annotation.kind != Annotation.Kind.SKIP:
                 task.done += 1
                 if task.done >= task.required:

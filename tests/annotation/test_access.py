@@ -86,3 +86,20 @@ def test_token_lookups_are_cached(client_for, django_assert_max_num_queries):
     with django_assert_max_num_queries(1):
         # Only the task lookup: the token and its user come from the cache.
         assert client.post("/api/tasks/999999/heartbeat/").status_code == 404
+
+
+def test_a_deleted_token_or_deactivated_user_stops_working_at_once(client_for):
+    from rest_framework.authtoken.models import Token
+
+    project = ProjectFactory()
+    labeler = member(project)
+    client = client_for(labeler)
+    assert client.get("/api/projects/").status_code == 200  # now cached
+    labeler.is_active = False
+    labeler.save()
+    assert client.get("/api/projects/").status_code == 401
+    labeler.is_active = True
+    labeler.save()
+    assert client.get("/api/projects/").status_code == 200
+    Token.objects.filter(user=labeler).delete()
+    assert client.get("/api/projects/").status_code == 401
