@@ -130,14 +130,21 @@ def test_a_killed_pipeline_resumes_from_its_checkpoint(celery_worker_process, ti
 
 def test_a_lost_worker_process_is_redelivered_and_resumes(celery_worker_process, tiny_base_model, client_for,
                                                           project, admin):
-    run_id = start(client_for, admin, project, tiny_base_model, dict(FAST))
+    # Long enough that the first attempt is still running when the worker is killed.
+    run_id = start(client_for, admin, project, tiny_base_model, {**FAST, "max_steps": 30})
     run_dir = Path(settings.STORAGE_ROOT) / f"runs/{run_id}"
-    wait_for(lambda: any((p / "trainer_state.json").exists() for p in run_dir.glob("checkpoint-*")),
-             timeout=180, what="a checkpoint")
-    # Kill only after a flush has stored the first start line: lines still in the worker's
-    # buffer die with it, and the test reads the log to tell the two attempts apart.
-    wait_for(lambda: "pipeline started at step 0/" in TrainingRun.objects.get(pk=run_id).log_tail,
-             timeout=60, what="the first attempt's start line in the log")
+
+    def ready_to_kill():
+        # A checkpoint to resume from, and the first start line already flushed to the database:
+        # lines still in the worker's buffer die with it, and the test reads the log to tell the
+        # two attempts apart.
+        run = TrainingRun.objects.get(pk=run_id)
+        checkpoint = any((p / "trainer_state.json").exists() for p in run_dir.glob("checkpoint-*"))
+        return checkpoint and run.status == "running" and run.pipeline_pid and (
+            "pipeline started at step 0/" in run.log_tail
+        )
+
+    wait_for(ready_to_kill, timeout=180, what="a checkpoint and the first start line in the log")
     run = TrainingRun.objects.get(pk=run_id)
     worker_pid, pipeline_pid = int(run.worker.rsplit(":", 1)[1]), run.pipeline_pid
     os.kill(worker_pid, signal.SIGKILL)  # the prefork child dies mid-task; the message was never acked
