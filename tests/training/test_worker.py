@@ -18,6 +18,16 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 FINAL = {"succeeded", "failed", "cancelled"}
 # Small enough to take seconds on a CPU; checkpoints every 2 steps so a killed run can resume.
 FAST = {"max_steps": 6, "batch_size": 2, "save_steps": 2, "logging_steps": 1, "max_length": 64}
+# For the kill tests: long enough (several 2-second flushes) that the first attempt is still
+# running when it is killed; the tiny model trains about 20 steps a second on a quiet machine.
+LONG = {**FAST, "max_steps": 200, "save_steps": 5}
+
+
+def running_with_checkpoint(run_id: int, run_dir: Path) -> bool:
+    run = TrainingRun.objects.get(pk=run_id)
+    assert run.status in ("queued", "running"), f"the run ended before the kill: {run.status}\n{run.log_tail}"
+    checkpoint = any((p / "trainer_state.json").exists() for p in run_dir.glob("checkpoint-*"))
+    return checkpoint and run.status == "running" and bool(run.pipeline_pid)
 
 
 def wait_for(predicate, *, timeout: float, what: str, poll: float = 0.25):
@@ -110,10 +120,9 @@ def test_cancel_a_running_run_stops_its_pipeline(celery_worker_process, tiny_bas
 
 
 def test_a_killed_pipeline_resumes_from_its_checkpoint(celery_worker_process, tiny_base_model, client_for, project, admin):
-    run_id = start(client_for, admin, project, tiny_base_model, dict(FAST))
+    run_id = start(client_for, admin, project, tiny_base_model, LONG)
     run_dir = Path(settings.STORAGE_ROOT) / f"runs/{run_id}"
-    wait_for(lambda: any((p / "trainer_state.json").exists() for p in run_dir.glob("checkpoint-*")),
-             timeout=180, what="a checkpoint")
+    wait_for(lambda: running_with_checkpoint(run_id, run_dir), timeout=180, what="a checkpoint")
     pid = TrainingRun.objects.get(pk=run_id).pipeline_pid
     assert pid
     os.kill(pid, signal.SIGKILL)  # as the OOM killer would
@@ -125,26 +134,17 @@ def test_a_killed_pipeline_resumes_from_its_checkpoint(celery_worker_process, ti
     assert f"resumed from {run_dir}/checkpoint-{starts[1]}" in run.log_tail
     steps = list(MetricPoint.objects.filter(run=run, name="loss").values_list("step", flat=True))
     assert steps == sorted(steps) and len(steps) == len(set(steps)), steps  # no step trained twice on record
-    assert run.step == 6 and ModelVersion.objects.filter(produced_by=run).exists()
+    assert run.step == LONG["max_steps"] and ModelVersion.objects.filter(produced_by=run).exists()
 
 
 def test_a_lost_worker_process_is_redelivered_and_resumes(celery_worker_process, tiny_base_model, client_for,
                                                           project, admin):
-    # Long enough that the first attempt is still running when the worker is killed.
-    run_id = start(client_for, admin, project, tiny_base_model, {**FAST, "max_steps": 30})
+    run_id = start(client_for, admin, project, tiny_base_model, LONG)
     run_dir = Path(settings.STORAGE_ROOT) / f"runs/{run_id}"
-
-    def ready_to_kill():
-        # A checkpoint to resume from, and the first start line already flushed to the database:
-        # lines still in the worker's buffer die with it, and the test reads the log to tell the
-        # two attempts apart.
-        run = TrainingRun.objects.get(pk=run_id)
-        checkpoint = any((p / "trainer_state.json").exists() for p in run_dir.glob("checkpoint-*"))
-        return checkpoint and run.status == "running" and run.pipeline_pid and (
-            "pipeline started at step 0/" in run.log_tail
-        )
-
-    wait_for(ready_to_kill, timeout=180, what="a checkpoint and the first start line in the log")
+    # Also wait for the first start line to be flushed to the database: lines still in the
+    # worker's buffer die with it, and the test reads the log to tell the two attempts apart.
+    wait_for(lambda: running_with_checkpoint(run_id, run_dir) and "pipeline started at step 0/" in
+             TrainingRun.objects.get(pk=run_id).log_tail, timeout=180, what="a checkpoint and the first start line")
     run = TrainingRun.objects.get(pk=run_id)
     worker_pid, pipeline_pid = int(run.worker.rsplit(":", 1)[1]), run.pipeline_pid
     os.kill(worker_pid, signal.SIGKILL)  # the prefork child dies mid-task; the message was never acked
