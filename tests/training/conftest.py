@@ -80,21 +80,10 @@ def tiny_base_model(tiny_base_model_dir):
     return services.base_model_bootstrap()
 
 
-def database_url() -> str:
-    """The URL of the database the tests run on (pytest-django's test database), for other processes."""
-    from django.db import connection
-
-    conf = connection.settings_dict
-    if conf["ENGINE"] == "django.db.backends.sqlite3":
-        return f"sqlite:///{conf['NAME']}"
-    user = conf.get("USER") or ""
-    password = f":{conf['PASSWORD']}" if conf.get("PASSWORD") else ""
-    auth = f"{user}{password}@" if user else ""
-    port = f":{conf['PORT']}" if conf.get("PORT") else ""
-    return f"postgres://{auth}{conf.get('HOST') or '127.0.0.1'}{port}/{conf['NAME']}"
-
-
 def worker_env(storage_root: Path) -> dict:
+    # The live connection's URL: pytest-django's test database, which the worker must share.
+    from training.simulation.processes import database_url
+
     env = dict(os.environ)
     env.update(
         DJANGO_SETTINGS_MODULE="config.settings.test",
