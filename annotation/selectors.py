@@ -34,27 +34,37 @@ def task_get_for_member(*, user: AbstractBaseUser, task_id: int) -> Task:
 
 def project_progress(*, project: Project) -> dict:
     """Counts per task kind: tasks, done tasks, annotations stored and required."""
+    return project_progress_many(project_ids=[project.pk])[project.pk]
+
+
+def project_progress_many(*, project_ids: list[int]) -> dict[int, dict]:
+    """project_progress for several projects in one grouped query (the project list)."""
     rows = (
-        project.tasks.values("kind")
+        Task.objects.filter(project_id__in=project_ids)
+        .values("project_id", "kind")
         .annotate(
             tasks=Count("id"),
             done_tasks=Count("id", filter=Q(status=Task.Status.DONE)),
             annotations=Sum("done"),
             required=Sum("required"),
         )
-        .order_by("kind")
+        .order_by("project_id", "kind")
     )
-    by_kind = {}
+    by_project: dict[int, dict] = {pk: {} for pk in project_ids}
     for row in rows:
         required = row["required"] or 0
         annotations = min(row["annotations"] or 0, required) if required else 0
-        by_kind[row["kind"]] = {
+        by_project[row["project_id"]][row["kind"]] = {
             "tasks": row["tasks"],
             "done_tasks": row["done_tasks"],
             "annotations": row["annotations"] or 0,
             "required": required,
             "percent": round(100 * annotations / required, 1) if required else 0.0,
         }
+    return {pk: _progress_totals(by_kind) for pk, by_kind in by_project.items()}
+
+
+def _progress_totals(by_kind: dict) -> dict:
     total_required = sum(k["required"] for k in by_kind.values())
     total_done = sum(min(k["annotations"], k["required"]) for k in by_kind.values())
     return {

@@ -18,8 +18,10 @@ KIND_LABELS = {
 def project_list(request):
     roles = dict(request.user.memberships.values_list("project_id", "role"))
     rows = []
-    for project in selectors.project_list_for_user(user=request.user):
-        progress = selectors.project_progress(project=project)
+    projects = list(selectors.project_list_for_user(user=request.user))
+    progress_by_project = selectors.project_progress_many(project_ids=[p.pk for p in projects])
+    for project in projects:
+        progress = progress_by_project[project.pk]
         kinds = []
         for kind in Task.Kind.values:
             counts = progress["by_kind"].get(kind)

@@ -147,3 +147,16 @@ def test_progress_indicator_counts_todays_work(client, project, labeler):
     TaskFactory(project=project)
     html = client.get(label_url(project, "demonstration")).content.decode()
     assert re.search(r'<strong id="done-today">2</strong>', html)
+
+
+def test_project_list_counts_progress_in_one_query_for_any_number_of_projects(client, django_assert_max_num_queries):
+    user = member(ProjectFactory())
+    for _ in range(5):
+        project = ProjectFactory()
+        TaskFactory.create_batch(2, project=project)
+        Membership.objects.create(project=project, user=user, role="labeler")
+    client.force_login(user)
+    with django_assert_max_num_queries(6):  # session, user, projects, roles, progress (+ slack of one)
+        response = client.get("/")
+    assert response.status_code == 200
+    assert response.content.decode().count('data-kind="demonstration"') == 5
