@@ -20,7 +20,7 @@ from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.utils import timezone
 
-from annotation.errors import Conflict, InvalidInput
+from annotation.errors import InvalidInput
 from annotation.models import Membership, Project, Prompt, Response, Task, TaskResponse
 
 from . import services
@@ -170,18 +170,8 @@ def generation_enqueue(*, job_id: int) -> None:
 
 def generation_cancel(*, job: GenerationJob) -> GenerationJob:
     """A queued job ends at once; a running one becomes cancelling and its worker stops the sampler."""
-    now = timezone.now()
     with transaction.atomic():
-        job = GenerationJob.objects.select_for_update().get(pk=job.pk)
-        if job.status == GenerationJob.Status.QUEUED:
-            job.status, job.finished_at = GenerationJob.Status.CANCELLED, now
-        elif job.status == GenerationJob.Status.RUNNING:
-            job.status = GenerationJob.Status.CANCELLING
-        elif job.status in (GenerationJob.Status.CANCELLING, GenerationJob.Status.CANCELLED):
-            return job
-        else:
-            raise Conflict(f"The job has already {job.status}.", field="status")
-        job.save(update_fields=["status", "finished_at", "updated_at"])
+        job = services.job_cancel(model=GenerationJob, pk=job.pk, noun="job")
         if job.status == GenerationJob.Status.CANCELLED:
             _evaluation_follow(job=job)
     return job

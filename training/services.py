@@ -282,21 +282,30 @@ def run_enqueue(*, run_id: int) -> None:
     run_execute.apply_async(args=[run_id])
 
 
+def job_cancel(*, model, pk: int, noun: str):
+    """Cancel a training run or generation job, locked; call inside a transaction.
+
+    A queued one is cancelled at once; a running one becomes cancelling and its worker stops
+    the subprocess. Cancelling twice is a no-op; a finished one is a conflict.
+    """
+    Status = TrainingRun.Status  # generation jobs share the run's statuses
+    job = model.objects.select_for_update().get(pk=pk)
+    if job.status == Status.QUEUED:
+        job.status, job.finished_at = Status.CANCELLED, timezone.now()
+    elif job.status == Status.RUNNING:
+        job.status = Status.CANCELLING
+    elif job.status in (Status.CANCELLING, Status.CANCELLED):
+        return job
+    else:
+        raise Conflict(f"The {noun} has already {job.status}.", field="status")
+    job.save(update_fields=["status", "finished_at", "updated_at"])
+    return job
+
+
 def run_cancel(*, run: TrainingRun) -> TrainingRun:
     """A queued run is cancelled at once; a running one becomes cancelling and its worker stops it."""
-    now = timezone.now()
     with transaction.atomic():
-        run = TrainingRun.objects.select_for_update().get(pk=run.pk)
-        if run.status == TrainingRun.Status.QUEUED:
-            run.status, run.finished_at = TrainingRun.Status.CANCELLED, now
-        elif run.status == TrainingRun.Status.RUNNING:
-            run.status = TrainingRun.Status.CANCELLING
-        elif run.status in (TrainingRun.Status.CANCELLING, TrainingRun.Status.CANCELLED):
-            return run
-        else:
-            raise Conflict(f"The run has already {run.status}.", field="status")
-        run.save(update_fields=["status", "finished_at", "updated_at"])
-    return run
+        return job_cancel(model=TrainingRun, pk=run.pk, noun="run")
 
 
 # The worker's side: claim, progress, finish -------------------------------------------------------
