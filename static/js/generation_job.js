@@ -3,29 +3,16 @@
 (function () {
   "use strict";
   var POLL_MS = 2000;
-  var ACTIVE = ["queued", "running", "cancelling"];
-  var LABELS = { queued: "Queued", running: "Running", succeeded: "Succeeded", failed: "Failed", cancelling: "Cancelling", cancelled: "Cancelled" };
   var root = document.getElementById("job");
   if (!root) return;
 
   function $(role) { return root.querySelector("[data-role=" + role + "]"); }
-  function csrfToken() {
-    var input = document.querySelector("input[name=csrfmiddlewaretoken]");
-    return input ? input.value : "";
-  }
 
   function render(job) {
-    var active = ACTIVE.indexOf(job.status) !== -1;
-    var percent = Math.round(1000 * Math.min(1, Math.max(0, job.progress || 0))) / 10;
+    var active = JobStatus.isActive(job.status);
+    var percent = JobStatus.paint(root, job);
     root.dataset.active = active ? "true" : "false";
     root.dataset.status = job.status;
-    var badge = $("status");
-    badge.className = "run-status run-status--" + job.status;
-    badge.textContent = LABELS[job.status] || job.status;
-    var bar = $("progress");
-    bar.className = "run-progress run-progress--" + job.status + (active ? " run-progress--active" : "");
-    bar.setAttribute("aria-valuenow", String(percent));
-    bar.firstElementChild.style.width = percent + "%";
     $("percent").textContent = Math.round(percent) + "%";
     $("step").textContent = job.step;
     $("total").textContent = job.total_steps;
@@ -46,7 +33,7 @@
       .then(function (response) { return response.ok ? response.json() : null; })
       .then(function (job) {
         if (job) render(job);
-        if (!job || ACTIVE.indexOf(job.status) !== -1) window.setTimeout(poll, POLL_MS);
+        if (!job || JobStatus.isActive(job.status)) window.setTimeout(poll, POLL_MS);
       })
       .catch(function () { window.setTimeout(poll, POLL_MS); });
   }
@@ -57,7 +44,7 @@
       if (!window.confirm("Cancel this job? The sampler stops and no tasks are made.")) return;
       cancel.disabled = true;
       fetch(root.dataset.api + "cancel/", {
-        method: "POST", credentials: "same-origin", headers: { "X-CSRFToken": csrfToken(), Accept: "application/json" }
+        method: "POST", credentials: "same-origin", headers: { "X-CSRFToken": JobStatus.csrfToken(), Accept: "application/json" }
       }).then(function (response) {
         return response.json().catch(function () { return {}; }).then(function (body) {
           cancel.disabled = false;

@@ -3,8 +3,6 @@
 (function () {
   "use strict";
   var POLL_MS = 2000;
-  var ACTIVE = ["queued", "running", "cancelling"];
-  var LABELS = { queued: "Queued", running: "Running", succeeded: "Succeeded", failed: "Failed", cancelling: "Cancelling", cancelled: "Cancelled" };
   var COLORS = ["#2f6fed", "#d0453a", "#1a9e5a", "#b7791f", "#7c3aed", "#0891b2", "#db2777", "#4b5563"];
   // The same grouping as training.views.METRIC_GROUPS.
   var GROUPS = [
@@ -35,10 +33,6 @@
   function formatMetric(v) {
     if (typeof v !== "number") return String(v);
     return Number.isInteger(v) ? String(v) : String(Number(v.toPrecision(4)));
-  }
-  function csrfToken() {
-    var input = document.querySelector("input[name=csrfmiddlewaretoken]");
-    return input ? input.value : "";
   }
 
   function groupOf(name) {
@@ -124,17 +118,10 @@
   }
 
   function render(run) {
-    var active = ACTIVE.indexOf(run.status) !== -1;
-    var percent = Math.round(1000 * Math.min(1, Math.max(0, run.progress || 0))) / 10;
+    var active = JobStatus.isActive(run.status);
+    var percent = JobStatus.paint(root, run);
     root.dataset.active = active ? "true" : "false";
     root.dataset.status = run.status;
-    var badge = $("status");
-    badge.className = "run-status run-status--" + run.status;
-    badge.textContent = LABELS[run.status] || run.status;
-    var bar = $("progress");
-    bar.className = "run-progress run-progress--" + run.status + (active ? " run-progress--active" : "");
-    bar.setAttribute("aria-valuenow", String(percent));
-    bar.firstElementChild.style.width = percent + "%";
     $("percent").textContent = Math.round(percent) + "%";
     $("step").textContent = run.step;
     $("total").textContent = run.total_steps || "?";
@@ -181,7 +168,7 @@
       .then(function (response) { return response.ok ? response.json() : null; })
       .then(function (run) {
         if (run) render(run);
-        if (!run || ACTIVE.indexOf(run.status) !== -1) window.setTimeout(poll, POLL_MS);
+        if (!run || JobStatus.isActive(run.status)) window.setTimeout(poll, POLL_MS);
       })
       .catch(function () { window.setTimeout(poll, POLL_MS); });
   }
@@ -195,7 +182,7 @@
       button.disabled = true;
       fetch(root.dataset.api + "cancel/", {
         method: "POST", credentials: "same-origin",
-        headers: { "X-CSRFToken": csrfToken(), Accept: "application/json" }
+        headers: { "X-CSRFToken": JobStatus.csrfToken(), Accept: "application/json" }
       }).then(function (response) {
         return response.json().catch(function () { return {}; }).then(function (body) {
           button.disabled = false;

@@ -2,8 +2,6 @@
 (function () {
   "use strict";
   var POLL_MS = 2000;
-  var ACTIVE = ["queued", "running", "cancelling"];
-  var LABELS = { queued: "Queued", running: "Running", succeeded: "Succeeded", failed: "Failed", cancelling: "Cancelling", cancelled: "Cancelled" };
 
   function pad(n) { return (n < 10 ? "0" : "") + n; }
   var MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
@@ -21,15 +19,8 @@
   }
 
   function render(row, run) {
-    var active = ACTIVE.indexOf(run.status) !== -1;
-    var percent = Math.round(1000 * Math.min(1, Math.max(0, run.progress || 0))) / 10;
-    var badge = row.querySelector("[data-role=status]");
-    badge.className = "run-status run-status--" + run.status;
-    badge.textContent = LABELS[run.status] || run.status;
-    var bar = row.querySelector("[data-role=progress]");
-    bar.className = "run-progress run-progress--" + run.status + (active ? " run-progress--active" : "");
-    bar.setAttribute("aria-valuenow", String(percent));
-    bar.firstElementChild.style.width = percent + "%";
+    var active = JobStatus.isActive(run.status);
+    var percent = JobStatus.paint(row, run);
     row.querySelector("[data-role=steps]").textContent = run.step + " / " + (run.total_steps || "?");
     row.querySelector("[data-role=percent]").textContent = run.total_steps ? "· " + Math.round(percent) + "%" : "";
     row.querySelector("[data-role=started]").textContent = formatTime(run.started_at);
