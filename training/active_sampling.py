@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 import time
 import uuid
@@ -40,6 +39,7 @@ from annotation.models import Project, Task, TaskResponse
 
 from . import runner, services
 from .models import ModelVersion
+from .pipeline_process import pipeline_start
 from .snapshots import storage_path
 
 PRIORITY_BASE = 1_000_000
@@ -217,11 +217,7 @@ def score_command(*, model_dir: str, input_file: Path, output_file: Path) -> lis
 
 def _run_scoring(*, project: Project, command: list[str], total: int) -> tuple[int, str]:
     """Run the scoring subprocess; its progress lines become the project's scoring message."""
-    proc = subprocess.Popen(
-        command, cwd=settings.BASE_DIR, env=services.pipeline_env(), stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, encoding="utf-8", errors="replace",
-        bufsize=1, start_new_session=True, preexec_fn=runner._die_with_parent,
-    )
+    proc, _how = pipeline_start(command, env=services.pipeline_env())
     deadline = time.monotonic() + SCORING_TIMEOUT_SECONDS
 
     def flush(batch: runner._Batch) -> str:

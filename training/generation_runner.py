@@ -16,12 +16,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from django.conf import settings
 
 from annotation.models import Project, Prompt
 
 from . import generation, runner, services
 from .models import GenerationJob
+from .pipeline_process import pipeline_start
 from .snapshots import storage_path
 
 
@@ -105,7 +105,6 @@ def generation_execute(*, job_id: int) -> str:
     outputs = []
     for index, (config_path, output_path) in enumerate(passes):
         command = [sys.executable, "-m", "training.pipelines.generate", "--config", str(config_path)]
-        generation.generation_log_append(job=job, lines=[f"[platform] {' '.join(command)}"])
         outcome = _run_pass(job=job, command=command, offset=index * per_pass)
         if outcome != Outcome.SUCCEEDED:
             return outcome
@@ -144,11 +143,8 @@ def _prioritise(job: GenerationJob) -> None:
 
 
 def _run_pass(*, job: GenerationJob, command: list[str], offset: int) -> str:
-    proc = subprocess.Popen(
-        command, cwd=settings.BASE_DIR, env=services.pipeline_env(), stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, encoding="utf-8", errors="replace",
-        bufsize=1, start_new_session=True, preexec_fn=runner._die_with_parent,
-    )
+    proc, how = pipeline_start(command, env=services.pipeline_env())
+    generation.generation_log_append(job=job, lines=[f"[platform] {how}: {' '.join(command)}"])
     generation.generation_started(job=job, pipeline_pid=proc.pid)
     try:
         return _follow(job=job, proc=proc, offset=offset)

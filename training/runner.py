@@ -1,8 +1,9 @@
 """Run one training run's pipeline as a subprocess and stream its progress into the database.
 
 The Celery worker never imports torch: it writes run.json, starts
-`python -m training.pipelines.<kind> --config run.json` (or `accelerate launch` for several GPUs)
-in its own process group, and reads its stdout. JSON progress lines become step/total and
+`python -m training.pipelines.<kind> --config run.json` (forked by the worker's warm launcher when
+it has one, see pipeline_process; `accelerate launch` for several GPUs) in its own process group,
+and reads its stdout. JSON progress lines become step/total and
 MetricPoint rows, flushed in batches every FLUSH_SECONDS; any other line goes to the bounded
 log tail. Each flush is also the heartbeat and the cancellation check.
 """
@@ -21,10 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from django.conf import settings
 
 from . import services
 from .models import TrainingRun
+from .pipeline_process import pipeline_start
 from .snapshots import storage_path
 
 FLUSH_SECONDS = 2.0
@@ -81,14 +82,6 @@ def pipeline_command(*, run: TrainingRun, config_path: Path) -> list[str]:
     if gpus > 1:
         return [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(gpus), *module]
     return [sys.executable, *module]
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Linux: the pipeline gets SIGKILL when the worker process that started it dies."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def _signal_group(proc: subprocess.Popen, sig: int) -> None:
@@ -191,12 +184,8 @@ def run_execute(*, run_id: int, attempt: int = 1, max_attempts: int = 3) -> str:
     except Exception as exc:  # a missing snapshot file, an unwritable storage root, ...
         services.run_finish(run=run, status=TrainingRun.Status.FAILED, error=f"Could not prepare the run: {exc}")
         return Outcome.FAILED
-    services.run_log_append(run=run, lines=[f"[platform] attempt {attempt}: {' '.join(command)}"])
-    proc = subprocess.Popen(
-        command, cwd=settings.BASE_DIR, env=services.pipeline_env(), stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, encoding="utf-8", errors="replace",
-        bufsize=1, start_new_session=True, preexec_fn=_die_with_parent,
-    )
+    proc, how = pipeline_start(command, env=services.pipeline_env())
+    services.run_log_append(run=run, lines=[f"[platform] attempt {attempt}, {how}: {' '.join(command)}"])
     services.run_started(run=run, pipeline_pid=proc.pid)
     try:
         return _follow(run=run, proc=proc, attempt=attempt, max_attempts=max_attempts)

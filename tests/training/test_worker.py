@@ -92,6 +92,8 @@ def test_an_sft_run_trains_registers_and_generates(celery_worker_process, tiny_b
     model = ModelVersion.objects.get(pk=body["output_model"])
     assert (model.kind, model.parent_id, model.produced_by_id) == ("sft", tiny_base_model.pk, run_id)
     assert "train_loss" in model.metrics or "loss" in model.metrics
+    # The gpu worker's warm launcher forked the pipeline: no cold import of torch per run.
+    assert "[platform] attempt 1, forked by the warm launcher:" in run.log_tail, run.log_tail
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
