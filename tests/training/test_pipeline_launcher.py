@@ -171,7 +171,7 @@ def test_the_launcher_refuses_to_serve_if_its_imports_initialised_cuda(monkeypat
     fake_torch = types.SimpleNamespace(cuda=types.SimpleNamespace(is_initialized=lambda: True))
     monkeypatch.setitem(sys.modules, "torch", fake_torch)
     with pytest.raises(RuntimeError, match="initialised CUDA"):
-        launcher.preload(modules=(), attributes={})
+        launcher.preload(modules=(), attributes={}, calls=())
 
 
 def test_only_import_time_variables_must_match():

@@ -58,6 +58,11 @@ PRELOAD_ATTRIBUTES = {
                      "PreTrainedTokenizerFast", "TrainerCallback", "set_seed"),
     "peft": ("LoraConfig", "get_peft_model"),
 }
+# Pure-Python caches the first model load of a process fills (hundreds of regexes compiled for
+# transformers' checkpoint conversion table: about 0.4 s). Filled once here, every fork has them.
+PRELOAD_CALLS = (
+    ("transformers.conversion_mapping", "get_checkpoint_conversion_mapping", ("llama",)),
+)
 # Variables read when these modules are imported: a child whose environment differs in one of
 # them would not behave as a cold process would, so the launcher refuses it (the client falls back).
 IMPORT_TIME_PREFIXES = ("HF_", "HUGGINGFACE_", "TRANSFORMERS_", "TORCH", "PYTORCH_", "CUDA_", "NCCL_",
@@ -82,8 +87,8 @@ def env_mismatch(wanted: dict, loaded: dict) -> list[str]:
     return sorted(k for k in set(wanted) | set(loaded) if wanted.get(k) != loaded.get(k))
 
 
-def preload(modules=PRELOAD, attributes=PRELOAD_ATTRIBUTES) -> float:
-    """Import the ML stack; raise if that initialised CUDA (a forked child could not use it)."""
+def preload(modules=PRELOAD, attributes=PRELOAD_ATTRIBUTES, calls=PRELOAD_CALLS) -> float:
+    """Import the ML stack and fill its caches; raise if that initialised CUDA (a fork could not use it)."""
     import importlib
 
     started = time.perf_counter()
@@ -93,6 +98,11 @@ def preload(modules=PRELOAD, attributes=PRELOAD_ATTRIBUTES) -> float:
         if name in sys.modules:
             for attr in attrs:
                 getattr(sys.modules[name], attr)
+    for module, function, args in calls:
+        try:
+            getattr(importlib.import_module(module), function)(*args)
+        except (ImportError, AttributeError) as exc:  # another transformers version: only slower
+            log(f"could not warm {module}.{function}: {exc}")
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_initialized():
         raise RuntimeError("importing the ML stack initialised CUDA; forked pipelines could not use it")
