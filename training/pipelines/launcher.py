@@ -7,6 +7,10 @@ those modules loaded, and starts training at once.
 
     python -m training.pipelines.launcher --socket /path/launcher.sock [--parent-pid N]
 
+The launcher never runs a torch operation: after one, OpenMP's thread pool exists, and a child
+forked from it can hang in its first parallel region (seen here with GNU OpenMP). Only imports and
+pure-Python caches are warmed.
+
 CUDA: the launcher imports torch but never initialises CUDA (it asks torch to count devices
 through NVML, which does not), and refuses to serve if something did. Each child is a fresh
 fork and initialises CUDA for itself, as a cold process would. Multi-GPU runs do not come here:
@@ -251,7 +255,12 @@ class Launcher:
                 _send(conn, {"error": "the launcher imported its modules under other values of " + ", ".join(mismatch)})
                 conn.close()
                 return
-            pid = os.fork()
+            try:
+                pid = os.fork()
+            except OSError as exc:  # out of memory or processes: the client starts a cold process
+                _send(conn, {"error": f"fork failed: {exc}"})
+                conn.close()
+                return
             if pid == 0:  # pragma: no cover - the child
                 self._close_in_child(conn)
                 run_child(request, out_fd, launcher_pid=os.getppid())
@@ -278,10 +287,10 @@ class Launcher:
             if conn.recv(4096):
                 return
         self._forget_client(pid)
-        if pid in self.children:
+        if pid in self.children:  # not reaped yet: kill it; _reap collects it
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
-        self.children[pid] = None
+            self.children[pid] = None
 
     def _forget_client(self, pid: int) -> None:
         conn = self.children.get(pid)
