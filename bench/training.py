@@ -14,7 +14,8 @@
    The worker's warm launcher has imported torch, transformers and TRL before the first POST;
    FEEDBACKLOOP_WARM_START=0 measures the cold path instead (a fresh interpreter per job).
 3. Direct: in this one process, imports torch/transformers/TRL (timed, printed, not counted) and
-   calls each pipeline's run(cfg) on the same snapshot files and base model.
+   calls each pipeline's run(cfg) on the same snapshot files and base model, each right after
+   the platform's run of the same job.
 Both ways first run one untimed 2-step job (see main). Prints the median wall time of each job
 both ways and the overhead ratio. Not a test: figures depend on the machine.
 """
@@ -130,7 +131,7 @@ def platform_run(client, *, kind: str, project, base, config: dict) -> tuple[flo
         body = client.get(f"/api/training-runs/{run_id}/").json()
         if body["status"] in ("succeeded", "failed", "cancelled"):
             break
-        time.sleep(0.5)  # not counted (finished_at is); fewer requests competing with the run for CPU
+        time.sleep(1.0)  # not counted (finished_at is); few requests competing with the run for CPU
     if body["status"] != "succeeded":
         raise SystemExit(f"The {kind} run {body['status']}: {body['error']}")
     # The finish as the worker stamped it: the poll interval above does not count.
@@ -183,40 +184,39 @@ def main() -> None:
     jobs = [("sft", dict(common)), ("reward", {**common, "eval_fraction": 0.1})]
 
     warmup = {**common, "max_steps": 2, "save_steps": 2}
-    worker = start_worker(STORAGE / "worker.log")
-    platform: dict[str, list[float]] = {kind: [] for kind, _ in jobs}
-    runs: dict[str, TrainingRun] = {}
-    try:
-        # Untimed: the first publish of a web process opens its broker connection, the first task
-        # of a pool process its database connection. A platform that is up has done both.
-        platform_run(client, kind="sft", project=project, base=base, config=warmup)
-        for _ in range(args.repeat):
-            for kind, config in jobs:
-                elapsed, run_id = platform_run(client, kind=kind, project=project, base=base, config=config)
-                platform[kind].append(elapsed)
-                runs[kind] = TrainingRun.objects.select_related("snapshot").get(pk=run_id)
-                print(f"platform {kind:6s} {elapsed:7.2f}s  (run {run_id}, {runs[kind].snapshot.row_count} rows)")
-    finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        worker.wait(timeout=30)
-
     from training.pipelines import launcher
 
-    imports = launcher.preload()  # the very imports the worker's launcher made before the first job
+    imports = launcher.preload()  # the very imports the worker's launcher makes before its first job
     print(f"direct: importing torch, transformers and TRL took {imports:.2f}s (not counted: a warm worker's"
           " launcher paid the same imports once, at worker start)")
 
-    def direct_config(kind: str, config: dict, out: Path) -> dict:
+    def direct_config(kind: str, config: dict, run: TrainingRun, out: Path) -> dict:
         shutil.rmtree(out, ignore_errors=True)
         return {**config, "model_path": str(storage_path(base.path)), "output_dir": str(out),
-                "train_file": str(storage_path(runs[kind].snapshot.path))}
+                "train_file": str(storage_path(run.snapshot.path))}
 
-    direct_run(kind="sft", config=direct_config("sft", warmup, STORAGE / "direct" / "warmup"))  # untimed, as above
+    worker = start_worker(STORAGE / "worker.log")
+    platform: dict[str, list[float]] = {kind: [] for kind, _ in jobs}
     direct: dict[str, list[float]] = {kind: [] for kind, _ in jobs}
-    for _ in range(args.repeat):
-        for kind, config in jobs:
-            direct[kind].append(direct_run(kind=kind, config=direct_config(kind, config, STORAGE / "direct" / kind)))
-            print(f"direct   {kind:6s} {direct[kind][-1]:7.2f}s")
+    try:
+        # Untimed, both ways: the first publish of a web process opens its broker connection, the
+        # first task of a pool process its database connection, the first job of an interpreter
+        # fills caches. A platform that is up, like a script past its first job, has done all that.
+        _, run_id = platform_run(client, kind="sft", project=project, base=base, config=warmup)
+        run = TrainingRun.objects.select_related("snapshot").get(pk=run_id)
+        direct_run(kind="sft", config=direct_config("sft", warmup, run, STORAGE / "direct" / "warmup"))
+        # Interleaved, so that a noisy minute on a shared machine hits both ways alike.
+        for _ in range(args.repeat):
+            for kind, config in jobs:
+                elapsed, run_id = platform_run(client, kind=kind, project=project, base=base, config=config)
+                run = TrainingRun.objects.select_related("snapshot").get(pk=run_id)
+                platform[kind].append(elapsed)
+                direct[kind].append(direct_run(kind=kind, config=direct_config(kind, config, run, STORAGE / "direct" / kind)))
+                print(f"{kind:6s} platform {elapsed:7.2f}s  direct {direct[kind][-1]:7.2f}s"
+                      f"  (run {run_id}, {run.snapshot.row_count} rows)")
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=30)
 
     print()
     print(f"median of {args.repeat}, {args.steps} steps per job")
