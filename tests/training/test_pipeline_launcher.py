@@ -19,6 +19,7 @@ from django.conf import settings
 
 from training import pipeline_process
 from training.pipelines import launcher
+from training.services import _pid_alive  # alive and not a zombie
 
 CHILD = "tests.training.launcher_child"
 
@@ -34,17 +35,6 @@ def wait_until(predicate, timeout: float = 10.0):
             return True
         time.sleep(0.05)
     return False
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def env(**extra) -> dict:
@@ -113,7 +103,7 @@ def test_the_pipeline_dies_when_the_worker_process_that_started_it_goes_away(lau
     proc, _ = pipeline_process.pipeline_start(child_command("0", "30"), env=env())
     assert proc.stdout.readline().startswith("{")
     proc._conn.close()  # what the kernel does to the connection when the worker process dies
-    assert wait_until(lambda: not alive(proc.pid)), "the orphaned pipeline kept running"
+    assert wait_until(lambda: not _pid_alive(proc.pid)), "the orphaned pipeline kept running"
     assert launcher_process.poll() is None  # the launcher serves on
     again, how = pipeline_process.pipeline_start(child_command("0"), env=env())
     read_all(again)
