@@ -12,6 +12,7 @@ from config.celery_app import app
         ("training.generation_tasks.generation_execute", "gpu"),
         ("training.scoring_tasks.active_sampling_run", "gpu"),
         ("training.tasks.runs_fail_orphaned", "default"),
+        ("training.tasks.snapshots_sweep_orphans", "default"),
         ("training.generation_tasks.generation_jobs_fail_orphaned", "default"),
     ],
 )

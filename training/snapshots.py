@@ -3,6 +3,10 @@
 Training runs read snapshots, never live tables, so a run can be repeated on exactly the data it
 saw. The file is written a line at a time (constant memory) to a temporary name and renamed into
 place, STORAGE_ROOT/snapshots/<project id>/<snapshot id>.jsonl, once its row exists.
+
+A caller's transaction that rolls back after the rename takes the row away but leaves the file;
+so does a process killed mid-write (a .tmp- file). snapshots_sweep_orphans, hourly from beat,
+deletes such files once they are older than any transaction that could still commit them.
 """
 
 from __future__ import annotations
@@ -10,8 +14,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -25,6 +31,7 @@ from annotation.models import Project
 from .models import DatasetSnapshot
 
 CHUNK_SIZE = 500
+ORPHAN_AFTER = timedelta(hours=1)
 EMPTY_MESSAGES = {
     DatasetSnapshot.Format.SFT: "The project has no demonstrations to train on.",
     DatasetSnapshot.Format.PREFERENCE: "The project has no preference pairs to train on (comparisons without ties).",
@@ -93,3 +100,27 @@ def snapshot_verify(*, snapshot: DatasetSnapshot) -> bool:
     except OSError:
         return False
     return digest.hexdigest() == snapshot.sha256
+
+
+def snapshots_sweep_orphans(*, older_than: timedelta = ORPHAN_AFTER) -> list[str]:
+    """Delete snapshot files no DatasetSnapshot row refers to, once older than `older_than`.
+
+    Returns their paths relative to STORAGE_ROOT. A younger file may belong to a transaction
+    that has not committed yet, so it is left for a later sweep.
+    """
+    root = storage_path("snapshots")
+    if not root.is_dir():
+        return []
+    cutoff = time.time() - older_than.total_seconds()
+    candidates = [p for p in root.glob("*/*.jsonl") if p.is_file() and p.stat().st_mtime < cutoff]
+    known = set(
+        DatasetSnapshot.objects.filter(path__in=[p.relative_to(settings.STORAGE_ROOT).as_posix() for p in candidates])
+        .values_list("path", flat=True)
+    ) if candidates else set()
+    removed = []
+    for path in candidates:
+        relative = path.relative_to(settings.STORAGE_ROOT).as_posix()
+        if relative not in known:
+            path.unlink(missing_ok=True)
+            removed.append(relative)
+    return removed

@@ -9,7 +9,7 @@ gpu worker (concurrency 1) is busy for the whole length of a run.
 from celery import shared_task
 from django.conf import settings
 
-from . import runner, services
+from . import runner, services, snapshots
 
 MAX_ATTEMPTS = 3
 TIME_LIMIT = getattr(settings, "TRAINING_TIME_LIMIT_SECONDS", 48 * 3600)
@@ -30,6 +30,11 @@ def run_execute(self, run_id: int) -> str:
 @shared_task(queue="default", soft_time_limit=60, time_limit=120)
 def runs_fail_orphaned() -> int:
     return services.runs_fail_orphaned()
+
+
+@shared_task(queue="default", soft_time_limit=600, time_limit=660)
+def snapshots_sweep_orphans() -> int:
+    return len(snapshots.snapshots_sweep_orphans())
 
 
 from .generation_tasks import *  # noqa: E402,F401,F403  (registers the generation tasks with autodiscovery)

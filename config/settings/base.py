@@ -164,6 +164,7 @@ CELERY_TASK_ROUTES = {
     # Sweeps run on the default queue: a gpu worker (concurrency 1) is busy for a whole run.
     # Exact names win over the patterns below.
     "training.tasks.runs_fail_orphaned": {"queue": "default"},
+    "training.tasks.snapshots_sweep_orphans": {"queue": "default"},
     "training.generation_tasks.generation_jobs_fail_orphaned": {"queue": "default"},
     "training.tasks.*": {"queue": "gpu"},
     "training.generation_tasks.*": {"queue": "gpu"},
@@ -176,6 +177,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "training.generation_tasks.generation_jobs_fail_orphaned",
         "schedule": 60.0,
     },
+    "sweep-orphaned-snapshot-files": {"task": "training.tasks.snapshots_sweep_orphans", "schedule": 3600.0},
 }
 
 # Files: dataset snapshots and model directories live under one storage root.
