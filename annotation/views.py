@@ -58,7 +58,7 @@ def task_label(request, project_id: int, kind: str):
         "membership": membership,
         "kind": kind,
         "kind_noun": KIND_LABELS[kind]["noun"],
-        "progress": selectors.project_progress(project=project)["by_kind"].get(kind),
+        "progress": selectors.project_progress_cached(project=project)["by_kind"].get(kind),
         "done_today": selectors.annotation_count_today(labeler=request.user, project=project),
     }
     if task is None:
