@@ -202,12 +202,16 @@ def launcher_start(*, queues: set[str], env: dict) -> subprocess.Popen | None:
 def launcher_stop(timeout: float = 10.0) -> None:
     global _launcher
     proc, _launcher = _launcher, None
-    os.environ.pop(LAUNCHER_ENV, None)
-    if proc is None or proc.poll() is not None:
+    path = os.environ.pop(LAUNCHER_ENV, None)
+    if proc is None:
         return
-    proc.terminate()
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    if path:  # a launcher that was killed could not remove its socket
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)

@@ -333,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")  # torch.cuda.is_available() without cuInit
+    # Stopped while still importing: exit through the finally below, which removes the socket.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with contextlib.suppress(FileNotFoundError):
         os.unlink(args.socket)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -344,6 +346,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_preload:
             log(f"imported the ML stack in {preload():.1f}s; serving on {args.socket}")
         launcher.serve()
+    except SystemExit:
+        return 0
     except Exception as exc:
         log(f"stopped: {type(exc).__name__}: {exc}")
         return 1
