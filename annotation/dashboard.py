@@ -421,12 +421,7 @@ def dashboard_timeline(*, project: Project) -> dict:
 
 def dashboard_get_cached(*, project: Project, max_age: int = DASHBOARD_CACHE_SECONDS) -> dict:
     """dashboard_get, shared through the cache for max_age seconds (stamped with computed_at)."""
-    key = f"dashboard:{project.pk}"
-    data = cache.get(key)
-    if data is None:
-        data = dashboard_get(project=project)
-        cache.set(key, data, max_age)
-    return data
+    return cache.get_or_set(f"dashboard:{project.pk}", lambda: dashboard_get(project=project), max_age)
 
 
 def dashboard_get(*, project: Project) -> dict:

@@ -47,12 +47,9 @@ def project_progress_cached(*, project: Project) -> dict:
     For the work page, which reloads after every submit: without the cache every label paid an
     aggregate over all the project's tasks. Dashboards and exports use the exact figures.
     """
-    key = f"annotation:progress:{project.pk}"
-    progress = cache.get(key)
-    if progress is None:
-        progress = project_progress(project=project)
-        cache.set(key, progress, PROGRESS_CACHE_SECONDS)
-    return progress
+    return cache.get_or_set(
+        f"annotation:progress:{project.pk}", lambda: project_progress(project=project), PROGRESS_CACHE_SECONDS
+    )
 
 
 def project_progress_many(*, project_ids: list[int]) -> dict[int, dict]:
