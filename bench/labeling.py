@@ -84,20 +84,35 @@ def start_gunicorn(port: int, workers: int, threads: int) -> subprocess.Popen:
         sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
         "--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread",
         "--keep-alive", "30", "--log-level", "warning",
-        # Each worker gets its own SO_REUSEPORT socket, so the kernel spreads keep-alive connections
+        # Each worker binds its own SO_REUSEPORT socket, so the kernel spreads keep-alive connections
         # across workers; with one shared socket the first awake worker took all 32 of them.
         "--reuse-port",
     ]
     server = subprocess.Popen(command, cwd=ROOT, env=os.environ.copy())
     deadline = time.time() + 30
     while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        # Wait for every worker's socket: connections opened while only the first worker listens
+        # all land on it and stay there (keep-alive), and the other worker idles for the whole run.
+        if listening_sockets(port) >= workers:
             return server
-        except OSError:
-            time.sleep(0.2)
+        time.sleep(0.2)
     server.kill()
-    raise SystemExit("gunicorn did not start")
+    raise SystemExit(f"gunicorn did not start {workers} listening workers")
+
+
+def listening_sockets(port: int) -> int:
+    """How many sockets listen on 127.0.0.1:port (one per gunicorn worker with --reuse-port)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[1].endswith(f":{port:04X}") and fields[3] == "0A":  # 0A: LISTEN
+                count += 1
+    return count
 
 
 class Connection:
