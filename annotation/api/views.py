@@ -137,7 +137,7 @@ class AnnotationSubmitApi(APIView):
             time_spent_ms=data.get("time_spent_ms", 0),
         )
         code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-        return Response(serializers.AnnotationSerializer(annotation).data, status=code)
+        return Response(serializers.annotation_representation(annotation), status=code)
 
 
 class TaskSkipApi(APIView):
@@ -155,7 +155,7 @@ class TaskSkipApi(APIView):
             time_spent_ms=data.get("time_spent_ms", 0),
         )
         code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-        return Response(serializers.AnnotationSerializer(annotation).data, status=code)
+        return Response(serializers.annotation_representation(annotation), status=code)
 
 
 class TaskHeartbeatApi(APIView):

@@ -247,3 +247,20 @@ def test_lowering_overlap_closes_tasks_that_have_enough(client_for):
     assert changed.status_code == 200
     task.refresh_from_db()
     assert (task.required, task.status) == (1, Task.Status.DONE)
+
+
+def test_a_submit_and_its_replay_answer_with_the_annotation_as_its_serializer_writes_it(client_for):
+    from annotation.api.serializers import AnnotationSerializer
+
+    project = ProjectFactory()
+    labeler = member(project)
+    TaskFactory(project=project)
+    client = client_for(labeler)
+    task_id = next_task(client, project).json()["id"]
+    client_id = str(uuid.uuid4())
+    created = submit(client, task_id, client_id=client_id, text="An answer.", time_spent_ms=1500)
+    replay = submit(client, task_id, client_id=client_id, text="An answer.", time_spent_ms=1500)
+    assert (created.status_code, replay.status_code) == (201, 200)
+    expected = dict(AnnotationSerializer(Annotation.objects.get(client_id=client_id)).data)
+    assert created.json() == replay.json() == expected
+    assert expected["text"] == "An answer." and expected["time_spent_ms"] == 1500 and expected["task"] == task_id
