@@ -7,6 +7,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from .models import Annotation, Lease, Membership, Project, Task
+from .queries import one_or_none
 
 
 def project_list_for_user(*, user: AbstractBaseUser) -> QuerySet[Project]:
@@ -16,7 +17,7 @@ def project_list_for_user(*, user: AbstractBaseUser) -> QuerySet[Project]:
 def membership_get(*, user: AbstractBaseUser, project_id: int) -> Membership:
     """The user's membership of a project, or 404: another project's existence is not revealed."""
     membership = (
-        Membership.objects.select_related("project").filter(user=user, project_id=project_id).first()
+        one_or_none(Membership.objects.select_related("project").filter(user=user, project_id=project_id))
         if user.is_authenticated
         else None
     )
@@ -27,7 +28,7 @@ def membership_get(*, user: AbstractBaseUser, project_id: int) -> Membership:
 
 def task_get_for_member(*, user: AbstractBaseUser, task_id: int) -> Task:
     # Two primary-key lookups plan and run faster than one join through the memberships.
-    task = Task.objects.select_related("project", "prompt").filter(pk=task_id).first()
+    task = one_or_none(Task.objects.select_related("project", "prompt").filter(pk=task_id))
     if task is None or not Membership.objects.filter(user=user, project_id=task.project_id).exists():
         raise Http404("No such task.")
     return task
@@ -92,7 +93,7 @@ def _progress_totals(by_kind: dict) -> dict:
 
 def task_payload(*, task: Task, labeler: AbstractBaseUser) -> dict:
     """What a labeler sees of a task: the prompt, the shown responses in display order, the lease."""
-    lease = Lease.objects.filter(task=task, labeler=labeler).only("expires_at").first()
+    lease = one_or_none(Lease.objects.filter(task=task, labeler=labeler).only("expires_at"))
     lease_expires_at = lease.expires_at.isoformat() if lease else None
     responses = []
     if task.kind == Task.Kind.COMPARISON:

@@ -13,6 +13,7 @@ from . import claiming
 from . import edits
 from .errors import Conflict, InvalidInput
 from .models import Annotation, Lease, Membership, Project, Response, Task, TaskResponse
+from .queries import one_or_none
 from .validation import clean_annotation_payload, clean_skip_reason
 
 CLAIM_ATTEMPTS = 8
@@ -120,7 +121,7 @@ def lease_extend(*, task: Task, labeler: AbstractBaseUser) -> Lease:
     now = timezone.now()
     with transaction.atomic():
         task = Task.objects.select_for_update().select_related("project").get(pk=task.pk)
-        lease = Lease.objects.filter(task=task, labeler=labeler).first()
+        lease = one_or_none(Lease.objects.filter(task=task, labeler=labeler))
         if lease is None:
             raise Conflict("You hold no lease on this task.")
         if lease.expires_at <= now and not _has_capacity(task=task, labeler=labeler, now=now):
@@ -156,7 +157,7 @@ def annotation_submit(
     Work that arrives after its lease expired is kept, never lost.
     """
     client_uuid = _parse_client_id(client_id)
-    existing = Annotation.objects.filter(client_id=client_uuid).first()
+    existing = one_or_none(Annotation.objects.filter(client_id=client_uuid))
     if existing is not None:
         return _replay(existing=existing, task=task, labeler=labeler)
     shown = list(task.task_responses.values_list("response_id", flat=True)) if task.kind == Task.Kind.COMPARISON else []
@@ -168,7 +169,7 @@ def task_skip(
     *, task: Task, labeler: AbstractBaseUser, reason: str, client_id=None, time_spent_ms: int = 0
 ) -> tuple[Annotation, bool]:
     client_uuid = _parse_client_id(client_id) if client_id not in (None, "") else uuid.uuid4()
-    existing = Annotation.objects.filter(client_id=client_uuid).first()
+    existing = one_or_none(Annotation.objects.filter(client_id=client_uuid))
     if existing is not None:
         return _replay(existing=existing, task=task, labeler=labeler)
     fields = {"kind": Annotation.Kind.SKIP, "reason": clean_skip_reason(reason)}
@@ -219,7 +220,7 @@ def _store(
             return annotation, True
     except IntegrityError:
         # A concurrent twin with the same client_id won the race: return what it stored.
-        existing = Annotation.objects.filter(client_id=client_uuid).first()
+        existing = one_or_none(Annotation.objects.filter(client_id=client_uuid))
         if existing is None:
             raise
         return _replay(existing=existing, task=task, labeler=labeler)
