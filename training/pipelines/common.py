@@ -416,6 +416,25 @@ def finish(output_dir: str | os.PathLike, metrics: dict, model_dir: str) -> dict
     return metrics
 
 
+def train(trainer_cls, *, kind: str, cfg, device: str, bf16: bool, resume: str | None, logged: list[str],
+          first: tuple[str, ...] = (), lora_task: str = "CAUSAL_LM", **trainer_args):
+    """Build a TRL trainer with the progress callback and LoRA config, train it (resuming), and
+    return (trainer, metrics): the Trainer's own, the last logged value of each `logged` name,
+    and `first_<name>` for each name in `first` (so the report shows how far a metric moved).
+    """
+    progress = progress_callback(kind, cfg, device, bf16, resume)
+    trainer = trainer_cls(**trainer_args, peft_config=lora_config(cfg, lora_task), callbacks=[progress])
+    quiet(trainer)
+    result = trainer.train(resume_from_checkpoint=resume)
+    metrics = dict(result.metrics)
+    metrics.update(last_logged(progress.history, logged))
+    for name in first:
+        values = [entry[name] for entry in progress.history if name in entry]
+        if values:
+            metrics[f"first_{name}"] = values[0]
+    return trainer, metrics
+
+
 def last_logged(history: list[dict], names: list[str]) -> dict:
     """The most recent logged value of each metric name."""
     found = {}

@@ -55,18 +55,11 @@ def run(cfg: DpoPipelineConfig) -> dict:
         label_smoothing=cfg.label_smoothing,
         eval_strategy="no",
     )
-    progress = common.progress_callback("dpo", cfg, device, bf16, resume)
-    trainer = DPOTrainer(
-        model=model, args=args, train_dataset=train, eval_dataset=evaluation,
-        processing_class=tokenizer, peft_config=common.lora_config(cfg), callbacks=[progress],
+    trainer, metrics = common.train(
+        DPOTrainer, kind="dpo", cfg=cfg, device=device, bf16=bf16, resume=resume, logged=METRICS,
+        first=("rewards/margins",), model=model, args=args, train_dataset=train, eval_dataset=evaluation,
+        processing_class=tokenizer,
     )
-    common.quiet(trainer)
-    result = trainer.train(resume_from_checkpoint=resume)
-    metrics = dict(result.metrics)
-    metrics.update(common.last_logged(progress.history, METRICS))
-    margins = [h["rewards/margins"] for h in progress.history if "rewards/margins" in h]
-    if margins:
-        metrics["first_rewards/margins"] = margins[0]
     if evaluation is not None:
         metrics.update(trainer.evaluate())
     model_dir = common.save_final(trainer, tokenizer, cfg.output_dir)

@@ -100,15 +100,11 @@ def run(cfg: RewardPipelineConfig) -> dict:
         center_rewards_coefficient=cfg.center_rewards_coefficient,
         eval_strategy="no",
     )
-    progress = common.progress_callback("reward", cfg, device, bf16, resume)
-    trainer = RewardTrainer(
-        model=model, args=args, train_dataset=train, eval_dataset=held_out,
-        processing_class=tokenizer, peft_config=common.lora_config(cfg, "SEQ_CLS"), callbacks=[progress],
+    trainer, metrics = common.train(
+        RewardTrainer, kind="reward", cfg=cfg, device=device, bf16=bf16, resume=resume,
+        logged=["loss", "accuracy", "margin"], lora_task="SEQ_CLS", model=model, args=args,
+        train_dataset=train, eval_dataset=held_out, processing_class=tokenizer,
     )
-    common.quiet(trainer)
-    result = trainer.train(resume_from_checkpoint=resume)
-    metrics = dict(result.metrics)
-    metrics.update(common.last_logged(progress.history, ["loss", "accuracy", "margin"]))
     metrics.update(trainer.evaluate())  # eval_loss, eval_margin, ... on the held-out pairs
     # TRL's eval accuracy is a mean of batch means; report the exact share of held-out pairs.
     metrics["eval_accuracy"] = pairwise_accuracy(trainer.model, tokenizer, held_out)

@@ -83,19 +83,12 @@ def run(cfg: RlhfPipelineConfig) -> dict:
         num_iterations=cfg.num_iterations,
         log_completions=False,
     )
-    progress = common.progress_callback("rlhf", cfg, device, bf16, resume)
-    trainer = trainer_cls(
-        model=policy, reward_funcs=[reward_model], args=args, train_dataset=prompts,
-        processing_class=tokenizer, reward_processing_classes=[reward_tokenizer],
-        peft_config=common.lora_config(cfg), callbacks=[progress],
+    trainer, metrics = common.train(
+        trainer_cls, kind="rlhf", cfg=cfg, device=device, bf16=bf16, resume=resume,
+        logged=["reward", "reward_std", "kl", "entropy", "loss"], first=("reward",), model=policy,
+        reward_funcs=[reward_model], args=args, train_dataset=prompts, processing_class=tokenizer,
+        reward_processing_classes=[reward_tokenizer],
     )
-    common.quiet(trainer)
-    result = trainer.train(resume_from_checkpoint=resume)
-    metrics = dict(result.metrics)
-    metrics.update(common.last_logged(progress.history, ["reward", "reward_std", "kl", "entropy", "loss"]))
-    rewards = [h["reward"] for h in progress.history if "reward" in h]
-    if rewards:
-        metrics["first_reward"] = rewards[0]
     tokenizer.padding_side = "right"
     model_dir = common.save_final(trainer, tokenizer, cfg.output_dir)
     return common.finish(cfg.output_dir, metrics, model_dir)

@@ -56,15 +56,11 @@ def run(cfg: SftPipelineConfig) -> dict:
         packing=cfg.packing,
         eval_strategy="no",
     )
-    progress = common.progress_callback("sft", cfg, device, bf16, resume)
-    trainer = SFTTrainer(
-        model=model, args=args, train_dataset=train, eval_dataset=evaluation,
-        processing_class=tokenizer, peft_config=common.lora_config(cfg), callbacks=[progress],
+    trainer, metrics = common.train(
+        SFTTrainer, kind="sft", cfg=cfg, device=device, bf16=bf16, resume=resume,
+        logged=["loss", "mean_token_accuracy", "entropy"], model=model, args=args, train_dataset=train,
+        eval_dataset=evaluation, processing_class=tokenizer,
     )
-    common.quiet(trainer)
-    result = trainer.train(resume_from_checkpoint=resume)
-    metrics = dict(result.metrics)
-    metrics.update(common.last_logged(progress.history, ["loss", "mean_token_accuracy", "entropy"]))
     if evaluation is not None:
         metrics.update(trainer.evaluate())
     model_dir = common.save_final(trainer, tokenizer, cfg.output_dir)
