@@ -111,12 +111,6 @@ class LaunchedPipeline:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, sig)
 
-    def terminate(self) -> None:
-        self.send_signal(signal.SIGTERM)
-
-    def kill(self) -> None:
-        self.send_signal(signal.SIGKILL)
-
 
 def _cold(command: list[str], *, env: dict) -> subprocess.Popen:
     return subprocess.Popen(
@@ -167,7 +161,7 @@ def pipeline_start(command: list[str], *, env: dict) -> tuple[subprocess.Popen |
     socket_path = os.environ.get(LAUNCHER_ENV, "")
     warm_shape = len(command) >= 3 and command[0] == sys.executable and command[1] == "-m" \
         and command[2].startswith(PIPELINE_PREFIX)
-    if not (socket_path and warm_shape and getattr(settings, "TRAINING_WARM_START", True)):
+    if not (socket_path and warm_shape and settings.TRAINING_WARM_START):
         return _cold(command, env=env), "cold start"
     try:
         return _launch(socket_path, module=command[2], argv=command[3:], env=env), "forked by the warm launcher"
@@ -187,7 +181,7 @@ def launcher_socket_path(pid: int) -> str:
 def launcher_start(*, queues: set[str], env: dict) -> subprocess.Popen | None:
     """Start the launcher for this worker if it consumes the gpu queue. Pool processes forked later inherit its address."""
     global _launcher
-    if not getattr(settings, "TRAINING_WARM_START", True) or "gpu" not in queues or _launcher is not None:
+    if not settings.TRAINING_WARM_START or "gpu" not in queues or _launcher is not None:
         return None
     path = launcher_socket_path(os.getpid())
     _launcher = subprocess.Popen(

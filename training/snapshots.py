@@ -112,15 +112,14 @@ def snapshots_sweep_orphans(*, older_than: timedelta = ORPHAN_AFTER) -> list[str
     if not root.is_dir():
         return []
     cutoff = time.time() - older_than.total_seconds()
-    candidates = [p for p in root.glob("*/*.jsonl") if p.is_file() and p.stat().st_mtime < cutoff]
-    known = set(
-        DatasetSnapshot.objects.filter(path__in=[p.relative_to(settings.STORAGE_ROOT).as_posix() for p in candidates])
-        .values_list("path", flat=True)
-    ) if candidates else set()
-    removed = []
-    for path in candidates:
-        relative = path.relative_to(settings.STORAGE_ROOT).as_posix()
-        if relative not in known:
-            path.unlink(missing_ok=True)
-            removed.append(relative)
+    old = {
+        p.relative_to(settings.STORAGE_ROOT).as_posix(): p
+        for p in root.glob("*/*.jsonl") if p.is_file() and p.stat().st_mtime < cutoff
+    }
+    if not old:
+        return []
+    known = set(DatasetSnapshot.objects.filter(path__in=list(old)).values_list("path", flat=True))
+    removed = [relative for relative in old if relative not in known]
+    for relative in removed:
+        old[relative].unlink(missing_ok=True)
     return removed
