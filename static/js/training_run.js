@@ -127,6 +127,7 @@
     $("total").textContent = run.total_steps || "?";
     $("started").textContent = formatTime(run.started_at);
     $("finished").textContent = formatTime(run.finished_at);
+    $("worker").textContent = run.worker || "\u2014";
     if (run.started_at) {
       var end = run.finished_at ? new Date(run.finished_at) : new Date();
       $("duration").textContent = formatDuration(end - new Date(run.started_at));

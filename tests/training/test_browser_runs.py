@@ -78,6 +78,7 @@ def test_start_an_sft_run_from_the_form_and_watch_it_finish(live_server, celery_
         assert "run-progress--active" not in bar.get_attribute("class")
         assert page.text_content("[data-role=percent]").strip() == "100%"
         assert page.text_content("[data-role=step]").strip() == "6"
+        assert run.worker and page.text_content("[data-role=worker]").strip() == run.worker  # rendered, or filled in by polling
         assert seen != {"100"}, "the bar was already full before the run started"
         # The loss curve was drawn in place by Chart.js, one point per logged step.
         points = page.evaluate("Chart.getChart('chart-loss').data.datasets[0].data.length")
