@@ -14,10 +14,12 @@
    The worker's warm launcher has imported torch, transformers and TRL before the first POST;
    FEEDBACKLOOP_WARM_START=0 measures the cold path instead (a fresh interpreter per job).
 3. Direct: in this one process, imports torch/transformers/TRL (timed, printed, not counted) and
-   calls each pipeline's run(cfg) on the same snapshot files and base model, each right after
-   the platform's run of the same job.
-Both ways first run one untimed 2-step job (see main). Prints the median wall time of each job
-both ways and the overhead ratio. Not a test: figures depend on the machine.
+   calls each pipeline's run(cfg) on the same snapshot files and base model, next to the
+   platform's run of the same job: after it in even repetitions, before it in odd ones.
+Both ways first run one untimed 2-step job of each kind (see main). Prints each run (with the
+seconds inside Trainer.train, so that a gap can be placed in or around the training loop), then
+the median wall time of each job both ways and the overhead ratio. Not a test: figures depend on
+the machine.
 """
 
 from __future__ import annotations
@@ -117,8 +119,10 @@ def start_worker(log_path: Path) -> subprocess.Popen:
     return proc
 
 
-def platform_run(client, *, kind: str, project, base, config: dict) -> tuple[float, int]:
-    """Seconds from the POST to the moment the worker recorded the run as succeeded (finished_at)."""
+def platform_run(client, *, kind: str, project, base, config: dict, poll: float) -> tuple[float, float, float, int]:
+    """Seconds from the POST to the moment the worker recorded the run as succeeded (finished_at);
+    of those, the seconds before the pipeline started (API, queue, claim, snapshot, fork) and the
+    seconds inside Trainer.train (its train_runtime); and the run's id."""
     from training.models import TrainingRun
 
     started = time.time()
@@ -131,14 +135,17 @@ def platform_run(client, *, kind: str, project, base, config: dict) -> tuple[flo
         body = client.get(f"/api/training-runs/{run_id}/").json()
         if body["status"] in ("succeeded", "failed", "cancelled"):
             break
-        time.sleep(1.0)  # not counted (finished_at is); few requests competing with the run for CPU
+        time.sleep(poll)  # not counted (finished_at is); few requests competing with the run for CPU
     if body["status"] != "succeeded":
         raise SystemExit(f"The {kind} run {body['status']}: {body['error']}")
     # The finish as the worker stamped it: the poll interval above does not count.
-    return TrainingRun.objects.get(pk=run_id).finished_at.timestamp() - started, run_id
+    run = TrainingRun.objects.get(pk=run_id)
+    train_runtime = run.output_model.metrics["train_runtime"]
+    return run.finished_at.timestamp() - started, run.started_at.timestamp() - started, train_runtime, run_id
 
 
-def direct_run(*, kind: str, config: dict) -> float:
+def direct_run(*, kind: str, config: dict) -> tuple[float, float]:
+    """Seconds of the pipeline's run(cfg), and of those, inside Trainer.train (train_runtime)."""
     import importlib
 
     from training.pipelines import common
@@ -150,11 +157,11 @@ def direct_run(*, kind: str, config: dict) -> float:
     devnull = open(os.devnull, "w")
     stdout, sys.stdout = sys.stdout, devnull  # the progress lines; the platform parses them, we drop them
     try:
-        module.run(cfg)
+        metrics = module.run(cfg)
     finally:
         sys.stdout = stdout
         devnull.close()
-    return time.perf_counter() - started
+    return time.perf_counter() - started, metrics["train_runtime"]
 
 
 def main() -> None:
@@ -163,6 +170,7 @@ def main() -> None:
     parser.add_argument("--demos", type=int, default=64)
     parser.add_argument("--pairs", type=int, default=64)
     parser.add_argument("--repeat", type=int, default=3, help="timed runs of each job, each way (medians are printed)")
+    parser.add_argument("--poll", type=float, default=1.0, help="seconds between the GETs that follow a platform run")
     parser.add_argument("--base-steps", type=int, default=100, help="pretraining steps of the tiny model")
     args = parser.parse_args()
 
@@ -183,7 +191,6 @@ def main() -> None:
     common = {"max_steps": args.steps, "batch_size": 8, "logging_steps": 1, "save_steps": args.steps, "seed": 0}
     jobs = [("sft", dict(common)), ("reward", {**common, "eval_fraction": 0.1})]
 
-    warmup = {**common, "max_steps": 2, "save_steps": 2}
     from training.pipelines import launcher
 
     imports = launcher.preload()  # the very imports the worker's launcher makes before its first job
@@ -198,34 +205,65 @@ def main() -> None:
     worker = start_worker(STORAGE / "worker.log")
     platform: dict[str, list[float]] = {kind: [] for kind, _ in jobs}
     direct: dict[str, list[float]] = {kind: [] for kind, _ in jobs}
+    # Seconds outside Trainer.train (model and data loading, saving; for the platform also the API,
+    # the queue, the fork, the streaming and the registration): same code inside the training loop
+    # both ways, so the platform's own cost shows here without the loop's run-to-run noise.
+    platform_outside: dict[str, list[float]] = {kind: [] for kind, _ in jobs}
+    direct_outside: dict[str, list[float]] = {kind: [] for kind, _ in jobs}
+    snapshot_of: dict[str, TrainingRun] = {}  # the direct job reads the snapshot the platform froze
+
+    def one_platform(kind: str, config: dict) -> None:
+        elapsed, before, train, run_id = platform_run(client, kind=kind, project=project, base=base,
+                                                      config=config, poll=args.poll)
+        snapshot_of[kind] = TrainingRun.objects.select_related("snapshot").get(pk=run_id)
+        platform[kind].append(elapsed)
+        platform_outside[kind].append(elapsed - train)
+        print(f"{kind:6s} platform {elapsed:6.2f}s (pipeline started after {before:.2f}s, Trainer.train"
+              f" {train:.2f}s; run {run_id}, {snapshot_of[kind].snapshot.row_count} rows)")
+
+    def one_direct(kind: str, config: dict) -> None:
+        elapsed, train = direct_run(kind=kind, config=direct_config(kind, config, snapshot_of[kind],
+                                                                    STORAGE / "direct" / kind))
+        direct[kind].append(elapsed)
+        direct_outside[kind].append(elapsed - train)
+        print(f"{kind:6s} direct   {elapsed:6.2f}s (Trainer.train {train:.2f}s)")
+
     try:
-        # Untimed, both ways: the first publish of a web process opens its broker connection, the
-        # first task of a pool process its database connection, the first job of an interpreter
-        # fills caches. A platform that is up, like a script past its first job, has done all that.
-        _, run_id = platform_run(client, kind="sft", project=project, base=base, config=warmup)
-        run = TrainingRun.objects.select_related("snapshot").get(pk=run_id)
-        direct_run(kind="sft", config=direct_config("sft", warmup, run, STORAGE / "direct" / "warmup"))
-        # Interleaved, so that a noisy minute on a shared machine hits both ways alike.
-        for _ in range(args.repeat):
+        # Untimed, both ways, one short job of each kind: the first publish of a web process opens
+        # its broker connection, the first task of a pool process its database connection, the
+        # first job of an interpreter fills caches. A platform that is up, like a script past its
+        # first job, has done all that.
+        for kind, config in jobs:
+            warmup = {**config, "max_steps": 2, "save_steps": 2}
+            platform_run(client, kind=kind, project=project, base=base, config=warmup, poll=args.poll)
+            snapshot_of[kind] = TrainingRun.objects.select_related("snapshot").filter(kind=kind).latest("pk")
+            direct_run(kind=kind, config=direct_config(kind, warmup, snapshot_of[kind], STORAGE / "direct" / "warmup"))
+        # Interleaved, so that a noisy minute on a shared machine hits both ways alike, and in
+        # alternating order: with one fixed order, whichever platform job came right after the
+        # direct SFT job ran 15-25% slower (reward with platform first, sft with direct first),
+        # an effect of the order, not of the platform.
+        for rep in range(args.repeat):
             for kind, config in jobs:
-                elapsed, run_id = platform_run(client, kind=kind, project=project, base=base, config=config)
-                run = TrainingRun.objects.select_related("snapshot").get(pk=run_id)
-                platform[kind].append(elapsed)
-                direct[kind].append(direct_run(kind=kind, config=direct_config(kind, config, run, STORAGE / "direct" / kind)))
-                print(f"{kind:6s} platform {elapsed:7.2f}s  direct {direct[kind][-1]:7.2f}s"
-                      f"  (run {run_id}, {run.snapshot.row_count} rows)")
+                if rep % 2 == 0:
+                    one_platform(kind, config)
+                    one_direct(kind, config)
+                else:
+                    one_direct(kind, config)
+                    one_platform(kind, config)
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(timeout=30)
 
     print()
     print(f"median of {args.repeat}, {args.steps} steps per job")
-    print(f"{'job':8s} {'platform':>10s} {'direct':>10s} {'overhead':>10s} {'ratio':>7s}")
+    print(f"{'job':8s} {'platform':>10s} {'direct':>10s} {'overhead':>10s} {'ratio':>7s}"
+          f"   {'outside Trainer.train: platform':>32s} {'direct':>8s}")
     total_p = total_d = 0.0
     for kind, _ in jobs:
         p, d = statistics.median(platform[kind]), statistics.median(direct[kind])
+        po, do = statistics.median(platform_outside[kind]), statistics.median(direct_outside[kind])
         total_p, total_d = total_p + p, total_d + d
-        print(f"{kind:8s} {p:9.2f}s {d:9.2f}s {p - d:9.2f}s {p / d:6.2f}x")
+        print(f"{kind:8s} {p:9.2f}s {d:9.2f}s {p - d:9.2f}s {p / d:6.2f}x   {po:31.2f}s {do:7.2f}s")
     print(f"{'total':8s} {total_p:9.2f}s {total_d:9.2f}s {total_p - total_d:9.2f}s {total_p / total_d:6.2f}x")
     shutil.rmtree(STORAGE, ignore_errors=True)
 
