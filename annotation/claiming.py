@@ -5,16 +5,13 @@ these statements as PostgreSQL spent running them. The same text runs on Postgre
 locks) and on SQLite (which serialises writers, so it needs none).
 """
 
-import re
-import weakref
 from datetime import datetime
 from datetime import timezone as dt_timezone
 
 from django.db import connection
 
-# PostgreSQL spent longer planning the claim's statements than running them, so each connection
-# prepares them once. Keyed by the driver's connection, so a reconnect prepares again.
-_prepared: "weakref.WeakKeyDictionary[object, set[str]]" = weakref.WeakKeyDictionary()
+from .models import Prompt, Task
+from .queries import columns, db_datetime, execute, fetch_one, load, on_postgres
 
 # The labeler's membership row, locked so that one labeler's claims in a project run one at a
 # time. The held lease is read by the next, separate statement: one that waited for this lock
@@ -55,44 +52,21 @@ ON CONFLICT (task_id, labeler_id) DO UPDATE SET expires_at = excluded.expires_at
 """
 
 
-def _postgres() -> bool:
-    return connection.vendor == "postgresql"
-
-
-def _execute(cursor, sql: str, params: list, *, name: str = "", types: tuple[str, ...] = ()) -> None:
-    """Run a statement; on PostgreSQL a named one runs as a prepared statement with these types."""
-    if not (name and _postgres()):
-        cursor.execute(sql, params)
-        return
-    raw = connection.connection
-    names = _prepared.setdefault(raw, set())
-    if name not in names:
-        numbered = iter(range(1, len(types) + 1))
-        body = re.sub(r"%s", lambda _: f"${next(numbered)}", sql)
-        cursor.execute(f"PREPARE {name} ({', '.join(types)}) AS {body}")
-        names.add(name)
-    cursor.execute(f"EXECUTE {name} ({', '.join(['%s'] * len(params))})", params)
-
-
-def _dt(value: datetime):
-    return connection.ops.adapt_datetimefield_value(value)
-
-
 def held_task_id(*, project_id: int, labeler_id: int, kind: str | None, now: datetime) -> tuple[bool, int | None]:
     """Lock the membership; return (is_member, task id of a live lease held in the project)."""
     with connection.cursor() as cursor:
-        if _postgres():
+        if on_postgres():
             # A lease is cheap to lose in a crash (the task just frees up), so don't wait for fsync.
             cursor.execute("SET LOCAL synchronous_commit = off")
-        _execute(
-            cursor, _LOCK_MEMBER.format(lock="FOR UPDATE" if _postgres() else ""), [project_id, labeler_id],
+        execute(
+            cursor, _LOCK_MEMBER.format(lock="FOR UPDATE" if on_postgres() else ""), [project_id, labeler_id],
             name="claim_lock_member", types=("bigint", "integer"),
         )
         if cursor.fetchone() is None:
             return False, None
-        _execute(
+        execute(
             cursor, _HELD.format(kind="AND t.kind = %s" if kind else ""),
-            [labeler_id, project_id, _dt(now)] + ([kind] if kind else []),
+            [labeler_id, project_id, db_datetime(now)] + ([kind] if kind else []),
             name="claim_held_kind" if kind else "claim_held",
             types=("integer", "bigint", "timestamptz") + (("text",) if kind else ()),
         )
@@ -106,22 +80,22 @@ def candidate_task_id(
     sql = _CANDIDATE.format(
         kind="AND t.kind = %s" if kind else "",
         skipped=f"AND t.id NOT IN ({', '.join(['%s'] * len(skipped))})" if skipped else "",
-        lock="FOR UPDATE OF t SKIP LOCKED" if _postgres() else "",
+        lock="FOR UPDATE OF t SKIP LOCKED" if on_postgres() else "",
     )
-    params = [project_id] + ([kind] if kind else []) + skipped + [_dt(now), labeler_id, labeler_id]
+    params = [project_id] + ([kind] if kind else []) + skipped + [db_datetime(now), labeler_id, labeler_id]
     name = "" if skipped else ("claim_candidate_kind" if kind else "claim_candidate")
     types = ("bigint",) + (("text",) if kind else ()) + ("timestamptz", "integer", "integer")
     with connection.cursor() as cursor:
-        _execute(cursor, sql, params, name=name, types=types)
+        execute(cursor, sql, params, name=name, types=types)
         row = cursor.fetchone()
     return row[0] if row else None
 
 
 def lease_if_room(*, task_id: int, labeler_id: int, expires_at: datetime, now: datetime) -> bool:
-    params = [labeler_id, _dt(expires_at), _dt(now), task_id, _dt(now), labeler_id]
+    params = [labeler_id, db_datetime(expires_at), db_datetime(now), task_id, db_datetime(now), labeler_id]
     types = ("integer", "timestamptz", "timestamptz", "bigint", "timestamptz", "integer")
     with connection.cursor() as cursor:
-        _execute(cursor, _LEASE, params, name="claim_lease", types=types)
+        execute(cursor, _LEASE, params, name="claim_lease", types=types)
         return cursor.rowcount == 1
 
 
@@ -131,7 +105,7 @@ _RELEASE = "DELETE FROM annotation_lease WHERE task_id = %s AND labeler_id = %s 
 def lease_release(*, task_id: int, labeler_id: int) -> datetime | None:
     """Delete the labeler's lease on the task; return when it expired, or None if there was none."""
     with connection.cursor() as cursor:
-        _execute(cursor, _RELEASE, [task_id, labeler_id], name="submit_lease_release", types=("bigint", "integer"))
+        execute(cursor, _RELEASE, [task_id, labeler_id], name="submit_lease_release", types=("bigint", "integer"))
         row = cursor.fetchone()
     if row is None:
         return None
@@ -141,3 +115,19 @@ def lease_release(*, task_id: int, labeler_id: int) -> datetime | None:
     if value.tzinfo is None:  # SQLite stores UTC without an offset
         value = value.replace(tzinfo=dt_timezone.utc)
     return value
+
+
+
+# The leased task and its prompt, for the labeler's page.
+_CLAIMED = f"""
+SELECT {columns(Task, "t")}, {columns(Prompt, "pr")}
+FROM annotation_task t JOIN annotation_prompt pr ON pr.id = t.prompt_id WHERE t.id = %s
+"""
+
+
+def claimed_task(*, task_id: int) -> Task:
+    """The leased task with its prompt, as the ORM would load them."""
+    row = fetch_one(_CLAIMED, [task_id], name="claimed_task", types=("bigint",))
+    task, after = load(Task, row)
+    task.prompt, _ = load(Prompt, row, after)
+    return task

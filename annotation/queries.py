@@ -1,6 +1,23 @@
-"""Query helpers shared by services and selectors."""
+"""Query helpers shared by services and selectors: ORM lookups, and plain SQL for the hot path.
 
-from django.db.models import QuerySet
+The labeler API's next and submit run a handful of statements each. Built by the ORM, Django spent
+as long compiling them as PostgreSQL spent running them, so the hot ones are written as SQL:
+`execute` runs one, prepared once per connection on PostgreSQL (planning, too, cost more than
+running), and `load` turns the columns of a row into a model instance exactly as the ORM would,
+with the same backend and field converters, so callers still get ordinary instances.
+"""
+
+import re
+import weakref
+from datetime import datetime
+
+from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db.models import Model, QuerySet
+
+# Keyed by the driver's connection, so a reconnect prepares again.
+_prepared: "weakref.WeakKeyDictionary[object, set[str]]" = weakref.WeakKeyDictionary()
+# Keyed by Django's connection wrapper (one per thread): the converters are bound to its backend.
+_converters: "weakref.WeakKeyDictionary[object, dict]" = weakref.WeakKeyDictionary()
 
 
 def one_or_none(queryset: QuerySet):
@@ -10,3 +27,80 @@ def one_or_none(queryset: QuerySet):
     time compiling that ORDER BY, and PostgreSQL sorting a result of at most one row.
     """
     return next(iter(queryset[:1]), None)
+
+
+def on_postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def execute(cursor, sql: str, params: list, *, name: str = "", types: tuple[str, ...] = ()) -> None:
+    """Run a statement; on PostgreSQL a named one runs as a prepared statement with these types.
+
+    The same text runs on SQLite (the demo's database), where it is executed as it is.
+    """
+    if not (name and on_postgres()):
+        cursor.execute(sql, params)
+        return
+    raw = connection.connection
+    names = _prepared.setdefault(raw, set())
+    if name not in names:
+        numbered = iter(range(1, len(types) + 1))
+        body = re.sub(r"%s", lambda _: f"${next(numbered)}", sql)
+        cursor.execute(f"PREPARE {name} ({', '.join(types)}) AS {body}")
+        names.add(name)
+    cursor.execute(f"EXECUTE {name} ({', '.join(['%s'] * len(params))})", params)
+
+
+def fetch_one(sql: str, params: list, *, name: str = "", types: tuple[str, ...] = ()):
+    with connection.cursor() as cursor:
+        execute(cursor, sql, params, name=name, types=types)
+        return cursor.fetchone()
+
+
+def db_datetime(value: datetime):
+    return connection.ops.adapt_datetimefield_value(value)
+
+
+def db_value(model: type[Model], field: str, value):
+    """A Python value of the field as a statement's parameter (a UUID as hex on SQLite, ...)."""
+    return model._meta.get_field(field).get_db_prep_value(value, connection)
+
+
+def columns(model: type[Model], alias: str) -> str:
+    """The select list of every concrete column of the model, in the order `load` reads them."""
+    return ", ".join(f'{alias}."{f.column}"' for f in model._meta.concrete_fields)
+
+
+def _field_converters(model: type[Model]) -> list:
+    per_model = _converters.setdefault(connections[DEFAULT_DB_ALIAS], {})
+    found = per_model.get(model)
+    if found is None:
+        found = []
+        for field in model._meta.concrete_fields:
+            col = field.get_col(model._meta.db_table)
+            found.append((field.attname, col, connection.ops.get_db_converters(col) + col.get_db_converters(connection)))
+        per_model[model] = found
+    return found
+
+
+def column_value(model: type[Model], field: str, raw):
+    """A column's value as the ORM would return it (a datetime from SQLite's text, ...)."""
+    for attname, col, converters in _field_converters(model):
+        if attname == field:
+            for convert in converters:
+                raw = convert(raw, col, connection)
+            return raw
+    raise LookupError(f"{model.__name__} has no column {field}")
+
+
+def load(model: type[Model], row, start: int = 0) -> tuple[Model, int]:
+    """The instance whose columns are row[start:], as `columns` selected them; and the index after them."""
+    converters = _field_converters(model)
+    names, values = [], []
+    for offset, (attname, col, convert_all) in enumerate(converters):
+        raw = row[start + offset]
+        for convert in convert_all:
+            raw = convert(raw, col, connection)
+        names.append(attname)
+        values.append(raw)
+    return model.from_db(connection.alias, names, values), start + len(converters)

@@ -6,31 +6,61 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.http import Http404
 from django.utils import timezone
 
-from .models import Annotation, Lease, Membership, Project, Task
-from .queries import one_or_none
+from .models import Annotation, Lease, Membership, Project, Prompt, Task
+from .queries import column_value, columns, fetch_one, load
 
 
 def project_list_for_user(*, user: AbstractBaseUser) -> QuerySet[Project]:
     return Project.objects.filter(memberships__user=user).order_by("name", "id")
 
 
+# The hot path's reads, as SQL (see queries.py): every labeler request checks a membership, and
+# every submit loads its task.
+_MEMBERSHIP = f"""
+SELECT {columns(Membership, "m")}, {columns(Project, "p")}
+FROM annotation_membership m JOIN annotation_project p ON p.id = m.project_id
+WHERE m.user_id = %s AND m.project_id = %s
+"""
+# Two lookups on unique keys; the membership test names the task's own project.
+_TASK_FOR_MEMBER = f"""
+SELECT {columns(Task, "t")}, {columns(Project, "p")}, {columns(Prompt, "pr")}
+FROM annotation_task t JOIN annotation_project p ON p.id = t.project_id JOIN annotation_prompt pr ON pr.id = t.prompt_id
+WHERE t.id = %s AND EXISTS (SELECT 1 FROM annotation_membership m WHERE m.project_id = t.project_id AND m.user_id = %s)
+"""
+_LEASE_EXPIRY = "SELECT expires_at FROM annotation_lease WHERE task_id = %s AND labeler_id = %s"
+
+
+def _as_id(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
 def membership_get(*, user: AbstractBaseUser, project_id: int) -> Membership:
     """The user's membership of a project, or 404: another project's existence is not revealed."""
-    membership = (
-        one_or_none(Membership.objects.select_related("project").filter(user=user, project_id=project_id))
-        if user.is_authenticated
-        else None
-    )
-    if membership is None:
+    project_id = _as_id(project_id)
+    row = None
+    if user.is_authenticated and project_id is not None:
+        row = fetch_one(_MEMBERSHIP, [user.pk, project_id], name="membership_get", types=("integer", "bigint"))
+    if row is None:
         raise Http404("No such project.")
+    membership, after = load(Membership, row)
+    membership.project, _ = load(Project, row, after)
     return membership
 
 
 def task_get_for_member(*, user: AbstractBaseUser, task_id: int) -> Task:
-    # Two primary-key lookups plan and run faster than one join through the memberships.
-    task = one_or_none(Task.objects.select_related("project", "prompt").filter(pk=task_id))
-    if task is None or not Membership.objects.filter(user=user, project_id=task.project_id).exists():
+    """The task, its project and its prompt, if the user is a member of its project; else 404."""
+    task_id = _as_id(task_id)
+    row = None
+    if user.is_authenticated and task_id is not None:
+        row = fetch_one(_TASK_FOR_MEMBER, [task_id, user.pk], name="task_get_for_member", types=("bigint", "integer"))
+    if row is None:
         raise Http404("No such task.")
+    task, after = load(Task, row)
+    task.project, after = load(Project, row, after)
+    task.prompt, _ = load(Prompt, row, after)
     return task
 
 
@@ -93,8 +123,8 @@ def _progress_totals(by_kind: dict) -> dict:
 
 def task_payload(*, task: Task, labeler: AbstractBaseUser) -> dict:
     """What a labeler sees of a task: the prompt, the shown responses in display order, the lease."""
-    lease = one_or_none(Lease.objects.filter(task=task, labeler=labeler).only("expires_at"))
-    lease_expires_at = lease.expires_at.isoformat() if lease else None
+    row = fetch_one(_LEASE_EXPIRY, [task.pk, labeler.pk], name="task_payload_lease", types=("bigint", "integer"))
+    lease_expires_at = column_value(Lease, "expires_at", row[0]).isoformat() if row else None
     responses = []
     if task.kind == Task.Kind.COMPARISON:
         # Model identity stays hidden: only the id and the text are shown.
