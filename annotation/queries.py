@@ -104,3 +104,34 @@ def load(model: type[Model], row, start: int = 0) -> tuple[Model, int]:
         names.append(attname)
         values.append(raw)
     return model.from_db(connection.alias, names, values), start + len(converters)
+
+
+_insert_sql: dict[tuple[type[Model], str], tuple[str, list]] = {}
+
+
+def insert(instance: Model) -> Model:
+    """INSERT a new instance as Model.save would (auto_now_add and the fields' own conversions), but
+    without the ORM's insert compiler; sets its primary key. No model signals are sent: call it only
+    for models that have no receivers (the labeler API's annotations and responses)."""
+    meta = instance._meta
+    key = (type(instance), connection.vendor)
+    if key not in _insert_sql:
+        fields = [f for f in meta.concrete_fields if not f.primary_key]
+        quote = connection.ops.quote_name
+        sql = (f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"
+               f" VALUES ({', '.join(['%s'] * len(fields))})")
+        if connection.features.can_return_columns_from_insert:
+            sql += f" RETURNING {quote(meta.pk.column)}"
+        _insert_sql[key] = (sql, fields)
+    sql, fields = _insert_sql[key]
+    params = [f.get_db_prep_save(f.pre_save(instance, add=True), connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        if connection.features.can_return_columns_from_insert:
+            pk = cursor.fetchone()[0]
+        else:
+            pk = connection.ops.last_insert_id(cursor, meta.db_table, meta.pk.column)
+    instance.pk = pk
+    instance._state.adding = False
+    instance._state.db = connection.alias
+    return instance

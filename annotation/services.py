@@ -12,9 +12,9 @@ from django.utils.text import slugify
 from . import claiming
 from . import edits
 from .errors import Conflict, InvalidInput
-from .models import Annotation, Lease, Membership, Project, Response, Task, TaskResponse
+from .models import Annotation, Lease, Membership, Project, Response, Task
 from .queries import (
-    column_value, columns, db_datetime, db_value, execute, fetch_one, load, on_postgres, one_or_none,
+    column_value, columns, db_datetime, db_value, execute, fetch_one, insert, load, on_postgres, one_or_none,
 )
 from .validation import clean_annotation_payload, clean_skip_reason
 
@@ -144,6 +144,10 @@ _EARLIER = """
 SELECT id, client_id FROM annotation_annotation
 WHERE client_id = %s OR (task_id = %s AND labeler_id = %s) LIMIT 2
 """
+_AUTHORED = """
+SELECT 1 FROM annotation_taskresponse tr JOIN annotation_response r ON r.id = tr.response_id
+WHERE tr.task_id = %s AND r.author_id = %s LIMIT 1
+"""
 _COUNT_DONE = "UPDATE annotation_task SET done = %s, status = %s, updated_at = %s WHERE id = %s"
 
 
@@ -171,6 +175,11 @@ def _earlier_annotation(*, task: Task, labeler: AbstractBaseUser, client_uuid: u
         return None
     twin = [pk for pk, stored in rows if column_value(Annotation, "client_id", stored) == client_uuid]
     return Annotation.objects.get(pk=(twin or [rows[0][0]])[0])
+
+
+def _authored_a_response(*, task: Task, labeler: AbstractBaseUser) -> bool:
+    row = fetch_one(_AUTHORED, [task.pk, labeler.pk], name="submit_authored", types=("bigint", "integer"))
+    return row is not None
 
 
 def _count_done(*, task: Task, now: datetime) -> None:
@@ -243,15 +252,14 @@ def _store(
             lease_expires_at = claiming.lease_release(task_id=task.pk, labeler_id=labeler.pk)
             if lease_expires_at is None:
                 raise Conflict("Claim this task before submitting: you hold no lease on it.")
-            authored = TaskResponse.objects.filter(task=task, response__author=labeler)
-            if task.kind == Task.Kind.COMPARISON and authored.exists():
+            if task.kind == Task.Kind.COMPARISON and _authored_a_response(task=task, labeler=labeler):
                 raise Conflict("You cannot judge a response you wrote.")
             if fields["kind"] == Annotation.Kind.DEMONSTRATION:
-                fields["response"] = Response.objects.create(
+                fields["response"] = insert(Response(
                     prompt_id=task.prompt_id, text=fields["text"], source=Response.Source.HUMAN, author=labeler
-                )
+                ))
             edits.annotation_fields_complete(task=task, labeler=labeler, fields=fields)  # edit, RM agreement
-            annotation = Annotation.objects.create(
+            annotation = insert(Annotation(
                 task=task,
                 project_id=task.project_id,
                 labeler=labeler,
@@ -259,7 +267,7 @@ def _store(
                 time_spent_ms=min(time_spent_ms, 2**31 - 1),
                 lease_expired=lease_expires_at <= now,
                 **fields,
-            )
+            ))
             if annotation.kind != Annotation.Kind.SKIP:
                 _count_done(task=task, now=now)
             return annotation, True
