@@ -11,7 +11,7 @@ import re
 import weakref
 from datetime import datetime
 
-from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Model, QuerySet
 
 # Keyed by the driver's connection, so a reconnect prepares again.
@@ -29,8 +29,14 @@ def one_or_none(queryset: QuerySet):
     return next(iter(queryset[:1]), None)
 
 
+def _db():
+    """This thread's connection wrapper, looked up once: each attribute read through
+    django.db.connection is a thread-local lookup, and the hot path made dozens per request."""
+    return connections[DEFAULT_DB_ALIAS]
+
+
 def on_postgres() -> bool:
-    return connection.vendor == "postgresql"
+    return _db().vendor == "postgresql"
 
 
 def execute(cursor, sql: str, params: list, *, name: str = "", types: tuple[str, ...] = ()) -> None:
@@ -38,10 +44,11 @@ def execute(cursor, sql: str, params: list, *, name: str = "", types: tuple[str,
 
     The same text runs on SQLite (the demo's database), where it is executed as it is.
     """
-    if not (name and on_postgres()):
+    db = cursor.db
+    if not (name and db.vendor == "postgresql"):
         cursor.execute(sql, params)
         return
-    raw = connection.connection
+    raw = db.connection
     names = _prepared.setdefault(raw, set())
     if name not in names:
         numbered = iter(range(1, len(types) + 1))
@@ -52,18 +59,18 @@ def execute(cursor, sql: str, params: list, *, name: str = "", types: tuple[str,
 
 
 def fetch_one(sql: str, params: list, *, name: str = "", types: tuple[str, ...] = ()):
-    with connection.cursor() as cursor:
+    with _db().cursor() as cursor:
         execute(cursor, sql, params, name=name, types=types)
         return cursor.fetchone()
 
 
 def db_datetime(value: datetime):
-    return connection.ops.adapt_datetimefield_value(value)
+    return _db().ops.adapt_datetimefield_value(value)
 
 
 def db_value(model: type[Model], field: str, value):
     """A Python value of the field as a statement's parameter (a UUID as hex on SQLite, ...)."""
-    return model._meta.get_field(field).get_db_prep_value(value, connection)
+    return model._meta.get_field(field).get_db_prep_value(value, _db())
 
 
 def columns(model: type[Model], alias: str) -> str:
@@ -71,39 +78,41 @@ def columns(model: type[Model], alias: str) -> str:
     return ", ".join(f'{alias}."{f.column}"' for f in model._meta.concrete_fields)
 
 
-def _field_converters(model: type[Model]) -> list:
-    per_model = _converters.setdefault(connections[DEFAULT_DB_ALIAS], {})
+def _field_converters(db, model: type[Model]) -> list:
+    per_model = _converters.setdefault(db, {})
     found = per_model.get(model)
     if found is None:
         found = []
         for field in model._meta.concrete_fields:
             col = field.get_col(model._meta.db_table)
-            found.append((field.attname, col, connection.ops.get_db_converters(col) + col.get_db_converters(connection)))
+            found.append((field.attname, col, db.ops.get_db_converters(col) + col.get_db_converters(db)))
         per_model[model] = found
     return found
 
 
 def column_value(model: type[Model], field: str, raw):
     """A column's value as the ORM would return it (a datetime from SQLite's text, ...)."""
-    for attname, col, converters in _field_converters(model):
+    db = _db()
+    for attname, col, converters in _field_converters(db, model):
         if attname == field:
             for convert in converters:
-                raw = convert(raw, col, connection)
+                raw = convert(raw, col, db)
             return raw
     raise LookupError(f"{model.__name__} has no column {field}")
 
 
 def load(model: type[Model], row, start: int = 0) -> tuple[Model, int]:
     """The instance whose columns are row[start:], as `columns` selected them; and the index after them."""
-    converters = _field_converters(model)
+    db = _db()
+    converters = _field_converters(db, model)
     names, values = [], []
     for offset, (attname, col, convert_all) in enumerate(converters):
         raw = row[start + offset]
         for convert in convert_all:
-            raw = convert(raw, col, connection)
+            raw = convert(raw, col, db)
         names.append(attname)
         values.append(raw)
-    return model.from_db(connection.alias, names, values), start + len(converters)
+    return model.from_db(db.alias, names, values), start + len(converters)
 
 
 _insert_sql: dict[tuple[type[Model], str], tuple[str, list]] = {}
@@ -113,25 +122,24 @@ def insert(instance: Model) -> Model:
     """INSERT a new instance as Model.save would (auto_now_add and the fields' own conversions), but
     without the ORM's insert compiler; sets its primary key. No model signals are sent: call it only
     for models that have no receivers (the labeler API's annotations and responses)."""
+    db = _db()
     meta = instance._meta
-    key = (type(instance), connection.vendor)
+    returning = db.features.can_return_columns_from_insert
+    key = (type(instance), db.vendor)
     if key not in _insert_sql:
         fields = [f for f in meta.concrete_fields if not f.primary_key]
-        quote = connection.ops.quote_name
+        quote = db.ops.quote_name
         sql = (f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"
                f" VALUES ({', '.join(['%s'] * len(fields))})")
-        if connection.features.can_return_columns_from_insert:
+        if returning:
             sql += f" RETURNING {quote(meta.pk.column)}"
         _insert_sql[key] = (sql, fields)
     sql, fields = _insert_sql[key]
-    params = [f.get_db_prep_save(f.pre_save(instance, add=True), connection) for f in fields]
-    with connection.cursor() as cursor:
+    params = [f.get_db_prep_save(f.pre_save(instance, add=True), db) for f in fields]
+    with db.cursor() as cursor:
         cursor.execute(sql, params)
-        if connection.features.can_return_columns_from_insert:
-            pk = cursor.fetchone()[0]
-        else:
-            pk = connection.ops.last_insert_id(cursor, meta.db_table, meta.pk.column)
+        pk = cursor.fetchone()[0] if returning else db.ops.last_insert_id(cursor, meta.db_table, meta.pk.column)
     instance.pk = pk
     instance._state.adding = False
-    instance._state.db = connection.alias
+    instance._state.db = db.alias
     return instance
