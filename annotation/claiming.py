@@ -10,17 +10,21 @@ from datetime import timezone as dt_timezone
 
 from django.db import connection
 
-from .models import Prompt, Task
-from .queries import columns, db_datetime, execute, fetch_one, load, on_postgres
+from .models import Lease, Prompt, Task
+from .queries import column_value, columns, db_datetime, execute, fetch_one, load, on_postgres
 
 # The labeler's membership row, locked so that one labeler's claims in a project run one at a
 # time. The held lease is read by the next, separate statement: one that waited for this lock
-# must see the lease that the claim before it committed.
-_LOCK_MEMBER = "SELECT m.id FROM annotation_membership m WHERE m.project_id = %s AND m.user_id = %s {lock}"
+# must see the lease that the claim before it committed. On PostgreSQL the same statement turns
+# off waiting for fsync for this transaction (SET LOCAL, without a round trip of its own): a lease
+# is cheap to lose in a crash, the task just frees up. Submits keep synchronous commits.
+_LOCK_MEMBER = """
+SELECT m.id {sync} FROM annotation_membership m WHERE m.project_id = %s AND m.user_id = %s {lock}
+"""
 
 # The task of a live lease the labeler already holds in the project (resume after a reload).
 _HELD = """
-SELECT l.task_id FROM annotation_lease l JOIN annotation_task t ON t.id = l.task_id
+SELECT l.task_id, l.expires_at FROM annotation_lease l JOIN annotation_task t ON t.id = l.task_id
 WHERE l.labeler_id = %s AND l.project_id = %s AND l.expires_at > %s {kind}
 ORDER BY l.created_at LIMIT 1
 """
@@ -52,18 +56,20 @@ ON CONFLICT (task_id, labeler_id) DO UPDATE SET expires_at = excluded.expires_at
 """
 
 
-def held_task_id(*, project_id: int, labeler_id: int, kind: str | None, now: datetime) -> tuple[bool, int | None]:
-    """Lock the membership; return (is_member, task id of a live lease held in the project)."""
+def held_lease(
+    *, project_id: int, labeler_id: int, kind: str | None, now: datetime
+) -> tuple[bool, int | None, datetime | None]:
+    """Lock the membership; return (is_member, task id, expiry) of a live lease held in the project."""
+    postgres = on_postgres()
     with connection.cursor() as cursor:
-        if on_postgres():
-            # A lease is cheap to lose in a crash (the task just frees up), so don't wait for fsync.
-            cursor.execute("SET LOCAL synchronous_commit = off")
         execute(
-            cursor, _LOCK_MEMBER.format(lock="FOR UPDATE" if on_postgres() else ""), [project_id, labeler_id],
-            name="claim_lock_member", types=("bigint", "integer"),
+            cursor,
+            _LOCK_MEMBER.format(sync=", set_config('synchronous_commit', 'off', true)" if postgres else "",
+                                lock="FOR UPDATE" if postgres else ""),
+            [project_id, labeler_id], name="claim_lock_member", types=("bigint", "integer"),
         )
         if cursor.fetchone() is None:
-            return False, None
+            return False, None, None
         execute(
             cursor, _HELD.format(kind="AND t.kind = %s" if kind else ""),
             [labeler_id, project_id, db_datetime(now)] + ([kind] if kind else []),
@@ -71,7 +77,9 @@ def held_task_id(*, project_id: int, labeler_id: int, kind: str | None, now: dat
             types=("integer", "bigint", "timestamptz") + (("text",) if kind else ()),
         )
         row = cursor.fetchone()
-    return True, (row[0] if row else None)
+    if row is None:
+        return True, None, None
+    return True, row[0], column_value(Lease, "expires_at", row[1])
 
 
 def candidate_task_id(

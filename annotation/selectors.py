@@ -121,10 +121,18 @@ def _progress_totals(by_kind: dict) -> dict:
     }
 
 
-def task_payload(*, task: Task, labeler: AbstractBaseUser) -> dict:
-    """What a labeler sees of a task: the prompt, the shown responses in display order, the lease."""
-    row = fetch_one(_LEASE_EXPIRY, [task.pk, labeler.pk], name="task_payload_lease", types=("bigint", "integer"))
-    lease_expires_at = column_value(Lease, "expires_at", row[0]).isoformat() if row else None
+_UNREAD = object()
+
+
+def task_payload(*, task: Task, labeler: AbstractBaseUser, lease_expires_at=_UNREAD) -> dict:
+    """What a labeler sees of a task: the prompt, the shown responses in display order, the lease.
+
+    lease_expires_at: the labeler's lease expiry (None: no lease) when the caller knows it, as the
+    claim does; otherwise it is read.
+    """
+    if lease_expires_at is _UNREAD:
+        row = fetch_one(_LEASE_EXPIRY, [task.pk, labeler.pk], name="task_payload_lease", types=("bigint", "integer"))
+        lease_expires_at = column_value(Lease, "expires_at", row[0]) if row else None
     responses = []
     if task.kind == Task.Kind.COMPARISON:
         # Model identity stays hidden: only the id and the text are shown.
@@ -138,7 +146,7 @@ def task_payload(*, task: Task, labeler: AbstractBaseUser) -> dict:
         "kind": task.kind,
         "messages": task.prompt.messages,
         "responses": responses,
-        "lease_expires_at": lease_expires_at,
+        "lease_expires_at": lease_expires_at.isoformat() if lease_expires_at else None,
         "lease_seconds": task.project.lease_seconds,
         "server_time": timezone.now().isoformat(),
     }

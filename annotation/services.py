@@ -92,6 +92,7 @@ def task_claim_next(*, project: Project, labeler: AbstractBaseUser, kind: str | 
     See DESIGN.md, "The next task", and claiming.py for the statements. The candidate read skips
     rows other labelers hold locked; a lease they committed after its snapshot is caught by the
     capacity re-check in the statement that inserts the lease, under the task's row lock.
+    The task carries `lease_expires_at`, the expiry of the labeler's lease on it.
     """
     if kind is not None and kind not in Task.Kind.values:
         raise InvalidInput(f"kind must be one of {', '.join(Task.Kind.values)}.", field="kind")
@@ -99,7 +100,9 @@ def task_claim_next(*, project: Project, labeler: AbstractBaseUser, kind: str | 
     expires_at = now + timedelta(seconds=project.lease_seconds)
     task_id = None
     with transaction.atomic():
-        is_member, task_id = claiming.held_task_id(project_id=project.pk, labeler_id=labeler.pk, kind=kind, now=now)
+        is_member, task_id, lease_expires_at = claiming.held_lease(
+            project_id=project.pk, labeler_id=labeler.pk, kind=kind, now=now
+        )
         if not is_member:
             raise InvalidInput("You are not a member of this project.", field="project")
         skipped: list[int] = []
@@ -110,12 +113,14 @@ def task_claim_next(*, project: Project, labeler: AbstractBaseUser, kind: str | 
             if candidate is None:
                 break
             if claiming.lease_if_room(task_id=candidate, labeler_id=labeler.pk, expires_at=expires_at, now=now):
-                task_id = candidate
+                task_id, lease_expires_at = candidate, expires_at
             else:
                 skipped.append(candidate)
     if task_id is None:
         return None
-    return claiming.claimed_task(task_id=task_id)
+    task = claiming.claimed_task(task_id=task_id)
+    task.lease_expires_at = lease_expires_at
+    return task
 
 
 def lease_extend(*, task: Task, labeler: AbstractBaseUser) -> Lease:

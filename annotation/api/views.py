@@ -111,7 +111,7 @@ class TaskNextApi(APIView):
         if task is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         task.project = project
-        return Response(selectors.task_payload(task=task, labeler=request.user))
+        return Response(selectors.task_payload(task=task, labeler=request.user, lease_expires_at=task.lease_expires_at))
 
 
 class TaskDetailApi(APIView):

@@ -43,6 +43,10 @@ def test_reload_returns_the_same_task(client_for):
     again = next_task(client, project).json()
     assert first["id"] == again["id"]
     assert Lease.objects.filter(labeler=labeler).count() == 1
+    # Both answers show the stored lease: the new one, then the held one (read by the claim).
+    stored = Lease.objects.get(labeler=labeler).expires_at.isoformat()
+    assert first["lease_expires_at"] == again["lease_expires_at"] == stored
+    assert client.get(f"/api/tasks/{first['id']}/").json()["lease_expires_at"] == stored
 
 
 def test_a_leased_task_is_not_handed_to_another_labeler_beyond_overlap(client_for):

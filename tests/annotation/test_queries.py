@@ -73,3 +73,27 @@ def test_insert_stores_what_the_orm_reads_back():
     assert stored.flags == {str(shown[0].pk): ["unsafe"]}
     assert stored.strength == Annotation.Strength.MUCH_BETTER and stored.time_spent_ms == 1234
     assert stored.created_at == annotation.created_at and stored.created_at.tzinfo is not None
+
+
+@pytest.mark.django_db(transaction=True)  # real transactions: a test's own would hide the end of SET LOCAL
+def test_the_claim_skips_waiting_for_fsync_in_its_own_transaction_only():
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from annotation import claiming
+
+    project = ProjectFactory()
+    labeler = member(project)
+
+    def synchronous_commit():
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            return cursor.fetchone()[0]
+
+    with transaction.atomic():
+        assert claiming.held_lease(project_id=project.pk, labeler_id=labeler.pk, kind=None, now=timezone.now()) == (
+            True, None, None)
+        inside = synchronous_commit() if connection.vendor == "postgresql" else "off"
+    assert inside == "off"
+    if connection.vendor == "postgresql":  # SQLite has no such setting; CI runs this on PostgreSQL
+        assert synchronous_commit() == "on"
