@@ -4,18 +4,15 @@ import uuid
 from datetime import datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.text import slugify
 
-from . import claiming
-from . import edits
+from . import claiming, edits, submitting
 from .errors import Conflict, InvalidInput
 from .models import Annotation, Lease, Membership, Project, Response, Task
-from .queries import (
-    column_value, columns, db_datetime, db_value, execute, fetch_one, insert, load, on_postgres, one_or_none,
-)
+from .queries import insert, one_or_none
 from .validation import clean_annotation_payload, clean_skip_reason
 
 CLAIM_ATTEMPTS = 8
@@ -141,62 +138,6 @@ def lease_extend(*, task: Task, labeler: AbstractBaseUser) -> Lease:
 # Submitting -----------------------------------------------------------------------------------
 
 
-# Submitting's SQL (see queries.py): every label runs these, the ORM only writes the new rows.
-_CLIENT_ID_TAKEN = "SELECT id FROM annotation_annotation WHERE client_id = %s"
-_TASK_LOCKED = f"SELECT {columns(Task, 't')} FROM annotation_task t WHERE t.id = %s"
-# A twin with this client_id or earlier work on the task: two rows at most, the twin wins below.
-_EARLIER = """
-SELECT id, client_id FROM annotation_annotation
-WHERE client_id = %s OR (task_id = %s AND labeler_id = %s) LIMIT 2
-"""
-_AUTHORED = """
-SELECT 1 FROM annotation_taskresponse tr JOIN annotation_response r ON r.id = tr.response_id
-WHERE tr.task_id = %s AND r.author_id = %s LIMIT 1
-"""
-_COUNT_DONE = "UPDATE annotation_task SET done = %s, status = %s, updated_at = %s WHERE id = %s"
-
-
-def _annotation_by_client_id(client_uuid: uuid.UUID) -> Annotation | None:
-    """The annotation stored under this client_id, or None: one index probe, the ORM only for a repeat."""
-    row = fetch_one(_CLIENT_ID_TAKEN, [db_value(Annotation, "client_id", client_uuid)],
-                    name="submit_client_id", types=("uuid",))
-    return None if row is None else Annotation.objects.get(pk=row[0])
-
-
-def _task_locked(task_id: int) -> Task:
-    """The task, re-read under its row lock (SQLite serialises writers instead)."""
-    sql = _TASK_LOCKED + (" FOR UPDATE" if on_postgres() else "")
-    task, _ = load(Task, fetch_one(sql, [task_id], name="submit_task_locked", types=("bigint",)))
-    return task
-
-
-def _earlier_annotation(*, task: Task, labeler: AbstractBaseUser, client_uuid: uuid.UUID) -> Annotation | None:
-    """Under the task's lock: the twin stored under this client_id, else the labeler's earlier work on the task."""
-    with connection.cursor() as cursor:
-        execute(cursor, _EARLIER, [db_value(Annotation, "client_id", client_uuid), task.pk, labeler.pk],
-                name="submit_earlier", types=("uuid", "bigint", "integer"))
-        rows = cursor.fetchall()
-    if not rows:
-        return None
-    twin = [pk for pk, stored in rows if column_value(Annotation, "client_id", stored) == client_uuid]
-    return Annotation.objects.get(pk=(twin or [rows[0][0]])[0])
-
-
-def _authored_a_response(*, task: Task, labeler: AbstractBaseUser) -> bool:
-    row = fetch_one(_AUTHORED, [task.pk, labeler.pk], name="submit_authored", types=("bigint", "integer"))
-    return row is not None
-
-
-def _count_done(*, task: Task, now: datetime) -> None:
-    task.done += 1
-    if task.done >= task.required:
-        task.status = Task.Status.DONE
-    task.updated_at = now
-    with connection.cursor() as cursor:
-        execute(cursor, _COUNT_DONE, [task.done, task.status, db_datetime(now), task.pk],
-                name="submit_count_done", types=("integer", "text", "timestamptz", "bigint"))
-
-
 def _replay(*, existing: Annotation, task: Task, labeler: AbstractBaseUser) -> tuple[Annotation, bool]:
     if existing.task_id != task.pk or existing.labeler_id != labeler.pk:
         raise Conflict("This client_id belongs to another submission.", field="client_id")
@@ -220,7 +161,7 @@ def annotation_submit(
     Work that arrives after its lease expired is kept, never lost.
     """
     client_uuid = _parse_client_id(client_id)
-    existing = _annotation_by_client_id(client_uuid)
+    existing = submitting.annotation_by_client_id(client_uuid)
     if existing is not None:
         return _replay(existing=existing, task=task, labeler=labeler)
     shown = list(task.task_responses.values_list("response_id", flat=True)) if task.kind == Task.Kind.COMPARISON else []
@@ -232,7 +173,7 @@ def task_skip(
     *, task: Task, labeler: AbstractBaseUser, reason: str, client_id=None, time_spent_ms: int = 0
 ) -> tuple[Annotation, bool]:
     client_uuid = _parse_client_id(client_id) if client_id not in (None, "") else uuid.uuid4()
-    existing = _annotation_by_client_id(client_uuid)
+    existing = submitting.annotation_by_client_id(client_uuid)
     if existing is not None:
         return _replay(existing=existing, task=task, labeler=labeler)
     fields = {"kind": Annotation.Kind.SKIP, "reason": clean_skip_reason(reason)}
@@ -247,8 +188,8 @@ def _store(
     now = timezone.now()
     try:
         with transaction.atomic():
-            task = _task_locked(task.pk)
-            earlier = _earlier_annotation(task=task, labeler=labeler, client_uuid=client_uuid)
+            task = submitting.task_locked(task.pk)
+            earlier = submitting.earlier_annotation(task=task, labeler=labeler, client_uuid=client_uuid)
             if earlier is not None:
                 if earlier.client_id == client_uuid:
                     return _replay(existing=earlier, task=task, labeler=labeler)
@@ -257,7 +198,7 @@ def _store(
             lease_expires_at = claiming.lease_release(task_id=task.pk, labeler_id=labeler.pk)
             if lease_expires_at is None:
                 raise Conflict("Claim this task before submitting: you hold no lease on it.")
-            if task.kind == Task.Kind.COMPARISON and _authored_a_response(task=task, labeler=labeler):
+            if task.kind == Task.Kind.COMPARISON and submitting.authored_a_response(task=task, labeler=labeler):
                 raise Conflict("You cannot judge a response you wrote.")
             if fields["kind"] == Annotation.Kind.DEMONSTRATION:
                 fields["response"] = insert(Response(
@@ -274,11 +215,11 @@ def _store(
                 **fields,
             ))
             if annotation.kind != Annotation.Kind.SKIP:
-                _count_done(task=task, now=now)
+                submitting.count_done(task=task, now=now)
             return annotation, True
     except IntegrityError:
         # A concurrent twin with the same client_id won the race: return what it stored.
-        existing = _annotation_by_client_id(client_uuid)
+        existing = submitting.annotation_by_client_id(client_uuid)
         if existing is None:
             raise
         return _replay(existing=existing, task=task, labeler=labeler)

@@ -1,0 +1,72 @@
+"""The submit's SQL: the statements every label runs, in the transaction that stores it.
+
+Plain SQL for the reason claiming.py gives (see queries.py): the ORM spent as long building these
+statements as PostgreSQL spent running them. It still loads the rows of a repeat (a replayed
+client_id), which are rare. The same text runs on PostgreSQL, with the task's row lock, and on
+SQLite, which serialises writers.
+"""
+
+import uuid
+from datetime import datetime
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection
+
+from .models import Annotation, Task
+from .queries import column_value, columns, db_datetime, db_value, execute, fetch_one, load, on_postgres
+
+_CLIENT_ID_TAKEN = "SELECT id FROM annotation_annotation WHERE client_id = %s"
+_TASK_LOCKED = f"SELECT {columns(Task, 't')} FROM annotation_task t WHERE t.id = %s"
+# A twin with this client_id or earlier work on the task: two rows at most, the twin wins below.
+_EARLIER = """
+SELECT id, client_id FROM annotation_annotation
+WHERE client_id = %s OR (task_id = %s AND labeler_id = %s) LIMIT 2
+"""
+_AUTHORED = """
+SELECT 1 FROM annotation_taskresponse tr JOIN annotation_response r ON r.id = tr.response_id
+WHERE tr.task_id = %s AND r.author_id = %s LIMIT 1
+"""
+_COUNT_DONE = "UPDATE annotation_task SET done = %s, status = %s, updated_at = %s WHERE id = %s"
+
+
+def annotation_by_client_id(client_uuid: uuid.UUID) -> Annotation | None:
+    """The annotation stored under this client_id, or None: one index probe, the ORM only for a repeat."""
+    row = fetch_one(_CLIENT_ID_TAKEN, [db_value(Annotation, "client_id", client_uuid)],
+                    name="submit_client_id", types=("uuid",))
+    return None if row is None else Annotation.objects.get(pk=row[0])
+
+
+def task_locked(task_id: int) -> Task:
+    """The task, re-read under its row lock (SQLite serialises writers instead)."""
+    sql = _TASK_LOCKED + (" FOR UPDATE" if on_postgres() else "")
+    task, _ = load(Task, fetch_one(sql, [task_id], name="submit_task_locked", types=("bigint",)))
+    return task
+
+
+def earlier_annotation(*, task: Task, labeler: AbstractBaseUser, client_uuid: uuid.UUID) -> Annotation | None:
+    """Under the task's lock: the twin stored under this client_id, else the labeler's earlier work on the task."""
+    with connection.cursor() as cursor:
+        execute(cursor, _EARLIER, [db_value(Annotation, "client_id", client_uuid), task.pk, labeler.pk],
+                name="submit_earlier", types=("uuid", "bigint", "integer"))
+        rows = cursor.fetchall()
+    if not rows:
+        return None
+    twin = [pk for pk, stored in rows if column_value(Annotation, "client_id", stored) == client_uuid]
+    return Annotation.objects.get(pk=(twin or [rows[0][0]])[0])
+
+
+def authored_a_response(*, task: Task, labeler: AbstractBaseUser) -> bool:
+    """Whether the labeler wrote one of the responses the task shows (they may not judge it)."""
+    row = fetch_one(_AUTHORED, [task.pk, labeler.pk], name="submit_authored", types=("bigint", "integer"))
+    return row is not None
+
+
+def count_done(*, task: Task, now: datetime) -> None:
+    """One more annotation on the task; it is done once it has the annotations it requires."""
+    task.done += 1
+    if task.done >= task.required:
+        task.status = Task.Status.DONE
+    task.updated_at = now
+    with connection.cursor() as cursor:
+        execute(cursor, _COUNT_DONE, [task.done, task.status, db_datetime(now), task.pk],
+                name="submit_count_done", types=("integer", "text", "timestamptz", "bigint"))
