@@ -6,7 +6,6 @@ locks) and on SQLite (which serialises writers, so it needs none).
 """
 
 from datetime import datetime
-from datetime import timezone as dt_timezone
 
 from django.db import connection
 
@@ -112,18 +111,8 @@ _RELEASE = "DELETE FROM annotation_lease WHERE task_id = %s AND labeler_id = %s 
 
 def lease_release(*, task_id: int, labeler_id: int) -> datetime | None:
     """Delete the labeler's lease on the task; return when it expired, or None if there was none."""
-    with connection.cursor() as cursor:
-        execute(cursor, _RELEASE, [task_id, labeler_id], name="submit_lease_release", types=("bigint", "integer"))
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    value = row[0]
-    if not isinstance(value, datetime):  # SQLite may return text
-        value = datetime.fromisoformat(value)
-    if value.tzinfo is None:  # SQLite stores UTC without an offset
-        value = value.replace(tzinfo=dt_timezone.utc)
-    return value
-
+    row = fetch_one(_RELEASE, [task_id, labeler_id], name="submit_lease_release", types=("bigint", "integer"))
+    return None if row is None else column_value(Lease, "expires_at", row[0])
 
 
 # The leased task and its prompt, for the labeler's page.

@@ -95,7 +95,6 @@ class AnnotationSerializer(serializers.ModelSerializer):
         ]
 
 
-
 # Built once: a ModelSerializer builds its fields again for every instance, which cost as much as
 # a query on each submit. to_representation only reads the fields, so threads can share it.
 _ANNOTATION_OUT = AnnotationSerializer()
