@@ -6,6 +6,7 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.http import Http404
 from django.utils import timezone
 
+from .ids import as_id
 from .models import Annotation, Lease, Membership, Project, Prompt, Task
 from .queries import column_value, columns, fetch_one, load
 
@@ -30,16 +31,9 @@ WHERE t.id = %s AND EXISTS (SELECT 1 FROM annotation_membership m WHERE m.projec
 _LEASE_EXPIRY = "SELECT expires_at FROM annotation_lease WHERE task_id = %s AND labeler_id = %s"
 
 
-def _as_id(value) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
 def membership_get(*, user: AbstractBaseUser, project_id: int) -> Membership:
     """The user's membership of a project, or 404: another project's existence is not revealed."""
-    project_id = _as_id(project_id)
+    project_id = as_id(project_id)
     row = None
     if user.is_authenticated and project_id is not None:
         row = fetch_one(_MEMBERSHIP, [user.pk, project_id], name="membership_get", types=("integer", "bigint"))
@@ -52,7 +46,7 @@ def membership_get(*, user: AbstractBaseUser, project_id: int) -> Membership:
 
 def task_get_for_member(*, user: AbstractBaseUser, task_id: int) -> Task:
     """The task, its project and its prompt, if the user is a member of its project; else 404."""
-    task_id = _as_id(task_id)
+    task_id = as_id(task_id)
     row = None
     if user.is_authenticated and task_id is not None:
         row = fetch_one(_TASK_FOR_MEMBER, [task_id, user.pk], name="task_get_for_member", types=("bigint", "integer"))
