@@ -23,4 +23,5 @@ urlpatterns = [
         name="project-member-remove",
     ),
     path("projects/<int:project_id>/export/", admin_views.project_export, name="project-export"),
+    path("projects/<int:project_id>/prioritise/", admin_views.project_prioritise, name="project-prioritise"),
 ]

@@ -12,10 +12,11 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from . import admin_services, dashboard, exporters, importers, selectors, services
+from . import admin_services, dashboard, exporters, importers, services
 from .errors import InvalidInput, ServiceError
 from .forms import MemberAddForm, MemberRoleForm, ProjectCreateForm, ProjectSettingsForm, PromptImportForm
 from .models import Membership, Project
+from .roles import Action, can_create_projects, project_access, role_actions
 
 EXPORT_FORMATS = [
     ("sft", "SFT", "One chat per demonstration, ending with the labeler's answer. Loads into TRL's SFTTrainer."),
@@ -29,19 +30,22 @@ EXPORT_FORMATS = [
 ]
 
 
-def _admin_project(request, project_id: int) -> Project:
-    membership = selectors.membership_get(user=request.user, project_id=project_id)
-    if membership.role != Membership.Role.ADMIN:
-        raise PermissionDenied("Only project admins may open this page.")
+def _project(request, project_id: int, action: Action) -> Project:
+    """The project if the user's role allows `action` (404 for non-members, 403 otherwise); its tabs follow the role."""
+    membership = project_access(user=request.user, project_id=project_id, action=action)
+    request.project_actions = role_actions(membership.role)
     return membership.project
 
 
 def _page(request, template: str, project: Project | None, tab: str, context: dict, status: int = 200):
-    return render(request, template, {"project": project, "tab": tab, **context}, status=status)
+    can = getattr(request, "project_actions", frozenset())
+    return render(request, template, {"project": project, "tab": tab, "can": can, **context}, status=status)
 
 
 @login_required
 def project_create(request):
+    if not can_create_projects(request.user):
+        raise PermissionDenied("You may not create projects: ask a superuser for the create-project permission.")
     form = ProjectCreateForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -57,7 +61,7 @@ def project_create(request):
 
 @login_required
 def project_dashboard(request, project_id: int):
-    project = _admin_project(request, project_id)
+    project = _project(request, project_id, Action.DASHBOARD)
     data = dict(dashboard.dashboard_get_cached(project=project))
     data["cache_seconds"] = dashboard.DASHBOARD_CACHE_SECONDS
     for row in data["labelers"]:
@@ -71,7 +75,7 @@ def project_dashboard(request, project_id: int):
 
 @login_required
 def project_import(request, project_id: int):
-    project = _admin_project(request, project_id)
+    project = _project(request, project_id, Action.MANAGE)
     posted = request.method == "POST"
     form = PromptImportForm(request.POST if posted else None, request.FILES if posted else None)
     context: dict = {"form": form, "result": None, "line_errors": [], "import_error": None}
@@ -117,11 +121,9 @@ def _settings_page(request, project: Project, *, status: int = 200, **forms):
 
 @login_required
 def project_settings(request, project_id: int):
-    project = _admin_project(request, project_id)
+    project = _project(request, project_id, Action.MANAGE)
     if request.method != "POST":
         return _settings_page(request, project)
-    if request.POST.get("action") == "prioritise":
-        return _prioritise(request, project)
     form = ProjectSettingsForm(request.POST, project=project)
     if form.is_valid():
         try:
@@ -135,10 +137,16 @@ def project_settings(request, project_id: int):
     return _settings_page(request, project, settings_form=form, status=400)
 
 
-def _prioritise(request, project: Project):
-    """The "Prioritise by reward-model uncertainty" button (settings and dashboard): queue the scoring."""
+@login_required
+@require_POST
+def project_prioritise(request, project_id: int):
+    """The "Prioritise by reward-model uncertainty" button (settings and dashboard): queue the scoring.
+
+    Scoring is a GPU job with the project's reward model, so it takes the right to train, not to manage.
+    """
     from training.active_sampling import active_sampling_schedule
 
+    project = _project(request, project_id, Action.TRAIN)
     try:
         active_sampling_schedule(project=project)
     except ServiceError as error:
@@ -152,7 +160,7 @@ def _prioritise(request, project: Project):
 @login_required
 @require_POST
 def project_member_add(request, project_id: int):
-    project = _admin_project(request, project_id)
+    project = _project(request, project_id, Action.MANAGE)
     form = MemberAddForm(request.POST)
     if form.is_valid():
         try:
@@ -175,7 +183,7 @@ def _member_user(project: Project, user_id: int):
 @login_required
 @require_POST
 def project_member_role(request, project_id: int, user_id: int):
-    project = _admin_project(request, project_id)
+    project = _project(request, project_id, Action.MANAGE)
     user = _member_user(project, user_id)
     form = MemberRoleForm(request.POST)
     if not form.is_valid():
@@ -191,7 +199,7 @@ def project_member_role(request, project_id: int, user_id: int):
 @login_required
 @require_POST
 def project_member_remove(request, project_id: int, user_id: int):
-    project = _admin_project(request, project_id)
+    project = _project(request, project_id, Action.MANAGE)
     user = _member_user(project, user_id)
     try:
         admin_services.membership_remove(project=project, user=user)
@@ -203,7 +211,7 @@ def project_member_remove(request, project_id: int, user_id: int):
 
 @login_required
 def project_export(request, project_id: int):
-    project = _admin_project(request, project_id)
+    project = _project(request, project_id, Action.EXPORT)
     formats = [
         {"key": key, "name": name, "description": text, "url": f"/api/projects/{project.pk}/export/?format={key}"}
         for key, name, text in EXPORT_FORMATS

@@ -39,6 +39,9 @@ class Project(TimeStamped):
     scoring_updated_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        # A platform right (annotation/roles.py): superusers have it, Django admin or
+        # `manage.py grant_project_creator` grants it to others.
+        permissions = [("create_project", "Can create projects (and so administer them)")]
         constraints = [
             models.CheckConstraint(condition=Q(overlap__gte=1), name="project_overlap_positive"),
             models.CheckConstraint(condition=Q(lease_seconds__gte=10), name="project_lease_min_10s"),
@@ -50,7 +53,9 @@ class Project(TimeStamped):
 
 class Membership(TimeStamped):
     class Role(models.TextChoices):
+        # What each role may do is annotation/roles.py's table.
         ADMIN = "admin", "Admin"
+        ENGINEER = "engineer", "Engineer"
         LABELER = "labeler", "Labeler"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")

@@ -4,6 +4,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -13,6 +14,7 @@ from . import claiming, edits, submitting
 from .errors import Conflict, InvalidInput
 from .models import Annotation, Lease, Membership, Project, Response, Task
 from .queries import insert, one_or_none
+from .roles import can_create_projects
 from .validation import clean_annotation_payload, clean_skip_reason
 
 CLAIM_ATTEMPTS = 8
@@ -25,6 +27,9 @@ def project_create(
     *, name: str, created_by: AbstractBaseUser, slug: str = "", guidelines: str = "", overlap: int = 1,
     lease_seconds: int = 600,
 ) -> Project:
+    """Create a project with `created_by` as its admin; creating projects is a platform permission (roles.py)."""
+    if not can_create_projects(created_by):
+        raise PermissionDenied("You may not create projects: ask a superuser for the create-project permission.")
     if not name.strip():
         raise InvalidInput("A project needs a name.", field="name")
     if overlap < 1:

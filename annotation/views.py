@@ -6,7 +6,8 @@ from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 
 from . import selectors, services
-from .models import Membership, Task
+from .models import Task
+from .roles import role_actions
 
 KIND_LABELS = {
     Task.Kind.DEMONSTRATION: {"noun": "demonstration", "action": "Write demonstrations"},
@@ -37,11 +38,15 @@ def project_list(request):
         rows.append({
             "project": project,
             "role": roles.get(project.pk),
-            "is_admin": roles.get(project.pk) == Membership.Role.ADMIN,
+            "can": role_actions(roles.get(project.pk)),
             "progress": progress,
             "kinds": kinds,
         })
-    return render(request, "annotation/project_list.html", {"rows": rows})
+    return render(request, "annotation/project_list.html", {
+        "rows": rows,
+        # The roles are known here already: no query for the nav's training link.
+        "nav_can_train": request.user.is_superuser or any("train" in row["can"] for row in rows),
+    })
 
 
 @login_required

@@ -78,3 +78,11 @@ def member(project, role=Membership.Role.LABELER, **user_kwargs):
     user = UserFactory(**user_kwargs)
     MembershipFactory(project=project, user=user, role=role)
     return user
+
+
+def project_creator(user):
+    """Grant `user` the platform permission to create projects (as `manage.py grant_project_creator` does)."""
+    from django.contrib.auth.models import Permission
+
+    user.user_permissions.add(Permission.objects.get(content_type__app_label="annotation", codename="create_project"))
+    return user

@@ -40,6 +40,7 @@ from annotation.models import Project, Task, TaskResponse
 from . import runner, services
 from .models import ModelVersion
 from .pipeline_process import pipeline_start
+from .registry import model_location
 from .snapshots import storage_path
 
 PRIORITY_BASE = 1_000_000
@@ -252,7 +253,7 @@ def active_sampling_execute(*, project_id: int, reward_model_id: int) -> str:
             _status_set(project_id=project.pk, status=Status.SUCCEEDED,
                         message="No open comparison task to score.")
             return Outcome.SUCCEEDED
-        command = score_command(model_dir=runner.model_location(reward_model.path), input_file=input_file,
+        command = score_command(model_dir=model_location(reward_model), input_file=input_file,
                                 output_file=output_file)
         code, error = _run_scoring(project=project, command=command, total=total)
         if code != 0 or error:

@@ -7,8 +7,8 @@ from .models import DatasetSnapshot, Evaluation, GenerationJob, MetricPoint, Mod
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
-    list_display = ["name", "kind", "project", "parent", "produced_by", "created_at"]
-    list_filter = ["kind"]
+    list_display = ["name", "kind", "source", "project", "parent", "produced_by", "created_at"]
+    list_filter = ["kind", "source"]
     search_fields = ["name", "path"]
     raw_id_fields = ["parent", "produced_by", "project"]
 

@@ -18,7 +18,9 @@ from django.db.models import QuerySet
 from django.http import Http404
 
 from annotation.errors import InvalidInput
-from annotation.models import Annotation, Membership, Project, Response, Task, TaskResponse
+from annotation.ids import as_id
+from annotation.models import Annotation, Project, Response, Task, TaskResponse
+from annotation.roles import Action, project_access, project_ids_for
 from training.pipelines import evaluate as stats
 
 from . import generation
@@ -40,15 +42,12 @@ def evaluation_create(
 
     With prompt_count the prompts are held out: ones no task has used yet come first.
     """
-    if not isinstance(model_a, ModelVersion):
-        raise InvalidInput("model_a must be a registered model version.", field="model_a")
-    if not isinstance(model_b, ModelVersion):
-        raise InvalidInput("model_b must be a registered model version.", field="model_b")
-    if model_a.pk == model_b.pk:
-        raise InvalidInput("model_b must differ from model_a.", field="model_b")
-    # Model B's checks name its own field; model A's are done by generation_create as model_version.
+    if created_by is not None:
+        project_access(user=created_by, project_id=project.pk, action=Action.TRAIN)
     generation._check_model(model_a, project=project, field="model_a")
     generation._check_model(model_b, project=project, field="model_b")
+    if model_a.pk == model_b.pk:
+        raise InvalidInput("model_b must differ from model_a.", field="model_b")
     seed = generation._number(seed, field="seed", kind=int, low=0, high=2**31 - 1)
     chosen = generation.prompts_select(
         project=project, prompt_ids=prompt_ids, prompt_count=prompt_count, seed=seed, held_out=True
@@ -70,14 +69,15 @@ def evaluation_list_for_user(*, user: AbstractBaseUser) -> QuerySet[Evaluation]:
     if not user.is_authenticated:
         return Evaluation.objects.none()
     return (
-        Evaluation.objects.filter(project_id__in=Membership.objects.filter(user=user).values("project_id"))
+        Evaluation.objects.filter(project_id__in=project_ids_for(user=user, action=Action.TRAIN))
         .select_related("project", "model_a", "model_b", "created_by")
         .order_by("-created_at", "-id")
     )
 
 
 def evaluation_get_for_user(*, user: AbstractBaseUser, evaluation_id: int) -> Evaluation:
-    evaluation = evaluation_list_for_user(user=user).filter(pk=evaluation_id).first()
+    evaluation_id = as_id(evaluation_id)
+    evaluation = evaluation_list_for_user(user=user).filter(pk=evaluation_id).first() if evaluation_id else None
     if evaluation is None:
         raise Http404("No such evaluation.")
     return evaluation

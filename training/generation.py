@@ -21,9 +21,11 @@ from django.http import Http404
 from django.utils import timezone
 
 from annotation.errors import InvalidInput
-from annotation.models import Membership, Project, Prompt, Response, Task, TaskResponse
+from annotation.ids import as_id
+from annotation.models import Project, Prompt, Response, Task, TaskResponse
+from annotation.roles import Action, project_access, project_ids_for
 
-from . import services
+from . import registry, services
 from .models import Evaluation, GenerationJob, ModelVersion
 
 MIN_K, MAX_K = 2, GenerationJob.MAX_K
@@ -92,19 +94,12 @@ def prompts_select(
 # Starting and cancelling -------------------------------------------------------------------------
 
 
-def _is_admin(*, user: AbstractBaseUser, project: Project) -> bool:
-    return Membership.objects.filter(user=user, project=project, role=Membership.Role.ADMIN).exists()
-
-
 def _check_model(model, *, project: Project, field: str) -> ModelVersion:
-    if not isinstance(model, ModelVersion):
-        raise InvalidInput(f"{field} must be a registered model version.", field=field)
+    registry.model_check(model, project=project, field=field)
     if model.kind not in SAMPLING_KINDS:
         raise InvalidInput(
             f"{field}: a {model.kind} model does not write responses; use a base, sft or policy model.", field=field
         )
-    if model.project_id not in (None, project.pk):
-        raise InvalidInput(f"{field}: model {model.name} belongs to another project.", field=field)
     return model
 
 
@@ -134,8 +129,8 @@ def generation_create(
     With `evaluation`, the job samples ONE response per prompt (k must be 1) from each of the
     evaluation's two models; model_version must be its model A.
     """
-    if created_by is not None and not _is_admin(user=created_by, project=project):
-        raise InvalidInput("Only the project's admins may generate responses.", field="project")
+    if created_by is not None:
+        project_access(user=created_by, project_id=project.pk, action=Action.TRAIN)
     model_version = _check_model(model_version, project=project, field="model_version")
     model_b = None
     if evaluation is not None:
@@ -407,15 +402,16 @@ def generation_job_list_for_user(*, user: AbstractBaseUser) -> QuerySet[Generati
     if not user.is_authenticated:
         return GenerationJob.objects.none()
     return (
-        GenerationJob.objects.filter(project_id__in=Membership.objects.filter(user=user).values("project_id"))
+        GenerationJob.objects.filter(project_id__in=project_ids_for(user=user, action=Action.TRAIN))
         .select_related("project", "model_version", "model_version_b", "evaluation")
         .order_by("-created_at", "-id")
     )
 
 
 def generation_job_get_for_user(*, user: AbstractBaseUser, job_id: int) -> GenerationJob:
-    """The job if the user is a member of its project; 404 otherwise (its existence is not revealed)."""
-    job = generation_job_list_for_user(user=user).filter(pk=job_id).first()
+    """The job if the user may train in its project; 404 otherwise (its existence is not revealed)."""
+    job_id = as_id(job_id)
+    job = generation_job_list_for_user(user=user).filter(pk=job_id).first() if job_id else None
     if job is None:
         raise Http404("No such generation job.")
     return job

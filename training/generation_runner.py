@@ -22,6 +22,7 @@ from annotation.models import Project, Prompt
 from . import generation, runner, services
 from .models import GenerationJob
 from .pipeline_process import pipeline_start
+from .registry import model_location
 from .snapshots import storage_path
 
 
@@ -58,7 +59,7 @@ def pass_configs_write(*, job: GenerationJob, prompts_path: Path) -> list[tuple[
     for index, model in enumerate(models):
         output = folder / f"out-{index}.jsonl"
         config = {
-            "model_path": runner.model_location(model.path),
+            "model_path": model_location(model),
             "prompts_file": str(prompts_path),
             "output_file": str(output),
             "k": job.k,

@@ -6,12 +6,12 @@ services, and the live parts poll the API (/api/generation-jobs/{id}/, /api/eval
 
 from django import forms
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, render
 
 from annotation.errors import ServiceError
-from annotation.models import Membership, Project
-from annotation.selectors import membership_get
+from annotation.ids import as_id
+from annotation.models import Project
+from annotation.roles import Action, project_access, projects_for, require_anywhere
 
 from . import evaluation as evaluations
 from . import generation, selectors
@@ -22,22 +22,12 @@ LIST_LIMIT = 100
 STATUS_CLASS = {"generating": "queued", "labeling": "running"}
 
 
-def _admin_projects(user):
-    return Project.objects.filter(
-        memberships__user=user, memberships__role=Membership.Role.ADMIN
-    ).order_by("name", "id")
+def _train_projects(user):
+    return projects_for(user=user, action=Action.TRAIN)
 
 
 def _sampling_models(user):
     return selectors.model_list_for_user(user=user).filter(kind__in=generation.SAMPLING_KINDS).order_by("name")
-
-
-def _require_admin(user, project_id) -> Project:
-    """404 for non-members, 403 for labelers."""
-    membership = membership_get(user=user, project_id=project_id)
-    if membership.role != Membership.Role.ADMIN:
-        raise PermissionDenied("Only project admins may start generation jobs or evaluations.")
-    return membership.project
 
 
 def _model_label(model: ModelVersion) -> str:
@@ -70,7 +60,7 @@ class GenerationForm(_ServiceErrorForm):
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["project"].queryset = _admin_projects(user)
+        self.fields["project"].queryset = _train_projects(user)
         self.fields["model"].queryset = _sampling_models(user)
 
 
@@ -86,7 +76,7 @@ class EvaluationForm(_ServiceErrorForm):
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["project"].queryset = _admin_projects(user)
+        self.fields["project"].queryset = _train_projects(user)
         self.fields["model_a"].queryset = _sampling_models(user)
         self.fields["model_b"].queryset = _sampling_models(user)
 
@@ -96,9 +86,15 @@ def _initial(request, names) -> dict:
 
 
 def _check_posted_project(request):
+    """A project named in the request must be one the user trains in: 404 for non-members, 403 for labelers."""
     project_id = request.POST.get("project") if request.method == "POST" else request.GET.get("project")
-    if project_id and str(project_id).isdigit():
-        _require_admin(request.user, int(project_id))
+    if as_id(project_id) is not None:
+        project_access(user=request.user, project_id=project_id, action=Action.TRAIN)
+
+
+def _require_training(user) -> None:
+    if not user.is_superuser:
+        require_anywhere(user=user, action=Action.TRAIN)
 
 
 # Generation jobs ----------------------------------------------------------------------------------------
@@ -106,18 +102,19 @@ def _check_posted_project(request):
 
 @login_required
 def generation_list(request):
+    _require_training(request.user)
     jobs = generation.generation_job_list_for_user(user=request.user).filter(evaluation__isnull=True)[:LIST_LIMIT]
     rows = [{"job": job, "percent": round(100 * job.progress, 1), "active": job.status in GenerationJob.ACTIVE}
             for job in jobs]
     return render(request, "training/generation_list.html", {
-        "nav_section": "generation", "rows": rows, "can_start": _admin_projects(request.user).exists(),
+        "nav_section": "generation", "rows": rows, "can_start": _train_projects(request.user).exists(),
     })
 
 
 @login_required
 def generation_new(request):
     _check_posted_project(request)
-    if not _admin_projects(request.user).exists():
+    if not _train_projects(request.user).exists():
         return render(request, "training/generation_new.html", {"nav_section": "generation", "no_projects": True},
                       status=403)
     data = request.POST if request.method == "POST" else None
@@ -143,13 +140,11 @@ def generation_new(request):
 @login_required
 def generation_detail(request, job_id: int):
     job = generation.generation_job_get_for_user(user=request.user, job_id=job_id)
-    role = membership_get(user=request.user, project_id=job.project_id).role
     return render(request, "training/generation_detail.html", {
         "nav_section": "generation",
         "job": job,
         "active": job.status in GenerationJob.ACTIVE,
         "percent": round(100 * job.progress, 1),
-        "is_admin": role == Membership.Role.ADMIN,
         "api_url": f"/api/generation-jobs/{job.pk}/",
     })
 
@@ -159,18 +154,19 @@ def generation_detail(request, job_id: int):
 
 @login_required
 def evaluation_list(request):
+    _require_training(request.user)
     rows = []
     for item in evaluations.evaluation_list_for_user(user=request.user)[:LIST_LIMIT]:
         rows.append({"evaluation": item, "results": evaluations.evaluation_results(evaluation=item)})
     return render(request, "training/evaluation_list.html", {
-        "nav_section": "evaluations", "rows": rows, "can_start": _admin_projects(request.user).exists(),
+        "nav_section": "evaluations", "rows": rows, "can_start": _train_projects(request.user).exists(),
     })
 
 
 @login_required
 def evaluation_new(request):
     _check_posted_project(request)
-    if not _admin_projects(request.user).exists():
+    if not _train_projects(request.user).exists():
         return render(request, "training/evaluation_new.html", {"nav_section": "evaluations", "no_projects": True},
                       status=403)
     data = request.POST if request.method == "POST" else None
@@ -224,7 +220,7 @@ def evaluation_detail(request, evaluation_id: int):
 
 @login_required
 def leaderboard(request, project_id: int):
-    project = membership_get(user=request.user, project_id=project_id).project
+    project = project_access(user=request.user, project_id=project_id, action=Action.TRAIN).project
     return render(request, "training/leaderboard.html", {
         "nav_section": "evaluations",
         "project": project,

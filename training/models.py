@@ -14,21 +14,37 @@ class TimeStamped(models.Model):
 
 
 class ModelVersion(TimeStamped):
+    """A model the platform can train from, sample from or score with.
+
+    It belongs to one project, or to none: a global base model that a superuser (or the operator's
+    BASE_MODEL setting) registered. Runs, generation, evaluations and active sampling of a project
+    take only its own models and the global ones. Deleting a project deletes its models.
+    """
+
     class Kind(models.TextChoices):
         BASE = "base", "Base"
         SFT = "sft", "SFT"
         REWARD = "reward", "Reward"
         POLICY = "policy", "Policy"
 
+    class Source(models.TextChoices):
+        # Where `path` points, decided once when the row is written (training/registry.py), never
+        # guessed from the path later: a user's hub id can never name a platform directory.
+        STORAGE = "storage", "Platform storage"  # relative to STORAGE_ROOT, written by the platform
+        LOCAL = "local", "Local directory"  # an absolute directory under FEEDBACKLOOP_MODEL_ROOTS
+        HUB = "hub", "Hub id"  # a Hugging Face hub id, read from the local cache (offline)
+
     name = models.CharField(max_length=200, unique=True)
     kind = models.CharField(max_length=16, choices=Kind.choices)
-    path = models.CharField(max_length=500, help_text="A hub id, an absolute path, or a path under STORAGE_ROOT.")
-    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
+    path = models.CharField(max_length=500, help_text="Relative to STORAGE_ROOT, an absolute directory, or a hub id.")
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.STORAGE)
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.RESTRICT, related_name="children")
     produced_by = models.OneToOneField(
         "TrainingRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="output_model"
     )
     project = models.ForeignKey(
-        "annotation.Project", null=True, blank=True, on_delete=models.SET_NULL, related_name="model_versions"
+        "annotation.Project", null=True, blank=True, on_delete=models.CASCADE, related_name="model_versions",
+        help_text="The project it belongs to; none for a global base model.",
     )
     metrics = models.JSONField(default=dict, blank=True)
 
@@ -74,11 +90,13 @@ class TrainingRun(TimeStamped):
 
     kind = models.CharField(max_length=16, choices=Kind.choices)
     project = models.ForeignKey("annotation.Project", on_delete=models.CASCADE, related_name="training_runs")
-    base_model = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="runs_as_base")
+    # RESTRICT, not PROTECT: a model in use cannot be deleted on its own, but deleting its project
+    # removes the project's runs and models together.
+    base_model = models.ForeignKey(ModelVersion, on_delete=models.RESTRICT, related_name="runs_as_base")
     reward_model = models.ForeignKey(
-        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="runs_as_reward"
+        ModelVersion, null=True, blank=True, on_delete=models.RESTRICT, related_name="runs_as_reward"
     )
-    snapshot = models.ForeignKey(DatasetSnapshot, null=True, blank=True, on_delete=models.PROTECT, related_name="runs")
+    snapshot = models.ForeignKey(DatasetSnapshot, null=True, blank=True, on_delete=models.RESTRICT, related_name="runs")
     config = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     step = models.PositiveIntegerField(default=0)
@@ -133,8 +151,8 @@ class Evaluation(TimeStamped):
         CANCELLED = "cancelled", "Cancelled"
 
     project = models.ForeignKey("annotation.Project", on_delete=models.CASCADE, related_name="evaluations")
-    model_a = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="evaluations_as_a")
-    model_b = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="evaluations_as_b")
+    model_a = models.ForeignKey(ModelVersion, on_delete=models.RESTRICT, related_name="evaluations_as_a")
+    model_b = models.ForeignKey(ModelVersion, on_delete=models.RESTRICT, related_name="evaluations_as_b")
     prompts = models.ManyToManyField("annotation.Prompt", related_name="evaluations", blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.GENERATING)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
@@ -156,9 +174,9 @@ class GenerationJob(TimeStamped):
     MAX_K = 8
 
     project = models.ForeignKey("annotation.Project", on_delete=models.CASCADE, related_name="generation_jobs")
-    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="generation_jobs")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.RESTRICT, related_name="generation_jobs")
     model_version_b = models.ForeignKey(
-        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="generation_jobs_as_b",
+        ModelVersion, null=True, blank=True, on_delete=models.RESTRICT, related_name="generation_jobs_as_b",
         help_text="The second model of an A/B evaluation: one response from each model per prompt.",
     )
     evaluation = models.ForeignKey(

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from . import services
 from .models import TrainingRun
+from .registry import model_location
 from .pipeline_process import pipeline_start
 from .snapshots import storage_path
 
@@ -43,14 +44,6 @@ class Outcome:
     RETRY = "retry"
 
 
-def model_location(path: str) -> str:
-    """A ModelVersion.path as the pipeline needs it: STORAGE_ROOT-relative dirs made absolute, hub ids kept."""
-    if os.path.isabs(path):
-        return path
-    candidate = storage_path(path)
-    return str(candidate) if candidate.exists() else path
-
-
 def run_dir(run: TrainingRun) -> Path:
     return storage_path(run.checkpoint_dir or f"runs/{run.pk}")
 
@@ -63,13 +56,13 @@ def run_config_write(*, run: TrainingRun) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     config = {k: v for k, v in run.config.items() if k not in services.PLATFORM_OPTIONS}
     paths = {
-        "model_path": model_location(run.base_model.path),
+        "model_path": model_location(run.base_model),
         "output_dir": str(folder),
         "train_file": str(storage_path(run.snapshot.path)),
         "prompts_file": str(storage_path(run.snapshot.path)),
     }
     if run.reward_model is not None:
-        paths["reward_model_path"] = model_location(run.reward_model.path)
+        paths["reward_model_path"] = model_location(run.reward_model)
     config.update({k: v for k, v in paths.items() if k in names})
     path = folder / "run.json"
     path.write_text(json.dumps(config, indent=2))

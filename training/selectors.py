@@ -6,53 +6,41 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
-from annotation.models import Membership
+from annotation.ids import as_id
+from annotation.roles import Action, project_ids_for
 
 from . import services
 from .models import MetricPoint, ModelVersion, TrainingRun
 
 
-def _project_ids(user: AbstractBaseUser):
-    return Membership.objects.filter(user=user).values("project_id")
-
-
 def run_list_for_user(*, user: AbstractBaseUser) -> QuerySet[TrainingRun]:
-    if not user.is_authenticated:
-        return TrainingRun.objects.none()
+    """Runs of the projects where the user may train (admins and engineers; never labelers)."""
     return (
-        TrainingRun.objects.filter(project_id__in=_project_ids(user))
+        TrainingRun.objects.filter(project_id__in=project_ids_for(user=user, action=Action.TRAIN))
         .select_related("project", "base_model", "reward_model", "snapshot", "output_model")
         .order_by("-created_at", "-id")
     )
 
 
-def run_get_for_user(*, user: AbstractBaseUser, run_id: int) -> TrainingRun:
-    """The run if the user is a member of its project; 404 otherwise (its existence is not revealed)."""
-    run = run_list_for_user(user=user).filter(pk=run_id).first()
+def run_get_for_user(*, user: AbstractBaseUser, run_id) -> TrainingRun:
+    """The run if the user may train in its project; 404 otherwise (its existence is not revealed)."""
+    run_id = as_id(run_id)
+    run = run_list_for_user(user=user).filter(pk=run_id).first() if run_id else None
     if run is None:
         raise Http404("No such training run.")
     return run
 
 
 def model_list_for_user(*, user: AbstractBaseUser) -> QuerySet[ModelVersion]:
-    """Models of the user's projects, plus the global ones (no project: the base models)."""
-    if not user.is_authenticated:
+    """Models of the projects where the user may train, plus the global ones; nothing for anyone else."""
+    projects = project_ids_for(user=user, action=Action.TRAIN)
+    if not user.is_authenticated or not (user.is_superuser or projects.exists()):
         return ModelVersion.objects.none()
     return (
-        ModelVersion.objects.filter(Q(project__isnull=True) | Q(project_id__in=_project_ids(user)))
+        ModelVersion.objects.filter(Q(project__isnull=True) | Q(project_id__in=projects))
         .select_related("parent", "produced_by", "project")
         .order_by("-created_at", "-id")
     )
-
-
-def model_get_for_user(*, user: AbstractBaseUser, model_id) -> ModelVersion | None:
-    if model_id in (None, "") or isinstance(model_id, bool):
-        return None
-    try:
-        model_id = int(model_id)
-    except (TypeError, ValueError):
-        return None
-    return model_list_for_user(user=user).filter(pk=model_id).first()
 
 
 def run_metric_series(*, run: TrainingRun) -> dict[str, list[list[float]]]:

@@ -26,8 +26,10 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from annotation.errors import Conflict, InvalidInput
-from annotation.models import Membership, Project
+from annotation.models import Project
+from annotation.roles import Action, project_access
 
+from . import registry
 from .models import DatasetSnapshot, MetricPoint, ModelVersion, TrainingRun
 from .snapshots import snapshot_freeze, storage_path
 
@@ -159,32 +161,6 @@ def run_config_validate(*, kind: str, config) -> dict:
 # Model registry ----------------------------------------------------------------------------------
 
 
-def model_register(
-    *, name: str, kind: str, path: str, parent: ModelVersion | None = None, project: Project | None = None,
-    metrics: dict | None = None,
-) -> ModelVersion:
-    """Register a model: a hub id, an absolute path, or a path under STORAGE_ROOT. Nothing is downloaded."""
-    name = (name or "").strip()
-    if not name:
-        raise InvalidInput("A model needs a name.", field="name")
-    if len(name) > 200:
-        raise InvalidInput("name is longer than 200 characters.", field="name")
-    if kind not in ModelVersion.Kind.values:
-        raise InvalidInput(f"kind must be one of {', '.join(ModelVersion.Kind.values)}.", field="kind")
-    path = (path or "").strip()
-    if not path:
-        raise InvalidInput("path must be a hub id or a directory.", field="path")
-    if len(path) > 500:
-        raise InvalidInput("path is longer than 500 characters.", field="path")
-    if Path(path).is_absolute() and not Path(path).is_dir():
-        raise InvalidInput(f"No directory at {path}.", field="path")
-    if ModelVersion.objects.filter(name=name).exists():
-        raise InvalidInput(f"A model named '{name}' exists already.", field="name")
-    return ModelVersion.objects.create(
-        name=name, kind=kind, path=path, parent=parent, project=project, metrics=metrics or {}
-    )
-
-
 def base_model_bootstrap(*, max_steps: int | None = None, force: bool = False, stdout=None) -> ModelVersion:
     """Register settings.BASE_MODEL. For `tiny`, build it first (a subprocess) into STORAGE_ROOT/models/tiny."""
     wanted = settings.BASE_MODEL
@@ -192,7 +168,7 @@ def base_model_bootstrap(*, max_steps: int | None = None, force: bool = False, s
         existing = ModelVersion.objects.filter(name=wanted).first()
         if existing is not None:
             return existing
-        return model_register(name=wanted, kind=ModelVersion.Kind.BASE, path=wanted)
+        return registry.model_register_setting(name=wanted, path=wanted)
     relative = Path("models") / "tiny"
     folder = storage_path(relative)
     if force or not (folder / "config.json").exists():
@@ -208,7 +184,10 @@ def base_model_bootstrap(*, max_steps: int | None = None, force: bool = False, s
             raise RuntimeError(f"Building the tiny base model failed (exit status {done.returncode}).")
     metrics = _read_metrics(folder)
     model, _ = ModelVersion.objects.update_or_create(
-        name="tiny", defaults={"kind": ModelVersion.Kind.BASE, "path": relative.as_posix(), "metrics": metrics}
+        name="tiny", defaults={
+            "kind": ModelVersion.Kind.BASE, "path": relative.as_posix(), "source": ModelVersion.Source.STORAGE,
+            "project": None, "metrics": metrics,
+        },
     )
     return model
 
@@ -234,10 +213,6 @@ def pipeline_env() -> dict:
 # Starting and cancelling runs --------------------------------------------------------------------
 
 
-def _is_admin(*, user: AbstractBaseUser, project: Project) -> bool:
-    return Membership.objects.filter(user=user, project=project, role=Membership.Role.ADMIN).exists()
-
-
 def run_create(
     *, kind: str, project: Project, base_model: ModelVersion, reward_model: ModelVersion | None = None,
     config: dict, created_by: AbstractBaseUser,
@@ -245,10 +220,11 @@ def run_create(
     """Validate, freeze the snapshot, create the queued run and enqueue it once the transaction commits."""
     if kind not in KINDS:
         raise InvalidInput(f"kind must be one of {', '.join(KINDS)}.", field="kind")
-    if created_by is not None and not _is_admin(user=created_by, project=project):
-        raise InvalidInput("Only the project's admins may start training runs.", field="project")
-    if not isinstance(base_model, ModelVersion):
-        raise InvalidInput("base_model must be a registered model.", field="base_model")
+    if created_by is not None:
+        project_access(user=created_by, project_id=project.pk, action=Action.TRAIN)
+    registry.model_check(base_model, project=project, field="base_model")
+    if reward_model is not None:
+        registry.model_check(reward_model, project=project, field="reward_model")
     if base_model.kind not in BASE_KINDS[kind]:
         allowed = ", ".join(sorted(BASE_KINDS[kind]))
         raise InvalidInput(
@@ -476,6 +452,7 @@ def run_succeed(*, run: TrainingRun, metrics: dict) -> ModelVersion:
                 name=f"{run.project.slug}-{run.kind}-run{run.pk}"[:200],
                 kind=OUTPUT_KIND[run.kind],
                 path=f"{run.checkpoint_dir}/model",
+                source=ModelVersion.Source.STORAGE,
                 parent=run.base_model,
                 produced_by=run,
                 project=run.project,

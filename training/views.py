@@ -7,15 +7,14 @@ live parts of the pages poll the training API (/api/training-runs/{id}/).
 from datetime import datetime, timedelta
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from annotation.errors import ServiceError
-from annotation.models import Membership, Project
-from annotation.selectors import membership_get, project_list_for_user
+from annotation.ids import as_id
+from annotation.roles import Action, may_anywhere, project_access, projects_for, require_anywhere
 
 from . import selectors, services
 from .forms import RunForm, config_groups
@@ -53,25 +52,10 @@ def format_duration(delta: timedelta | None) -> str:
     return f"{seconds}s"
 
 
-def _admin_project_ids(user) -> set[int]:
-    return set(
-        Membership.objects.filter(user=user, role=Membership.Role.ADMIN).values_list("project_id", flat=True)
-    )
-
-
-def _require_project_admin(user, project_id) -> Project:
-    """The project if the user administers it: 404 for non-members, 403 for labelers."""
-    membership = membership_get(user=user, project_id=project_id)
-    if membership.role != Membership.Role.ADMIN:
-        raise PermissionDenied("Only project admins may start or cancel training runs.")
-    return membership.project
-
-
-def _int_or_none(value) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
+def _require_training(user) -> None:
+    """The training pages are for users who may train somewhere (admins and engineers): 403 for the rest."""
+    if not user.is_superuser:
+        require_anywhere(user=user, action=Action.TRAIN)
 
 
 # Runs list --------------------------------------------------------------------------------------
@@ -79,9 +63,10 @@ def _int_or_none(value) -> int | None:
 
 @login_required
 def run_list(request):
-    projects = list(project_list_for_user(user=request.user))
+    _require_training(request.user)
+    projects = list(projects_for(user=request.user, action=Action.TRAIN))
     runs = selectors.run_list_for_user(user=request.user).select_related("project", "base_model")
-    project_id = _int_or_none(request.GET.get("project"))
+    project_id = as_id(request.GET.get("project"))
     status = request.GET.get("status") or ""
     if project_id is not None:
         runs = runs.filter(project_id=project_id)
@@ -114,7 +99,7 @@ def run_list(request):
         "selected_project": project_id,
         "selected_status": status,
         "filter_query": query.urlencode(),
-        "can_start": bool(_admin_project_ids(request.user)),
+        "can_start": bool(projects),
     })
 
 
@@ -122,9 +107,7 @@ def run_list(request):
 
 
 def _run_form(request, data=None) -> RunForm:
-    admin_projects = Project.objects.filter(
-        memberships__user=request.user, memberships__role=Membership.Role.ADMIN
-    ).order_by("name", "id")
+    train_projects = projects_for(user=request.user, action=Action.TRAIN)
     defaults = {kind: selectors.pipeline_defaults(kind=kind) for kind in TrainingRun.Kind.values}
     initial = {"kind": request.GET.get("kind") if request.GET.get("kind") in defaults else TrainingRun.Kind.SFT}
     if request.GET.get("project"):
@@ -132,15 +115,15 @@ def _run_form(request, data=None) -> RunForm:
     if request.GET.get("base_model"):
         initial["base_model"] = request.GET["base_model"]
     models = selectors.model_list_for_user(user=request.user).order_by("name")
-    return RunForm(data, projects=admin_projects, models=models, defaults=defaults, initial=initial)
+    return RunForm(data, projects=train_projects, models=models, defaults=defaults, initial=initial)
 
 
 @login_required
 def run_new(request):
     project_id = request.POST.get("project") if request.method == "POST" else request.GET.get("project")
-    if _int_or_none(project_id) is not None:
-        _require_project_admin(request.user, int(project_id))
-    if not _admin_project_ids(request.user):
+    if as_id(project_id) is not None:
+        project_access(user=request.user, project_id=project_id, action=Action.TRAIN)
+    if not may_anywhere(user=request.user, action=Action.TRAIN):
         return render(request, "training/run_new.html", {"no_projects": True, "nav_section": "runs"}, status=403)
     form = _run_form(request, request.POST if request.method == "POST" else None)
     status = 200
@@ -201,7 +184,6 @@ def run_detail(request, run_id: int):
         "active": run.status in TrainingRun.ACTIVE,
         "percent": round(100 * run.progress, 1),
         "duration": format_duration(_duration(run, timezone.now())),
-        "is_admin": run.project_id in _admin_project_ids(request.user),
         "output_model": output_model,
         "series": series,
         "latest": latest,
@@ -217,7 +199,6 @@ def run_detail(request, run_id: int):
 def run_cancel(request, run_id: int):
     """The no-JavaScript fallback of the run page's cancel button (which posts to the API)."""
     run = selectors.run_get_for_user(user=request.user, run_id=run_id)
-    _require_project_admin(request.user, run.project_id)
     try:
         services.run_cancel(run=run)
     except ServiceError:
@@ -279,6 +260,7 @@ def model_tree(models: list[ModelVersion]) -> list[dict]:
 
 @login_required
 def model_list(request):
+    _require_training(request.user)
     models = list(
         selectors.model_list_for_user(user=request.user).select_related("parent", "produced_by", "project")
     )
@@ -294,6 +276,6 @@ def model_list(request):
         "kinds": ModelVersion.Kind.choices,
         "selected_kind": kind,
         "count": len(models),
-        "can_start": bool(_admin_project_ids(request.user)),
+        "can_start": may_anywhere(user=request.user, action=Action.TRAIN),
     })
 

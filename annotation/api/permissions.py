@@ -1,12 +1,9 @@
-from django.core.exceptions import PermissionDenied
+"""The API's side of annotation/roles.py: one call per view, answering 404 or 403 as the table says."""
 
-from annotation.models import Membership
-from annotation.selectors import membership_get
+from annotation.models import Project
+from annotation.roles import Action, project_access
 
 
-def member_project(request, project_id: int, *, admin: bool = False):
-    """The project if the user is a member (404 otherwise); admin=True also demands the admin role."""
-    membership = membership_get(user=request.user, project_id=project_id)
-    if admin and membership.role != Membership.Role.ADMIN:
-        raise PermissionDenied("Only project admins may do this.")
-    return membership.project
+def project_for(request, project_id, action: Action) -> Project:
+    """The project if the request's user may do `action` in it: 404 for non-members, 403 for other roles."""
+    return project_access(user=request.user, project_id=project_id, action=action).project

@@ -1,3 +1,4 @@
+from django.db.models import Q
 from rest_framework import serializers
 
 from annotation.models import Annotation, Membership, Project, Task
@@ -30,9 +31,17 @@ class ProjectUpdateSerializer(serializers.Serializer):
     overlap = serializers.IntegerField(min_value=1, max_value=100, required=False)
     lease_seconds = serializers.IntegerField(min_value=10, max_value=7 * 24 * 3600, required=False)
     reward_model = serializers.PrimaryKeyRelatedField(
-        queryset=ModelVersion.objects.all(), allow_null=True, required=False,
+        queryset=ModelVersion.objects.none(), allow_null=True, required=False,
         help_text="A reward model version of the project (or null): active sampling scores comparisons with it.",
     )
+
+    def __init__(self, *args, project=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Only the project's own and the global models exist here: another project's id reads as missing.
+        if project is not None:
+            self.fields["reward_model"].queryset = ModelVersion.objects.filter(
+                Q(project__isnull=True) | Q(project=project)
+            )
 
 
 class MembershipSerializer(serializers.Serializer):

@@ -1,6 +1,7 @@
 """Annotation API. Each view validates input, calls one service or selector, and returns its output."""
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -11,9 +12,10 @@ from rest_framework.views import APIView
 
 from annotation import exporters, importers, selectors, services
 from annotation.errors import InvalidInput
+from annotation.roles import Action, can_create_projects
 
 from . import serializers
-from .permissions import member_project
+from .permissions import project_for
 
 
 class TokenCreateApi(ObtainAuthToken):
@@ -29,6 +31,9 @@ class ProjectListCreateApi(APIView):
 
     @extend_schema(request=serializers.ProjectCreateSerializer, responses={201: serializers.ProjectSerializer})
     def post(self, request):
+        """Create a project (users with the platform's create-project permission); you become its admin."""
+        if not can_create_projects(request.user):
+            raise PermissionDenied("You may not create projects: ask a superuser for the create-project permission.")
         data = serializers.ProjectCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         project = services.project_create(created_by=request.user, **data.validated_data)
@@ -46,8 +51,8 @@ class ProjectDetailApi(APIView):
 
     @extend_schema(request=serializers.ProjectUpdateSerializer, responses=serializers.ProjectSerializer)
     def patch(self, request, project_id: int):
-        project = member_project(request, project_id, admin=True)
-        data = serializers.ProjectUpdateSerializer(data=request.data)
+        project = project_for(request, project_id, Action.MANAGE)
+        data = serializers.ProjectUpdateSerializer(data=request.data, project=project)
         data.is_valid(raise_exception=True)
         project = services.project_update(project=project, **data.validated_data)
         return Response(serializers.ProjectSerializer(project, context={"roles": {project_id: "admin"}}).data)
@@ -56,7 +61,7 @@ class ProjectDetailApi(APIView):
 class ProjectMembersApi(APIView):
     @extend_schema(request=serializers.MembershipSerializer, responses=serializers.MembershipSerializer)
     def post(self, request, project_id: int):
-        project = member_project(request, project_id, admin=True)
+        project = project_for(request, project_id, Action.MANAGE)
         data = serializers.MembershipSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         user = get_user_model().objects.filter(username=data.validated_data["username"]).first()
@@ -75,7 +80,7 @@ class ProjectImportApi(APIView):
     )
     def post(self, request, project_id: int):
         """Import prompts (JSONL or CSV). Atomic: one bad line rejects the file, naming each bad line."""
-        project = member_project(request, project_id, admin=True)
+        project = project_for(request, project_id, Action.MANAGE)
         upload = request.FILES.get("file")
         if upload is None:
             raise InvalidInput("Upload the prompts as the multipart field 'file'.", field="file")
@@ -90,7 +95,7 @@ class ProjectExportApi(APIView):
     )
     def get(self, request, project_id: int):
         """Stream a JSONL export in a TRL format (sft, preference) or every annotation (raw)."""
-        project = member_project(request, project_id, admin=True)
+        project = project_for(request, project_id, Action.EXPORT)
         fmt = request.query_params.get("format", "")
         lines = exporters.export_lines(project=project, fmt=fmt)
         response = StreamingHttpResponse(lines, content_type="application/x-ndjson")
@@ -106,7 +111,7 @@ class TaskNextApi(APIView):
     )
     def post(self, request, project_id: int):
         """Claim the next task, or get back the one already leased. 204 when nothing is left."""
-        project = member_project(request, project_id)
+        project = project_for(request, project_id, Action.LABEL)
         task = services.task_claim_next(project=project, labeler=request.user, kind=request.query_params.get("kind"))
         if task is None:
             return Response(status=status.HTTP_204_NO_CONTENT)

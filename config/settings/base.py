@@ -53,6 +53,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "annotation.context_processors.access",
             ],
         },
     },
@@ -187,6 +188,9 @@ CELERY_BEAT_SCHEDULE = {
 # Files: dataset snapshots and model directories live under one storage root.
 STORAGE_ROOT = Path(env("FEEDBACKLOOP_STORAGE_ROOT", default=str(VAR_DIR / "storage")))
 BASE_MODEL = env("BASE_MODEL", default="tiny")
+# Absolute folders under which users may register model directories (training/registry.py). The
+# storage root is never one of them: run outputs are registered by the platform itself.
+MODEL_ROOTS = env.list("FEEDBACKLOOP_MODEL_ROOTS", default=[])
 
 LOGGING = {
     "version": 1,

@@ -5,7 +5,7 @@ import uuid
 import pytest
 
 from annotation.models import Annotation, Lease
-from tests.factories import ProjectFactory, TaskFactory, comparison_task, member
+from tests.factories import ProjectFactory, TaskFactory, comparison_task, member, project_creator
 
 pytestmark = pytest.mark.django_db
 
@@ -71,7 +71,7 @@ def test_token_auth_and_project_creation(client, client_for):
     assert token.status_code == 200 and token.json()["token"]
     wrong = client.post("/api/auth/token/", {"username": "alice", "password": "nope"})
     assert wrong.status_code == 400
-    api = client_for(user)
+    api = client_for(project_creator(user))
     created = api.post("/api/projects/", {"name": "Helpfulness", "overlap": 2}, format="json")
     assert created.status_code == 201 and created.json()["role"] == "admin"
     bad = api.post("/api/projects/", {"name": "X", "overlap": 0}, format="json")

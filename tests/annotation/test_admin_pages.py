@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from annotation import services
 from annotation.models import Annotation, Lease, Membership, Project, Prompt, Response, Task, TaskResponse
-from tests.factories import ProjectFactory, TaskFactory, UserFactory, comparison_task, member
+from tests.factories import ProjectFactory, TaskFactory, UserFactory, comparison_task, member, project_creator
 
 pytestmark = pytest.mark.django_db
 
@@ -101,7 +101,7 @@ def test_a_labeler_can_change_nothing(client, project, admin_user):
 
 
 def test_create_page_makes_the_creator_admin(client):
-    creator = UserFactory(username="founder")
+    creator = project_creator(UserFactory(username="founder"))
     client.force_login(creator)
     assert client.get("/projects/new/").status_code == 200
     response = client.post(
@@ -127,7 +127,7 @@ def test_create_page_makes_the_creator_admin(client):
     ],
 )
 def test_create_rejects_bad_input_with_a_field_error(client, data, field):
-    client.force_login(UserFactory())
+    client.force_login(project_creator(UserFactory()))
     response = client.post("/projects/new/", data)
     assert response.status_code == 400
     assert f'data-field="{field}"' in _html(response)
@@ -135,7 +135,7 @@ def test_create_rejects_bad_input_with_a_field_error(client, data, field):
 
 
 def test_create_rejects_a_taken_slug_on_the_slug_field(client, project):
-    client.force_login(UserFactory())
+    client.force_login(project_creator(UserFactory()))
     response = client.post(
         "/projects/new/", {"name": "Another", "slug": project.slug, "overlap": 1, "lease_seconds": 600}
     )

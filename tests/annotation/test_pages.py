@@ -175,7 +175,8 @@ def test_project_list_counts_progress_in_one_query_for_any_number_of_projects(cl
         TaskFactory.create_batch(2, project=project)
         Membership.objects.create(project=project, user=user, role="labeler")
     client.force_login(user)
-    with django_assert_max_num_queries(6):  # session, user, projects, roles, progress (+ slack of one)
+    # session, user, projects, roles, progress, the create-project permission (user's and groups'), + slack of one
+    with django_assert_max_num_queries(8):
         response = client.get("/")
     assert response.status_code == 200
     assert response.content.decode().count('data-kind="demonstration"') == 5

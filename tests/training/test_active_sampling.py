@@ -223,14 +223,15 @@ def test_settings_page_sets_the_reward_model_and_its_button_queues_scoring(clien
     form = {"name": project.name, "guidelines": "", "overlap": 1, "lease_seconds": 600, "reward_model": rm.pk}
     assert client.post(url, form).status_code == 302
     assert Project.objects.get(pk=project.pk).reward_model_id == rm.pk
-    response = client.post(url, {"action": "prioritise", "next": "dashboard"}, follow=True)
+    prioritise = f"/projects/{project.pk}/prioritise/"
+    response = client.post(prioritise, {"next": "dashboard"}, follow=True)
     assert response.redirect_chain[-1][0] == f"/projects/{project.pk}/dashboard/"
     assert "Scoring queued" in response.content.decode()
     assert Project.objects.get(pk=project.pk).scoring_status == "queued"
-    again = client.post(url, {"action": "prioritise"}, follow=True).content.decode()
+    again = client.post(prioritise, follow=True).content.decode()
     assert "scoring this project" in again
     client.force_login(labeler)
-    assert client.post(url, {"action": "prioritise"}).status_code == 403
+    assert client.post(prioritise).status_code == 403
 
 
 # The scoring pipeline and the real worker -------------------------------------------------------------
@@ -340,7 +341,7 @@ def test_active_sampling_through_the_real_worker_puts_the_least_certain_task_fir
     url = f"/projects/{project.pk}/settings/"
     form = {"name": project.name, "guidelines": "", "overlap": 1, "lease_seconds": 600, "reward_model": rm.pk}
     assert client.post(url, form).status_code == 302
-    assert client.post(url, {"action": "prioritise"}).status_code == 302
+    assert client.post(f"/projects/{project.pk}/prioritise/").status_code == 302
 
     def finished():
         project.refresh_from_db()

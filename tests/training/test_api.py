@@ -186,19 +186,23 @@ def test_non_members_get_404_everywhere(client_for, project, base, run):
     assert client.get(f"/api/training-runs/{run.pk}/").status_code == 404
     assert client.post(f"/api/training-runs/{run.pk}/cancel/").status_code == 404
     assert start(client, kind="sft", project=project.pk, base_model=base.pk, config={}).status_code == 404
-    assert client.get("/api/training-runs/").json()["results"] == []
+    assert client.get("/api/training-runs/").status_code == 403  # trains nowhere: no list at all
     run.refresh_from_db()
     assert run.status == "queued"
 
 
-def test_labelers_see_runs_but_may_not_start_or_cancel(client_for, project, base, run, enqueued):
+def test_labelers_see_nothing_of_runs_and_may_not_start_or_cancel(client_for, project, base, run, enqueued):
+    run.log_tail, run.config = "secret log line", {"max_steps": 3}
+    run.save()
     labeler = member(project, Membership.Role.LABELER)
     demonstrations_create(project=project, n=1)
     client = client_for(labeler)
-    assert [r["id"] for r in client.get("/api/training-runs/").json()["results"]] == [run.pk]
-    assert client.get(f"/api/training-runs/{run.pk}/").status_code == 200
+    listed = client.get("/api/training-runs/")
+    assert listed.status_code == 403 and "secret" not in listed.content.decode()
+    assert client.get(f"/api/training-runs/{run.pk}/").status_code == 404
     assert start(client, kind="sft", project=project.pk, base_model=base.pk, config={}).status_code == 403
-    assert client.post(f"/api/training-runs/{run.pk}/cancel/").status_code == 403
+    assert client.post(f"/api/training-runs/{run.pk}/cancel/").status_code == 404
+    assert client.get("/api/training-runs/defaults/sft/").status_code == 403
     assert TrainingRun.objects.count() == 1 and enqueued == []
     run.refresh_from_db()
     assert run.status == "queued"
@@ -247,16 +251,20 @@ def test_model_list_is_scoped_to_own_projects_plus_global_models(client_for, pro
     ModelVersion.objects.create(name="theirs", kind="sft", path="runs/9/model", project=ProjectFactory())
     names = {m["name"] for m in client_for(admin).get("/api/models/").json()["results"]}
     assert names == {base.name, mine.name}
-    assert {m.name for m in selectors.model_list_for_user(user=UserFactory())} == {base.name}
+    # Global models too are for those who train somewhere: a labeler or an outsider sees none.
+    assert not selectors.model_list_for_user(user=UserFactory()).exists()
+    assert not selectors.model_list_for_user(user=member(project, Membership.Role.LABELER)).exists()
 
 
-def test_register_a_model(client_for, project, admin, base, tmp_path):
+def test_register_a_model(client_for, project, admin, base, tmp_path, settings):
+    settings.MODEL_ROOTS = [str(tmp_path)]
     client = client_for(admin)
     ok = client.post("/api/models/", {"name": "llama", "kind": "sft", "path": str(tmp_path),
                                       "parent": base.pk, "project": project.pk}, format="json")
     assert ok.status_code == 201, ok.content
     model = ModelVersion.objects.get(name="llama")
     assert model.parent == base and model.project == project
+    assert (model.source, model.path) == ("local", str(tmp_path.resolve()))
     hub = client.post("/api/models/", {"name": "hub", "kind": "base", "path": "org/model", "project": project.pk},
                       format="json")
     assert hub.status_code == 201

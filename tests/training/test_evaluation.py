@@ -178,7 +178,8 @@ def test_leaderboard_ranks_by_bradley_terry_over_all_comparisons(client_for, pro
     assert board[0]["score"] > board[1]["score"] > board[2]["score"]
     assert board[0]["rating"] > 1000 > board[2]["rating"]
 
-    body = client_for(labeler).get(f"/api/projects/{project.pk}/leaderboard/").json()
+    engineer = member(project, role=Membership.Role.ENGINEER, username="engineer")
+    body = client_for(engineer).get(f"/api/projects/{project.pk}/leaderboard/").json()
     assert [row["model"]["name"] for row in body["models"]] == ["strong", "middle", "weak", "unrated"]
 
 
@@ -235,11 +236,14 @@ def test_evaluation_api_access_and_results(client_for, project, admin, models, e
     assert used.pk not in job.prompt_ids and len(job.prompt_ids) == 3
     assert set(evaluation.prompts.values_list("pk", flat=True)) == set(job.prompt_ids)
     assert response.json()["results"]["job_status"] == "queued"
-    detail = client_for(labeler).get(f"/api/evaluations/{evaluation.pk}/")
+    engineer = member(project, role=Membership.Role.ENGINEER, username="eng")
+    detail = client_for(engineer).get(f"/api/evaluations/{evaluation.pk}/")
     assert detail.status_code == 200 and detail.json()["results"]["n"] == 0
+    assert client_for(labeler).get(f"/api/evaluations/{evaluation.pk}/").status_code == 404
     assert client_for(stranger).get(f"/api/evaluations/{evaluation.pk}/").status_code == 404
-    assert [e["id"] for e in client_for(labeler).get("/api/evaluations/").json()["results"]] == [evaluation.pk]
-    assert client_for(stranger).get("/api/evaluations/").json()["results"] == []
+    assert [e["id"] for e in client_for(engineer).get("/api/evaluations/").json()["results"]] == [evaluation.pk]
+    assert client_for(labeler).get("/api/evaluations/").status_code == 403
+    assert client_for(stranger).get("/api/evaluations/").status_code == 403
 
 
 # Through a real Celery worker -------------------------------------------------------------------------------
@@ -304,5 +308,5 @@ def test_evaluation_pages(client, project, admin, models, enqueued):
     assert client.get(f"/training/evaluations/{evaluation.pk}/").status_code == 404
     assert client.get(f"/training/projects/{project.pk}/leaderboard/").status_code == 404
     client.force_login(member(project, username="evallabeler"))
-    assert client.get(f"/training/evaluations/{evaluation.pk}/").status_code == 200
+    assert client.get(f"/training/evaluations/{evaluation.pk}/").status_code == 404
     assert client.get(f"/training/evaluations/new/?project={project.pk}").status_code == 403

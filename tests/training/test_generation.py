@@ -130,15 +130,19 @@ def test_access(client_for, project, admin, prompts, model, enqueued):
     assert generate(client_for(labeler), project, model_version=model.pk, k=2, prompt_count=1).status_code == 403
     assert GenerationJob.objects.count() == 0
     job = generation.generation_create(project=project, model_version=model, k=2, prompt_count=1, created_by=admin)
+    engineer = member(project, Membership.Role.ENGINEER, username="eng")
     assert client_for(stranger).get(f"/api/generation-jobs/{job.pk}/").status_code == 404
-    assert client_for(stranger).get("/api/generation-jobs/").json()["results"] == []
-    assert client_for(labeler).get(f"/api/generation-jobs/{job.pk}/").status_code == 200
-    assert [j["id"] for j in client_for(labeler).get("/api/generation-jobs/").json()["results"]] == [job.pk]
-    assert client_for(labeler).post(f"/api/generation-jobs/{job.pk}/cancel/").status_code == 403
+    assert client_for(stranger).get("/api/generation-jobs/").status_code == 403
+    # Labelers see nothing of jobs: not the list, not a job, not the leaderboard of models.
+    assert client_for(labeler).get(f"/api/generation-jobs/{job.pk}/").status_code == 404
+    assert client_for(labeler).get("/api/generation-jobs/").status_code == 403
+    assert client_for(labeler).post(f"/api/generation-jobs/{job.pk}/cancel/").status_code == 404
     assert client_for(stranger).post(f"/api/generation-jobs/{job.pk}/cancel/").status_code == 404
     assert GenerationJob.objects.get(pk=job.pk).status == "queued"
-    assert client_for(labeler).get(f"/api/projects/{project.pk}/leaderboard/").status_code == 200
+    assert client_for(labeler).get(f"/api/projects/{project.pk}/leaderboard/").status_code == 403
     assert client_for(stranger).get(f"/api/projects/{project.pk}/leaderboard/").status_code == 404
+    assert [j["id"] for j in client_for(engineer).get("/api/generation-jobs/").json()["results"]] == [job.pk]
+    assert client_for(engineer).get(f"/api/projects/{project.pk}/leaderboard/").status_code == 200
 
 
 # Starting, cancelling ------------------------------------------------------------------------------------
@@ -356,12 +360,13 @@ def test_generation_pages(client, project, admin, prompts, model, enqueued, djan
     assert f"#{job.pk}" in client.get("/training/generation/").content.decode()
 
     client.force_login(labeler)
-    assert client.get(f"/training/generation/{job.pk}/").status_code == 200
+    assert client.get(f"/training/generation/{job.pk}/").status_code == 404
+    assert client.get("/training/generation/").status_code == 403
     assert client.get(f"/training/generation/new/?project={project.pk}").status_code == 403
     client.force_login(stranger)
     assert client.get(f"/training/generation/{job.pk}/").status_code == 404
     assert client.get(f"/training/generation/new/?project={project.pk}").status_code == 404
-    assert f"#{job.pk}" not in client.get("/training/generation/").content.decode()
+    assert client.get("/training/generation/").status_code == 403
 
 
 @pytest.mark.django_db

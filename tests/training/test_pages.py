@@ -128,16 +128,19 @@ def test_non_members_get_404_for_a_run_and_for_starting_runs_in_the_project(clie
     assert run.status == "running"
 
 
-def test_labelers_see_the_run_but_may_not_start_or_cancel(client, labeler, run, project, base_model, demonstrations):
+def test_labelers_see_nothing_of_runs_and_may_not_start_or_cancel(
+    client, labeler, run, project, base_model, demonstrations
+):
     client_as(client, labeler)
-    html = client.get(reverse("training-run-detail", args=[run.pk])).content.decode()
-    assert f"Run #{run.pk}" in html
-    assert "Cancel run" not in html
+    assert client.get(reverse("training-run-detail", args=[run.pk])).status_code == 404
+    assert client.get(reverse("training-run-list")).status_code == 403
+    assert client.get(reverse("training-model-list")).status_code == 403
+    assert 'href="/training/runs/"' not in client.get("/").content.decode()  # no Training link in the nav
     assert client.get(reverse("training-run-new")).status_code == 403
     assert client.get(reverse("training-run-new") + f"?project={project.pk}").status_code == 403
     response = client.post(reverse("training-run-new"), new_run_data(project, base_model))
     assert response.status_code == 403
-    assert client.post(reverse("training-run-cancel", args=[run.pk])).status_code == 403
+    assert client.post(reverse("training-run-cancel", args=[run.pk])).status_code == 404
     run.refresh_from_db()
     assert run.status == "running"
     assert TrainingRun.objects.count() == 1

@@ -11,12 +11,13 @@ from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotation.api.permissions import member_project
+from annotation.api.permissions import project_for
 from annotation.errors import InvalidInput
+from annotation.roles import Action, require_anywhere
 from training import evaluation as evaluations
 from training import generation
 
-from .views import _model_or_400
+from .views import model_or_400
 
 # Serializers ------------------------------------------------------------------------------------
 
@@ -127,12 +128,12 @@ def _prompt_count(data):
 class GenerationStartApi(APIView):
     @extend_schema(request=GenerationStartSerializer, responses={202: GenerationJobSerializer})
     def post(self, request, project_id: int):
-        """Queue a generation job (project admins): K responses per prompt, then comparison tasks."""
-        project = member_project(request, project_id, admin=True)
+        """Queue a generation job (project admins and engineers): K responses per prompt, then comparison tasks."""
+        project = project_for(request, project_id, Action.TRAIN)
         data = _body(request)
         if data.get("model_version") in (None, ""):
             raise InvalidInput("model_version is required: a base, sft or policy model id.", field="model_version")
-        model = _model_or_400(request, data.get("model_version"), "model_version")
+        model = model_or_400(project, data.get("model_version"), "model_version")
         job = generation.generation_create(
             project=project, model_version=model, k=_value(data, "k", 4),
             temperature=_value(data, "temperature", 1.0), top_p=_value(data, "top_p", 0.95),
@@ -145,7 +146,8 @@ class GenerationStartApi(APIView):
 class GenerationJobListApi(APIView):
     @extend_schema(responses=GenerationJobSerializer(many=True))
     def get(self, request):
-        """Generation jobs of your projects, newest first (?project= filters)."""
+        """Generation jobs of the projects where you may train, newest first (?project= filters)."""
+        require_anywhere(user=request.user, action=Action.TRAIN)
         jobs = generation.generation_job_list_for_user(user=request.user)
         if request.query_params.get("project", "").isdigit():
             jobs = jobs.filter(project_id=int(request.query_params["project"]))
@@ -165,9 +167,8 @@ class GenerationJobDetailApi(APIView):
 class GenerationJobCancelApi(APIView):
     @extend_schema(request=None, responses=GenerationJobSerializer)
     def post(self, request, job_id: int):
-        """Cancel a job (project admins): queued ends at once, running stops its sampler."""
+        """Cancel a job (project admins and engineers): queued ends at once, running stops its sampler."""
         job = generation.generation_job_get_for_user(user=request.user, job_id=job_id)
-        member_project(request, job.project_id, admin=True)
         job = generation.generation_cancel(job=job)
         return Response(GenerationJobSerializer(job).data)
 
@@ -175,24 +176,25 @@ class GenerationJobCancelApi(APIView):
 class EvaluationListCreateApi(APIView):
     @extend_schema(responses=EvaluationSerializer(many=True))
     def get(self, request):
-        """A/B evaluations of your projects, newest first."""
+        """A/B evaluations of the projects where you may train, newest first."""
+        require_anywhere(user=request.user, action=Action.TRAIN)
         paginator = LimitOffsetPagination()
         page = paginator.paginate_queryset(evaluations.evaluation_list_for_user(user=request.user), request, view=self)
         return paginator.get_paginated_response(EvaluationSerializer(page, many=True).data)
 
     @extend_schema(request=EvaluationStartSerializer, responses={201: dict})
     def post(self, request):
-        """Start an A/B evaluation (project admins): one answer per held-out prompt from each model."""
+        """Start an A/B evaluation (project admins and engineers): one answer per held-out prompt from each model."""
         data = _body(request)
         project_id = _value(data, "project")
         if not isinstance(project_id, int) or isinstance(project_id, bool):
             raise InvalidInput("project must be a project id.", field="project")
-        project = member_project(request, project_id, admin=True)
+        project = project_for(request, project_id, Action.TRAIN)
         for name in ("model_a", "model_b"):
             if data.get(name) in (None, ""):
                 raise InvalidInput(f"{name} is required: a base, sft or policy model id.", field=name)
-        model_a = _model_or_400(request, data.get("model_a"), "model_a")
-        model_b = _model_or_400(request, data.get("model_b"), "model_b")
+        model_a = model_or_400(project, data.get("model_a"), "model_a")
+        model_b = model_or_400(project, data.get("model_b"), "model_b")
         evaluation = evaluations.evaluation_create(
             project=project, model_a=model_a, model_b=model_b, prompt_ids=_prompt_ids(data),
             prompt_count=_prompt_count(data), created_by=request.user,
@@ -218,6 +220,6 @@ class LeaderboardApi(APIView):
     @extend_schema(responses={200: dict})
     def get(self, request, project_id: int):
         """Every model version with responses in the project, ranked by Bradley-Terry over all comparisons."""
-        project = member_project(request, project_id)
+        project = project_for(request, project_id, Action.TRAIN)
         return Response({"project": project.pk, "models": evaluations.leaderboard(project=project)})
 

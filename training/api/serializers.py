@@ -6,7 +6,7 @@ from training.models import DatasetSnapshot, ModelVersion, TrainingRun
 class ModelVersionSerializer(serializers.ModelSerializer):
     class Meta:
         model = ModelVersion
-        fields = ["id", "name", "kind", "path", "parent", "project", "produced_by", "metrics", "created_at"]
+        fields = ["id", "name", "kind", "path", "source", "parent", "project", "produced_by", "metrics", "created_at"]
 
 
 class ModelRegisterSerializer(serializers.Serializer):
@@ -14,10 +14,14 @@ class ModelRegisterSerializer(serializers.Serializer):
 
     name = serializers.CharField()
     kind = serializers.CharField(help_text="base, sft, reward or policy")
-    path = serializers.CharField(help_text="A hub id, an absolute directory, or a directory under STORAGE_ROOT.")
+    path = serializers.CharField(
+        help_text="A hub id (owner/name), or an absolute directory under one of the operator's model roots "
+        "(FEEDBACKLOOP_MODEL_ROOTS). Run outputs are registered by the platform itself."
+    )
     parent = serializers.IntegerField(required=False, allow_null=True)
     project = serializers.IntegerField(
-        required=False, allow_null=True, help_text="A project you administer; none registers a global model (staff)."
+        required=False, allow_null=True,
+        help_text="A project where you may train; leave it out to register a global base model (superusers).",
     )
 
 

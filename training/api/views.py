@@ -6,42 +6,55 @@ from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotation.api.permissions import member_project
+from annotation.api.permissions import project_for
 from annotation.errors import InvalidInput
-from training import selectors, services
+from annotation.roles import Action, require_anywhere
+from training import registry, selectors, services
 
 from . import serializers
 
 
-def _model_or_400(request, model_id, field: str):
-    model = selectors.model_get_for_user(user=request.user, model_id=model_id)
+def model_or_400(project, model_id, field: str):
+    """A model id from a request body, as a model the project may use; else the same 400 for any id."""
+    model = registry.model_for_project(project=project, model_id=model_id)
     if model is None:
-        raise InvalidInput(f"No model with id {model_id!r} that you may use.", field=field)
+        raise InvalidInput(registry.model_unusable_message(field=field, value=model_id), field=field)
     return model
 
 
 class ModelListCreateApi(APIView):
     @extend_schema(responses=serializers.ModelVersionSerializer(many=True))
     def get(self, request):
-        """Models of your projects, plus the global base models."""
+        """Models of the projects where you may train, plus the global base models."""
+        if not request.user.is_superuser:
+            require_anywhere(user=request.user, action=Action.TRAIN)
         paginator = LimitOffsetPagination()
         page = paginator.paginate_queryset(selectors.model_list_for_user(user=request.user), request, view=self)
         return paginator.get_paginated_response(serializers.ModelVersionSerializer(page, many=True).data)
 
     @extend_schema(request=serializers.ModelRegisterSerializer, responses={201: serializers.ModelVersionSerializer})
     def post(self, request):
-        """Register a hub id or a directory as a model version (nothing is downloaded)."""
+        """Register a hub id, or a directory under a model root, as a model of a project (nothing is read or
+        downloaded). Superusers may leave out the project to register a global base model."""
         data = serializers.ModelRegisterSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
         project = None
         if values.get("project") is not None:
-            project = member_project(request, values["project"], admin=True)
-        elif not request.user.is_staff:
-            raise InvalidInput("Name a project you administer; only staff register global models.", field="project")
-        parent = _model_or_400(request, values["parent"], "parent") if values.get("parent") is not None else None
-        model = services.model_register(
-            name=values["name"], kind=values["kind"], path=values["path"], parent=parent, project=project
+            project = project_for(request, values["project"], Action.TRAIN)
+        elif not request.user.is_superuser:
+            raise InvalidInput("Name a project you train in; only superusers register global models.", field="project")
+        parent = None
+        if values.get("parent") is not None:
+            parent = (
+                model_or_400(project, values["parent"], "parent") if project is not None
+                else registry.global_model_or_none(values["parent"])
+            )
+            if parent is None:
+                raise InvalidInput(registry.model_unusable_message(field="parent", value=values["parent"]), field="parent")
+        model = registry.model_register(
+            name=values["name"], kind=values["kind"], path=values["path"], parent=parent, project=project,
+            registered_by=request.user,
         )
         return Response(serializers.ModelVersionSerializer(model).data, status=status.HTTP_201_CREATED)
 
@@ -49,22 +62,23 @@ class ModelListCreateApi(APIView):
 class TrainingRunListCreateApi(APIView):
     @extend_schema(responses=serializers.TrainingRunSerializer(many=True))
     def get(self, request):
-        """Runs of your projects, newest first."""
+        """Runs of the projects where you may train, newest first."""
+        require_anywhere(user=request.user, action=Action.TRAIN)
         paginator = LimitOffsetPagination()
         page = paginator.paginate_queryset(selectors.run_list_for_user(user=request.user), request, view=self)
         return paginator.get_paginated_response(serializers.TrainingRunSerializer(page, many=True).data)
 
     @extend_schema(request=serializers.TrainingRunStartSerializer, responses={201: serializers.TrainingRunDetailSerializer})
     def post(self, request):
-        """Start a run (project admins). Everything is checked before anything is queued."""
+        """Start a run (project admins and engineers). Everything is checked before anything is queued."""
         data = serializers.TrainingRunStartSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        project = member_project(request, values["project"], admin=True)
-        base_model = _model_or_400(request, values["base_model"], "base_model")
+        project = project_for(request, values["project"], Action.TRAIN)
+        base_model = model_or_400(project, values["base_model"], "base_model")
         reward_model = None
         if values.get("reward_model") is not None:
-            reward_model = _model_or_400(request, values["reward_model"], "reward_model")
+            reward_model = model_or_400(project, values["reward_model"], "reward_model")
         run = services.run_create(
             kind=values["kind"], project=project, base_model=base_model, reward_model=reward_model,
             config=values.get("config", {}), created_by=request.user,
@@ -86,9 +100,8 @@ class TrainingRunDetailApi(APIView):
 class TrainingRunCancelApi(APIView):
     @extend_schema(request=None, responses=serializers.TrainingRunSerializer)
     def post(self, request, run_id: int):
-        """Cancel a run (project admins): queued ends at once, running stops its pipeline."""
+        """Cancel a run (project admins and engineers): queued ends at once, running stops its pipeline."""
         run = selectors.run_get_for_user(user=request.user, run_id=run_id)
-        member_project(request, run.project_id, admin=True)
         run = services.run_cancel(run=run)
         run = selectors.run_get_for_user(user=request.user, run_id=run.pk)
         return Response(serializers.TrainingRunSerializer(run).data)
@@ -98,4 +111,5 @@ class PipelineDefaultsApi(APIView):
     @extend_schema(responses={200: dict})
     def get(self, request, kind: str):
         """The config fields a user may set for a run kind, with defaults and help."""
+        require_anywhere(user=request.user, action=Action.TRAIN)
         return Response(selectors.pipeline_defaults(kind=kind))

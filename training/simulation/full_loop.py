@@ -45,7 +45,7 @@ from annotation.models import Annotation, Project, Prompt, Task
 from training import services as training_services
 from training.models import Evaluation, GenerationJob, ModelVersion, TrainingRun
 from training.pipelines import synthetic
-from training.runner import model_location
+from training.registry import model_location
 
 from . import labelers, processes, report
 from . import services as sim_services
@@ -339,10 +339,10 @@ class Loop:
 
     def gold_scoring(self) -> None:
         with self.stage("gold scoring") as stage:
-            policies = {name: model_location(self.models[name].path)
+            policies = {name: model_location(self.models[name])
                         for name in ("base", "sft", "rlhf", "dpo") if name in self.models}
             config = {
-                "policies": policies, "reward_model": model_location(self.models["reward"].path), "baseline": "sft",
+                "policies": policies, "reward_model": model_location(self.models["reward"]), "baseline": "sft",
                 "n_prompts": self.config.score_prompts, "seed": 10_000 + self.config.seed,
                 "temperature": self.config.eval_temperature, "top_p": 0.95,
                 "max_new_tokens": self.config.max_new_tokens, "rm_k": self.config.k,

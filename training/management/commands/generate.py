@@ -2,7 +2,10 @@
 
 import time
 
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
+from django.http import Http404
 
 from annotation.errors import ServiceError
 from annotation.models import Project
@@ -31,6 +34,11 @@ class Command(BaseCommand):
         parser.add_argument("--top-p", type=float, default=0.95)
         parser.add_argument("--max-new-tokens", type=int, default=48)
         parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument(
+            "--user", default=None,
+            help="Act as this user: their role in the project must allow training (admin or engineer). "
+                 "Without it the job is the operator's.",
+        )
         parser.add_argument("--follow", action="store_true", help="Wait for the job and show its progress.")
         parser.add_argument("--poll", type=float, default=1.0, help="Seconds between progress reads with --follow.")
 
@@ -42,15 +50,22 @@ class Command(BaseCommand):
         if model is None:
             raise CommandError(f"No model named {opts['model']!r}.")
         count = opts["prompts"] if opts["prompts"] is not None else project.prompts.count()
+        user = None
+        if opts["user"]:
+            user = get_user_model().objects.filter(username=opts["user"]).first()
+            if user is None:
+                raise CommandError(f"No user {opts['user']!r}.")
         try:
             job = generation.generation_create(
                 project=project, model_version=model, k=opts["k"], temperature=opts["temperature"],
                 top_p=opts["top_p"], max_new_tokens=opts["max_new_tokens"], seed=opts["seed"],
-                prompt_count=count, created_by=None,
+                prompt_count=count, created_by=user,
             )
         except ServiceError as exc:
             where = f" ({exc.field})" if exc.field else ""
             raise CommandError(f"{exc.message}{where}") from None
+        except (PermissionDenied, Http404) as exc:
+            raise CommandError(f"{opts['user']}: {exc}") from None
         self.stdout.write(f"Generation job {job.pk}: k={job.k} on {len(job.prompt_ids)} prompts of {project.slug} "
                           f"from {model.name}")
         if opts["follow"]:

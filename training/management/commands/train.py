@@ -4,7 +4,9 @@ import json
 import time
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
+from django.http import Http404
 
 from annotation.errors import ServiceError
 from annotation.models import Project
@@ -43,7 +45,11 @@ class Command(BaseCommand):
         parser.add_argument("--base", default=None, help="Model name to start from (default: the base model).")
         parser.add_argument("--reward", default=None, help="Reward model name (rlhf).")
         parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="A config field.")
-        parser.add_argument("--user", default=None, help="Username recorded as the run's creator (a project admin).")
+        parser.add_argument(
+            "--user", default=None,
+            help="Act as this user: their role in the project must allow training (admin or engineer). "
+                 "Without it the run is the operator's.",
+        )
         parser.add_argument("--no-follow", action="store_true", help="Start the run and return at once.")
         parser.add_argument("--poll", type=float, default=1.0, help=argparse_hidden())
 
@@ -67,6 +73,8 @@ class Command(BaseCommand):
         except ServiceError as exc:
             where = f" ({exc.field})" if exc.field else ""
             raise CommandError(f"{exc.message}{where}") from None
+        except (PermissionDenied, Http404) as exc:
+            raise CommandError(f"{opts['user']}: {exc}") from None
         self.stdout.write(f"Run {run.pk}: {run.kind} on {project.slug} from {base.name}, "
                           f"snapshot {run.snapshot.row_count} rows (sha256 {run.snapshot.sha256[:12]})")
         if opts["no_follow"]:
