@@ -89,7 +89,7 @@ def main() -> None:
     from annotation import services
     from annotation.models import Project
 
-    user, _ = get_user_model().objects.get_or_create(username="bench-importer")
+    user, _ = get_user_model().objects.get_or_create(username="bench-importer", defaults={"is_superuser": True})
     print(f"database: {connection.vendor} {connection.settings_dict['NAME']}")
     print(f"{'lines':>9} {'MiB':>6} {'seconds':>8} {'rows/s':>8} {'RSS peak +MiB':>14} "
           f"{'traced peak MiB':>16} {'reimport s':>10}")

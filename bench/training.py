@@ -65,7 +65,7 @@ def build_project(*, demos: int, pairs: int):
 
     User = get_user_model()
     tag = uuid.uuid4().hex[:8]
-    admin = User.objects.create_user(f"bench-admin-{tag}", password="x")
+    admin = User.objects.create_superuser(f"bench-admin-{tag}", password="x")  # may create projects
     labeler = User.objects.create_user(f"bench-labeler-{tag}", password="x")
     project = annotation_services.project_create(name=f"Bench training {tag}", created_by=admin)
     annotation_services.membership_set(project=project, user=labeler, role=Membership.Role.LABELER)
