@@ -24,7 +24,7 @@ from training.models import TrainingRun
 JSON_TYPES = {"int": "integer", "float": "number", "bool": "boolean", "str": "string"}
 
 
-def _range(spec: dict, json_type: str) -> dict:
+def _range(spec: dict) -> dict:
     schema: dict = {}
     if "min" in spec:
         schema["minimum"] = spec["min"]
@@ -52,9 +52,9 @@ def field_schema(spec: dict) -> dict:
     elif spec.get("also") and json_type:
         # max_steps: -1, or a number in the range; the two never overlap, so oneOf is exact.
         schema["oneOf"] = [{"type": json_type, "enum": list(spec["also"])},
-                           {"type": json_type, **_range(spec, json_type)}]
+                           {"type": json_type, **_range(spec)}]
     elif json_type:
-        schema.update(_range(spec, json_type))
+        schema.update(_range(spec))
     if spec.get("nullable"):
         schema["nullable"] = True
     schema["default"] = spec.get("default")
