@@ -2,7 +2,9 @@
 
 The form only turns text into JSON values. Whether a value is acceptable (a positive learning
 rate, a reward model for rlhf, ...) is decided by training.services.run_create, whose
-InvalidInput errors are attached to the field they name.
+InvalidInput errors are attached to the field they name. The inputs show the same bounds that
+decide it (the pipelines' field metadata, through pipeline_fields): min/max/step on numbers, a
+select for choices, and the allowed values in words under each field.
 """
 
 import json
@@ -67,6 +69,19 @@ def config_value_to_text(value) -> str:
     if isinstance(value, float) and "e-" in repr(value) and value > 1e-12:
         return f"{value:.16f}".rstrip("0")  # 1e-05 reads as 0.00001, as the page's script writes it
     return str(value)
+
+
+def number_attrs(spec: dict) -> dict[str, str]:
+    """min, max and step for a number input. HTML has no exclusive bound or hole (max_steps skips 0),
+    so the inputs are a guide and the server has the last word."""
+    attrs = {"step": "1" if spec.get("type") == "int" else "any"}
+    lows = [v for v in [spec.get("min"), *spec.get("also", [])] if isinstance(v, (int, float))]
+    highs = [v for v in [spec.get("max"), *spec.get("also", [])] if isinstance(v, (int, float))]
+    if lows and spec.get("min") is not None:
+        attrs["min"] = config_value_to_text(min(lows))
+    if highs and spec.get("max") is not None:
+        attrs["max"] = config_value_to_text(max(highs))
+    return attrs
 
 
 def parse_config_value(raw, *, spec: dict):
@@ -169,6 +184,8 @@ class RunForm(forms.Form):
                 "choices": [config_value_to_text(choice) for choice in spec.get("choices") or []],
                 "nullable": bool(spec.get("nullable")),
                 "help": spec.get("help", ""),
+                "bounds": spec.get("bounds", ""),
+                "number": number_attrs(spec) if input_kind == "number" else {},
                 "default": config_value_to_text(spec.get("default")),
                 "input": input_kind,
                 "value": value,

@@ -99,8 +99,14 @@ class _Batch:
 @dataclass
 class _Stream:
     done_metrics: dict | None = None
+    done_step: int | None = None  # the optimizer steps the done event reports the model has had
+    max_step: int = 0  # the highest step any event reported, for pipelines whose done event has none
     error_message: str = ""
     recent: list[str] = field(default_factory=list)
+
+    @property
+    def trained_steps(self) -> int:
+        return self.done_step if self.done_step is not None else self.max_step
 
 
 def _read_lines(stream, out: queue.Queue) -> None:
@@ -126,8 +132,9 @@ def _handle_line(raw: str, batch: _Batch, state: _Stream) -> None:
     step, total = event.get("step"), event.get("total")
     if isinstance(total, int) and total > 0:
         batch.total = total
-    if isinstance(step, int) and step >= 0:
+    if isinstance(step, int) and not isinstance(step, bool) and step >= 0:
         batch.step = step
+        state.max_step = max(state.max_step, step)
     if kind == "start":
         start = step if isinstance(step, int) else 0
         resumed = event.get("resumed_from")
@@ -142,6 +149,8 @@ def _handle_line(raw: str, batch: _Batch, state: _Stream) -> None:
                 batch.points.append((int(step or 0), str(name), float(value)))
     elif kind == "done":
         state.done_metrics = event.get("metrics") or {}
+        if isinstance(step, int) and not isinstance(step, bool) and step >= 0:
+            state.done_step = step
         batch.lines.append("[platform] pipeline done")
     elif kind == "error":
         state.error_message = str(event.get("message", ""))
@@ -229,6 +238,17 @@ def follow_pipeline(proc: subprocess.Popen, *, flush: Callable[[_Batch], str], r
     return code, stop_reason, state
 
 
+def untrained_error(run: TrainingRun) -> str:
+    """Why a run that finished after 0 optimizer steps registers no model: its weights are the base's."""
+    config = run.config or {}
+    rows = run.snapshot.row_count if run.snapshot_id else "?"
+    return (
+        "The pipeline finished after 0 optimizer steps, so no model was registered: its weights would be "
+        f"the base model's. max_steps={config.get('max_steps', -1)}, "
+        f"num_train_epochs={config.get('num_train_epochs', 'default')}, training rows={rows}."
+    )
+
+
 def _follow(*, run: TrainingRun, proc: subprocess.Popen, attempt: int, max_attempts: int) -> str:
     code, stop_reason, state = follow_pipeline(
         proc, flush=lambda batch: _flush(run, batch), running=TrainingRun.Status.RUNNING
@@ -240,6 +260,9 @@ def _follow(*, run: TrainingRun, proc: subprocess.Popen, attempt: int, max_attem
         return Outcome.STOPPED
     if code == 0:
         metrics = _read_metrics_file(run_dir(run)) or state.done_metrics or {}
+        if state.trained_steps == 0:  # decided here, before run_succeed could register the untrained weights
+            services.run_finish(run=run, status=TrainingRun.Status.FAILED, error=untrained_error(run))
+            return Outcome.FAILED
         if not (run_dir(run) / "model").is_dir():
             services.run_finish(run=run, status=TrainingRun.Status.FAILED, error="The pipeline wrote no model directory.")
             return Outcome.FAILED

@@ -13,8 +13,6 @@ import os
 import socket
 import subprocess
 import sys
-import types
-import typing
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -53,19 +51,30 @@ OUTPUT_KIND = {
     TrainingRun.Kind.DPO: ModelVersion.Kind.POLICY,
     TrainingRun.Kind.RLHF: ModelVersion.Kind.POLICY,
 }
-# Config keys the platform reads itself; they never reach the pipeline's dataclass.
-PLATFORM_OPTIONS = {"num_gpus": "GPUs for this run; more than 1 launches the pipeline with `accelerate launch`."}
-MAX_GPUS = 64
 LOG_TAIL_LINES = 200
 HEARTBEAT_STALE = timedelta(seconds=60)  # a heartbeat this old means its worker is gone (for redelivery)
 ORPHAN_AFTER = timedelta(minutes=5)  # the periodic sweep fails runs without a heartbeat for this long
 
 
 # Pipeline configs ---------------------------------------------------------------------------------
+# A run's config is the pipeline dataclass's user-settable fields plus the platform's own options.
+# Their ranges and choices live in the dataclasses' field metadata (training.pipelines.common.meta);
+# this section only reads them, so the API, the form, the defaults endpoint and the schema agree.
 
 
 def _pipelines_common():
     return importlib.import_module("training.pipelines.common")
+
+
+@dataclasses.dataclass(kw_only=True)
+class PlatformOptions:
+    """Config keys the platform reads itself; they never reach the pipeline's dataclass."""
+
+    num_gpus: int = dataclasses.field(default=1, metadata=_pipelines_common().meta(
+        "GPUs for this run; more than 1 launches the pipeline with `accelerate launch`.", ge=1, le=64))
+
+
+PLATFORM_OPTIONS = {f.name: f.metadata["help"] for f in dataclasses.fields(PlatformOptions)}
 
 
 def pipeline_config_class(*, kind: str) -> type:
@@ -90,40 +99,19 @@ def is_platform_field(name: str) -> bool:
     return name.endswith(("_path", "_file", "_dir"))
 
 
-def _type_name(tp) -> str:
-    args = [a for a in typing.get_args(tp) if a is not type(None)]
-    if typing.get_origin(tp) in (typing.Union, types.UnionType) and len(args) == 1:
-        return _type_name(args[0])
-    if typing.get_origin(tp) is typing.Literal:
-        return "str"
-    if typing.get_origin(tp) is list:
-        return "list"
-    return {bool: "bool", int: "int", float: "float", str: "str"}.get(tp, "json")
-
-
 def pipeline_fields(*, kind: str) -> dict[str, dict]:
-    """The user-settable fields of a kind's config: {name: {default, type, help, nullable[, choices]}}."""
-    cls = pipeline_config_class(kind=kind)
-    hints = typing.get_type_hints(cls)
-    fields: dict[str, dict] = {}
-    for f in dataclasses.fields(cls):
-        if not f.init or is_platform_field(f.name):
-            continue
-        tp = hints[f.name]
-        default = f.default if f.default is not dataclasses.MISSING else None
-        if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-            default = f.default_factory()  # type: ignore[misc]
-        entry = {
-            "default": default,
-            "type": _type_name(tp),
-            "help": f.metadata.get("help", ""),
-            "nullable": type(None) in typing.get_args(tp),
-        }
-        if typing.get_origin(tp) is typing.Literal:
-            entry["choices"] = list(typing.get_args(tp))
-        fields[f.name] = entry
-    fields["num_gpus"] = {"default": 1, "type": "int", "help": PLATFORM_OPTIONS["num_gpus"], "nullable": False}
-    return fields
+    """The user-settable fields of a kind's config, the platform's options last.
+
+    {name: {default, type, help, nullable[, choices][, min, max, exclusive_min, exclusive_max, also,
+    max_items, bounds]}}, where `bounds` says the allowed values in words.
+    """
+    common = _pipelines_common()
+    specs = {**common.config_fields(pipeline_config_class(kind=kind)), **common.config_fields(PlatformOptions)}
+    return {
+        name: {key: value for key, value in spec.items() if key != "required"}
+        for name, spec in specs.items()
+        if not is_platform_field(name)
+    }
 
 
 def _platform_placeholders(cls) -> dict:
@@ -131,7 +119,11 @@ def _platform_placeholders(cls) -> dict:
 
 
 def run_config_validate(*, kind: str, config) -> dict:
-    """Check a user's run config against the pipeline's dataclass. Returns the cleaned user config."""
+    """Check a user's run config against the pipeline's dataclass. Returns the cleaned user config.
+
+    Every ConfigError becomes a 400 naming `config.<field>`, so nothing is queued for a config
+    that the worker would refuse.
+    """
     cls = pipeline_config_class(kind=kind)
     if not isinstance(config, dict):
         raise InvalidInput("config must be a JSON object.", field="config")
@@ -145,16 +137,14 @@ def run_config_validate(*, kind: str, config) -> dict:
                 f"config.{name} is set by the platform (the snapshot, the models and the run directory).",
                 field=f"config.{name}",
             )
-    gpus = platform.get("num_gpus", 1)
-    if not isinstance(gpus, int) or isinstance(gpus, bool) or not 1 <= gpus <= MAX_GPUS:
-        raise InvalidInput(f"config.num_gpus must be an integer from 1 to {MAX_GPUS}.", field="config.num_gpus")
     common = _pipelines_common()
     try:
+        options = common.config_from_dict(PlatformOptions, platform)
         cfg = common.config_from_dict(cls, {**user, **_platform_placeholders(cls)})
     except common.ConfigError as exc:
         raise InvalidInput(f"config.{exc.field}: {exc.message}.", field=f"config.{exc.field}") from None
     cleaned = {name: getattr(cfg, name) for name in user}
-    cleaned.update(platform)
+    cleaned.update({name: getattr(options, name) for name in platform})
     return cleaned
 
 

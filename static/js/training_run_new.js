@@ -1,6 +1,7 @@
 /* New-run form: switching the kind swaps the config fields for that pipeline's, with its
-   defaults (embedded as JSON by the page), and shows the reward model only for rlhf.
-   The values typed for each kind are kept while the form is open. */
+   defaults and bounds (embedded as JSON by the page), and shows the reward model only for rlhf.
+   The values typed for each kind are kept while the form is open. Number inputs get the same
+   min/max/step as training/forms.py number_attrs writes; the server still checks every value. */
 (function () {
   "use strict";
   var form = document.getElementById("run-form");
@@ -28,6 +29,14 @@
     if (typeof value === "object") return JSON.stringify(value);
     return String(value);
   }
+  // The same as training.forms.number_attrs.
+  function numberAttrs(spec) {
+    var also = (spec.also || []).filter(function (v) { return typeof v === "number"; });
+    var attrs = { step: spec.type === "int" ? "1" : "any" };
+    if (typeof spec.min === "number") attrs.min = String(Math.min.apply(null, [spec.min].concat(also)));
+    if (typeof spec.max === "number") attrs.max = String(Math.max.apply(null, [spec.max].concat(also)));
+    return attrs;
+  }
   function el(tag, attrs, children) {
     var node = document.createElement(tag);
     Object.keys(attrs || {}).forEach(function (k) {
@@ -47,7 +56,7 @@
     container.querySelectorAll("[data-config-field]").forEach(function (field) {
       var name = field.dataset.configField;
       var box = field.querySelector("input[type=checkbox]");
-      var input = box || field.querySelector("select, input[type=text]");
+      var input = box || field.querySelector("select, input[type=text], input[type=number]");
       values[name] = box ? (box.checked ? "true" : "false") : input.value;
     });
     return values;
@@ -78,16 +87,25 @@
         el("option", { value: "true", text: "true", selected: text === "true" }),
         el("option", { value: "false", text: "false", selected: text === "false" })
       ]);
+    } else if (kind === "number") {
+      var bounds = numberAttrs(spec);
+      control = el("input", {
+        type: "number", id: id, name: PREFIX + name, value: text, autocomplete: "off", step: bounds.step,
+        min: bounds.min, max: bounds.max, placeholder: toText(spec.default, spec.type) || "null"
+      });
     } else {
       var fallback = toText(spec.default, spec.type);
       control = el("input", {
         type: "text", id: id, name: PREFIX + name, value: text, autocomplete: "off", spellcheck: "false",
-        inputmode: kind === "number" ? "decimal" : null, placeholder: fallback || "null"
+        placeholder: fallback || "null"
       });
     }
     var help = null;
     if (spec.help) {
       help = el("p", { class: "help", text: spec.help + " " });
+      if (spec.bounds && kind !== "choice") {
+        help.appendChild(el("span", { class: "config-bounds", "data-role": "bounds", text: "Allowed: " + spec.bounds + ". " }));
+      }
       if (toText(spec.default)) {
         help.appendChild(el("span", { class: "muted" }, [document.createTextNode("Default: "), el("code", { text: toText(spec.default, spec.type) })]));
       }

@@ -12,7 +12,7 @@ from django.urls import reverse
 from annotation.models import Membership
 from tests.browser import launch_browser, login
 from tests.factories import ProjectFactory, member
-from tests.training.labels import demonstrations_create
+from tests.training.labels import comparisons_create, demonstrations_create
 from training.models import ModelVersion, TrainingRun
 
 RUN_TIMEOUT_MS = 240_000
@@ -102,3 +102,44 @@ def test_start_an_sft_run_from_the_form_and_watch_it_finish(live_server, celery_
         page.wait_for_selector(f"#model-{output.pk}")
         assert page.get_attribute(f"#model-{output.pk}", "data-parent-id") == str(tiny_base_model.pk)
         assert errors == []
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_the_form_shows_each_kinds_bounds_and_keeps_an_out_of_range_value_at_its_field(live_server):
+    """The script builds a kind's fields with the same min/max/step and choices as the server."""
+    from training.pipelines import dpo
+
+    project = ProjectFactory(name="Bounds")
+    member(project, Membership.Role.ADMIN, username="mlops")
+    demonstrations_create(project=project, n=2)
+    comparisons_create(project=project, n=2)
+    base = ModelVersion.objects.create(name="tiny", kind="base", path="models/tiny")
+
+    with launch_browser() as browser:
+        page = browser.new_page()
+        errors = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        login(page, live_server.url, "mlops", "pass-1234")
+        page.goto(f"{live_server.url}{reverse('training-run-new')}?project={project.pk}")
+        steps = page.locator("#id_config-max_steps")
+        assert [steps.get_attribute(a) for a in ("type", "min", "max", "step")] == ["number", "-1", "1000000", "1"]
+
+        page.check("input[name=kind][value=dpo]")  # rendered by the script from the embedded defaults
+        beta = page.locator("#id_config-beta")
+        assert [beta.get_attribute(a) for a in ("type", "min", "max", "step")] == ["number", "0", "10", "any"]
+        assert "Allowed: > 0 and <= 10." in page.text_content("[data-config-field=beta] [data-role=bounds]")
+        options = page.eval_on_selector_all("#id_config-loss_type option", "nodes => nodes.map(n => n.value)")
+        assert options == list(dpo.LOSS_TYPES)
+
+        page.select_option("#id_base_model", str(base.pk))
+        page.fill("#id_config-num_train_epochs", "0")
+        page.select_option("#id_config-loss_type", "ipo")
+        page.click("#run-form button[type=submit]")
+        page.wait_for_selector("[data-config-field=num_train_epochs] .field-error")
+        assert "Must be > 0 and <= 1000; got 0" in page.text_content("[data-config-field=num_train_epochs] .field-error")
+        assert page.input_value("#id_config-num_train_epochs") == "0"
+        assert page.input_value("#id_config-loss_type") == "ipo"  # what was chosen is kept
+        assert page.is_checked("input[name=kind][value=dpo]")
+        assert errors == []
+    assert TrainingRun.objects.count() == 0

@@ -8,8 +8,9 @@ from django.urls import reverse
 
 from annotation.models import Membership
 from tests.factories import ProjectFactory, member
-from tests.training.labels import demonstrations_create
+from tests.training.labels import comparisons_create, demonstrations_create
 from training import selectors
+from training.pipelines import common, dpo
 from training.models import DatasetSnapshot, MetricPoint, ModelVersion, TrainingRun
 
 pytestmark = pytest.mark.django_db
@@ -213,10 +214,13 @@ def test_new_run_form_embeds_and_shows_each_kinds_defaults(client, admin, base_m
 @pytest.mark.parametrize(
     ("field", "value", "fragment"),
     [
-        ("learning_rate", "-0.1", "Must be positive"),
+        ("learning_rate", "-0.1", "Must be &gt; 0 and &lt;= 1; got -0.1"),
         ("batch_size", "many", "Expected int"),
-        ("max_steps", "0", "or -1 to use num_train_epochs"),
+        ("max_steps", "0", "Must be -1, or from 1 to 1000000; got 0"),
         ("lora_target_modules", "[1, 2]", "Expected list"),
+        ("num_train_epochs", "0", "Must be &gt; 0 and &lt;= 1000; got 0"),
+        ("warmup_steps", "-5", "Must be from 0 to 1000000; got -5"),
+        ("batch_size", "5000", "Must be from 1 to 1024; got 5000"),
     ],
 )
 def test_a_bad_config_value_is_shown_at_its_field_and_queues_nothing(
@@ -233,6 +237,45 @@ def test_a_bad_config_value_is_shown_at_its_field_and_queues_nothing(
     assert "Nothing was started." in html
     assert TrainingRun.objects.count() == 0
     assert DatasetSnapshot.objects.count() == 0
+
+
+def input_tag(html: str, name: str) -> str:
+    return re.search(rf'<(?:input|select)[^>]*name="config-{name}"[^>]*>', html).group(0)
+
+
+def test_the_form_shows_each_fields_bounds_from_the_pipeline_metadata(client, admin, base_model):
+    client_as(client, admin)
+    sft = client.get(reverse("training-run-new"), {"kind": "sft"}).content.decode()
+    max_steps = input_tag(sft, "max_steps")
+    assert 'type="number"' in max_steps and 'step="1"' in max_steps
+    assert 'min="-1"' in max_steps and 'max="1000000"' in max_steps  # -1, or 1 to 1000000
+    rate = input_tag(sft, "learning_rate")
+    assert 'type="number"' in rate and 'step="any"' in rate and 'min="0"' in rate and 'max="1"' in rate
+    assert 'min="0"' in input_tag(sft, "warmup_steps")
+    assert 'min="1"' in input_tag(sft, "batch_size") and 'max="1024"' in input_tag(sft, "batch_size")
+    assert "Allowed: &gt; 0 and &lt;= 1." in section(sft, 'data-config-field="learning_rate"')
+    assert "Allowed: -1, or from 1 to 1000000." in section(sft, 'data-config-field="max_steps"')
+    schedules = section(sft, 'data-config-field="lr_scheduler_type"')
+    assert "<select" in schedules
+    assert re.findall(r'<option value="([^"]*)"', schedules) == list(common.LR_SCHEDULERS)
+    losses = section(client.get(reverse("training-run-new"), {"kind": "dpo"}).content.decode(),
+                     'data-config-field="loss_type"')
+    assert re.findall(r'<option value="([^"]*)"', losses) == list(dpo.LOSS_TYPES)
+
+
+@pytest.mark.parametrize(("field", "value"), [("lr_scheduler_type", "warmup_stable_decay"), ("loss_type", "ppo")])
+def test_a_choice_outside_the_list_is_refused_at_its_select(
+    client, admin, project, base_model, demonstrations, field, value
+):
+    client_as(client, admin)
+    data = new_run_data(project, base_model, **{field: value})
+    data["kind"] = "dpo"
+    comparisons_create(project=project, n=2)
+    response = client.post(reverse("training-run-new"), data)
+    assert response.status_code == 400
+    at_field = section(response.content.decode(), f'data-config-field="{field}"')
+    assert "<select" in at_field and "field-error" in at_field and "Must be one of" in at_field
+    assert TrainingRun.objects.count() == 0 and DatasetSnapshot.objects.count() == 0
 
 
 def test_rlhf_without_a_reward_model_is_refused_at_the_reward_model_field(

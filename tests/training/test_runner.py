@@ -25,7 +25,7 @@ FAKE_PIPELINE = textwrap.dedent("""
     cfg = json.load(open(sys.argv[sys.argv.index("--config") + 1]))
     out = cfg["output_dir"]
     mode = os.environ.get("FAKE_MODE", "ok")
-    total = cfg.get("max_steps", 4)
+    total = 0 if mode.startswith("zero") else cfg.get("max_steps", 4)  # zero: a run that never steps
     print(json.dumps({"event": "start", "step": 0, "total": total, "resumed_from": None, "device": "cpu"}), flush=True)
     print("some library warning", flush=True)
     for step in range(1, total + 1):
@@ -40,7 +40,10 @@ FAKE_PIPELINE = textwrap.dedent("""
         os.kill(os.getpid(), 9)
     os.makedirs(os.path.join(out, "model"), exist_ok=True)
     json.dump({"loss": 0.5}, open(os.path.join(out, "metrics.json"), "w"))
-    print(json.dumps({"event": "done", "metrics": {"loss": 0.5}}), flush=True)
+    done = {"event": "done", "metrics": {"loss": 0.5}}
+    if mode == "zero-reported":
+        done["step"] = 0  # as the real pipelines report it (common.finish)
+    print(json.dumps(done), flush=True)
 """)
 
 
@@ -143,6 +146,22 @@ def test_a_failing_pipeline_fails_the_run_with_its_error(queued_run, fake_pipeli
     run = TrainingRun.objects.get(pk=queued_run.pk)
     assert run.status == "failed" and "bad data on line 3" in run.error
     assert not ModelVersion.objects.filter(produced_by=run).exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("mode", ["zero", "zero-reported"])
+def test_a_pipeline_done_after_zero_steps_fails_the_run_and_registers_no_model(
+    queued_run, fake_pipeline, monkeypatch, mode
+):
+    monkeypatch.setenv("FAKE_MODE", mode)
+    assert runner.run_execute(run_id=queued_run.pk) == runner.Outcome.FAILED
+    run = TrainingRun.objects.get(pk=queued_run.pk)
+    assert run.status == "failed" and run.finished_at
+    assert "0 optimizer steps" in run.error and "no model was registered" in run.error
+    assert "max_steps=4" in run.error and "training rows=2" in run.error
+    assert "[platform] pipeline done" in run.log_tail  # it did say done: the runner decided
+    assert not ModelVersion.objects.filter(produced_by=run).exists()
+    assert ModelVersion.objects.count() == 1  # only the base model
 
 
 @pytest.mark.django_db

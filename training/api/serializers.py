@@ -2,6 +2,8 @@ from rest_framework import serializers
 
 from training.models import DatasetSnapshot, ModelVersion, TrainingRun
 
+from . import config_schema
+
 
 class ModelVersionSerializer(serializers.ModelSerializer):
     class Meta:
@@ -37,6 +39,11 @@ class TrainingRunStartSerializer(serializers.Serializer):
     base_model = serializers.JSONField(help_text="Model version id.")
     reward_model = serializers.JSONField(required=False, allow_null=True, help_text="Model version id (rlhf).")
     config = serializers.JSONField(required=False, help_text="Pipeline config fields; see the pipeline defaults.")
+
+
+# What the schema documents for the start body and the defaults (training/api/config_schema.py).
+TRAINING_RUN_START_SCHEMA = config_schema.training_run_start_schema(TrainingRunStartSerializer)
+PIPELINE_DEFAULTS_SCHEMA = config_schema.PIPELINE_DEFAULTS_SCHEMA
 
 
 class TrainingRunSerializer(serializers.ModelSerializer):

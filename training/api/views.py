@@ -68,7 +68,7 @@ class TrainingRunListCreateApi(APIView):
         page = paginator.paginate_queryset(selectors.run_list_for_user(user=request.user), request, view=self)
         return paginator.get_paginated_response(serializers.TrainingRunSerializer(page, many=True).data)
 
-    @extend_schema(request=serializers.TrainingRunStartSerializer, responses={201: serializers.TrainingRunDetailSerializer})
+    @extend_schema(request=serializers.TRAINING_RUN_START_SCHEMA, responses={201: serializers.TrainingRunDetailSerializer})
     def post(self, request):
         """Start a run (project admins and engineers). Everything is checked before anything is queued."""
         data = serializers.TrainingRunStartSerializer(data=request.data)
@@ -108,7 +108,7 @@ class TrainingRunCancelApi(APIView):
 
 
 class PipelineDefaultsApi(APIView):
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses={200: serializers.PIPELINE_DEFAULTS_SCHEMA})
     def get(self, request, kind: str):
         """The config fields a user may set for a run kind, with defaults and help."""
         require_anywhere(user=request.user, action=Action.TRAIN)

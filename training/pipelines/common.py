@@ -7,8 +7,9 @@ pipeline) to validate a run config without loading the ML stack. Never imports D
 Progress protocol (stdout, one JSON object per line, flushed):
     {"event": "start", "kind": "sft", "step": 0, "total": 100, "resumed_from": null, "device": "cpu", "bf16": false}
     {"event": "progress", "step": 3, "total": 100, "metrics": {"loss": 1.23, "learning_rate": 0.001}}
-    {"event": "done", "metrics": {...}, "model_dir": ".../model"}
+    {"event": "done", "step": 100, "metrics": {...}, "model_dir": ".../model"}
     {"event": "error", "message": "..."}            (on failure; the exit status is non-zero)
+The done event's step is the optimizer steps the model has had; the platform fails a run at 0.
 Anything else on stdout (library warnings) is not JSON and can be ignored by the reader.
 
 Output layout of every pipeline run:
@@ -42,6 +43,164 @@ class ConfigError(ValueError):
 
 
 # ---------------------------------------------------------------------------------------------
+# Field metadata: each field's range or choices, written once beside it
+#
+# TRL's convention, `field(default=..., metadata={"help": ..., "choices": [...]})`, plus a range:
+#     "min" / "max"                    inclusive bounds of a number
+#     "exclusive_min" / "exclusive_max"  true when the bound itself is not allowed
+#     "also"                           values allowed outside the range (max_steps: -1)
+#     "max_items"                      the longest list
+# config_from_dict enforces them; the web app's validator, the new-run form, the defaults
+# endpoint and the OpenAPI schema read them through config_fields(). Null passes the bounds
+# of a field whose type allows null.
+
+MAX_STEPS = 1_000_000  # optimizer steps: days of training even for a small model
+MAX_BATCH = 1024
+MAX_TOKENS = 131_072  # the longest context of today's open models
+SEED_MAX = 2**32 - 1  # numpy's seed range, which transformers.set_seed feeds
+# Schedulers that TrainingArguments builds from the name alone. Not offered: reduce_lr_on_plateau
+# and greedy (they need an eval strategy; our pipelines train without one), cosine_with_min_lr,
+# cosine_warmup_with_min_lr and warmup_stable_decay (they need lr_scheduler_kwargs we do not pass).
+LR_SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
+                 "inverse_sqrt")
+POLYNOMIAL_LR_END = 1e-7  # transformers' polynomial decay ends here and needs a larger peak
+
+
+def meta(help: str, *, ge=None, gt=None, le=None, lt=None, also=(), choices=None, max_items=None) -> dict:
+    """Field metadata: help plus a range (ge/gt, le/lt), extra allowed values, choices or a list length.
+
+        max_steps: int = field(default=-1, metadata=meta("Optimizer steps.", ge=1, le=MAX_STEPS, also=(-1,)))
+    """
+    if ge is not None and gt is not None or le is not None and lt is not None:
+        raise TypeError("give one lower and one upper bound")
+    data: dict = {"help": help}
+    low, high = (ge if gt is None else gt), (le if lt is None else lt)
+    if low is not None:
+        data["min"] = low
+        if gt is not None:
+            data["exclusive_min"] = True
+    if high is not None:
+        data["max"] = high
+        if lt is not None:
+            data["exclusive_max"] = True
+    if low is not None and high is not None and not low < high:
+        raise TypeError(f"empty range {low}..{high}")
+    if also:
+        data["also"] = list(also)
+    if choices is not None:
+        data["choices"] = list(choices)
+    if max_items is not None:
+        data["max_items"] = max_items
+    return data
+
+
+def _number_text(value) -> str:
+    return format(value, "g") if isinstance(value, float) else str(value)
+
+
+def bounds_text(spec: dict) -> str:
+    """The allowed values of a field in words: "from 1 to 1024", "> 0 and <= 1", "one of a, b", ..."""
+    if spec.get("choices"):
+        return "one of " + ", ".join(str(choice) for choice in spec["choices"])
+    parts = []
+    if "min" in spec:
+        parts.append(("> " if spec.get("exclusive_min") else ">= ") + _number_text(spec["min"]))
+    if "max" in spec:
+        parts.append(("< " if spec.get("exclusive_max") else "<= ") + _number_text(spec["max"]))
+    if "min" in spec and "max" in spec and not spec.get("exclusive_min") and not spec.get("exclusive_max"):
+        text = f"from {_number_text(spec['min'])} to {_number_text(spec['max'])}"
+    else:
+        text = " and ".join(parts)
+    if spec.get("also"):
+        text = ", ".join(_number_text(v) for v in spec["also"]) + (", or " + text if text else "")
+    if spec.get("max_items") is not None:
+        text = (text + "; " if text else "") + f"at most {spec['max_items']} items"
+    return text
+
+
+def _shown(value, limit: int = 40) -> str:
+    """A value for an error message, cut short: a body may hold a number of 10,000 digits."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    text = _number_text(value) if number else repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _in_bounds(value, spec: dict) -> bool:
+    if value in spec.get("also", ()) and not isinstance(value, bool):
+        return True
+    if spec.get("choices") is not None:
+        return value in spec["choices"]
+    if "min" in spec and not (value > spec["min"] if spec.get("exclusive_min") else value >= spec["min"]):
+        return False
+    if "max" in spec and not (value < spec["max"] if spec.get("exclusive_max") else value <= spec["max"]):
+        return False
+    return True  # written as "not in range" tests, so NaN fails every bound
+
+
+def check_bounds(name: str, value, spec: dict) -> None:
+    """Raise ConfigError(name, ...) when value breaks the range, choices or length in spec."""
+    if value is None:
+        return
+    if isinstance(value, list):
+        if spec.get("max_items") is not None and len(value) > spec["max_items"]:
+            raise ConfigError(name, f"must have at most {spec['max_items']} items, got {len(value)}")
+        return
+    if not _in_bounds(value, spec):
+        raise ConfigError(name, f"must be {bounds_text(spec)}; got {_shown(value)}")
+
+
+BOUND_KEYS = ("choices", "min", "max", "exclusive_min", "exclusive_max", "also", "max_items")
+
+
+def _type_kind(tp) -> str:
+    """The JSON-ish type name of a field: int, float, bool, str, list or json (null is `nullable`)."""
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if typing.get_origin(tp) in (typing.Union, types.UnionType) and len(args) == 1:
+        return _type_kind(args[0])
+    if typing.get_origin(tp) is typing.Literal:
+        return "str"
+    if typing.get_origin(tp) is list:
+        return "list"
+    return {bool: "bool", int: "int", float: "float", str: "str"}.get(tp, "json")
+
+
+def _default(f: dataclasses.Field):
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return None
+
+
+def config_fields(cls) -> dict[str, dict]:
+    """Every init field of a config dataclass as {name: {type, nullable, required, default, help, bounds...}}.
+
+    The one reading of the metadata: the validator, the form, the defaults endpoint and the
+    OpenAPI schema all start from it. A Literal type counts as choices.
+    """
+    hints = typing.get_type_hints(cls)
+    out: dict[str, dict] = {}
+    for f in dataclasses.fields(cls):
+        if not f.init:
+            continue
+        tp = hints[f.name]
+        spec = {
+            "type": _type_kind(tp),
+            "nullable": type(None) in typing.get_args(tp),
+            "required": f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
+            "default": _default(f),
+            "help": f.metadata.get("help", ""),
+        }
+        spec.update({key: f.metadata[key] for key in BOUND_KEYS if key in f.metadata})
+        if typing.get_origin(tp) is typing.Literal and "choices" not in spec:
+            spec["choices"] = list(typing.get_args(tp))
+        if any(key in spec for key in BOUND_KEYS):
+            spec["bounds"] = bounds_text(spec)
+        out[f.name] = spec
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
 # Config dataclasses and their validation
 
 
@@ -51,27 +210,48 @@ class CommonConfig:
 
     model_path: str = field(metadata={"help": "Model directory (or hub id) to start from."})
     output_dir: str = field(metadata={"help": "Run directory: checkpoints, model/, metrics.json."})
-    max_steps: int = field(default=-1, metadata={"help": "Optimizer steps; -1 means use num_train_epochs."})
-    num_train_epochs: float = field(default=1.0, metadata={"help": "Epochs when max_steps is -1."})
-    learning_rate: float = field(default=5e-5, metadata={"help": "Peak learning rate."})
-    lr_scheduler_type: str = field(default="linear", metadata={"help": "transformers scheduler name."})
-    warmup_steps: int = field(default=0, metadata={"help": "Linear warmup steps."})
-    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay."})
-    batch_size: int = field(default=8, metadata={"help": "Per-device train batch size."})
-    gradient_accumulation_steps: int = field(default=1, metadata={"help": "Micro-batches per optimizer step."})
-    max_length: int = field(default=256, metadata={"help": "Max tokens per example (truncated beyond)."})
-    seed: int = field(default=42, metadata={"help": "Random seed (model init, data order, sampling)."})
-    logging_steps: int = field(default=10, metadata={"help": "Report progress every N steps."})
-    save_steps: int = field(default=500, metadata={"help": "Save a resumable checkpoint every N steps."})
-    save_total_limit: int | None = field(default=2, metadata={"help": "Keep at most N checkpoints (null: all)."})
+    max_steps: int = field(default=-1, metadata=meta(
+        "Optimizer steps; -1 means use num_train_epochs.", ge=1, le=MAX_STEPS, also=(-1,)))
+    num_train_epochs: float = field(default=1.0, metadata=meta(
+        "Epochs when max_steps is -1 (fractions allowed).", gt=0, le=1000))
+    learning_rate: float = field(default=5e-5, metadata=meta("Peak learning rate.", gt=0, le=1))
+    lr_scheduler_type: str = field(default="linear", metadata=meta(
+        "transformers learning-rate schedule after warmup.", choices=LR_SCHEDULERS))
+    warmup_steps: int = field(default=0, metadata=meta("Linear warmup steps.", ge=0, le=MAX_STEPS))
+    weight_decay: float = field(default=0.0, metadata=meta("AdamW weight decay.", ge=0, le=1))
+    batch_size: int = field(default=8, metadata=meta("Per-device train batch size.", ge=1, le=MAX_BATCH))
+    gradient_accumulation_steps: int = field(default=1, metadata=meta(
+        "Micro-batches per optimizer step.", ge=1, le=MAX_BATCH))
+    max_length: int = field(default=256, metadata=meta(
+        "Max tokens per example (truncated beyond).", ge=8, le=MAX_TOKENS))
+    seed: int = field(default=42, metadata=meta(
+        "Random seed (model init, data order, sampling).", ge=0, le=SEED_MAX))
+    logging_steps: int = field(default=10, metadata=meta("Report progress every N steps.", ge=1, le=MAX_STEPS))
+    save_steps: int = field(default=500, metadata=meta(
+        "Save a resumable checkpoint every N steps.", ge=1, le=MAX_STEPS))
+    save_total_limit: int | None = field(default=2, metadata=meta(
+        "Keep at most N checkpoints (null: all).", ge=1, le=1000))
     resume: bool = field(default=True, metadata={"help": "Resume from the last checkpoint-* in output_dir."})
-    lora_r: int = field(default=0, metadata={"help": "LoRA rank; 0 trains all weights."})
-    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha."})
-    lora_dropout: float = field(default=0.0, metadata={"help": "LoRA dropout."})
+    lora_r: int = field(default=0, metadata=meta("LoRA rank; 0 trains all weights.", ge=0, le=1024))
+    lora_alpha: int = field(default=16, metadata=meta("LoRA alpha (the update is scaled by alpha / r).",
+                                                      ge=1, le=4096))
+    lora_dropout: float = field(default=0.0, metadata=meta("LoRA dropout.", ge=0, lt=1))
     lora_target_modules: list[str] | None = field(
-        default=None, metadata={"help": "Modules to adapt; null means all linear layers."})
+        default=None, metadata=meta("Modules to adapt; null means all linear layers.", max_items=64))
     bf16: bool | None = field(default=None, metadata={"help": "bf16 mixed precision; null: where supported."})
     gradient_checkpointing: bool = field(default=False, metadata={"help": "Trade compute for memory."})
+
+    def validate(self) -> None:
+        """Rules between fields (each field's own range is in its metadata). Subclasses extend it."""
+        if self.lr_scheduler_type == "polynomial" and not self.learning_rate > POLYNOMIAL_LR_END:
+            raise ConfigError("learning_rate", f"must be > {POLYNOMIAL_LR_END:g} with the polynomial schedule, "
+                                               f"which decays to {POLYNOMIAL_LR_END:g}")
+
+
+def redefault(name: str, default, help: str | None = None):
+    """A CommonConfig field declared again with another default (and help), keeping its range."""
+    base = CommonConfig.__dataclass_fields__[name]
+    return field(default=default, metadata={**base.metadata, **({"help": help} if help else {})})
 
 
 def _type_ok(value, tp) -> bool:
@@ -109,47 +289,41 @@ def _type_name(tp) -> str:
 
 
 def config_from_dict(cls, data: dict):
-    """Build config dataclass `cls` from a JSON-like dict, raising ConfigError(field, message)."""
+    """Build config dataclass `cls` from a JSON-like dict, raising ConfigError(field, message).
+
+    In order: unknown names, then each field's type and its metadata's range or choices, then
+    the dataclass's validate() for the rules between fields.
+    """
     if not isinstance(data, dict):
         raise ConfigError("config", f"expected a JSON object, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    specs = config_fields(cls)
     for name in data:
-        if name not in fields:
-            close = [f for f in fields if f.replace("_", "") == str(name).replace("_", "")]
+        if name not in specs:
+            close = [f for f in specs if f.replace("_", "") == str(name).replace("_", "")]
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError(str(name), f"unknown field for {cls.__name__}{hint}")
     kwargs = {}
-    for name, f in fields.items():
+    for name, spec in specs.items():
         if name not in data:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            if spec["required"]:
                 raise ConfigError(name, "required field is missing")
             continue
         value = data[name]
         if not _type_ok(value, hints[name]):
-            raise ConfigError(name, f"expected {_type_name(hints[name])}, got {type(value).__name__} {value!r}")
-        if hints[name] is float and isinstance(value, int):
-            value = float(value)
+            raise ConfigError(name, f"expected {_type_name(hints[name])}, got {type(value).__name__} {_shown(value)}")
+        check_bounds(name, value, spec)  # before float(): an int too large for a float is out of range
+        if spec["type"] == "float" and isinstance(value, int):
+            try:
+                value = float(value)
+            except OverflowError:
+                raise ConfigError(name, f"{_shown(value)} is too large for a float") from None
         kwargs[name] = value
     cfg = cls(**kwargs)
     check = getattr(cfg, "validate", None)
     if check is not None:
         check()
-    _check_common(cfg)
     return cfg
-
-
-def _check_common(cfg) -> None:
-    positive = ["batch_size", "gradient_accumulation_steps", "max_length", "logging_steps", "save_steps"]
-    for name in positive:
-        if hasattr(cfg, name) and getattr(cfg, name) <= 0:
-            raise ConfigError(name, "must be positive")
-    if hasattr(cfg, "learning_rate") and not cfg.learning_rate > 0:
-        raise ConfigError("learning_rate", "must be positive")
-    if hasattr(cfg, "lora_r") and cfg.lora_r < 0:
-        raise ConfigError("lora_r", "must be 0 (off) or positive")
-    if hasattr(cfg, "max_steps") and cfg.max_steps == 0:
-        raise ConfigError("max_steps", "must be positive, or -1 to use num_train_epochs")
 
 
 CONFIG_CLASSES = {
@@ -158,6 +332,7 @@ CONFIG_CLASSES = {
     "rlhf": ("training.pipelines.rlhf", "RlhfPipelineConfig"),
     "dpo": ("training.pipelines.dpo", "DpoPipelineConfig"),
     "generate": ("training.pipelines.generate", "GeneratePipelineConfig"),
+    "score": ("training.pipelines.score", "ScorePipelineConfig"),
 }
 
 
@@ -186,11 +361,6 @@ def load_config(cls, path: str | os.PathLike):
     except json.JSONDecodeError as exc:
         raise ConfigError("config", f"{path} is not valid JSON: {exc}") from None
     return config_from_dict(cls, data)
-
-
-def config_help(cls) -> dict[str, str]:
-    """{field: help} for a config dataclass (for forms and docs)."""
-    return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -407,12 +577,15 @@ def save_final(trainer, tokenizer, output_dir: str | os.PathLike) -> str:
     return str(model_dir)
 
 
-def finish(output_dir: str | os.PathLike, metrics: dict, model_dir: str) -> dict:
-    """Write metrics.json and print the done event."""
+def finish(output_dir: str | os.PathLike, metrics: dict, model_dir: str, *, step: int) -> dict:
+    """Write metrics.json and print the done event, with the optimizer steps the model has had.
+
+    The platform reads `step` to refuse a model that was never trained (0 steps).
+    """
     metrics = numeric_metrics(metrics)
     if int(os.environ.get("RANK", "0")) == 0:
         (Path(output_dir) / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False))
-    emit("done", metrics=metrics, model_dir=model_dir)
+    emit("done", step=step, metrics=metrics, model_dir=model_dir)
     return metrics
 
 

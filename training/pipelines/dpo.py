@@ -13,8 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from training.pipelines import common
-from training.pipelines.common import CommonConfig, ConfigError
+from training.pipelines.common import CommonConfig, ConfigError, meta, redefault
 from training.pipelines.reward import preference_dataset
+
+
+# The losses TRL 1.16's DPOTrainer computes (its DPOConfig takes a list; a run uses one).
+# tests/training/pipelines/test_library_names.py checks them against the installed TRL.
+LOSS_TYPES = ("sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",
+              "aot_unpaired", "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm")
 
 
 @dataclass(kw_only=True)
@@ -23,16 +29,17 @@ class DpoPipelineConfig(CommonConfig):
 
     train_file: str = field(metadata={"help": "Preference JSONL: prompt, chosen, rejected (margin ignored)."})
     eval_file: str | None = field(default=None, metadata={"help": "Optional held-out preference JSONL."})
-    beta: float = field(default=0.1, metadata={"help": "DPO beta: strength of the implicit KL to the reference."})
-    loss_type: str = field(default="sigmoid", metadata={"help": "TRL DPO loss: sigmoid, ipo, hinge, ..."})
-    label_smoothing: float = field(default=0.0, metadata={"help": "Conservative DPO label smoothing."})
-    learning_rate: float = field(default=5e-6, metadata={"help": "Peak learning rate."})
+    beta: float = field(default=0.1, metadata=meta(
+        "DPO beta: strength of the implicit KL to the reference (IPO: its tau).", gt=0, le=10))
+    loss_type: str = field(default="sigmoid", metadata=meta("TRL DPOTrainer loss.", choices=LOSS_TYPES))
+    label_smoothing: float = field(default=0.0, metadata=meta(
+        "Probability that a label is flipped (robust DPO, cDPO); EXO's epsilon.", ge=0, lt=0.5))
+    learning_rate: float = redefault("learning_rate", 5e-6)
 
     def validate(self) -> None:
-        if not self.beta > 0:
-            raise ConfigError("beta", "must be > 0")
-        if not 0.0 <= self.label_smoothing < 0.5:
-            raise ConfigError("label_smoothing", "must be in [0, 0.5)")
+        super().validate()
+        if self.loss_type == "exo_pair" and self.label_smoothing == 0.0:
+            raise ConfigError("label_smoothing", "must be > 0 with loss_type exo_pair (EXO suggests 0.001)")
 
 
 METRICS = ["rewards/margins", "rewards/accuracies", "rewards/chosen", "rewards/rejected", "loss"]
@@ -63,7 +70,7 @@ def run(cfg: DpoPipelineConfig) -> dict:
     if evaluation is not None:
         metrics.update(trainer.evaluate())
     model_dir = common.save_final(trainer, tokenizer, cfg.output_dir)
-    return common.finish(cfg.output_dir, metrics, model_dir)
+    return common.finish(cfg.output_dir, metrics, model_dir, step=trainer.state.global_step)
 
 
 if __name__ == "__main__":

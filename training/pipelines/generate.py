@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from training.pipelines import common
-from training.pipelines.common import ConfigError
+from training.pipelines.common import MAX_BATCH, SEED_MAX, ConfigError, meta
 
 
 @dataclass(kw_only=True)
@@ -28,22 +28,13 @@ class GeneratePipelineConfig:
     model_path: str = field(metadata={"help": "Model directory (or hub id) to sample from."})
     prompts_file: str = field(metadata={"help": "JSONL of {\"prompt\": [messages]} or {\"messages\": [...]}."})
     output_file: str = field(metadata={"help": "JSONL to write: {\"messages\", \"responses\", \"id\"}."})
-    k: int = field(default=4, metadata={"help": "Distinct responses per prompt."})
-    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature."})
-    top_p: float = field(default=0.95, metadata={"help": "Nucleus sampling threshold."})
-    max_new_tokens: int = field(default=128, metadata={"help": "Max tokens per response."})
-    seed: int = field(default=42, metadata={"help": "Random seed."})
-    batch_size: int = field(default=16, metadata={"help": "Prompts per generate() call."})
-    max_rounds: int = field(default=4, metadata={"help": "Sampling rounds to fill K distinct responses."})
-
-    def validate(self) -> None:
-        for name in ("k", "max_new_tokens", "batch_size", "max_rounds"):
-            if getattr(self, name) < 1:
-                raise ConfigError(name, "must be at least 1")
-        if not self.temperature > 0:
-            raise ConfigError("temperature", "must be > 0")
-        if not 0 < self.top_p <= 1:
-            raise ConfigError("top_p", "must be in (0, 1]")
+    k: int = field(default=4, metadata=meta("Distinct responses per prompt.", ge=1, le=64))
+    temperature: float = field(default=1.0, metadata=meta("Sampling temperature.", gt=0, le=100))
+    top_p: float = field(default=0.95, metadata=meta("Nucleus sampling threshold.", gt=0, le=1))
+    max_new_tokens: int = field(default=128, metadata=meta("Max tokens per response.", ge=1, le=8192))
+    seed: int = field(default=42, metadata=meta("Random seed.", ge=0, le=SEED_MAX))
+    batch_size: int = field(default=16, metadata=meta("Prompts per generate() call.", ge=1, le=MAX_BATCH))
+    max_rounds: int = field(default=4, metadata=meta("Sampling rounds to fill K distinct responses.", ge=1, le=100))
 
 
 def as_messages(prompt) -> list[dict]:

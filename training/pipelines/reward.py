@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from training.pipelines import common
-from training.pipelines.common import CommonConfig, ConfigError
+from training.pipelines.common import CommonConfig, ConfigError, meta, redefault
 
 
 @dataclass(kw_only=True)
@@ -23,16 +23,17 @@ class RewardPipelineConfig(CommonConfig):
 
     train_file: str = field(metadata={"help": "Preference JSONL: prompt, chosen, rejected, optional margin."})
     eval_file: str | None = field(default=None, metadata={"help": "Held-out preference JSONL (else a split)."})
-    eval_fraction: float = field(default=0.1, metadata={"help": "Fraction of train_file held out when no eval_file."})
+    eval_fraction: float = field(default=0.1, metadata=meta(
+        "Fraction of train_file held out when no eval_file.", ge=0, lt=1))
     use_margin: bool = field(default=True, metadata={"help": "Pass the margin column to the loss."})
-    margin_scale: float = field(default=1.0, metadata={"help": "Multiply every margin by this."})
+    margin_scale: float = field(default=1.0, metadata=meta("Multiply every margin by this.", ge=0, le=100))
     center_rewards_coefficient: float | None = field(
-        default=None, metadata={"help": "Penalty pushing rewards to mean zero (TRL); null: off."})
-    learning_rate: float = field(default=1e-4, metadata={"help": "Peak learning rate."})
+        default=None, metadata=meta("Penalty pushing rewards to mean zero (TRL suggests 0.01); null: off.",
+                                    ge=0, le=10))
+    learning_rate: float = redefault("learning_rate", 1e-4)
 
     def validate(self) -> None:
-        if not 0.0 <= self.eval_fraction < 1.0:
-            raise ConfigError("eval_fraction", "must be in [0, 1)")
+        super().validate()
         if self.eval_file is None and self.eval_fraction == 0.0:
             raise ConfigError("eval_fraction", "must be > 0 when there is no eval_file")
 
@@ -110,7 +111,7 @@ def run(cfg: RewardPipelineConfig) -> dict:
     metrics["eval_accuracy"] = pairwise_accuracy(trainer.model, tokenizer, held_out)
     metrics["eval_pairs"] = len(held_out)
     model_dir = common.save_final(trainer, tokenizer, cfg.output_dir)
-    return common.finish(cfg.output_dir, metrics, model_dir)
+    return common.finish(cfg.output_dir, metrics, model_dir, step=trainer.state.global_step)
 
 
 if __name__ == "__main__":

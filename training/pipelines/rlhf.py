@@ -11,10 +11,8 @@ logs `kl`; it also logs `entropy`, `reward` (mean) and `reward_std` on every log
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
-
 from training.pipelines import common
-from training.pipelines.common import CommonConfig, ConfigError
+from training.pipelines.common import MAX_BATCH, CommonConfig, ConfigError, meta, redefault
 
 
 @dataclass(kw_only=True)
@@ -23,28 +21,24 @@ class RlhfPipelineConfig(CommonConfig):
 
     reward_model_path: str = field(metadata={"help": "Reward model directory (from the reward pipeline)."})
     prompts_file: str = field(metadata={"help": "JSONL of {\"prompt\": [messages]}."})
-    algorithm: Literal["rloo", "grpo"] = field(default="rloo", metadata={"help": "rloo (default) or grpo."})
-    beta: float = field(default=0.05, metadata={"help": "KL coefficient against the starting policy (> 0)."})
-    num_generations: int = field(default=4, metadata={"help": "Completions sampled per prompt (>= 2)."})
-    max_completion_length: int = field(default=64, metadata={"help": "Max new tokens per completion."})
-    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature."})
-    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling threshold."})
-    num_iterations: int = field(default=1, metadata={"help": "Optimisation passes per generation batch."})
-    batch_size: int = field(default=8, metadata={"help": "Completions per device per step (a multiple of num_generations)."})
-    learning_rate: float = field(default=1e-5, metadata={"help": "Peak learning rate."})
+    algorithm: str = field(default="rloo", metadata=meta("rloo (default) or grpo.", choices=("rloo", "grpo")))
+    beta: float = field(default=0.05, metadata=meta(
+        "KL coefficient against the starting policy (> 0: the run reports KL).", gt=0, le=10))
+    num_generations: int = field(default=4, metadata=meta(
+        "Completions sampled per prompt (the baseline needs a group of 2 or more).", ge=2, le=64))
+    max_completion_length: int = field(default=64, metadata=meta("Max new tokens per completion.", ge=1, le=8192))
+    temperature: float = field(default=1.0, metadata=meta("Sampling temperature.", gt=0, le=100))
+    top_p: float = field(default=1.0, metadata=meta("Nucleus sampling threshold.", gt=0, le=1))
+    num_iterations: int = field(default=1, metadata=meta("Optimisation passes per generation batch.", ge=1, le=100))
+    batch_size: int = field(default=8, metadata=meta(
+        "Completions per device per step (a multiple of num_generations).", ge=1, le=MAX_BATCH))
+    learning_rate: float = redefault("learning_rate", 1e-5)
 
     def validate(self) -> None:
-        if not self.beta > 0:
-            raise ConfigError("beta", "must be > 0: the run reports KL against the starting policy")
-        if self.num_generations < 2:
-            raise ConfigError("num_generations", "must be at least 2 (the baseline needs a group)")
+        super().validate()
         if (self.batch_size * self.gradient_accumulation_steps) % self.num_generations:
             raise ConfigError("batch_size", "batch_size * gradient_accumulation_steps must be a multiple of "
                                             "num_generations")
-        if not 0 < self.top_p <= 1:
-            raise ConfigError("top_p", "must be in (0, 1]")
-        if not self.temperature > 0:
-            raise ConfigError("temperature", "must be > 0")
 
 
 def prompt_dataset(path: str):
@@ -91,7 +85,7 @@ def run(cfg: RlhfPipelineConfig) -> dict:
     )
     tokenizer.padding_side = "right"
     model_dir = common.save_final(trainer, tokenizer, cfg.output_dir)
-    return common.finish(cfg.output_dir, metrics, model_dir)
+    return common.finish(cfg.output_dir, metrics, model_dir, step=trainer.state.global_step)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from training.pipelines import common
-from training.pipelines.common import ConfigError
+from training.pipelines.common import MAX_BATCH, MAX_TOKENS, ConfigError, meta
 
 
 @dataclass(kw_only=True)
@@ -28,13 +28,9 @@ class ScorePipelineConfig:
     model_path: str = field(metadata={"help": "Reward model directory (from the reward pipeline)."})
     input_file: str = field(metadata={"help": "JSONL of {\"id\", \"messages\"}: prompt plus the response to score."})
     output_file: str = field(metadata={"help": "JSONL to write: {\"id\", \"score\"} per input row, in order."})
-    batch_size: int = field(default=16, metadata={"help": "Conversations per forward pass."})
-    max_length: int = field(default=512, metadata={"help": "Max tokens per conversation (truncated beyond)."})
-
-    def validate(self) -> None:
-        for name in ("batch_size", "max_length"):
-            if getattr(self, name) < 1:
-                raise ConfigError(name, "must be at least 1")
+    batch_size: int = field(default=16, metadata=meta("Conversations per forward pass.", ge=1, le=MAX_BATCH))
+    max_length: int = field(default=512, metadata=meta(
+        "Max tokens per conversation (truncated beyond).", ge=8, le=MAX_TOKENS))
 
 
 def read_rows(path: str) -> list[dict]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from training.pipelines import common
-from training.pipelines.common import CommonConfig, ConfigError
+from training.pipelines.common import CommonConfig, ConfigError, redefault
 
 
 @dataclass(kw_only=True)
@@ -20,12 +20,13 @@ class SftPipelineConfig(CommonConfig):
 
     train_file: str = field(metadata={"help": "JSONL of {\"messages\": [...]} ending in an assistant turn."})
     eval_file: str | None = field(default=None, metadata={"help": "Optional held-out JSONL, same format."})
-    learning_rate: float = field(default=2e-4, metadata={"help": "Peak learning rate."})
+    learning_rate: float = redefault("learning_rate", 2e-4)
     assistant_only_loss: bool = field(
         default=True, metadata={"help": "Train on assistant turns only (false: the whole chat)."})
     packing: bool = field(default=False, metadata={"help": "Pack several chats into one sequence."})
 
     def validate(self) -> None:
+        super().validate()
         if not self.train_file:
             raise ConfigError("train_file", "must not be empty")
 
@@ -64,7 +65,7 @@ def run(cfg: SftPipelineConfig) -> dict:
     if evaluation is not None:
         metrics.update(trainer.evaluate())
     model_dir = common.save_final(trainer, tokenizer, cfg.output_dir)
-    return common.finish(cfg.output_dir, metrics, model_dir)
+    return common.finish(cfg.output_dir, metrics, model_dir, step=trainer.state.global_step)
 
 
 if __name__ == "__main__":

@@ -9,10 +9,15 @@ from pathlib import Path
 import pytest
 
 from training.pipelines.common import (
+    CONFIG_CLASSES,
     ConfigError,
+    check_bounds,
+    config_class,
+    config_fields,
     config_from_dict,
     config_to_dict,
     last_checkpoint,
+    meta,
     validate_config,
 )
 from training.pipelines.dpo import DpoPipelineConfig
@@ -114,3 +119,88 @@ def test_last_checkpoint_picks_the_highest_step(tmp_path):
         (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
     (tmp_path / "checkpoint-200").mkdir()  # incomplete: no trainer state
     assert last_checkpoint(tmp_path).endswith("checkpoint-100")
+
+
+# Bounds in the field metadata --------------------------------------------------------------------
+
+ALL_KINDS = sorted(CONFIG_CLASSES)
+PATHS = ("_path", "_file", "_dir")
+
+
+def minimal(cls) -> dict:
+    return {name: "x" for name, spec in config_fields(cls).items() if spec["required"]}
+
+
+@pytest.mark.parametrize("kind", ALL_KINDS)
+def test_every_field_declares_its_range_or_choices(kind):
+    for name, spec in config_fields(config_class(kind)).items():
+        if spec["type"] in ("int", "float"):
+            assert "min" in spec and "max" in spec, (kind, name)
+        elif spec["type"] == "list":
+            assert "max_items" in spec, (kind, name)
+        elif spec["type"] == "str" and not name.endswith(PATHS):
+            assert spec.get("choices"), (kind, name)
+        if not spec["required"]:
+            check_bounds(name, spec["default"], spec)  # every default is allowed
+
+
+def outside(spec: dict) -> list:
+    """Values just past each bound (the bound itself when it is exclusive)."""
+    step = 1 if spec["type"] == "int" else 1e-9
+    values = [spec["min"] if spec.get("exclusive_min") else spec["min"] - step,
+              spec["max"] if spec.get("exclusive_max") else spec["max"] + step]
+    return [v for v in values if v not in spec.get("also", [])]
+
+
+@pytest.mark.parametrize("kind", ALL_KINDS)
+def test_config_from_dict_enforces_every_declared_range(kind):
+    cls = config_class(kind)
+    for name, spec in config_fields(cls).items():
+        if "min" not in spec:
+            continue
+        for value in outside(spec):
+            with pytest.raises(ConfigError) as err:
+                config_from_dict(cls, {**minimal(cls), name: value})
+            assert err.value.field == name and spec["bounds"] in err.value.message, (kind, name, value)
+
+
+def test_ranges_choices_and_their_words():
+    fields = config_fields(SftPipelineConfig)
+    assert fields["max_steps"]["bounds"] == "-1, or from 1 to 1000000"
+    assert fields["learning_rate"]["bounds"] == "> 0 and <= 1"
+    assert fields["lora_dropout"]["bounds"] == ">= 0 and < 1"
+    assert config_from_dict(SftPipelineConfig, {**SFT, "max_steps": -1}).max_steps == -1
+    assert config_from_dict(SftPipelineConfig, {**SFT, "save_total_limit": None}).save_total_limit is None
+    for bad in (float("nan"), float("inf"), 10**400):
+        with pytest.raises(ConfigError) as err:
+            config_from_dict(SftPipelineConfig, {**SFT, "learning_rate": bad})
+        assert err.value.field == "learning_rate" and len(err.value.message) < 120
+    with pytest.raises(ConfigError) as err:
+        config_from_dict(SftPipelineConfig, {**SFT, "lr_scheduler_type": "greedy"})
+    assert err.value.field == "lr_scheduler_type" and "one of linear, cosine" in err.value.message
+    with pytest.raises(ConfigError) as err:
+        config_from_dict(DpoPipelineConfig, {**SFT, "loss_type": "exo_pair"})
+    assert err.value.field == "label_smoothing"  # TRL's EXO divides by log(label_smoothing)
+    assert config_from_dict(DpoPipelineConfig, {**SFT, "loss_type": "exo_pair", "label_smoothing": 1e-3})
+    with pytest.raises(ConfigError) as err:
+        config_from_dict(SftPipelineConfig, {**SFT, "lr_scheduler_type": "polynomial", "learning_rate": 1e-8})
+    assert err.value.field == "learning_rate"
+
+
+def test_meta_refuses_a_contradictory_range():
+    with pytest.raises(TypeError):
+        meta("x", ge=1, gt=0)
+    with pytest.raises(TypeError):
+        meta("x", ge=5, le=1)
+    assert meta("x", gt=0, le=1) == {"help": "x", "min": 0, "exclusive_min": True, "max": 1}
+
+
+def test_the_docs_list_every_field_with_its_bounds():
+    doc = (REPO / "docs" / "training-config.md").read_text()
+    for kind in ALL_KINDS:
+        for name, spec in config_fields(config_class(kind)).items():
+            if name.endswith(PATHS):
+                continue
+            assert f"`{name}`" in doc, (kind, name)
+            if kind in ("sft", "reward", "dpo", "rlhf") and "bounds" in spec:
+                assert spec["bounds"] in doc, (kind, name, spec["bounds"])

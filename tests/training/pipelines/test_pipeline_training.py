@@ -47,8 +47,10 @@ def test_sft_loss_falls_and_weights_change(tiny_model, sft_file, tmp_path, capsy
     cfg = sft.SftPipelineConfig(model_path=tiny_model, train_file=sft_file, output_dir=str(tmp_path),
                                 max_steps=30, batch_size=8, learning_rate=1e-3, logging_steps=1, save_steps=1000)
     metrics = sft.run(cfg)
-    losses = progress(capsys.readouterr().out, "loss")
+    out = capsys.readouterr().out
+    losses = progress(out, "loss")
     assert len(losses) >= 20
+    assert [e["step"] for e in events(out) if e["event"] == "done"] == [30]  # the platform refuses 0
     assert mean(losses[-5:]) < 0.9 * mean(losses[:5])
     assert changed(tiny_model, tmp_path / "model")
     assert json.loads((tmp_path / "metrics.json").read_text())["train_loss"] == pytest.approx(metrics["train_loss"])
