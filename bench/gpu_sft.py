@@ -109,7 +109,7 @@ def main() -> int:
     name = torch.cuda.get_device_name(0)
     peak = args.peak_flops or peak_flops(name)
 
-    from training.pipelines import sft
+    from training.pipelines import common, sft
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -119,7 +119,7 @@ def main() -> int:
         cfg = sft.SftPipelineConfig(
             model_path=str(root / "base"), train_file=str(root / "train.jsonl"), output_dir=str(root / "run"),
             max_steps=args.steps, batch_size=args.batch_size, max_length=args.seq_len, learning_rate=3e-4,
-            logging_steps=1, save_steps=10**9, save_total_limit=None, seed=0,
+            logging_steps=1, save_steps=common.MAX_STEPS, save_total_limit=None, seed=0,  # no checkpoint mid-run
         )
         stamped = StampedStdout(sys.stdout)
         real_stdout, sys.stdout = sys.stdout, stamped
