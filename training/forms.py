@@ -39,9 +39,30 @@ def config_groups(defaults: dict[str, dict]) -> dict[str, dict[str, list[str]]]:
     return groups
 
 
+class ModelSelect(forms.Select):
+    """A model select whose options carry their model's project (empty: a global model).
+
+    static/js/model_filter.js then shows, for the form's chosen project, its own models and the
+    global ones only: the models its runs may use. The server checks the same rule regardless.
+    """
+
+    def __init__(self, attrs=None):
+        super().__init__({"data-models-of": "project", **(attrs or {})})
+
+    def create_option(self, name, value, label, selected, index, subindex=None, attrs=None):
+        option = super().create_option(name, value, label, selected, index, subindex=subindex, attrs=attrs)
+        instance = getattr(value, "instance", None)
+        if instance is not None:
+            option["attrs"]["data-project"] = str(instance.project_id or "")
+        return option
+
+
 class ModelVersionChoiceField(forms.ModelChoiceField):
+    widget = ModelSelect
+
     def label_from_instance(self, obj: ModelVersion) -> str:
-        return f"{obj.name} ({obj.get_kind_display()})"
+        scope = "" if obj.project_id else ", global"
+        return f"{obj.name} ({obj.get_kind_display()}{scope})"
 
 
 def config_input_kind(spec: dict) -> str:

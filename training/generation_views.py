@@ -14,6 +14,7 @@ from annotation.models import Project
 from annotation.roles import Action, project_access, projects_for, require_anywhere
 
 from . import evaluation as evaluations
+from .forms import ModelSelect
 from . import generation, selectors
 from .models import GenerationJob, ModelVersion
 
@@ -35,6 +36,8 @@ def _model_label(model: ModelVersion) -> str:
 
 
 class _ModelChoice(forms.ModelChoiceField):
+    widget = ModelSelect
+
     def label_from_instance(self, obj):
         return _model_label(obj)
 
