@@ -2,7 +2,7 @@
 
 Against gunicorn with config.settings.production: the admin and a labeler log in, the labeler writes
 a demonstration with the keyboard, and the admin starts a short SFT run from the new-run page and
-watches it succeed on the run page. Every page runs under the Content-Security-Policy, and any
+watches it succeed on the run page, then opens every other page. Every page runs under the Content-Security-Policy, and any
 violation fails the smoke (tests/browser.py). Exits non-zero, with the reason, on any failure.
 
     python bin/smoke_production.py --base-url http://127.0.0.1:8765   # passwords: $DEMO_PASSWORD
@@ -98,6 +98,20 @@ def watch_run_succeed(page) -> None:
     assert points >= 1, "the loss chart has no points"
 
 
+def walk_pages(page, base_url: str, project_id: int) -> None:
+    """The admin's other pages, served with production's hashed, compressed static files."""
+    paths = [f"/projects/{project_id}/{section}/" for section in ("dashboard", "import", "settings", "export")]
+    paths += ["/projects/new/", "/training/runs/", "/training/models/", "/training/generation/",
+              "/training/generation/new/", "/training/evaluations/", "/training/evaluations/new/",
+              f"/training/projects/{project_id}/leaderboard/", "/admin/", "/admin/annotation/project/",
+              f"/admin/annotation/project/{project_id}/change/", "/api/docs/"]
+    for path in paths:
+        response = page.goto(base_url + path)
+        assert response.ok, f"{path} answered {response.status}"
+        page.wait_for_load_state("load")
+    page.wait_for_function("() => document.querySelectorAll('.swagger-ui .opblock').length > 10")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base-url", required=True)
@@ -126,6 +140,8 @@ def main() -> int:
         run_url = start_sft_run(admin_page, base, project_id)
         step(f"the run page follows it: {run_url}")
         watch_run_succeed(admin_page)
+        step("the admin opens every other page")
+        walk_pages(admin_page, base, project_id)
         assert errors == [], f"JavaScript errors: {errors}"
         violations = browser.csp_violations
         assert violations == [], violations
