@@ -8,8 +8,12 @@ STAMP := $(VENV)/.installed-$(shell cat requirements/*.txt | sha1sum | cut -c1-1
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/1
+# The production smoke's own database (dropped and recreated) and Redis databases.
+SMOKE_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/smoke
+SMOKE_REDIS_URL ?= redis://127.0.0.1:6379/11
+SMOKE_BROKER_URL ?= redis://127.0.0.1:6379/12
 
-.PHONY: install chromium demo test check bench-labeling clean
+.PHONY: install chromium demo test smoke-production check bench-labeling clean
 
 $(STAMP):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +34,11 @@ test: install chromium
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) \
 	FEEDBACKLOOP_REQUIRE_SERVICES=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false \
 	$(BIN)/python -m pytest -q
+
+# gunicorn + a Celery worker under config.settings.production, driven by Chromium (bin/smoke-production).
+smoke-production: install chromium
+	SMOKE_DATABASE_URL=$(SMOKE_DATABASE_URL) SMOKE_REDIS_URL=$(SMOKE_REDIS_URL) SMOKE_BROKER_URL=$(SMOKE_BROKER_URL) \
+	bin/smoke-production
 
 check: install
 	$(BIN)/python manage.py check

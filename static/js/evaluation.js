@@ -78,11 +78,12 @@
     text("ci", judged ? "95% CI " + pct(r.ci_low) + "% – " + pct(r.ci_high) + "%" : "No judgements yet");
     var band = $("ci-band"), dot = $("ci-dot");
     if (band && dot) {
-      band.hidden = dot.hidden = !judged;
+      band.toggleAttribute("hidden", !judged);  // SVG elements have no .hidden property
+      dot.toggleAttribute("hidden", !judged);
       if (judged) {
-        band.style.left = pct(r.ci_low) + "%";
-        band.style.width = pct(r.ci_high - r.ci_low) + "%";
-        dot.style.left = pct(r.win_rate) + "%";
+        band.setAttribute("x", pct(r.ci_low) + "%");
+        band.setAttribute("width", pct(r.ci_high - r.ci_low) + "%");
+        dot.setAttribute("x", pct(r.win_rate) + "%");
       }
     }
     text("wins", r.wins); text("losses", r.losses); text("ties", r.ties); text("n", r.n);
@@ -107,8 +108,7 @@
         text("job-step", job.step);
         var bar = $("progress");
         var percent = Math.round(1000 * (job.progress || 0)) / 10;
-        bar.setAttribute("aria-valuenow", String(percent));
-        bar.firstElementChild.style.width = percent + "%";
+        bar.value = percent;
       })
       .catch(function () {});
   }

@@ -16,8 +16,8 @@
     badge.textContent = LABELS[item.status] || item.status;
     var bar = scope.querySelector("[data-role=progress]");
     bar.className = "run-progress run-progress--" + item.status + (active ? " run-progress--active" : "");
-    bar.setAttribute("aria-valuenow", String(percent));
-    bar.firstElementChild.style.width = percent + "%";
+    bar.value = percent;  // a native <progress>
+    bar.textContent = percent + "%";
     return percent;
   }
 

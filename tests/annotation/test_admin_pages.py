@@ -443,7 +443,7 @@ def test_dashboard_draws_its_charts_and_settings_work_in_chromium(live_server):
         page.on("pageerror", lambda error: errors.append(str(error)))
         login(page, live_server.url, "chief", "pass-1234")
         page.goto(f"{live_server.url}/projects/{project.pk}/dashboard/")
-        page.wait_for_function("window.Chart && Object.keys(window.Chart.instances).length === 2")
+        page.wait_for_function("() => window.Chart && Object.keys(window.Chart.instances).length === 2")
         assert page.locator("canvas#timeline-chart").bounding_box()["height"] > 100
         page.goto(f"{live_server.url}/projects/{project.pk}/settings/")
         with page.expect_navigation():

@@ -126,7 +126,7 @@ def test_project_list_shows_progress_role_and_buttons(client, project, labeler):
     assert "Labeler" in card
     # Demonstrations: 3 of 4 annotations stored, so 75%; comparisons: 2 of 2.
     demo = card.split('data-kind="demonstration"')[1].split('data-kind="comparison"')[0]
-    assert "75.0%" in demo and 'aria-valuenow="75.0"' in demo
+    assert "75.0%" in demo and 'max="100" value="75.0"' in demo
     assert 'data-kind="comparison"' in card and "100.0%" in card
     assert "Write demonstrations" in card and label_url(project, "demonstration") in card
     assert "Compare responses" not in card  # no open comparison task

@@ -87,14 +87,14 @@ def test_a_labeler_judges_an_ab_comparison_and_the_win_rate_moves(live_server, e
         assert stored.ranking[0] == [b_response.response_id] and stored.strength == "better"
         # The admin's page follows by polling: 1 win and 1 loss for A is 50%.
         results_page.wait_for_function(
-            "document.querySelector('[data-role=win-rate]').textContent.trim() !== '100.0%'", timeout=15_000
+            "() => document.querySelector('[data-role=win-rate]').textContent.trim() !== '100.0%'", timeout=15_000
         )
         after = results_page.text_content("[data-role=win-rate]").strip()
         assert after == "50.0%" != before
         assert results_page.text_content("[data-role=losses]").strip() == "1"
         assert results_page.text_content("[data-role=tasks-done]").strip() == "2"
         assert results_page.evaluate("window.__notReloaded") is True
-        assert results_page.evaluate("document.querySelector('[data-role=ci-dot]').style.left") == "50%"
+        assert results_page.get_attribute("[data-role=ci-dot]", "x") == "50.0%"
         # The leaderboard chart was drawn by the vendored Chart.js, with both models rated.
         assert results_page.evaluate("Chart.getChart('board-chart').data.labels.length") == 2
         results_page.reload()

@@ -58,13 +58,13 @@ def test_start_an_sft_run_from_the_form_and_watch_it_finish(live_server, celery_
         runs_list.evaluate("window.__notReloaded = true")
         row = f"#runs tr[data-run-id='{run.pk}']"
         assert runs_list.get_attribute(row, "data-active") == "true"
-        seen = {page.get_attribute("[data-role=progress]", "aria-valuenow")}
+        seen = {page.get_attribute("[data-role=progress]", "value")}
         page.wait_for_function(
-            "document.querySelector('[data-role=status]').textContent.trim() !== 'Queued'", timeout=RUN_TIMEOUT_MS
+            "() => document.querySelector('[data-role=status]').textContent.trim() !== 'Queued'", timeout=RUN_TIMEOUT_MS
         )
-        seen.add(page.get_attribute("[data-role=progress]", "aria-valuenow"))
+        seen.add(page.get_attribute("[data-role=progress]", "value"))
         page.wait_for_function(
-            "['Succeeded', 'Failed', 'Cancelled'].includes(document.querySelector('[data-role=status]').textContent.trim())",
+            "() => ['Succeeded', 'Failed', 'Cancelled'].includes(document.querySelector('[data-role=status]').textContent.trim())",
             timeout=RUN_TIMEOUT_MS,
         )
         run.refresh_from_db()
@@ -72,8 +72,8 @@ def test_start_an_sft_run_from_the_form_and_watch_it_finish(live_server, celery_
         assert page.evaluate("window.__notReloaded") is True
 
         bar = page.locator("[data-role=progress]")
-        assert bar.get_attribute("aria-valuenow") == "100"
-        assert page.evaluate("document.querySelector('.run-progress__bar').style.width") == "100%"
+        assert bar.get_attribute("value") == "100"
+        assert page.evaluate("document.querySelector('[data-role=progress]').position") == 1  # drawn full
         assert "run-progress--succeeded" in bar.get_attribute("class")
         assert "run-progress--active" not in bar.get_attribute("class")
         assert page.text_content("[data-role=percent]").strip() == "100%"
@@ -91,10 +91,10 @@ def test_start_an_sft_run_from_the_form_and_watch_it_finish(live_server, celery_
         assert page.text_content("[data-role=log]").strip() != "No output yet."
 
         runs_list.wait_for_function(
-            f"document.querySelector(\"{row} [data-role=status]\").textContent.trim() === 'Succeeded'", timeout=10_000
+            f"() => document.querySelector(\"{row} [data-role=status]\").textContent.trim() === 'Succeeded'", timeout=10_000
         )
         assert runs_list.evaluate("window.__notReloaded") is True
-        assert runs_list.get_attribute(f"{row} [data-role=progress]", "aria-valuenow") == "100"
+        assert runs_list.get_attribute(f"{row} [data-role=progress]", "value") == "100"
         assert runs_list.text_content(f"{row} [data-role=steps]").strip() == "6 / 6"
         assert runs_list.text_content(f"{row} [data-role=finished]").strip() != "—"
 

@@ -159,7 +159,7 @@ def test_runs_list_shows_only_the_users_projects(client, admin, run, outsider):
     row = re.search(rf'<tr data-run-id="{run.pk}"[^>]*>', html).group(0)
     assert f'data-api="/api/training-runs/{run.pk}/"' in row
     assert 'data-active="true"' in row
-    assert "width: 30.0%" in html  # step 3 of 10
+    assert 'max="100" value="30.0"' in html  # step 3 of 10
     assert "3 / 10" in html and "· 30%" in html
     assert "run-status--running" in html
     other = TrainingRun.objects.exclude(project__memberships__user=admin).get()
@@ -313,7 +313,7 @@ def test_run_page_shows_progress_metrics_log_lineage_and_cancel(client, admin, r
     client_as(client, admin)
     html = client.get(reverse("training-run-detail", args=[run.pk])).content.decode()
     assert "run-status--running" in html
-    assert 'aria-valuenow="30.0"' in html
+    assert 'max="100" value="30.0"' in html
     assert 'data-api="/api/training-runs/%d/"' % run.pk in html
     series = json.loads(re.search(r'<script id="run-metrics" type="application/json">(.*?)</script>',
                                   html, re.S).group(1))

@@ -1,5 +1,10 @@
-"""Creates the demo admin and labeler (printing fresh passwords) and the demo project."""
+"""Creates the demo admin and labeler (printing fresh passwords) and the demo project.
 
+DEMO_PASSWORD, when set, is every demo user's password instead of a fresh random one, so a script
+(bin/smoke-production) can log in as them without reading this command's output.
+"""
+
+import os
 import secrets
 from pathlib import Path
 
@@ -38,7 +43,7 @@ class Command(BaseCommand):
         with transaction.atomic():
             for username, is_admin in (("demo-admin", True), ("demo-labeler", False)):
                 user, _ = users.objects.get_or_create(username=username)
-                passwords[username] = secrets.token_urlsafe(9)
+                passwords[username] = os.environ.get("DEMO_PASSWORD") or secrets.token_urlsafe(9)
                 user.set_password(passwords[username])
                 user.is_staff = user.is_superuser = is_admin
                 user.save()
