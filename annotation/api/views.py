@@ -4,7 +4,6 @@ from django.contrib.auth import get_user_model
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -14,10 +13,6 @@ from annotation.errors import InvalidInput
 
 from . import serializers
 from .permissions import member_project
-
-
-class TokenCreateApi(ObtainAuthToken):
-    """Exchange a username and password for an API token."""
 
 
 class ProjectListCreateApi(APIView):
