@@ -13,7 +13,7 @@ stays true however often someone retries.
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timezone as dt_timezone
+from datetime import UTC, datetime
 
 from axes.conf import settings
 from axes.handlers.proxy import AxesProxyHandler
@@ -35,7 +35,7 @@ class Lockout:
     @property
     def message(self) -> str:
         minutes = math.ceil(self.seconds / 60)
-        when = self.retry_at.astimezone(dt_timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        when = self.retry_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
         return (
             f"Too many failed login attempts. Try again in {minutes} minute{'s' if minutes != 1 else ''} "
             f"(after {when})."

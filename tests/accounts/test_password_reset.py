@@ -63,10 +63,10 @@ def test_password_change_needs_a_login(client):
 
 
 INLINE_CODE = [
-    (re.compile(r"<script(?![^>]*\bsrc=)[^>]*>", re.I), "inline <script>"),
-    (re.compile(r"\sstyle\s*=", re.I), "style= attribute"),
-    (re.compile(r"<style", re.I), "<style> block"),
-    (re.compile(r"\son[a-z]+\s*=", re.I), "on* handler"),
+    (re.compile(r"<script(?![^>]*\bsrc=)[^>]*>", re.IGNORECASE), "inline <script>"),
+    (re.compile(r"\sstyle\s*=", re.IGNORECASE), "style= attribute"),
+    (re.compile(r"<style", re.IGNORECASE), "<style> block"),
+    (re.compile(r"\son[a-z]+\s*=", re.IGNORECASE), "on* handler"),
 ]
 
 
