@@ -2,10 +2,11 @@
 
 from django.urls import include, path
 
+from accounts.api import TokenCreateApi
 from annotation.api import views as annotation_api
 
 urlpatterns = [
-    path("auth/token/", annotation_api.TokenCreateApi.as_view(), name="api-token"),
+    path("auth/token/", TokenCreateApi.as_view(), name="api-token"),
     path("projects/", annotation_api.ProjectListCreateApi.as_view(), name="api-project-list"),
     path("projects/<int:project_id>/", annotation_api.ProjectDetailApi.as_view(), name="api-project-detail"),
     path("projects/<int:project_id>/members/", annotation_api.ProjectMembersApi.as_view(), name="api-project-members"),

@@ -5,7 +5,6 @@ from django.core.exceptions import PermissionDenied
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -16,10 +15,6 @@ from annotation.roles import Action, can_create_projects
 
 from . import serializers
 from .permissions import project_for
-
-
-class TokenCreateApi(ObtainAuthToken):
-    """Exchange a username and password for an API token."""
 
 
 class ProjectListCreateApi(APIView):

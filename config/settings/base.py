@@ -1,8 +1,10 @@
 """Settings shared by every environment. Everything that differs comes from the environment."""
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -105,7 +107,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "annotation.api.authentication.CachedTokenAuthentication",
+        "accounts.authentication.CachedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -221,3 +223,31 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env("DJANGO_LOG_LEVEL", default="INFO")},
 }
+
+# Accounts (docs/accounts.md): login lockout with django-axes, API token lifetime, email.
+INSTALLED_APPS += ["axes", "accounts"]
+# Last, so that it turns a lockout flagged anywhere in the request into the answer.
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+# Failures count per account (from any address) and per address (against any account).
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_FAILURE_LIMIT = env.int("FEEDBACKLOOP_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("FEEDBACKLOOP_LOGIN_COOLOFF_MINUTES", default=15))
+if AXES_FAILURE_LIMIT < 1 or AXES_COOLOFF_TIME <= timedelta(0):
+    raise ImproperlyConfigured("FEEDBACKLOOP_LOGIN_FAILURE_LIMIT and FEEDBACKLOOP_LOGIN_COOLOFF_MINUTES must be at least 1.")
+# A success resets only the account's failures (accounts.services.login_failures_reset), and
+# attempts made while locked out are not counted, so the announced retry time holds.
+AXES_RESET_ON_SUCCESS = False
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
+AXES_USERNAME_CALLABLE = "accounts.lockout.attempt_username"
+# The client address: REMOTE_ADDR, or X-Forwarded-For read behind this many trusted proxies.
+AXES_CLIENT_IP_CALLABLE = "accounts.client_ip.client_ip_address"
+TRUSTED_PROXY_COUNT = env.int("FEEDBACKLOOP_TRUSTED_PROXIES", default=0)
+# API tokens expire this many days after they were issued; 0: never.
+TOKEN_TTL_DAYS = env.int("FEEDBACKLOOP_TOKEN_TTL_DAYS", default=0)
+# Mail (password reset) is printed to the console; production sends it over SMTP.
+EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="FeedbackLoop <noreply@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
