@@ -230,6 +230,7 @@ INSTALLED_APPS += ["axes", "accounts"]
 MIDDLEWARE += ["axes.middleware.AxesMiddleware"]
 AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_VERBOSE = False  # no banner on every manage.py command; lockouts are still logged
 # Failures count per account (from any address) and per address (against any account).
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_FAILURE_LIMIT = env.int("FEEDBACKLOOP_LOGIN_FAILURE_LIMIT", default=5)
