@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from annotation.errors import ServiceError
+from annotation.ids import as_id
 from annotation.models import Membership, Project
 from annotation.selectors import membership_get, project_list_for_user
 
@@ -81,7 +82,7 @@ def _int_or_none(value) -> int | None:
 def run_list(request):
     projects = list(project_list_for_user(user=request.user))
     runs = selectors.run_list_for_user(user=request.user).select_related("project", "base_model")
-    project_id = _int_or_none(request.GET.get("project"))
+    project_id = as_id(request.GET.get("project"))
     status = request.GET.get("status") or ""
     if project_id is not None:
         runs = runs.filter(project_id=project_id)
