@@ -25,3 +25,25 @@ class InvalidInput(ServiceError):
 
 class Conflict(ServiceError):
     status_code = 409
+
+
+class PayloadTooLarge(ServiceError):
+    """A body or an upload over its size limit. The answer names the limit, in bytes and in words."""
+
+    status_code = 413
+
+    def __init__(self, *, what: str, limit: int, field: str | None = None):
+        super().__init__(f"{what} is larger than the limit of {size_words(limit)} ({limit} bytes).", field=field)
+        self.limit = limit
+
+    def as_dict(self) -> dict:
+        return {**super().as_dict(), "limit_bytes": self.limit}
+
+
+def size_words(size: int) -> str:
+    """2097152 -> "2 MiB"; sizes that are not whole units keep one decimal."""
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= scale:
+            amount = size / scale
+            return f"{amount:.0f} {unit}" if amount == int(amount) else f"{amount:.1f} {unit}"
+    return f"{size} bytes"

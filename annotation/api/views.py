@@ -5,7 +5,6 @@ from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.authtoken.views import ObtainAuthToken
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -13,11 +12,14 @@ from annotation import exporters, importers, selectors, services
 from annotation.errors import InvalidInput
 
 from . import serializers
+from .parsers import FormBodyParser, JSONBodyParser, MultiPartBodyParser
 from .permissions import member_project
 
 
 class TokenCreateApi(ObtainAuthToken):
     """Exchange a username and password for an API token."""
+
+    parser_classes = [JSONBodyParser, FormBodyParser, MultiPartBodyParser]
 
 
 class ProjectListCreateApi(APIView):
@@ -67,7 +69,7 @@ class ProjectMembersApi(APIView):
 
 
 class ProjectImportApi(APIView):
-    parser_classes = [MultiPartParser, FormParser]
+    parser_classes = [MultiPartBodyParser, FormBodyParser]
 
     @extend_schema(
         request={"multipart/form-data": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}},
@@ -122,7 +124,7 @@ class TaskDetailApi(APIView):
 
 
 class AnnotationSubmitApi(APIView):
-    parser_classes = [JSONParser]
+    parser_classes = [JSONBodyParser]
 
     @extend_schema(request=serializers.AnnotationInputSerializer, responses={201: serializers.AnnotationSerializer})
     def post(self, request, task_id: int):
@@ -141,7 +143,7 @@ class AnnotationSubmitApi(APIView):
 
 
 class TaskSkipApi(APIView):
-    parser_classes = [JSONParser]
+    parser_classes = [JSONBodyParser]
 
     @extend_schema(request=serializers.SkipInputSerializer, responses={201: serializers.AnnotationSerializer})
     def post(self, request, task_id: int):
