@@ -119,7 +119,7 @@ REST_FRAMEWORK = {
         "annotation.api.parsers.FormBodyParser",
         "annotation.api.parsers.MultiPartBodyParser",
     ],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "annotation.api.pagination.ClampedLimitOffsetPagination",
     "PAGE_SIZE": 100,
     # ?format= names an export format, not a renderer.
     "URL_FORMAT_OVERRIDE": None,

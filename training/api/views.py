@@ -2,8 +2,8 @@
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from annotation.api.permissions import member_project
@@ -24,7 +24,7 @@ class ModelListCreateApi(APIView):
     @extend_schema(responses=serializers.ModelVersionSerializer(many=True))
     def get(self, request):
         """Models of your projects, plus the global base models."""
-        paginator = LimitOffsetPagination()
+        paginator = api_settings.DEFAULT_PAGINATION_CLASS()
         page = paginator.paginate_queryset(selectors.model_list_for_user(user=request.user), request, view=self)
         return paginator.get_paginated_response(serializers.ModelVersionSerializer(page, many=True).data)
 
@@ -50,7 +50,7 @@ class TrainingRunListCreateApi(APIView):
     @extend_schema(responses=serializers.TrainingRunSerializer(many=True))
     def get(self, request):
         """Runs of your projects, newest first."""
-        paginator = LimitOffsetPagination()
+        paginator = api_settings.DEFAULT_PAGINATION_CLASS()
         page = paginator.paginate_queryset(selectors.run_list_for_user(user=request.user), request, view=self)
         return paginator.get_paginated_response(serializers.TrainingRunSerializer(page, many=True).data)
 
