@@ -4,11 +4,12 @@
 class ServiceError(Exception):
     status_code = 400
 
-    def __init__(self, message: str, *, field: str | None = None, details: list | None = None):
+    def __init__(self, message: str, *, field: str | None = None, details: list | None = None, extra: dict | None = None):
         super().__init__(message)
         self.message = message
         self.field = field
         self.details = details or []
+        self.extra = extra or {}  # more keys of the body, such as how many line errors were not listed
 
     def as_dict(self) -> dict:
         body: dict = {"detail": self.message}
@@ -16,7 +17,7 @@ class ServiceError(Exception):
             body["field"] = self.field
         if self.details:
             body["errors"] = self.details
-        return body
+        return {**body, **self.extra}
 
 
 class InvalidInput(ServiceError):
@@ -33,11 +34,11 @@ class PayloadTooLarge(ServiceError):
     status_code = 413
 
     def __init__(self, *, what: str, limit: int, field: str | None = None):
-        super().__init__(f"{what} is larger than the limit of {size_words(limit)} ({limit} bytes).", field=field)
+        words = size_words(limit)
+        exact = "" if words == f"{limit} bytes" else f" ({limit} bytes)"
+        message = f"{what} is larger than the limit of {words}{exact}."
+        super().__init__(message, field=field, extra={"limit_bytes": limit})
         self.limit = limit
-
-    def as_dict(self) -> dict:
-        return {**super().as_dict(), "limit_bytes": self.limit}
 
 
 def size_words(size: int) -> str:

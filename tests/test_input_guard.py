@@ -230,6 +230,7 @@ def test_a_form_that_django_finds_too_big_while_reading_is_a_413(api, admin, pro
     response = api.post(f"/api/projects/{project.pk}/import/", {"mode": "x" * 4096}, format="multipart")
     assert response.status_code == 413
     assert response.json()["limit_bytes"] == 1024
+    assert response.json()["detail"].startswith("The request body is larger than the limit of 1 KiB")
 
 
 def test_request_data_too_big_raised_by_a_view_becomes_a_413(settings):

@@ -1,5 +1,6 @@
 """Annotation API. Each view validates input, calls one service or selector, and returns its output."""
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -68,20 +69,37 @@ class ProjectMembersApi(APIView):
         return Response({"username": user.get_username(), "role": membership.role})
 
 
+@importers.accepts_import_file
 class ProjectImportApi(APIView):
     parser_classes = [MultiPartBodyParser, FormBodyParser]
 
     @extend_schema(
-        request={"multipart/form-data": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}},
-        responses={200: dict},
+        request={
+            "multipart/form-data": {
+                "type": "object",
+                "properties": {
+                    "file": {"type": "string", "format": "binary"},
+                    "mode": {"type": "string", "enum": list(importers.MODES), "default": "add"},
+                },
+            }
+        },
+        responses={200: dict, 413: dict},
     )
     def post(self, request, project_id: int):
-        """Import prompts (JSONL or CSV). Atomic: one bad line rejects the file, naming each bad line."""
+        """Import prompts (JSONL or CSV). Atomic: one bad line rejects the file, naming each bad line.
+
+        mode=add (the default) skips lines whose id exists and reports those whose content changed;
+        mode=update replaces those prompts, except the ones labelers depend on (reported). A file
+        over IMPORT_MAX_BYTES is a 413 that names the limit.
+        """
         project = member_project(request, project_id, admin=True)
         upload = request.FILES.get("file")
         if upload is None:
             raise InvalidInput("Upload the prompts as the multipart field 'file'.", field="file")
-        result = importers.prompts_import(project=project, fileobj=upload, filename=upload.name)
+        result = importers.prompts_import(
+            project=project, fileobj=upload, filename=upload.name, mode=request.data.get("mode") or "add",
+            max_bytes=settings.IMPORT_MAX_BYTES,
+        )
         return Response(result.as_dict())
 
 
