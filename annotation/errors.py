@@ -4,7 +4,9 @@
 class ServiceError(Exception):
     status_code = 400
 
-    def __init__(self, message: str, *, field: str | None = None, details: list | None = None, extra: dict | None = None):
+    def __init__(
+        self, message: str, *, field: str | None = None, details: list | None = None, extra: dict | None = None
+    ):
         super().__init__(message)
         self.message = message
         self.field = field

@@ -127,9 +127,6 @@ class _Errors(LineReports):
     def __init__(self):
         super().__init__("error")
 
-    def add(self, line: int, error: str) -> None:
-        super().add(line, error)
-
     def raise_if_any(self) -> None:
         if not self.count:
             return

@@ -11,7 +11,8 @@ One place for every route, API and pages alike, before any view (or the CSRF che
   surrogate arrives: %ED%A0%80) is refused with 400 naming the parameter. Django would have
   decoded the bytes to U+FFFD silently, or passed the NUL on to PostgreSQL, which refuses it (500).
   The raw bytes are checked, because by the time Django has decoded them the evidence is gone.
-- A form Django cannot parse (a multipart body without a boundary, too many fields) is a 400.
+- A form Django cannot parse (a multipart body without a boundary, too many fields, a body cut
+  short) is a 400.
 
 /api/ gets JSON ({"detail", "field"} or {"detail", "limit_bytes"}); pages get a readable page.
 JSON bodies are the API parser's business (annotation/api/parsers.py).
@@ -21,7 +22,7 @@ from urllib.parse import unquote_to_bytes
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
-from django.http import JsonResponse
+from django.http import JsonResponse, UnreadablePostError
 from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import render
 from django.urls import Resolver404, resolve
@@ -45,7 +46,7 @@ class InputGuardMiddleware:
     def process_exception(self, request, exception):
         """A body without a Content-Length that outgrew the limit while a view read it."""
         if isinstance(exception, RequestDataTooBig):
-            return _too_large(request, PayloadTooLarge(what="The request body", limit=settings.DATA_UPLOAD_MAX_MEMORY_SIZE))
+            return _too_large(request, _body_too_large())
         return None
 
     def _refusal(self, request):
@@ -57,8 +58,8 @@ class InputGuardMiddleware:
             try:
                 problem = _body_problem(request)
             except RequestDataTooBig:
-                return _too_large(request, PayloadTooLarge(what="The request body", limit=settings.DATA_UPLOAD_MAX_MEMORY_SIZE))
-            except (MultiPartParserError, SuspiciousOperation) as exc:
+                return _too_large(request, _body_too_large())
+            except (MultiPartParserError, SuspiciousOperation, UnreadablePostError) as exc:
                 problem = Problem("body", f"The form could not be read: {printable(str(exc))}.")
         return None if problem is None else _bad_request(request, problem)
 
@@ -75,7 +76,11 @@ def _size_refusal(request) -> PayloadTooLarge | None:
         if length <= settings.IMPORT_MAX_BYTES + MULTIPART_SLACK_BYTES:
             return None
         return PayloadTooLarge(what="The import file", limit=settings.IMPORT_MAX_BYTES, field="file")
-    return PayloadTooLarge(what="The request body", limit=limit)
+    return _body_too_large()
+
+
+def _body_too_large() -> PayloadTooLarge:
+    return PayloadTooLarge(what="The request body", limit=settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
 
 
 def _takes_import_file(request) -> bool:
@@ -83,7 +88,8 @@ def _takes_import_file(request) -> bool:
         view = resolve(request.path_info).func
     except Resolver404:
         return False
-    return bool(getattr(view, "accepts_import_file", False) or getattr(getattr(view, "view_class", None), "accepts_import_file", False))
+    view_class = getattr(view, "view_class", None)  # a DRF APIView's as_view() points at its class
+    return bool(getattr(view, "accepts_import_file", False) or getattr(view_class, "accepts_import_file", False))
 
 
 def _body_problem(request) -> Problem | None:

@@ -5,6 +5,7 @@ this file; a route that takes an id through `<int:...>` instead of `<id:...>` fa
 """
 
 import re
+from types import SimpleNamespace
 
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
@@ -26,7 +27,7 @@ def _routes(patterns=None, prefix="", converters=None):
         found = {**(converters or {}), **getattr(pattern.pattern, "converters", {})}
         route = prefix + str(pattern.pattern)
         if isinstance(pattern, URLResolver):
-            if route.startswith("^admin") or route.startswith("admin/"):
+            if route.startswith(("^admin", "admin/")):
                 continue  # Django's own admin: object ids are <path:...>, parsed by the admin itself
             yield from _routes(pattern.url_patterns, route, found)
         elif isinstance(pattern, URLPattern):
@@ -61,15 +62,18 @@ def admin_clients(client, client_for):
     project = ProjectFactory()
     admin = member(project, role=Membership.Role.ADMIN)
     client.force_login(admin)
-    return project, admin, client, client_for(admin)
+    return SimpleNamespace(project=project, admin=admin, pages=client, api=client_for(admin))
+
+
+def _client_for(clients, url: str):
+    return clients.api if url.lstrip("/").startswith("api/") else clients.pages
 
 
 @pytest.mark.parametrize("route", ID_ROUTES)
 def test_an_id_past_bigint_is_404_on_every_route(admin_clients, route):
-    project, admin, pages, api = admin_clients
-    client = api if route.startswith("api/") else pages
+    client = _client_for(admin_clients, route)
     params = [m.group("name") for m in _PARAM.finditer(route)]
-    valid = {"project_id": project.pk, "user_id": admin.pk, "kind": "demonstration"}
+    valid = {"project_id": admin_clients.project.pk, "user_id": admin_clients.admin.pk, "kind": "demonstration"}
     for name in _id_params(ROUTES[route]):
         for huge in HUGE_IDS:
             url = _fill(route, {**{p: valid.get(p, 1) for p in params}, name: huge})
@@ -81,8 +85,7 @@ def test_an_id_past_bigint_is_404_on_every_route(admin_clients, route):
 @pytest.mark.parametrize("route", sorted(route for route, converters in ROUTES.items() if not _id_params(converters)))
 def test_ids_past_bigint_in_query_parameters_are_never_a_500(admin_clients, route):
     """?project= (and the other id parameters pages prefill from) on every route that takes no id in its path."""
-    project, admin, pages, api = admin_clients
-    client = api if route.startswith("api/") else pages
+    client = _client_for(admin_clients, route)
     params = {m.group("name"): "sft" for m in _PARAM.finditer(route)}
     for huge in HUGE_IDS:
         query = f"?project={huge}&model={huge}&base_model={huge}&limit={huge}&offset={huge}"
@@ -94,14 +97,12 @@ def test_ids_past_bigint_in_query_parameters_are_never_a_500(admin_clients, rout
     "url", ["/api/generation-jobs/?project={}", "/training/runs/?project={}"]
 )
 def test_list_filters_by_a_huge_project_id_answer_200(admin_clients, url):
-    project, admin, pages, api = admin_clients
-    client = api if url.startswith("/api/") else pages
+    client = _client_for(admin_clients, url)
     for huge in HUGE_IDS:
         assert client.get(url.format(huge)).status_code == 200
 
 
 @pytest.mark.parametrize("url", ["/training/runs/new/?project={}", "/training/generation/new/?project={}"])
 def test_a_form_prefilled_with_a_huge_project_id_is_404(admin_clients, url):
-    project, admin, pages, api = admin_clients
     for huge in HUGE_IDS:
-        assert pages.get(url.format(huge)).status_code == 404
+        assert admin_clients.pages.get(url.format(huge)).status_code == 404

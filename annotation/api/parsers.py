@@ -45,7 +45,8 @@ class JSONBodyParser(JSONParser):
         try:
             data = json.loads(text, parse_constant=_reject_constant if self.strict else None)
         except RecursionError:
-            raise InvalidInput(f"The JSON body is nested more than {MAX_JSON_DEPTH} levels deep.", field="body") from None
+            message = f"The JSON body is nested more than {MAX_JSON_DEPTH} levels deep."
+            raise InvalidInput(message, field="body") from None
         except ValueError as exc:
             raise ParseError(f"JSON parse error - {exc}") from None
         problem = json_problem(data)

@@ -47,7 +47,8 @@ class Command(BaseCommand):
             f"skipped {result.skipped_existing} that exist already."
         )
         if result.changed_kept or result.updated_prompts:
+            hint = "." if options["update"] else " (--update replaces them where no labeler depends on them)."
             self.stdout.write(
-                f"{result.updated_prompts} changed prompts replaced; {result.changed_kept} changed lines kept the original"
-                + ("." if options["update"] else " (--update replaces them where no labeler depends on them).")
+                f"{result.updated_prompts} changed prompts replaced; "
+                f"{result.changed_kept} changed lines kept the original{hint}"
             )
