@@ -39,7 +39,7 @@ from django.db import transaction
 
 from . import reimport
 from .errors import InvalidInput, PayloadTooLarge
-from .input_checks import json_problem
+from .input_checks import json_problem, json_text_is_plain
 from .models import Project, Prompt, Response, Task, TaskResponse
 
 FORMATS = ("jsonl", "csv")
@@ -293,6 +293,9 @@ def _jsonl_records(lines: Iterable, errors: _Errors) -> Iterator[tuple[int, obje
         except (ValueError, RecursionError) as exc:
             errors.add(number, f"malformed JSON: {exc}")
             continue
+        if not json_text_is_plain(text) and (problem := _storable_problem(obj)):
+            errors.add(number, problem)
+            continue
         yield number, obj
 
 
@@ -330,9 +333,24 @@ def _csv_records(lines: Iterable, errors: _Errors) -> Iterator[tuple[int, object
             errors.add(start, f"the row has {len(cells)} cells but the header names {len(header)} columns")
             continue
         try:
-            yield start, _csv_object(dict(zip(header, cells)))
+            obj = _csv_object(dict(zip(header, cells)))
         except LineError as exc:
             errors.add(start, str(exc))
+            continue
+        problem = _storable_problem(obj)
+        if problem:
+            errors.add(start, problem)
+            continue
+        yield start, obj
+
+
+def _storable_problem(obj) -> str | None:
+    """NUL, a lone surrogate (keys too) or nesting past MAX_JSON_DEPTH, named by path; None if none.
+
+    Checked before any other rule, whose messages may quote a value that could not be encoded.
+    """
+    problem = json_problem(obj)
+    return None if problem is None else problem.message[:1].lower() + problem.message[1:].rstrip(".")
 
 
 _RESPONSE_COLUMN = re.compile(r"^response_(\d+)$")
@@ -398,9 +416,6 @@ def _clean_messages(value) -> list[dict]:
 def _clean_record(obj, *, line: int) -> _Row:
     if not isinstance(obj, dict):
         raise LineError(f"the line is not a JSON object but a JSON {type(obj).__name__}")
-    problem = json_problem(obj)  # NUL, lone surrogates (keys too) or nesting, named by path; before any
-    if problem is not None:  # message below quotes a value that could not be encoded
-        raise LineError(problem.message[:1].lower() + problem.message[1:].rstrip("."))
     unknown = sorted(set(obj) - set(KEYS))
     if unknown:
         raise LineError(f"unknown key '{unknown[0][:50]}' (use {', '.join(KEYS)})")

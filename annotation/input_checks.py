@@ -19,6 +19,9 @@ from dataclasses import dataclass
 MAX_JSON_DEPTH = 64  # objects and arrays inside each other; real payloads use fewer than ten
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+# In JSON text, the only way to write a NUL or a lone surrogate: a \u escape (raw control
+# characters are not valid JSON, and decoded UTF-8 holds no surrogates).
+_UNSTORABLE_ESCAPE = re.compile(r"\\u(?:0000|d[89a-f])", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,15 @@ def field_path(segments: tuple) -> str:
         else:
             path += f".{printable(segment)}" if path else printable(segment)
     return path
+
+
+def json_text_is_plain(text: str, *, max_depth: int = MAX_JSON_DEPTH) -> bool:
+    """True when JSON text cannot hold a problem json_problem would find, so the walk can be skipped.
+
+    One pass in C over the text, where the walk is a loop in Python over every value: the
+    importer asks this of each line. False means "maybe": walk the parsed value to be sure.
+    """
+    return text.count("[") + text.count("{") <= max_depth and _UNSTORABLE_ESCAPE.search(text) is None
 
 
 def json_problem(data, *, root: tuple = (), max_depth: int = MAX_JSON_DEPTH) -> Problem | None:

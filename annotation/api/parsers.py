@@ -18,7 +18,7 @@ from rest_framework.exceptions import ParseError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 
 from annotation.errors import InvalidInput, PayloadTooLarge
-from annotation.input_checks import MAX_JSON_DEPTH, json_problem, printable, text_problem
+from annotation.input_checks import MAX_JSON_DEPTH, json_problem, json_text_is_plain, printable, text_problem
 
 
 def _reject_constant(name: str):
@@ -49,7 +49,7 @@ class JSONBodyParser(JSONParser):
             raise InvalidInput(message, field="body") from None
         except ValueError as exc:
             raise ParseError(f"JSON parse error - {exc}") from None
-        problem = json_problem(data)
+        problem = None if json_text_is_plain(text) else json_problem(data)
         if problem is not None:
             raise InvalidInput(problem.message, field=problem.field)
         return data

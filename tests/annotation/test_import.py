@@ -54,6 +54,11 @@ def seeded(client_for, admin, project):
 
 GOOD = {"id": "good", "prompt": "A fine prompt."}
 LONG = "x" * (importers.MAX_FIELD_CHARS + 1)
+DEEP: dict = {}
+_inner = DEEP
+for _ in range(70):
+    _inner["x"] = {}
+    _inner = _inner["x"]
 
 BAD_LINES = [
     ('{"prompt": "unterminated"', "malformed JSON"),
@@ -97,6 +102,12 @@ BAD_LINES = [
     ({"prompt": "p", "messages": [{"role": "user", "content": "hi"}]}, "either prompt or messages"),
     ({"prompt": "p", "respones": ["a", "b"]}, "unknown key 'respones'"),
     ({"prompt": "nul \u0000 inside"}, "NUL"),
+    ({"id": "x\ud800", "prompt": "p"}, "id contains a lone surrogate"),
+    ({"prompt": "p", "x\ud800": 1}, "the key x\\ud800 contains a lone surrogate"),
+    ({"prompt": "p", "metadata": {"a": {"b": "\u0000"}}}, "metadata.a.b contains a NUL character"),
+    ({"prompt": "p", "metadata": {"\u0000": 1}}, "the key metadata.\\u0000 contains a NUL character"),
+    ({"messages": [{"role": "user\u0000", "content": "hi"}]}, "messages[0].role contains a NUL character"),
+    ({"prompt": "p", "metadata": DEEP}, "is nested more than 64 levels deep"),
     ('{"prompt": "lone \\ud800 surrogate"}', "lone surrogate"),
     (b'{"prompt": "caf\xe9"}', "invalid UTF-8"),
 ]
