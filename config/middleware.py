@@ -11,6 +11,7 @@ One place for every route, API and pages alike, before any view (or the CSRF che
   surrogate arrives: %ED%A0%80) is refused with 400 naming the parameter. Django would have
   decoded the bytes to U+FFFD silently, or passed the NUL on to PostgreSQL, which refuses it (500).
   The raw bytes are checked, because by the time Django has decoded them the evidence is gone.
+- A header holding a NUL is refused the same way (gunicorn refuses it before us; other servers may not).
 - A form Django cannot parse (a multipart body without a boundary, too many fields, a body cut
   short) is a 400.
 
@@ -53,7 +54,9 @@ class InputGuardMiddleware:
         too_large = _size_refusal(request)
         if too_large is not None:
             return _too_large(request, too_large)
-        problem = _urlencoded_problem(request.META.get("QUERY_STRING", "").encode("iso-8859-1", "replace"))
+        problem = _header_problem(request) or _urlencoded_problem(
+            request.META.get("QUERY_STRING", "").encode("iso-8859-1", "replace")
+        )
         if problem is None and request.content_type in (FORM, MULTIPART):
             try:
                 problem = _body_problem(request)
@@ -101,6 +104,15 @@ def _body_problem(request) -> Problem | None:
         problem = _text_problem(name, values)
         if problem is not None:
             return problem
+    return None
+
+
+def _header_problem(request) -> Problem | None:
+    """A NUL in a header (an Authorization token reaches a query). gunicorn refuses these; not every server does."""
+    for key, value in request.META.items():
+        if key.startswith("HTTP_") and isinstance(value, str) and "\x00" in value:
+            name = key[5:].replace("_", "-").title()
+            return Problem(name, f"The {name} header contains a NUL character.")
     return None
 
 

@@ -185,6 +185,13 @@ def test_bad_text_in_a_query_string_is_a_400_naming_the_parameter(api, pages, pr
     assert name.status_code == 400
 
 
+def test_a_nul_in_a_header_is_a_400(client, admin):
+    """A token with a NUL once reached the token lookup, and PostgreSQL refused the query (a 500)."""
+    response = client.get("/api/projects/", HTTP_AUTHORIZATION=f"Token abc{NUL}def")
+    assert response.status_code == 400
+    assert response.json()["field"] == "Authorization"
+
+
 def test_a_multipart_body_without_a_boundary_is_a_400(pages, project):
     response = pages.post("/projects/new/", data=b"name=x", content_type="multipart/form-data")
     assert response.status_code == 400
