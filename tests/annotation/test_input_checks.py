@@ -32,7 +32,8 @@ def test_the_first_problem_is_named_by_its_path(data, field, words):
 
 
 def test_ordinary_json_has_no_problem():
-    assert json_problem({"text": "Café 🙂 \ufffd", "list": [1, 2.5, None, True], "deep": nested(MAX_JSON_DEPTH - 1)}) is None
+    ordinary = {"text": "Café 🙂 \ufffd", "list": [1, 2.5, None, True], "deep": nested(MAX_JSON_DEPTH - 1)}
+    assert json_problem(ordinary) is None
     assert json_problem(nested(MAX_JSON_DEPTH - 1, leaf=[])) is None  # exactly 64 containers
 
 
@@ -62,7 +63,9 @@ def test_the_text_pre_check_never_passes_what_the_walk_refuses(text):
     assert not json_text_is_plain(text)
 
 
-@pytest.mark.parametrize("text", ['{"a": "caf\\u00e9"}', '{"a": "\\\\u0000 is how JSON writes NUL"}', '["\\ud83d\\ude00"]'])
+@pytest.mark.parametrize(
+    "text", ['{"a": "caf\\u00e9"}', '{"a": "\\\\u0000 is how JSON writes NUL"}', '["\\ud83d\\ude00"]']
+)
 def test_the_pre_check_may_send_harmless_text_to_the_walk(text):
     """A false "maybe" costs a walk; the walk then finds nothing."""
     assert json_problem(json.loads(text)) is None
