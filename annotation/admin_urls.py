@@ -6,22 +6,22 @@ from . import admin_views
 
 urlpatterns = [
     path("projects/new/", admin_views.project_create, name="project-create"),
-    path("projects/<int:project_id>/dashboard/", admin_views.project_dashboard, name="project-dashboard"),
-    path("projects/<int:project_id>/import/", admin_views.project_import, name="project-import"),
-    path("projects/<int:project_id>/settings/", admin_views.project_settings, name="project-settings"),
+    path("projects/<id:project_id>/dashboard/", admin_views.project_dashboard, name="project-dashboard"),
+    path("projects/<id:project_id>/import/", admin_views.project_import, name="project-import"),
+    path("projects/<id:project_id>/settings/", admin_views.project_settings, name="project-settings"),
     path(
-        "projects/<int:project_id>/settings/members/", admin_views.project_member_add, name="project-member-add"
+        "projects/<id:project_id>/settings/members/", admin_views.project_member_add, name="project-member-add"
     ),
     path(
-        "projects/<int:project_id>/settings/members/<int:user_id>/role/",
+        "projects/<id:project_id>/settings/members/<id:user_id>/role/",
         admin_views.project_member_role,
         name="project-member-role",
     ),
     path(
-        "projects/<int:project_id>/settings/members/<int:user_id>/remove/",
+        "projects/<id:project_id>/settings/members/<id:user_id>/remove/",
         admin_views.project_member_remove,
         name="project-member-remove",
     ),
-    path("projects/<int:project_id>/export/", admin_views.project_export, name="project-export"),
-    path("projects/<int:project_id>/prioritise/", admin_views.project_prioritise, name="project-prioritise"),
+    path("projects/<id:project_id>/export/", admin_views.project_export, name="project-export"),
+    path("projects/<id:project_id>/prioritise/", admin_views.project_prioritise, name="project-prioritise"),
 ]

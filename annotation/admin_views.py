@@ -4,6 +4,7 @@ Thin views: check access, validate the form, call one service or selector, rende
 needs a login; a non-member gets 404 and a labeler of the project gets 403.
 """
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
@@ -13,7 +14,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from . import admin_services, dashboard, exporters, importers, services
-from .errors import InvalidInput, ServiceError
+from .errors import ServiceError, size_words
 from .forms import MemberAddForm, MemberRoleForm, ProjectCreateForm, ProjectSettingsForm, PromptImportForm
 from .models import Membership, Project
 from .roles import Action, can_create_projects, project_access, role_actions
@@ -73,23 +74,33 @@ def project_dashboard(request, project_id: int):
     return _page(request, "annotation/admin/dashboard.html", project, "dashboard", data)
 
 
+@importers.accepts_import_file
 @login_required
 def project_import(request, project_id: int):
     project = _project(request, project_id, Action.MANAGE)
     posted = request.method == "POST"
     form = PromptImportForm(request.POST if posted else None, request.FILES if posted else None)
-    context: dict = {"form": form, "result": None, "line_errors": [], "import_error": None}
+    context: dict = {
+        "form": form, "result": None, "line_errors": [], "import_error": None,
+        "max_size": size_words(settings.IMPORT_MAX_BYTES),
+    }
     status = 200
     if posted:
         status = 400
         if form.is_valid():
             upload = form.cleaned_data["file"]
+            mode = "update" if form.cleaned_data["update"] else "add"
             try:
-                result = importers.prompts_import(project=project, fileobj=upload, filename=upload.name)
-            except InvalidInput as error:
+                result = importers.prompts_import(
+                    project=project, fileobj=upload, filename=upload.name, mode=mode,
+                    max_bytes=settings.IMPORT_MAX_BYTES,
+                )
+            except ServiceError as error:
                 context["import_error"] = error.message
                 context["line_errors"] = error.details
+                context["errors_not_listed"] = error.extra.get("errors_not_listed", 0)
                 context["filename"] = upload.name
+                status = error.status_code
             else:
                 context["result"] = result.as_dict()
                 context["filename"] = upload.name

@@ -80,3 +80,9 @@ class PromptImportForm(ServiceErrorMixin, forms.Form):
     file = forms.FileField(
         help_text='JSONL (one {"prompt": ...} or {"messages": [...]} per line) or CSV with a prompt column.'
     )
+    update = forms.BooleanField(
+        required=False,
+        label="Replace changed prompts",
+        help_text="A line whose id exists with other content replaces that prompt, unless labelers have "
+        "opened or annotated it. Unticked, such lines are only reported.",
+    )

@@ -11,9 +11,18 @@ random display order; any other line makes a demonstration task. "id" becomes th
 external_id; without one a hash of the content stands in, so importing a file twice adds nothing.
 
 The import is atomic and streamed: the file is read once, line by line, and valid prompts are
-written in batches inside one transaction. The first bad line stops the writing; the rest of
-the file is still read so that the error names every bad line; then the transaction rolls back.
-Memory holds one batch, not the file.
+written in batches inside one transaction. After the first bad line only the prompts themselves
+are written, so that the database (not memory) remembers the ids seen and later duplicates are
+still caught; the rest of the file is read so that the error names the bad lines (the first
+MAX_REPORTED_ERRORS of them, then "and N more"); then the transaction rolls back. Memory holds
+one batch, not the file, whether the file is good or bad.
+
+A line whose id is in the project already is not imported again. If its content changed, that
+is reported; in update mode the stored prompt is replaced instead, unless labelers depend on it
+(annotation/reimport.py).
+
+Text that cannot be stored (NUL, lone surrogates) and JSON nested too deep are line errors that
+name the field's path (annotation/input_checks.py).
 """
 
 from __future__ import annotations
@@ -24,11 +33,13 @@ import json
 import random
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from django.db import transaction
 
-from .errors import InvalidInput
+from . import reimport
+from .errors import InvalidInput, PayloadTooLarge
+from .input_checks import json_problem, json_text_is_plain
 from .models import Project, Prompt, Response, Task, TaskResponse
 
 FORMATS = ("jsonl", "csv")
@@ -40,19 +51,63 @@ MAX_FIELD_CHARS = 50_000  # the longest prompt, message, response or metadata (a
 MAX_LINE_BYTES = 32 * 1024 * 1024  # a longer line is rejected without being held in memory
 MAX_ID_CHARS = 200  # Prompt.external_id
 MAX_RESPONSES = 16
-MAX_REPORTED_ERRORS = 1000
+MAX_REPORTED_ERRORS = 1000  # line errors (and notes about changed lines) listed; the rest are counted
+RECENT_LINES = 1024  # how far back a second report about the same line is recognised (one per line)
 BATCH_SIZE = 1000
 READ_CHUNK_BYTES = 64 * 1024
+MODES = reimport.MODES
+
+
+class LineReports:
+    """Line-numbered reports in constant memory: the first MAX_REPORTED_ERRORS are kept, the rest counted.
+
+    One report per line. Reports about a line arrive while its record is handled (or its batch
+    written, for rows that had no error), so remembering the last RECENT_LINES lines is enough.
+    """
+
+    def __init__(self, key: str):
+        self.key = key
+        self.count = 0
+        self.items: list[dict] = []
+        self.recent: dict[int, None] = {}
+
+    def add(self, line: int, text: str, **fields) -> None:
+        if line in self.recent:
+            return
+        self.recent[line] = None
+        if len(self.recent) > RECENT_LINES:
+            del self.recent[next(iter(self.recent))]
+        self.count += 1
+        if len(self.items) < MAX_REPORTED_ERRORS:
+            self.items.append({"line": line, **fields, self.key: text})
+
+    @property
+    def not_listed(self) -> int:
+        return self.count - len(self.items)
+
+    def sorted_items(self) -> list[dict]:
+        return sorted(self.items, key=lambda item: item["line"])
 
 
 @dataclass
 class ImportResult:
     created_prompts: int = 0
     created_tasks: int = 0
-    skipped_existing: int = 0
+    skipped_existing: int = 0  # lines whose id was there already, left as they were
+    changed_kept: int = 0  # of those, lines whose content differs from the stored prompt's
+    updated_prompts: int = 0  # update mode: stored prompts replaced by a changed line
+    notes: LineReports = field(default_factory=lambda: LineReports("message"))
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        return {
+            "created_prompts": self.created_prompts,
+            "created_tasks": self.created_tasks,
+            "skipped_existing": self.skipped_existing,
+            "changed_kept": self.changed_kept,
+            "updated_prompts": self.updated_prompts,
+            "notes": self.notes.sorted_items(),
+            "notes_not_listed": self.notes.not_listed,
+        }
 
 
 class LineError(Exception):
@@ -68,37 +123,51 @@ class _Row:
     metadata: dict
 
 
-@dataclass
-class _Errors:
-    count: int = 0
-    items: list[dict] = field(default_factory=list)
-    lines: set = field(default_factory=set)
-
-    def add(self, line: int, error: str) -> None:
-        if line in self.lines:
-            return  # one reason per line is enough
-        self.count += 1
-        self.lines.add(line)
-        if len(self.items) < MAX_REPORTED_ERRORS:
-            self.items.append({"line": line, "error": error})
+class _Errors(LineReports):
+    def __init__(self):
+        super().__init__("error")
 
     def raise_if_any(self) -> None:
         if not self.count:
             return
         noun = "line is" if self.count == 1 else "lines are"
         message = f"{self.count} {noun} invalid"
-        if self.count > len(self.items):
-            message += f"; the first {len(self.items)} are listed, {self.count - len(self.items)} more are not"
-        items = sorted(self.items, key=lambda item: item["line"])
-        raise InvalidInput(message + ". Nothing was imported.", field="file", details=items)
+        if self.not_listed:
+            message += f"; the first {len(self.items)} are listed, and {self.not_listed} more"
+        raise InvalidInput(
+            message + ". Nothing was imported.", field="file", details=self.sorted_items(),
+            extra={"errors_not_listed": self.not_listed},
+        )
 
 
-def prompts_import(*, project: Project, fileobj, filename: str = "", fmt: str | None = None) -> ImportResult:
+def accepts_import_file(view):
+    """Marks a view (a function, or a DRF view class) that takes an import file as a multipart upload.
+
+    The input middleware (config/middleware.py) lets such a request's body reach IMPORT_MAX_BYTES
+    instead of the body limit; the view passes max_bytes to prompts_import, which checks the file.
+    """
+    view.accepts_import_file = True
+    return view
+
+
+def prompts_import(
+    *, project: Project, fileobj, filename: str = "", fmt: str | None = None, mode: str = "add",
+    max_bytes: int | None = None,
+) -> ImportResult:
     """Import prompts from a binary file object (an UploadedFile, or open(path, "rb")).
 
+    mode "add" (the default) creates the new lines' prompts and reports lines whose id exists with
+    other content; "update" replaces those prompts too, where no labeler depends on them. A file
+    over max_bytes (None: any size) raises PayloadTooLarge(field="file"), checked before reading
+    where the size is known and while reading where it is not.
     Raises InvalidInput(field="file") naming every bad line, and then nothing is stored.
     """
-    lines = _physical_lines(fileobj)
+    if mode not in MODES:
+        raise InvalidInput(f"mode must be one of {', '.join(MODES)}.", field="mode")
+    size = getattr(fileobj, "size", None)
+    if max_bytes is not None and isinstance(size, int) and size > max_bytes:
+        raise PayloadTooLarge(what="The import file", limit=max_bytes, field="file")
+    lines = _physical_lines(fileobj, max_bytes=max_bytes)
     head = list(_take_until_content(lines))
     fmt = _pick_format(fmt=fmt, filename=filename, head=head)
     lines = _chain(head, lines)
@@ -108,7 +177,7 @@ def prompts_import(*, project: Project, fileobj, filename: str = "", fmt: str | 
     with transaction.atomic():
         # Imports into one project run one at a time (a no-op on SQLite, whose writers queue anyway).
         list(Project.objects.select_for_update().filter(pk=project.pk).values_list("pk"))
-        writer = _BatchWriter(project=project, result=result, errors=errors)
+        writer = _BatchWriter(project=project, result=result, errors=errors, update=mode == "update")
         seen = 0
         for line, obj in records:
             seen += 1
@@ -128,18 +197,22 @@ def prompts_import(*, project: Project, fileobj, filename: str = "", fmt: str | 
 # Reading ---------------------------------------------------------------------------------------
 
 
-def _physical_lines(fileobj) -> Iterator[tuple[int, bytes | None]]:
+def _physical_lines(fileobj, *, max_bytes: int | None = None) -> Iterator[tuple[int, bytes | None]]:
     """(line number, bytes without the newline) for each line; None for a line that is too long.
 
-    Reads fixed-size chunks, so a line without an end is never held whole in memory.
+    Reads fixed-size chunks, so a line without an end is never held whole in memory. Past
+    max_bytes in all it raises PayloadTooLarge (inside the import's transaction, which rolls back).
     """
-    number, parts, size, too_long = 0, [], 0, False
+    number, parts, size, too_long, total = 0, [], 0, False, 0
     while True:
         chunk = fileobj.read(READ_CHUNK_BYTES)
         if not chunk:
             break
         if isinstance(chunk, str):
             chunk = chunk.encode("utf-8", "surrogatepass")
+        total += len(chunk)
+        if max_bytes is not None and total > max_bytes:
+            raise PayloadTooLarge(what="The import file", limit=max_bytes, field="file")
         start = 0
         while True:
             end = chunk.find(b"\n", start)
@@ -220,6 +293,9 @@ def _jsonl_records(lines: Iterable, errors: _Errors) -> Iterator[tuple[int, obje
         except (ValueError, RecursionError) as exc:
             errors.add(number, f"malformed JSON: {exc}")
             continue
+        if not json_text_is_plain(text) and (problem := _storable_problem(obj)):
+            errors.add(number, problem)
+            continue
         yield number, obj
 
 
@@ -257,9 +333,24 @@ def _csv_records(lines: Iterable, errors: _Errors) -> Iterator[tuple[int, object
             errors.add(start, f"the row has {len(cells)} cells but the header names {len(header)} columns")
             continue
         try:
-            yield start, _csv_object(dict(zip(header, cells)))
+            obj = _csv_object(dict(zip(header, cells)))
         except LineError as exc:
             errors.add(start, str(exc))
+            continue
+        problem = _storable_problem(obj)
+        if problem:
+            errors.add(start, problem)
+            continue
+        yield start, obj
+
+
+def _storable_problem(obj) -> str | None:
+    """NUL, a lone surrogate (keys too) or nesting past MAX_JSON_DEPTH, named by path; None if none.
+
+    Checked before any other rule, whose messages may quote a value that could not be encoded.
+    """
+    problem = json_problem(obj)
+    return None if problem is None else problem.message[:1].lower() + problem.message[1:].rstrip(".")
 
 
 _RESPONSE_COLUMN = re.compile(r"^response_(\d+)$")
@@ -301,12 +392,6 @@ def _clean_text(value, name: str) -> str:
         raise LineError(f"{name} is empty")
     if len(value) > MAX_FIELD_CHARS:
         raise LineError(f"{name} is longer than {MAX_FIELD_CHARS} characters (an oversized field)")
-    if "\x00" in value:
-        raise LineError(f"{name} contains a NUL character")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise LineError(f"{name} contains invalid Unicode (a lone surrogate)") from None
     return value
 
 
@@ -364,12 +449,6 @@ def _clean_record(obj, *, line: int) -> _Row:
     encoded = json.dumps(metadata, ensure_ascii=False)
     if len(encoded) > MAX_FIELD_CHARS:
         raise LineError(f"metadata is longer than {MAX_FIELD_CHARS} characters as JSON (an oversized field)")
-    if "\\u0000" in encoded:
-        raise LineError("metadata contains a NUL character")
-    try:
-        encoded.encode("utf-8")
-    except UnicodeEncodeError:
-        raise LineError("metadata contains invalid Unicode (a lone surrogate)") from None
 
     external_id = obj.get("id")
     if external_id is None:
@@ -382,8 +461,6 @@ def _clean_record(obj, *, line: int) -> _Row:
             raise LineError("id is empty")
         if len(external_id) > MAX_ID_CHARS:
             raise LineError(f"id is longer than {MAX_ID_CHARS} characters (an oversized field)")
-        if "\x00" in external_id:
-            raise LineError("id contains a NUL character")
     return _Row(line=line, external_id=external_id, messages=messages, responses=responses, metadata=metadata)
 
 
@@ -397,21 +474,22 @@ def _content_id(messages: list[dict], responses: list[str]) -> str:
 
 
 class _BatchWriter:
-    """Writes valid rows a batch at a time; after the first error it only keeps checking ids.
+    """Writes valid rows a batch at a time; after the first error, only their prompts, to check ids.
 
     A duplicate id within the file is caught in the batch, or, across batches, because the
     earlier row is already in the database with a pk from this import (the project row is
-    locked, so no other import adds rows to it meanwhile). Once writing has stopped, ids of
-    later lines are remembered in memory to keep catching duplicates; a bad file is rejected anyway.
+    locked, so no other import adds rows to it meanwhile). After the first error the writing goes
+    on, prompts only, so that the database still catches later duplicates while memory holds one
+    batch; the transaction rolls back anyway.
     """
 
-    def __init__(self, *, project: Project, result: ImportResult, errors: _Errors):
+    def __init__(self, *, project: Project, result: ImportResult, errors: _Errors, update: bool = False):
         self.project = project
         self.result = result
         self.errors = errors
+        self.update = update
         self.batch: dict[str, _Row] = {}
         self.first_pk: int | None = None
-        self.ids_after_error: set[str] = set()
         self.rng = random.Random()
 
     def add(self, row: _Row) -> None:
@@ -419,11 +497,6 @@ class _BatchWriter:
         if earlier is not None:
             self.errors.add(row.line, f"duplicate id '{row.external_id[:50]}' (also on line {earlier.line})")
             return
-        if self.errors.count:
-            if row.external_id in self.ids_after_error:
-                self.errors.add(row.line, f"duplicate id '{row.external_id[:50]}' (also on an earlier line)")
-                return
-            self.ids_after_error.add(row.external_id)
         self.batch[row.external_id] = row
         if len(self.batch) >= BATCH_SIZE:
             self.flush()
@@ -436,7 +509,7 @@ class _BatchWriter:
             Prompt.objects.filter(project=self.project, external_id__in=[r.external_id for r in rows])
             .values_list("external_id", "pk")
         )
-        new = []
+        new, stored = [], []
         for row in rows:
             pk = existing.get(row.external_id)
             if pk is None:
@@ -444,34 +517,46 @@ class _BatchWriter:
             elif self.first_pk is not None and pk >= self.first_pk:
                 self.errors.add(row.line, f"duplicate id '{row.external_id[:50]}' (also on an earlier line)")
             else:
-                self.result.skipped_existing += 1
-        if self.errors.count or not new:
-            return
-        self._write(new)
+                stored.append((row, pk))
+        if stored and not self.errors.count:
+            reimport.stored_lines_handle(
+                project=self.project, lines=stored, update=self.update, result=self.result,
+                tasks_create=self._tasks_create,
+            )
+        if new:
+            self._write(new)
 
     def _write(self, rows: list[_Row]) -> None:
-        project = self.project
         prompts = Prompt.objects.bulk_create(
-            [Prompt(project=project, messages=r.messages, external_id=r.external_id, metadata=r.metadata) for r in rows]
+            [Prompt(project=self.project, messages=r.messages, external_id=r.external_id, metadata=r.metadata)
+             for r in rows]
         )
         if self.first_pk is None:
             self.first_pk = min(p.pk for p in prompts)
+        if self.errors.count:
+            return  # the file is rejected: the prompts only hold the ids for the duplicate check
+        self.result.created_prompts += len(prompts)
+        self.result.created_tasks += self._tasks_create(rows, [p.pk for p in prompts])
+
+    def _tasks_create(self, rows: list, prompt_ids: list[int]) -> int:
+        """Each row's task (a comparison, with its responses in a random display order, when it has any)."""
+        project = self.project
         tasks = Task.objects.bulk_create(
             [
                 Task(
                     project=project,
-                    prompt=prompt,
+                    prompt_id=prompt_id,
                     kind=Task.Kind.COMPARISON if row.responses else Task.Kind.DEMONSTRATION,
                     required=project.overlap,
                 )
-                for row, prompt in zip(rows, prompts)
+                for row, prompt_id in zip(rows, prompt_ids)
             ]
         )
-        shown = [(task, prompt, row) for row, prompt, task in zip(rows, prompts, tasks) if row.responses]
+        shown = [(task, prompt_id, row) for row, prompt_id, task in zip(rows, prompt_ids, tasks) if row.responses]
         responses = Response.objects.bulk_create(
             [
-                Response(prompt=prompt, text=text, source=Response.Source.IMPORT)
-                for _, prompt, row in shown
+                Response(prompt_id=prompt_id, text=text, source=Response.Source.IMPORT)
+                for _, prompt_id, row in shown
                 for text in row.responses
             ]
         )
@@ -481,5 +566,4 @@ class _BatchWriter:
             self.rng.shuffle(positions)
             links.extend(TaskResponse(task=task, response=next(it), position=p) for p in positions)
         TaskResponse.objects.bulk_create(links)
-        self.result.created_prompts += len(prompts)
-        self.result.created_tasks += len(tasks)
+        return len(tasks)

@@ -8,15 +8,15 @@ from annotation.api import views as annotation_api
 urlpatterns = [
     path("auth/token/", TokenCreateApi.as_view(), name="api-token"),
     path("projects/", annotation_api.ProjectListCreateApi.as_view(), name="api-project-list"),
-    path("projects/<int:project_id>/", annotation_api.ProjectDetailApi.as_view(), name="api-project-detail"),
-    path("projects/<int:project_id>/members/", annotation_api.ProjectMembersApi.as_view(), name="api-project-members"),
-    path("projects/<int:project_id>/import/", annotation_api.ProjectImportApi.as_view(), name="api-project-import"),
-    path("projects/<int:project_id>/export/", annotation_api.ProjectExportApi.as_view(), name="api-project-export"),
-    path("projects/<int:project_id>/next/", annotation_api.TaskNextApi.as_view(), name="api-task-next"),
-    path("tasks/<int:task_id>/", annotation_api.TaskDetailApi.as_view(), name="api-task-detail"),
-    path("tasks/<int:task_id>/annotations/", annotation_api.AnnotationSubmitApi.as_view(), name="api-annotation-submit"),
-    path("tasks/<int:task_id>/skip/", annotation_api.TaskSkipApi.as_view(), name="api-task-skip"),
-    path("tasks/<int:task_id>/heartbeat/", annotation_api.TaskHeartbeatApi.as_view(), name="api-task-heartbeat"),
+    path("projects/<id:project_id>/", annotation_api.ProjectDetailApi.as_view(), name="api-project-detail"),
+    path("projects/<id:project_id>/members/", annotation_api.ProjectMembersApi.as_view(), name="api-project-members"),
+    path("projects/<id:project_id>/import/", annotation_api.ProjectImportApi.as_view(), name="api-project-import"),
+    path("projects/<id:project_id>/export/", annotation_api.ProjectExportApi.as_view(), name="api-project-export"),
+    path("projects/<id:project_id>/next/", annotation_api.TaskNextApi.as_view(), name="api-task-next"),
+    path("tasks/<id:task_id>/", annotation_api.TaskDetailApi.as_view(), name="api-task-detail"),
+    path("tasks/<id:task_id>/annotations/", annotation_api.AnnotationSubmitApi.as_view(), name="api-annotation-submit"),
+    path("tasks/<id:task_id>/skip/", annotation_api.TaskSkipApi.as_view(), name="api-task-skip"),
+    path("tasks/<id:task_id>/heartbeat/", annotation_api.TaskHeartbeatApi.as_view(), name="api-task-heartbeat"),
 ]
 
 urlpatterns += [path("", include("training.api.urls"))]

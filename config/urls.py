@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from config import converters  # noqa: F401  registers <id:...> before the includes below use it
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("accounts.urls")),

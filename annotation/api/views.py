@@ -1,11 +1,11 @@
 """Annotation API. Each view validates input, calls one service or selector, and returns its output."""
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -14,6 +14,7 @@ from annotation.errors import InvalidInput
 from annotation.roles import Action, can_create_projects
 
 from . import serializers
+from .parsers import FormBodyParser, JSONBodyParser, MultiPartBodyParser
 from .permissions import project_for
 
 
@@ -66,20 +67,37 @@ class ProjectMembersApi(APIView):
         return Response({"username": user.get_username(), "role": membership.role})
 
 
+@importers.accepts_import_file
 class ProjectImportApi(APIView):
-    parser_classes = [MultiPartParser, FormParser]
+    parser_classes = [MultiPartBodyParser, FormBodyParser]
 
     @extend_schema(
-        request={"multipart/form-data": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}},
-        responses={200: dict},
+        request={
+            "multipart/form-data": {
+                "type": "object",
+                "properties": {
+                    "file": {"type": "string", "format": "binary"},
+                    "mode": {"type": "string", "enum": list(importers.MODES), "default": "add"},
+                },
+            }
+        },
+        responses={200: dict, 413: dict},
     )
     def post(self, request, project_id: int):
-        """Import prompts (JSONL or CSV). Atomic: one bad line rejects the file, naming each bad line."""
+        """Import prompts (JSONL or CSV). Atomic: one bad line rejects the file, naming each bad line.
+
+        mode=add (the default) skips lines whose id exists and reports those whose content changed;
+        mode=update replaces those prompts, except the ones labelers depend on (reported). A file
+        over IMPORT_MAX_BYTES is a 413 that names the limit.
+        """
         project = project_for(request, project_id, Action.MANAGE)
         upload = request.FILES.get("file")
         if upload is None:
             raise InvalidInput("Upload the prompts as the multipart field 'file'.", field="file")
-        result = importers.prompts_import(project=project, fileobj=upload, filename=upload.name)
+        result = importers.prompts_import(
+            project=project, fileobj=upload, filename=upload.name, mode=request.data.get("mode") or "add",
+            max_bytes=settings.IMPORT_MAX_BYTES,
+        )
         return Response(result.as_dict())
 
 
@@ -122,7 +140,7 @@ class TaskDetailApi(APIView):
 
 
 class AnnotationSubmitApi(APIView):
-    parser_classes = [JSONParser]
+    parser_classes = [JSONBodyParser]
 
     @extend_schema(request=serializers.AnnotationInputSerializer, responses={201: serializers.AnnotationSerializer})
     def post(self, request, task_id: int):
@@ -141,7 +159,7 @@ class AnnotationSubmitApi(APIView):
 
 
 class TaskSkipApi(APIView):
-    parser_classes = [JSONParser]
+    parser_classes = [JSONBodyParser]
 
     @extend_schema(request=serializers.SkipInputSerializer, responses={201: serializers.AnnotationSerializer})
     def post(self, request, task_id: int):

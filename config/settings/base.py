@@ -40,6 +40,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # 413 for oversized bodies, 400 for NUL/surrogates in forms and query strings: config/middleware.py
+    "config.middleware.InputGuardMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -103,7 +105,10 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 
 # Uploads larger than this go to a temporary file, so imports stream from disk.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+# The largest request body (JSON, form) read into memory; past it: 413 naming the limit (docs/limits.md).
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# The largest prompt import file accepted through the API or the import page (the CLI takes any size).
+IMPORT_MAX_BYTES = env.int("FEEDBACKLOOP_IMPORT_MAX_BYTES", default=256 * 1024 * 1024)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -113,7 +118,12 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "annotation.api.negotiation.CachedContentNegotiation",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PARSER_CLASSES": [
+        "annotation.api.parsers.JSONBodyParser",
+        "annotation.api.parsers.FormBodyParser",
+        "annotation.api.parsers.MultiPartBodyParser",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "annotation.api.pagination.ClampedLimitOffsetPagination",
     "PAGE_SIZE": 100,
     # ?format= names an export format, not a renderer.
     "URL_FORMAT_OVERRIDE": None,

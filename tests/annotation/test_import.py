@@ -36,6 +36,10 @@ def jsonl(*objects) -> str:
     return "".join((o if isinstance(o, str) else json.dumps(o)) + "\n" for o in objects)
 
 
+# A result with nothing changed since the first import, and so nothing to report.
+NO_CHANGES = {"changed_kept": 0, "updated_prompts": 0, "notes": [], "notes_not_listed": 0}
+
+
 def counts():
     return (Prompt.objects.count(), Task.objects.count(), Response.objects.count(), TaskResponse.objects.count())
 
@@ -50,6 +54,11 @@ def seeded(client_for, admin, project):
 
 GOOD = {"id": "good", "prompt": "A fine prompt."}
 LONG = "x" * (importers.MAX_FIELD_CHARS + 1)
+DEEP: dict = {}
+_inner = DEEP
+for _ in range(70):
+    _inner["x"] = {}
+    _inner = _inner["x"]
 
 BAD_LINES = [
     ('{"prompt": "unterminated"', "malformed JSON"),
@@ -93,6 +102,12 @@ BAD_LINES = [
     ({"prompt": "p", "messages": [{"role": "user", "content": "hi"}]}, "either prompt or messages"),
     ({"prompt": "p", "respones": ["a", "b"]}, "unknown key 'respones'"),
     ({"prompt": "nul \u0000 inside"}, "NUL"),
+    ({"id": "x\ud800", "prompt": "p"}, "id contains a lone surrogate"),
+    ({"prompt": "p", "x\ud800": 1}, "the key x\\ud800 contains a lone surrogate"),
+    ({"prompt": "p", "metadata": {"a": {"b": "\u0000"}}}, "metadata.a.b contains a NUL character"),
+    ({"prompt": "p", "metadata": {"\u0000": 1}}, "the key metadata.\\u0000 contains a NUL character"),
+    ({"messages": [{"role": "user\u0000", "content": "hi"}]}, "messages[0].role contains a NUL character"),
+    ({"prompt": "p", "metadata": DEEP}, "is nested more than 64 levels deep"),
     ('{"prompt": "lone \\ud800 surrogate"}', "lone surrogate"),
     (b'{"prompt": "caf\xe9"}', "invalid UTF-8"),
 ]
@@ -140,7 +155,8 @@ def test_the_error_list_is_capped_and_says_how_many_more(client_for, admin, proj
     assert response.status_code == 400
     data = response.json()
     assert [e["line"] for e in data["errors"]] == [1, 2, 3]
-    assert "5 lines are invalid" in data["detail"] and "2 more" in data["detail"]
+    assert "5 lines are invalid" in data["detail"] and "and 2 more" in data["detail"]
+    assert data["errors_not_listed"] == 2
     assert counts() == seeded
 
 
@@ -188,7 +204,7 @@ def test_jsonl_import_creates_prompts_tasks_and_shuffled_responses(client_for, a
     )
     response = upload(client_for(admin), project, body)
     assert response.status_code == 200, response.content
-    assert response.json() == {"created_prompts": 3, "created_tasks": 3, "skipped_existing": 0}
+    assert response.json() == {"created_prompts": 3, "created_tasks": 3, "skipped_existing": 0, **NO_CHANGES}
 
     q1 = Prompt.objects.get(project=project, external_id="q1")
     assert q1.messages == [{"role": "user", "content": "What is a prime?"}]
@@ -225,15 +241,15 @@ def test_display_order_is_random_and_stored(client_for, admin, project):
 def test_reimport_creates_nothing_new(client_for, admin, project):
     body = jsonl({"id": "a", "prompt": "One"}, {"prompt": "No id"}, {"prompt": "Pick", "responses": ["x", "y"]})
     client = client_for(admin)
-    assert upload(client, project, body).json() == {"created_prompts": 3, "created_tasks": 3, "skipped_existing": 0}
+    assert upload(client, project, body).json() == {"created_prompts": 3, "created_tasks": 3, "skipped_existing": 0, **NO_CHANGES}
     before = counts()
     response = upload(client, project, body)
     assert response.status_code == 200
-    assert response.json() == {"created_prompts": 0, "created_tasks": 0, "skipped_existing": 3}
+    assert response.json() == {"created_prompts": 0, "created_tasks": 0, "skipped_existing": 3, **NO_CHANGES}
     assert counts() == before
     # A file that adds to one imported before creates only the new lines.
     more = body + jsonl({"id": "b", "prompt": "Two"})
-    assert upload(client, project, more).json() == {"created_prompts": 1, "created_tasks": 1, "skipped_existing": 3}
+    assert upload(client, project, more).json() == {"created_prompts": 1, "created_tasks": 1, "skipped_existing": 3, **NO_CHANGES}
 
 
 def test_same_ids_in_another_project_are_separate(client_for, admin, project):
@@ -254,7 +270,7 @@ def test_csv_import_with_numbered_response_columns(client_for, admin, project):
     )
     response = upload(client_for(admin), project, body, name="prompts.csv")
     assert response.status_code == 200, response.content
-    assert response.json() == {"created_prompts": 3, "created_tasks": 3, "skipped_existing": 0}
+    assert response.json() == {"created_prompts": 3, "created_tasks": 3, "skipped_existing": 0, **NO_CHANGES}
     c1 = Prompt.objects.get(external_id="c1")
     assert c1.messages == [{"role": "user", "content": "Write a haiku, please"}]
     assert c1.metadata == {"lang": "en"}
@@ -268,13 +284,13 @@ def test_csv_import_with_numbered_response_columns(client_for, admin, project):
         "left", "right"]
     # Re-import: nothing new.
     again = upload(client_for(admin), project, body, name="prompts.csv")
-    assert again.json() == {"created_prompts": 0, "created_tasks": 0, "skipped_existing": 3}
+    assert again.json() == {"created_prompts": 0, "created_tasks": 0, "skipped_existing": 3, **NO_CHANGES}
 
 
 def test_csv_import_with_a_responses_json_column_and_no_id(client_for, admin, project):
     body = 'prompt,responses\nPick one,"[""yes"", ""no""]"\nJust write,\n'
     response = upload(client_for(admin), project, body, name="prompts.csv")
-    assert response.json() == {"created_prompts": 2, "created_tasks": 2, "skipped_existing": 0}
+    assert response.json() == {"created_prompts": 2, "created_tasks": 2, "skipped_existing": 0, **NO_CHANGES}
     task = Task.objects.get(prompt__messages__0__content="Pick one")
     assert sorted(task.responses.values_list("text", flat=True)) == ["no", "yes"]
     assert upload(client_for(admin), project, body, name="prompts.csv").json()["skipped_existing"] == 2

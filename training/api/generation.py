@@ -7,12 +7,13 @@ name the field at fault; nothing is queued before they pass.
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from annotation.api.permissions import project_for
 from annotation.errors import InvalidInput
+from annotation.ids import as_id
 from annotation.roles import Action, require_anywhere
 from training import evaluation as evaluations
 from training import generation
@@ -144,14 +145,16 @@ class GenerationStartApi(APIView):
 
 
 class GenerationJobListApi(APIView):
+    pagination_class = api_settings.DEFAULT_PAGINATION_CLASS  # also tells the schema the list is paginated
     @extend_schema(responses=GenerationJobSerializer(many=True))
     def get(self, request):
         """Generation jobs of the projects where you may train, newest first (?project= filters)."""
         require_anywhere(user=request.user, action=Action.TRAIN)
         jobs = generation.generation_job_list_for_user(user=request.user)
         if request.query_params.get("project", "").isdigit():
-            jobs = jobs.filter(project_id=int(request.query_params["project"]))
-        paginator = LimitOffsetPagination()
+            project_id = as_id(request.query_params["project"])  # None past bigint: no such project
+            jobs = jobs.filter(project_id=project_id) if project_id else jobs.none()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(jobs, request, view=self)
         return paginator.get_paginated_response(GenerationJobSerializer(page, many=True).data)
 
@@ -174,11 +177,12 @@ class GenerationJobCancelApi(APIView):
 
 
 class EvaluationListCreateApi(APIView):
+    pagination_class = api_settings.DEFAULT_PAGINATION_CLASS
     @extend_schema(responses=EvaluationSerializer(many=True))
     def get(self, request):
         """A/B evaluations of the projects where you may train, newest first."""
         require_anywhere(user=request.user, action=Action.TRAIN)
-        paginator = LimitOffsetPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(evaluations.evaluation_list_for_user(user=request.user), request, view=self)
         return paginator.get_paginated_response(EvaluationSerializer(page, many=True).data)
 

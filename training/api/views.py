@@ -2,8 +2,8 @@
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
 from annotation.api.permissions import project_for
@@ -23,12 +23,13 @@ def model_or_400(project, model_id, field: str):
 
 
 class ModelListCreateApi(APIView):
+    pagination_class = api_settings.DEFAULT_PAGINATION_CLASS  # also tells the schema the list is paginated
     @extend_schema(responses=serializers.ModelVersionSerializer(many=True))
     def get(self, request):
         """Models of the projects where you may train, plus the global base models."""
         if not request.user.is_superuser:
             require_anywhere(user=request.user, action=Action.TRAIN)
-        paginator = LimitOffsetPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(selectors.model_list_for_user(user=request.user), request, view=self)
         return paginator.get_paginated_response(serializers.ModelVersionSerializer(page, many=True).data)
 
@@ -60,11 +61,12 @@ class ModelListCreateApi(APIView):
 
 
 class TrainingRunListCreateApi(APIView):
+    pagination_class = api_settings.DEFAULT_PAGINATION_CLASS
     @extend_schema(responses=serializers.TrainingRunSerializer(many=True))
     def get(self, request):
         """Runs of the projects where you may train, newest first."""
         require_anywhere(user=request.user, action=Action.TRAIN)
-        paginator = LimitOffsetPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(selectors.run_list_for_user(user=request.user), request, view=self)
         return paginator.get_paginated_response(serializers.TrainingRunSerializer(page, many=True).data)
 

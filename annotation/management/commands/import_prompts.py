@@ -1,4 +1,4 @@
-"""manage.py import_prompts <project-slug> <file> [--format jsonl|csv]"""
+"""manage.py import_prompts <project-slug> <file> [--format jsonl|csv] [--update]"""
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -14,6 +14,11 @@ class Command(BaseCommand):
         parser.add_argument("project", help="the project's slug")
         parser.add_argument("file", help="a .jsonl or .csv file")
         parser.add_argument("--format", choices=FORMATS, help="default: from the file name, else sniffed")
+        parser.add_argument(
+            "--update", action="store_true",
+            help="replace prompts whose id exists with other content, unless labelers depend on them "
+            "(without it such lines are only reported)",
+        )
 
     def handle(self, *args, **options):
         project = Project.objects.filter(slug=options["project"]).first()
@@ -22,15 +27,28 @@ class Command(BaseCommand):
         try:
             with open(options["file"], "rb") as fileobj:
                 result = prompts_import(
-                    project=project, fileobj=fileobj, filename=options["file"], fmt=options["format"]
+                    project=project, fileobj=fileobj, filename=options["file"], fmt=options["format"],
+                    mode="update" if options["update"] else "add",
                 )
         except OSError as exc:
             raise CommandError(f"Cannot read {options['file']}: {exc.strerror}.") from None
         except InvalidInput as exc:
             for item in exc.details:
                 self.stderr.write(f"line {item['line']}: {item['error']}")
+            if exc.extra.get("errors_not_listed"):
+                self.stderr.write(f"and {exc.extra['errors_not_listed']} more")
             raise CommandError(exc.message) from None
+        for note in result.notes.sorted_items():
+            self.stdout.write(note["message"])
+        if result.notes.not_listed:
+            self.stdout.write(f"and {result.notes.not_listed} more")
         self.stdout.write(
             f"Created {result.created_prompts} prompts and {result.created_tasks} tasks; "
             f"skipped {result.skipped_existing} that exist already."
         )
+        if result.changed_kept or result.updated_prompts:
+            hint = "." if options["update"] else " (--update replaces them where no labeler depends on them)."
+            self.stdout.write(
+                f"{result.updated_prompts} changed prompts replaced; "
+                f"{result.changed_kept} changed lines kept the original{hint}"
+            )
