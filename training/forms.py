@@ -123,7 +123,7 @@ def parse_config_value(raw, *, spec: dict):
     if kind == "json":
         try:
             return json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # run_create names the field (type, or nesting too deep)
             return raw
     if kind == "number":
         for convert in ((int, float) if type_name == "int" else (float,)):

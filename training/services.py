@@ -24,6 +24,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from annotation.errors import Conflict, InvalidInput
+from annotation.input_checks import json_problem
 from annotation.models import Project
 from annotation.roles import Action, project_access
 
@@ -127,6 +128,10 @@ def run_config_validate(*, kind: str, config) -> dict:
     cls = pipeline_config_class(kind=kind)
     if not isinstance(config, dict):
         raise InvalidInput("config must be a JSON object.", field="config")
+    # The API's parser has checked its body already; the page's form and the CLI parse their own JSON.
+    problem = json_problem(config, root=("config",))
+    if problem is not None:
+        raise InvalidInput(problem.message, field=problem.field)
     user = dict(config)
     platform: dict = {}
     for name in list(user):

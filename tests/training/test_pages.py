@@ -370,3 +370,18 @@ def test_registry_shows_lineage_as_a_tree(client, admin, project, base_model, ou
     assert "secret-base" not in html
     assert "loss</span> 1.235" in html
     assert "2 children" in html
+
+
+@pytest.mark.parametrize(
+    ("raw", "says"),
+    [('["q\\u0000"]', "NUL"), ('["q\\ud800"]', "surrogate"), ("[" * 10_000, "lora_target_modules")],
+)
+def test_json_typed_into_the_form_that_cannot_be_stored_is_a_400_on_its_field(
+    client, admin, project, base_model, demonstrations, raw, says
+):
+    response = client_as(client, admin).post(
+        reverse("training-run-new"), new_run_data(project, base_model, lora_target_modules=raw)
+    )
+    assert response.status_code == 400
+    assert says in response.content.decode()
+    assert not TrainingRun.objects.exists()
