@@ -1,6 +1,6 @@
 """Training API. Each view checks access, calls one service or selector, and returns its output."""
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -110,7 +110,10 @@ class TrainingRunCancelApi(APIView):
 
 
 class PipelineDefaultsApi(APIView):
-    @extend_schema(responses={200: serializers.PIPELINE_DEFAULTS_SCHEMA})
+    @extend_schema(
+        parameters=[OpenApiParameter("kind", str, OpenApiParameter.PATH, enum=list(services.KINDS))],
+        responses={200: serializers.PIPELINE_DEFAULTS_SCHEMA},
+    )
     def get(self, request, kind: str):
         """The config fields a user may set for a run kind, with defaults and help."""
         require_anywhere(user=request.user, action=Action.TRAIN)
