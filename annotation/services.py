@@ -14,7 +14,7 @@ from . import claiming, edits, submitting
 from .errors import Conflict, InvalidInput
 from .models import Annotation, Lease, Membership, Project, Response, Task
 from .queries import insert, one_or_none
-from .roles import can_create_projects
+from .roles import CREATE_PROJECT_PERMISSION, can_create_projects
 from .validation import clean_annotation_payload, clean_skip_reason
 
 CLAIM_ATTEMPTS = 8
@@ -45,6 +45,20 @@ def project_create(
         )
         Membership.objects.create(project=project, user=created_by, role=Membership.Role.ADMIN)
     return project
+
+
+def project_creator_set(*, user: AbstractBaseUser, allowed: bool = True) -> None:
+    """Give (or take away) the platform permission to create projects; superusers always have it."""
+    from django.contrib.auth.models import Permission
+
+    app_label, codename = CREATE_PROJECT_PERMISSION.split(".")
+    permission = Permission.objects.get(content_type__app_label=app_label, codename=codename)
+    if allowed:
+        user.user_permissions.add(permission)
+    else:
+        user.user_permissions.remove(permission)
+    for cache in ("_perm_cache", "_user_perm_cache"):  # has_perm must see the change on this object too
+        user.__dict__.pop(cache, None)
 
 
 def project_update(*, project: Project, **fields) -> Project:

@@ -82,7 +82,7 @@ def member(project, role=Membership.Role.LABELER, **user_kwargs):
 
 def project_creator(user):
     """Grant `user` the platform permission to create projects (as `manage.py grant_project_creator` does)."""
-    from django.contrib.auth.models import Permission
+    from annotation.services import project_creator_set
 
-    user.user_permissions.add(Permission.objects.get(content_type__app_label="annotation", codename="create_project"))
+    project_creator_set(user=user)
     return user

@@ -9,7 +9,6 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 
 from annotation.errors import ServiceError
-from annotation.ids import as_id
 from annotation.models import Project
 from annotation.roles import Action, project_access, projects_for, require_anywhere
 
@@ -91,7 +90,7 @@ def _initial(request, names) -> dict:
 def _check_posted_project(request):
     """A project named in the request must be one the user trains in: 404 for non-members, 403 for labelers."""
     project_id = request.POST.get("project") if request.method == "POST" else request.GET.get("project")
-    if as_id(project_id) is not None:
+    if project_id not in (None, ""):
         project_access(user=request.user, project_id=project_id, action=Action.TRAIN)
 
 

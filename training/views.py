@@ -121,7 +121,7 @@ def _run_form(request, data=None) -> RunForm:
 @login_required
 def run_new(request):
     project_id = request.POST.get("project") if request.method == "POST" else request.GET.get("project")
-    if as_id(project_id) is not None:
+    if project_id not in (None, ""):  # a project the user may not train in, or no project at all: 404/403
         project_access(user=request.user, project_id=project_id, action=Action.TRAIN)
     if not may_anywhere(user=request.user, action=Action.TRAIN):
         return render(request, "training/run_new.html", {"no_projects": True, "nav_section": "runs"}, status=403)

@@ -30,7 +30,8 @@ def sim_user_ensure(*, username: str) -> tuple[AbstractBaseUser, str]:
 
 def sim_admin_ensure(*, username: str = ADMIN_USERNAME) -> Account:
     """The account the full loop uses to create projects, import prompts and start runs over the API."""
-    _, token = sim_user_ensure(username=username)
+    user, token = sim_user_ensure(username=username)
+    annotation_services.project_creator_set(user=user)
     return Account(username=username, token=token)
 
 
