@@ -81,6 +81,13 @@ def test_every_page_runs_under_the_strict_policy(live_server, site):
             visit(browser, page, f"{base}/projects/{project}/label/{kind}/")
             page.wait_for_selector("#label-app[data-ready=true], #empty-state")
         assert page.locator("#label-app[data-ready=true]").count() == 1, "no comparison was served"
+        # The account pages (token, password), and a refusal: the 403 page is the product's too.
+        visit(browser, page, f"{base}/account/", ready="() => !!document.querySelector('main')")
+        visit(browser, page, f"{base}/account/password/")
+        refused = page.goto(f"{base}/projects/{project}/dashboard/")
+        assert refused.status == 403 and "Not allowed" in page.content() and browser.csp_violations == []
+        stranger = browser.new_context().new_page()  # logged out: the password reset request
+        visit(browser, stranger, f"{base}/account/password/reset/")
 
         admin = browser.new_context(viewport={"width": 1360, "height": 900})
         admin.on("weberror", lambda error: errors.append(str(error.error)))
