@@ -1,4 +1,4 @@
-"""Simulated labelers and the full-loop run of the whole recipe (issue 4).
+"""Simulated labelers and the full-loop run of the whole recipe, end to end on a laptop.
 
 labelers.py  drives the real HTTP API as N labelers judging by the synthetic task's gold function
              (pure Python: no Django, so it can run against any FeedbackLoop server).

@@ -42,7 +42,7 @@ def _ci(rate: dict | None) -> str:
 
 
 def summary(data: dict) -> dict:
-    """The headline numbers of a loop, with the targets of issue 4 and whether each was met."""
+    """The headline numbers of a loop, with the targets the full loop must meet and whether each was met."""
     scores = data.get("scores") or {}
     accuracy = scores.get("reward_accuracy") or {}
     rlhf_metrics = ((data.get("models") or {}).get("rlhf") or {}).get("metrics") or {}
