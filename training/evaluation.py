@@ -20,7 +20,7 @@ from django.http import Http404
 from annotation.errors import InvalidInput
 from annotation.ids import as_id
 from annotation.models import Annotation, Project, Response, Task, TaskResponse
-from annotation.roles import Action, project_access, project_ids_for
+from annotation.roles import Action, project_ids_for
 from training.pipelines import evaluate as stats
 
 from . import generation
@@ -42,8 +42,7 @@ def evaluation_create(
 
     With prompt_count the prompts are held out: ones no task has used yet come first.
     """
-    if created_by is not None:
-        project_access(user=created_by, project_id=project.pk, action=Action.TRAIN)
+    # Whether created_by may train here is generation_create's check, inside the same transaction.
     generation._check_model(model_a, project=project, field="model_a")
     generation._check_model(model_b, project=project, field="model_b")
     if model_a.pk == model_b.pk:

@@ -232,6 +232,9 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env("DJANGO_LOG_LEVEL", default="INFO")},
+    # django-axes logs every reset of a login-failure count at INFO (each password set, each login);
+    # its warnings (a lockout) still show.
+    "loggers": {"axes": {"level": "WARNING"}},
 }
 
 # Accounts (docs/accounts.md): login lockout with django-axes, API token lifetime, email.
