@@ -54,11 +54,62 @@ def load_model(model_path: str):
     return model, tokenizer, device
 
 
+_PROBE = ("\u2063a\u2063", "\u2063b\u2063", "\u2063c\u2063", "\u2063d\u2063")  # contents no template writes
+
+
+def turn_stops(tokenizer, model=None) -> tuple[list[int], list[str]]:
+    """What ends the assistant's turn: token ids to stop generating at, and texts to cut a response at.
+
+    A model that learned chats may write the next turn's marker (`<|user|>`, a header) instead of the
+    end-of-turn token; decoding with special tokens skipped would then hide the marker and keep the
+    next turn's text as part of the response. So the chat template itself says where a turn ends:
+    whatever it writes between one message's content and the next one's (end-of-turn token, role
+    markers) stops generation, with the tokenizer's and the model's own end tokens.
+    """
+    chat = [{"role": "user", "content": _PROBE[0]}, {"role": "assistant", "content": _PROBE[1]},
+            {"role": "user", "content": _PROBE[2]}, {"role": "assistant", "content": _PROBE[3]}]
+    between: list[str] = []
+    try:
+        text = tokenizer.apply_chat_template(chat, tokenize=False)
+    except Exception:  # a template that refuses this shape: fall back to the end tokens alone
+        text = ""
+    for first, second in zip(_PROBE, _PROBE[1:]):
+        start, end = text.find(first), text.find(second)
+        if 0 <= start < end:
+            between.append(text[start + len(first):end])
+    # Special and added tokens: role markers are often added tokens rather than "special" ones.
+    specials = {token: tokenizer.convert_tokens_to_ids(token) for token in tokenizer.all_special_tokens}
+    specials.update(tokenizer.get_added_vocab())
+    ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids.update(configured if isinstance(configured, list) else [configured] if configured is not None else [])
+    cuts: list[str] = []
+    for segment in between:
+        ids.update(token_id for token, token_id in specials.items() if token and token in segment)
+        plain = segment
+        for token in specials:
+            plain = plain.replace(token, "") if token else plain
+        if plain.strip():  # a template of plain-text markers ("\n### User:")
+            cuts.append(plain.strip())
+    ids.discard(tokenizer.pad_token_id)
+    ids.discard(None)
+    return sorted(ids), sorted(set(cuts), key=len, reverse=True)
+
+
+def _cut(text: str, cuts: list[str]) -> str:
+    for marker in cuts:
+        where = text.find(marker)
+        if where >= 0:
+            text = text[:where]
+    return text
+
+
 def sample(model, tokenizer, device, prompts: list[list[dict]], n: int, *, temperature: float, top_p: float,
            max_new_tokens: int) -> list[list[str]]:
-    """n raw samples for each prompt (duplicates included)."""
+    """n raw samples for each prompt (duplicates included), each ending where the assistant's turn ends."""
     import torch
 
+    stop_ids, cuts = turn_stops(tokenizer, model)
     texts = [tokenizer.apply_chat_template(as_messages(p), tokenize=False, add_generation_prompt=True)
              for p in prompts]
     batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
@@ -66,9 +117,13 @@ def sample(model, tokenizer, device, prompts: list[list[dict]], n: int, *, tempe
         out = model.generate(
             **batch, do_sample=True, temperature=temperature, top_p=top_p, top_k=0,
             max_new_tokens=max_new_tokens, num_return_sequences=n,
-            pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id, eos_token_id=stop_ids or tokenizer.eos_token_id,
         )
-    decoded = tokenizer.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+    decoded = []
+    stop = set(stop_ids)
+    for row in out[:, batch["input_ids"].shape[1]:].tolist():
+        end = next((i for i, token in enumerate(row) if token in stop), len(row))
+        decoded.append(_cut(tokenizer.decode(row[:end], skip_special_tokens=True), cuts))
     return [decoded[i * n:(i + 1) * n] for i in range(len(prompts))]
 
 
