@@ -86,3 +86,23 @@ def project_creator(user):
 
     project_creator_set(user=user)
     return user
+
+
+def model_version(**fields):
+    """A registered model whose files exist: a config.json at its directory (kept if already there).
+
+    The platform refuses to start jobs on a model whose directory is gone, so a test model needs one.
+    Hub ids are left alone (the worker reads them from its own cache).
+    """
+    from pathlib import Path
+
+    from training import registry
+    from training.models import ModelVersion
+
+    model = ModelVersion.objects.create(**fields)
+    if model.source != ModelVersion.Source.HUB:
+        folder = Path(registry.model_location(model))
+        folder.mkdir(parents=True, exist_ok=True)
+        if not (folder / "config.json").exists():
+            (folder / "config.json").write_text("{}")
+    return model

@@ -18,8 +18,8 @@ from schemathesis import GenerationMode
 from schemathesis.checks import content_type_conformance, not_a_server_error, response_schema_conformance
 
 from annotation.models import Membership
-from tests.factories import ProjectFactory, TaskFactory, UserFactory, comparison_task, member
-from training.models import GenerationJob, ModelVersion, TrainingRun
+from tests.factories import ProjectFactory, TaskFactory, UserFactory, comparison_task, member, model_version
+from training.models import GenerationJob, TrainingRun
 
 pytestmark = pytest.mark.django_db
 
@@ -73,7 +73,7 @@ def admin_token(settings, tmp_path) -> str:
     for _ in range(3):
         TaskFactory(project=project)
         comparison_task(project=project)
-    base = ModelVersion.objects.create(name="fuzz-base", kind="base", path="models/tiny")
+    base = model_version(name="fuzz-base", kind="base", path="models/tiny")
     TrainingRun.objects.create(kind="sft", project=project, base_model=base, created_by=admin, status="running")
     GenerationJob.objects.create(project=project, model_version=base, k=2, prompt_ids=[], created_by=admin)
     UserFactory(username="someone-else")

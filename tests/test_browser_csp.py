@@ -9,11 +9,11 @@ import pytest
 
 from annotation.models import Annotation, Membership, Task
 from tests.browser import launch_browser, login
-from tests.factories import ProjectFactory, PromptFactory, TaskFactory, UserFactory, member
+from tests.factories import ProjectFactory, PromptFactory, TaskFactory, UserFactory, member, model_version
 from tests.training.labels import demonstrations_create
 from training import evaluation as evaluations
 from training import generation
-from training.models import GenerationJob, MetricPoint, ModelVersion, TrainingRun
+from training.models import GenerationJob, MetricPoint, TrainingRun
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -23,17 +23,18 @@ CHART = "(id) => !!(window.Chart && Chart.getChart(id) && Chart.getChart(id).dat
 
 
 @pytest.fixture
-def site(monkeypatch):
+def site(monkeypatch, settings, tmp_path):
     """One project with something on every page: labels, a finished run with metrics, an A/B evaluation."""
     monkeypatch.setattr("training.generation_tasks.generation_execute.apply_async", lambda args=None, **kw: None)
+    settings.STORAGE_ROOT = tmp_path
     project = ProjectFactory(name="CSP walk")
     boss = UserFactory(username="csp-admin", is_staff=True, is_superuser=True)
     Membership.objects.create(project=project, user=boss, role=Membership.Role.ADMIN)
     labeler = member(project, Membership.Role.LABELER, username="csp-labeler")
     demonstrations_create(project=project, n=2)  # the dashboard's timeline and labeler charts
     TaskFactory(project=project, kind=Task.Kind.DEMONSTRATION)  # left open for the labeler
-    sft = ModelVersion.objects.create(name="csp-sft", kind="sft", path="models/sft", project=project)
-    policy = ModelVersion.objects.create(name="csp-policy", kind="policy", path="models/policy", project=project)
+    sft = model_version(name="csp-sft", kind="sft", path="models/sft", project=project)
+    policy = model_version(name="csp-policy", kind="policy", path="models/policy", project=project)
     run = TrainingRun.objects.create(kind="sft", project=project, base_model=sft, status="succeeded", step=3,
                                      total_steps=3, log_tail="done", created_by=boss)
     MetricPoint.objects.bulk_create([MetricPoint(run=run, step=s, name="loss", value=3.0 - s) for s in (1, 2, 3)])

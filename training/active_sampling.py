@@ -40,6 +40,7 @@ from annotation.models import Project, Task, TaskResponse
 from . import runner, services
 from .models import ModelVersion
 from .pipeline_process import pipeline_start
+from . import registry
 from .registry import model_location
 from .snapshots import storage_path
 
@@ -79,6 +80,7 @@ def active_sampling_schedule(*, project: Project) -> None:
     """
     if project.reward_model_id is None:
         raise InvalidInput("Choose the project's reward model in its settings first.", field="reward_model")
+    registry.model_files_check(project.reward_model, field="reward_model")
     # A scoring queued or running with no sign of life for STALE_RUNNING lost its message or worker.
     stale = timezone.now() - STALE_RUNNING
     busy = Q(scoring_status__in=[Status.QUEUED, Status.RUNNING], scoring_updated_at__gt=stale)

@@ -100,6 +100,7 @@ def _check_model(model, *, project: Project, field: str) -> ModelVersion:
         raise InvalidInput(
             f"{field}: a {model.kind} model does not write responses; use a base, sft or policy model.", field=field
         )
+    registry.model_files_check(model, field=field)
     return model
 
 

@@ -67,6 +67,24 @@ def model_check(model, *, project: Project, field: str) -> ModelVersion:
 # Where the files are -------------------------------------------------------------------------------
 
 
+def model_files_check(model: ModelVersion, *, field: str) -> None:
+    """A 400 on `field` when a model's directory is gone: said when the job is asked for, not on the worker.
+
+    Storage and local models must be a directory with a config.json. A hub id is read from the
+    worker's own Hugging Face cache, which this process cannot see, so the worker checks it.
+    """
+    if model.source == Source.HUB:
+        return
+    folder = Path(model_location(model))
+    if not (folder / "config.json").is_file():
+        raise InvalidInput(
+            f"{field}: the files of model {model.name} are missing (no model directory at {folder}); "
+            "it was deleted or moved, or the storage is not mounted here.",
+            field=field,
+        )
+
+
+
 def model_location(model: ModelVersion) -> str:
     """What a pipeline passes to from_pretrained: an absolute directory, or a hub id read from the cache."""
     if model.source == Source.STORAGE and not os.path.isabs(model.path):

@@ -233,6 +233,9 @@ def run_create(
     elif reward_model is not None:
         raise InvalidInput(f"A {kind} run takes no reward model.", field="reward_model")
     cleaned = run_config_validate(kind=kind, config=config)
+    registry.model_files_check(base_model, field="base_model")
+    if reward_model is not None:
+        registry.model_files_check(reward_model, field="reward_model")
     with transaction.atomic():
         snapshot = snapshot_freeze(
             project=project, format=SNAPSHOT_FORMAT[kind], created_by=created_by, allow_empty=False

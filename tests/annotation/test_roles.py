@@ -10,8 +10,7 @@ from django.core.management import call_command
 
 from annotation.models import Membership, Project
 from annotation.roles import PERMISSIONS, Action, role_allows
-from tests.factories import ProjectFactory, TaskFactory, UserFactory, member, project_creator
-from training.models import ModelVersion
+from tests.factories import ProjectFactory, TaskFactory, UserFactory, member, project_creator, model_version
 
 pytestmark = pytest.mark.django_db
 
@@ -119,10 +118,11 @@ def test_outsiders_get_404_on_project_pages_not_403(client):
 def test_engineers_train_but_do_not_manage_members(client_for, tmp_path, settings, enqueued_runs):
     from tests.training.labels import demonstrations_create
 
+    settings.STORAGE_ROOT = tmp_path
     project = ProjectFactory()
     engineer = member(project, Membership.Role.ENGINEER)
     labeler = member(project)
-    base = ModelVersion.objects.create(name="base", kind="base", path="models/tiny")
+    base = model_version(name="base", kind="base", path="models/tiny")
     demonstrations_create(project=project, n=2)
     client = client_for(engineer)
     started = client.post("/api/training-runs/", {"kind": "sft", "project": project.pk, "base_model": base.pk,
@@ -188,7 +188,7 @@ def test_the_train_command_refuses_a_labeler_acting_through_it(tmp_path):
 
     project = ProjectFactory(slug="cli-roles")
     labeler = member(project, username="cli-labeler")
-    ModelVersion.objects.create(name="tiny", kind="base", path="models/tiny")
+    model_version(name="tiny", kind="base", path="models/tiny")
     demonstrations_create(project=project, n=1)
     with pytest.raises(CommandError, match="admins and engineers"):
         call_command("train", "--kind", "sft", "--project", "cli-roles", "--base", "tiny",

@@ -17,13 +17,13 @@ from django.utils import timezone
 from annotation import dashboard, services
 from annotation.errors import Conflict, InvalidInput
 from annotation.models import Annotation, Membership, Project, Task, TaskResponse
-from tests.factories import ProjectFactory, TaskFactory, comparison_task, member
+from tests.factories import ProjectFactory, TaskFactory, comparison_task, member, model_version
 from training import active_sampling
 from training.models import ModelVersion
 
 
 def reward_version(project=None, name=None) -> ModelVersion:
-    return ModelVersion.objects.create(
+    return model_version(
         name=name or f"rm-{uuid.uuid4().hex[:8]}", kind=ModelVersion.Kind.REWARD, path="models/rm", project=project
     )
 
@@ -149,7 +149,7 @@ def test_reward_model_is_set_by_patch_with_field_errors(client_for):
     admin, labeler = member(project, role=Membership.Role.ADMIN), member(project)
     mine, global_rm = reward_version(project), reward_version(None)
     theirs = reward_version(ProjectFactory())
-    sft = ModelVersion.objects.create(name="sft-x", kind=ModelVersion.Kind.SFT, path="models/sft", project=project)
+    sft = model_version(name="sft-x", kind=ModelVersion.Kind.SFT, path="models/sft", project=project)
     api = client_for(admin)
     url = f"/api/projects/{project.pk}/"
     for bad in (sft.pk, theirs.pk, 10**9, "x"):
@@ -327,7 +327,7 @@ def test_active_sampling_through_the_real_worker_puts_the_least_certain_task_fir
 ):
     project = ProjectFactory(slug=f"active-{time.monotonic_ns()}")
     admin, labeler = member(project, role=Membership.Role.ADMIN), member(project)
-    rm = ModelVersion.objects.create(name=f"rm-{project.slug}", kind=ModelVersion.Kind.REWARD,
+    rm = model_version(name=f"rm-{project.slug}", kind=ModelVersion.Kind.REWARD,
                                      path=str(tiny_reward_model_dir.relative_to(settings.STORAGE_ROOT)), project=project)
     tasks = [
         comparison_task(project=project, texts=("Seven is prime.", "I like rivers and the colour blue.")),

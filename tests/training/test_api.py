@@ -6,7 +6,7 @@ import pytest
 from django.conf import settings
 
 from annotation.models import Membership
-from tests.factories import ProjectFactory, UserFactory, member
+from tests.factories import ProjectFactory, UserFactory, member, model_version
 from tests.training.labels import comparisons_create, demonstrations_create
 from training import selectors, services
 from training.models import DatasetSnapshot, MetricPoint, ModelVersion, TrainingRun
@@ -26,7 +26,7 @@ def admin(project):
 
 @pytest.fixture
 def base(project):
-    return ModelVersion.objects.create(name="tiny", kind="base", path="models/tiny")
+    return model_version(name="tiny", kind="base", path="models/tiny")
 
 
 @pytest.fixture
@@ -82,7 +82,7 @@ def test_unknown_kind(client_for, project, admin, base, enqueued, django_capture
 def test_rlhf_needs_a_reward_model_of_kind_reward(
     client_for, project, admin, base, enqueued, django_capture_on_commit_callbacks
 ):
-    sft = ModelVersion.objects.create(name="an-sft", kind="sft", path="runs/1/model", project=project)
+    sft = model_version(name="an-sft", kind="sft", path="runs/1/model", project=project)
     with django_capture_on_commit_callbacks() as captured:
         missing = start(client_for(admin), kind="rlhf", project=project.pk, base_model=base.pk, config={})
         wrong = start(client_for(admin), kind="rlhf", project=project.pk, base_model=base.pk,
@@ -94,7 +94,7 @@ def test_rlhf_needs_a_reward_model_of_kind_reward(
 
 
 def test_a_reward_model_is_no_base_model(client_for, project, admin, enqueued, django_capture_on_commit_callbacks):
-    reward = ModelVersion.objects.create(name="rm", kind="reward", path="runs/2/model", project=project)
+    reward = model_version(name="rm", kind="reward", path="runs/2/model", project=project)
     demonstrations_create(project=project, n=2)
     with django_capture_on_commit_callbacks() as captured:
         response = start(client_for(admin), kind="sft", project=project.pk, base_model=reward.pk, config={})
@@ -104,7 +104,7 @@ def test_a_reward_model_is_no_base_model(client_for, project, admin, enqueued, d
 
 def test_a_model_of_another_project_is_not_usable(client_for, project, admin, enqueued):
     other = ProjectFactory()
-    hidden = ModelVersion.objects.create(name="theirs", kind="sft", path="runs/3/model", project=other)
+    hidden = model_version(name="theirs", kind="sft", path="runs/3/model", project=other)
     demonstrations_create(project=project, n=2)
     response = start(client_for(admin), kind="sft", project=project.pk, base_model=hidden.pk, config={})
     assert response.status_code == 400 and response.json()["field"] == "base_model"
@@ -115,7 +115,7 @@ def test_a_model_of_another_project_is_not_usable(client_for, project, admin, en
 def test_an_empty_snapshot_is_a_400_and_leaves_no_file(
     client_for, project, admin, base, enqueued, django_capture_on_commit_callbacks, kind
 ):
-    reward = ModelVersion.objects.create(name="rm", kind="reward", path="runs/2/model", project=project)
+    reward = model_version(name="rm", kind="reward", path="runs/2/model", project=project)
     body = {"reward_model": reward.pk} if kind == "rlhf" else {}
     with django_capture_on_commit_callbacks() as captured:
         response = start(client_for(admin), kind=kind, project=project.pk, base_model=base.pk, config={}, **body)
@@ -151,7 +151,7 @@ def test_start_freezes_a_snapshot_and_enqueues_once_on_commit(
 
 def test_reward_and_rlhf_snapshots_use_pairs_and_prompts(client_for, project, admin, base, enqueued):
     comparisons_create(project=project, n=2)
-    reward = ModelVersion.objects.create(name="rm", kind="reward", path="runs/2/model", project=project)
+    reward = model_version(name="rm", kind="reward", path="runs/2/model", project=project)
     r1 = start(client_for(admin), kind="reward", project=project.pk, base_model=base.pk, config={"max_steps": 2})
     r2 = start(client_for(admin), kind="rlhf", project=project.pk, base_model=base.pk, reward_model=reward.pk,
                config={"beta": 0.1, "num_generations": 2, "batch_size": 2})
@@ -165,7 +165,7 @@ def test_reward_and_rlhf_snapshots_use_pairs_and_prompts(client_for, project, ad
 
 def test_rlhf_pipeline_rules_are_checked_before_queueing(client_for, project, admin, base, enqueued):
     comparisons_create(project=project, n=1)
-    reward = ModelVersion.objects.create(name="rm", kind="reward", path="runs/2/model", project=project)
+    reward = model_version(name="rm", kind="reward", path="runs/2/model", project=project)
     response = start(client_for(admin), kind="rlhf", project=project.pk, base_model=base.pk,
                      reward_model=reward.pk, config={"beta": 0})
     assert response.status_code == 400 and response.json()["field"] == "config.beta"
@@ -247,8 +247,8 @@ def test_cancel_a_queued_run_at_once_and_a_running_one_through_its_worker(client
 
 
 def test_model_list_is_scoped_to_own_projects_plus_global_models(client_for, project, admin, base):
-    mine = ModelVersion.objects.create(name="mine", kind="sft", path="runs/1/model", project=project)
-    ModelVersion.objects.create(name="theirs", kind="sft", path="runs/9/model", project=ProjectFactory())
+    mine = model_version(name="mine", kind="sft", path="runs/1/model", project=project)
+    model_version(name="theirs", kind="sft", path="runs/9/model", project=ProjectFactory())
     names = {m["name"] for m in client_for(admin).get("/api/models/").json()["results"]}
     assert names == {base.name, mine.name}
     # Global models too are for those who train somewhere: a labeler or an outsider sees none.

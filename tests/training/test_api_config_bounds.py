@@ -7,10 +7,10 @@ import pytest
 from django.conf import settings
 
 from annotation.models import Membership
-from tests.factories import ProjectFactory, member
+from tests.factories import ProjectFactory, member, model_version
 from tests.training.labels import comparisons_create, demonstrations_create
 from training import services
-from training.models import DatasetSnapshot, ModelVersion, TrainingRun
+from training.models import DatasetSnapshot, TrainingRun
 from training.pipelines import common, dpo
 
 pytestmark = pytest.mark.django_db
@@ -31,8 +31,8 @@ def admin(project):
 
 @pytest.fixture
 def models(project):
-    base = ModelVersion.objects.create(name="tiny", kind="base", path="models/tiny")
-    reward = ModelVersion.objects.create(name="rm", kind="reward", path="runs/2/model", project=project)
+    base = model_version(name="tiny", kind="base", path="models/tiny")
+    reward = model_version(name="rm", kind="reward", path="runs/2/model", project=project)
     return {"base": base, "reward": reward}
 
 

@@ -5,10 +5,10 @@ import pytest
 
 from annotation.models import Annotation, Membership, Task
 from tests.browser import launch_browser, login
-from tests.factories import ProjectFactory, PromptFactory, member
+from tests.factories import ProjectFactory, PromptFactory, member, model_version
 from training import evaluation as evaluations
 from training import generation
-from training.models import GenerationJob, ModelVersion
+from training.models import GenerationJob
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -28,8 +28,8 @@ def test_a_labeler_judges_an_ab_comparison_and_the_win_rate_moves(live_server, e
     admin = member(project, Membership.Role.ADMIN, username="ab-admin")
     labeler = member(project, Membership.Role.LABELER, username="ab-labeler")
     earlier = member(project, Membership.Role.LABELER, username="ab-earlier")
-    sft = ModelVersion.objects.create(name="secret-sft-v1", kind="sft", path="models/sft", project=project)
-    rlhf = ModelVersion.objects.create(name="secret-rlhf-v2", kind="policy", path="models/rlhf", project=project)
+    sft = model_version(name="secret-sft-v1", kind="sft", path="models/sft", project=project)
+    rlhf = model_version(name="secret-rlhf-v2", kind="policy", path="models/rlhf", project=project)
     for text in ("Name a warm colour.", "Say something kind."):
         PromptFactory(project=project, messages=[{"role": "user", "content": text}])
     evaluation = evaluations.evaluation_create(project=project, model_a=sft, model_b=rlhf, prompt_count=2,

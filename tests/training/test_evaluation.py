@@ -5,10 +5,10 @@ import time
 import pytest
 
 from annotation.models import Annotation, Membership, Response, Task, TaskResponse
-from tests.factories import ProjectFactory, PromptFactory, ResponseFactory, TaskFactory, UserFactory, member
+from tests.factories import ProjectFactory, PromptFactory, ResponseFactory, TaskFactory, UserFactory, member, model_version
 from training import evaluation as evaluations
 from training import generation
-from training.models import Evaluation, GenerationJob, ModelVersion
+from training.models import Evaluation, GenerationJob
 
 FINAL = {"succeeded", "failed", "cancelled"}
 
@@ -26,8 +26,8 @@ def admin(project):
 @pytest.fixture
 def models(db):
     return (
-        ModelVersion.objects.create(name="sft-1", kind="sft", path="models/a"),
-        ModelVersion.objects.create(name="rlhf-1", kind="policy", path="models/b"),
+        model_version(name="sft-1", kind="sft", path="models/a"),
+        model_version(name="rlhf-1", kind="policy", path="models/b"),
     )
 
 
@@ -138,7 +138,7 @@ def ranked_task(project, labeler, responses, ranking):
 @pytest.mark.django_db
 def test_leaderboard_ranks_by_bradley_terry_over_all_comparisons(client_for, project, admin):
     strong, middle, weak, unrated = (
-        ModelVersion.objects.create(name=name, kind="sft", path=name)
+        model_version(name=name, kind="sft", path=name)
         for name in ("strong", "middle", "weak", "unrated")
     )
     labeler = member(project, username="ranker")
@@ -204,7 +204,7 @@ def test_evaluation_bad_input_names_the_field(
     client_for, project, admin, models, enqueued, django_capture_on_commit_callbacks, change, field
 ):
     PromptFactory(project=project)
-    reward = ModelVersion.objects.create(name="rm", kind="reward", path="rm")
+    reward = model_version(name="rm", kind="reward", path="rm")
     body = {"project": project.pk, "model_a": models[0].pk, "model_b": models[1].pk, "prompt_count": 1, **change}
     body = {k: {"same": models[0].pk, "reward": reward.pk}.get(v, v) for k, v in body.items() if v is not None}
     with django_capture_on_commit_callbacks(execute=True) as captured:
@@ -254,7 +254,7 @@ def test_evaluation_api_access_and_results(client_for, project, admin, models, e
 def test_an_evaluation_through_the_worker_pairs_one_answer_of_each_model(celery_worker_process, tiny_base_model):
     project = ProjectFactory(slug=f"ab-e2e-{time.monotonic_ns()}")
     admin = member(project, Membership.Role.ADMIN, username="ab-admin")
-    other = ModelVersion.objects.create(name="tiny-again", kind="sft", path=tiny_base_model.path,
+    other = model_version(name="tiny-again", kind="sft", path=tiny_base_model.path,
                                         parent=tiny_base_model, project=project)
     for i, text in enumerate(["Say hello.", "Name a colour.", "What is rain?"]):
         PromptFactory(project=project, messages=[{"role": "user", "content": text}], external_id=f"ab-{i}")

@@ -8,9 +8,9 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from annotation.models import Membership, Response, Task, TaskResponse
-from tests.factories import ProjectFactory, PromptFactory, TaskFactory, UserFactory, member
+from tests.factories import ProjectFactory, PromptFactory, TaskFactory, UserFactory, member, model_version
 from training import generation
-from training.models import GenerationJob, ModelVersion
+from training.models import GenerationJob
 
 FINAL = {"succeeded", "failed", "cancelled"}
 
@@ -32,7 +32,7 @@ def prompts(project):
 
 @pytest.fixture
 def model(db):
-    return ModelVersion.objects.create(name="tiny-sft", kind="sft", path="models/tiny")
+    return model_version(name="tiny-sft", kind="sft", path="models/tiny")
 
 
 @pytest.fixture
@@ -101,11 +101,11 @@ def test_prompts_of_another_project_are_refused(client_for, project, admin, prom
 
 @pytest.mark.django_db
 def test_a_reward_model_or_another_projects_model_cannot_generate(client_for, project, admin, prompts, enqueued):
-    reward = ModelVersion.objects.create(name="rm", kind="reward", path="models/rm", project=project)
+    reward = model_version(name="rm", kind="reward", path="models/rm", project=project)
     response = generate(client_for(admin), project, model_version=reward.pk, k=2, prompt_count=1)
     assert response.status_code == 400 and response.json()["field"] == "model_version"
     assert "reward" in response.json()["detail"]
-    other = ModelVersion.objects.create(name="theirs", kind="sft", path="m", project=ProjectFactory())
+    other = model_version(name="theirs", kind="sft", path="m", project=ProjectFactory())
     response = generate(client_for(admin), project, model_version=other.pk, k=2, prompt_count=1)
     assert response.status_code == 400 and response.json()["field"] == "model_version"
     assert GenerationJob.objects.count() == 0 and enqueued == []
@@ -379,7 +379,7 @@ def test_a_new_round_is_queued_for_reward_model_scoring_but_an_evaluation_is_not
     job = generation.generation_complete(job=job, outputs=[{job.prompt_ids[0]: ["a", "b"]}])
     generation_runner._prioritise(job)  # no reward model: nothing happens
     assert Project.objects.get(pk=project.pk).scoring_status == ""
-    reward = ModelVersion.objects.create(name="rm", kind="reward", path="rm", project=project)
+    reward = model_version(name="rm", kind="reward", path="rm", project=project)
     Project.objects.filter(pk=project.pk).update(reward_model=reward)
     generation_runner._prioritise(job)
     assert Project.objects.get(pk=project.pk).scoring_status == "queued"

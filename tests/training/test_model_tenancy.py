@@ -7,13 +7,16 @@ must read exactly like a path that does not exist, so the registry is no filesys
 
 import os
 import re
+import shutil
 
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.test import Client
 
 from annotation.models import Membership, Project
-from tests.factories import ProjectFactory, PromptFactory, UserFactory, member
+from tests.factories import ProjectFactory, PromptFactory, UserFactory, member, model_version
 from tests.training.labels import demonstrations_create
 from training import registry
 from training.models import ModelVersion, TrainingRun
@@ -236,3 +239,29 @@ def test_the_migration_types_every_existing_path_once():
     sources = dict(ModelVersion.objects.filter(name__in=rows).values_list("name", "source"))
     assert sources == {"tiny": "storage", "out": "storage", "local": "local", "grabbed": "hub", "hub": "hub"}
     assert re.fullmatch(registry.HUB_ID, "runs/7") and not re.fullmatch(registry.HUB_ID, "runs/7/model")
+
+
+def test_a_model_whose_files_are_gone_is_refused_when_the_job_is_asked_for(client_for, project, engineer, queued):
+    demonstrations_create(project=project, n=2)
+    PromptFactory.create_batch(2, project=project)
+    gone = model_version(name="gone-sft", kind="sft", path="runs/41/model", project=project)
+    rm = model_version(name="gone-rm", kind="reward", path="runs/42/model", project=project)
+    shutil.rmtree(settings.STORAGE_ROOT / "runs" / "41")
+    shutil.rmtree(settings.STORAGE_ROOT / "runs" / "42")
+    api = client_for(engineer)
+    run = api.post("/api/training-runs/", {"kind": "sft", "project": project.pk, "base_model": gone.pk,
+                                           "config": {"max_steps": 2}}, format="json")
+    assert run.status_code == 400 and run.json()["field"] == "base_model"
+    assert "files of model gone-sft are missing" in run.json()["detail"]
+    generate = api.post(f"/api/projects/{project.pk}/generate/", {"model_version": gone.pk, "k": 2,
+                                                                  "prompt_count": 1}, format="json")
+    assert generate.status_code == 400 and generate.json()["field"] == "model_version"
+    admin = member(project, Membership.Role.ADMIN)
+    assert client_for(admin).patch(f"/api/projects/{project.pk}/", {"reward_model": rm.pk},
+                                   format="json").status_code == 200
+    pages = Client()
+    pages.force_login(admin)
+    page = pages.post(f"/projects/{project.pk}/prioritise/", follow=True)
+    assert "files of model gone-rm are missing" in page.content.decode()
+    assert not TrainingRun.objects.exists() and queued == []
+    assert Project.objects.get(pk=project.pk).scoring_status == ""

@@ -7,11 +7,11 @@ import pytest
 from django.urls import reverse
 
 from annotation.models import Membership
-from tests.factories import ProjectFactory, member
+from tests.factories import ProjectFactory, member, model_version
 from tests.training.labels import comparisons_create, demonstrations_create
 from training import selectors
 from training.pipelines import common, dpo
-from training.models import DatasetSnapshot, MetricPoint, ModelVersion, TrainingRun
+from training.models import DatasetSnapshot, MetricPoint, TrainingRun
 
 pytestmark = pytest.mark.django_db
 KINDS = ["sft", "reward", "dpo", "rlhf"]
@@ -37,19 +37,19 @@ def outsider():
     """Admin of another project, with a run of its own there."""
     other = ProjectFactory(name="Secret project")
     user = member(other, Membership.Role.ADMIN, username="oscar")
-    base = ModelVersion.objects.create(name="secret-base", kind="base", path="models/secret", project=other)
+    base = model_version(name="secret-base", kind="base", path="models/secret", project=other)
     TrainingRun.objects.create(kind="sft", project=other, base_model=base, status="running", step=1, total_steps=5)
     return user
 
 
 @pytest.fixture
 def base_model(project):
-    return ModelVersion.objects.create(name="tiny-base", kind="base", path="models/tiny", project=project)
+    return model_version(name="tiny-base", kind="base", path="models/tiny", project=project)
 
 
 @pytest.fixture
 def reward_model(project, base_model):
-    return ModelVersion.objects.create(
+    return model_version(
         name="rm-1", kind="reward", path="runs/1/model", parent=base_model, project=project
     )
 
@@ -337,7 +337,7 @@ def test_run_page_shows_the_error_and_output_model_when_finished(client, admin, 
     assert re.search(r'<form [^>]*data-role="cancel-form"[^>]*hidden', html)
     run.status, run.error = "succeeded", ""
     run.save()
-    ModelVersion.objects.create(name="sft-out", kind="sft", path="runs/x/model", parent=base_model, produced_by=run)
+    model_version(name="sft-out", kind="sft", path="runs/x/model", parent=base_model, produced_by=run)
     html = client.get(reverse("training-run-detail", args=[run.pk])).content.decode()
     assert "sft-out" in html
 
@@ -353,10 +353,10 @@ def test_the_no_script_cancel_button_cancels_through_the_service(client, admin, 
 
 
 def test_registry_shows_lineage_as_a_tree(client, admin, project, base_model, outsider):
-    sft = ModelVersion.objects.create(name="sft-1", kind="sft", path="runs/2/model", parent=base_model,
+    sft = model_version(name="sft-1", kind="sft", path="runs/2/model", parent=base_model,
                                       project=project, metrics={"loss": 1.23456, "steps": 40})
-    rm = ModelVersion.objects.create(name="rm-1", kind="reward", path="runs/3/model", parent=sft, project=project)
-    policy = ModelVersion.objects.create(name="policy-1", kind="policy", path="runs/4/model", parent=sft,
+    rm = model_version(name="rm-1", kind="reward", path="runs/3/model", parent=sft, project=project)
+    policy = model_version(name="policy-1", kind="policy", path="runs/4/model", parent=sft,
                                          project=project)
     html = client_as(client, admin).get(reverse("training-model-list")).content.decode()
     rows = re.findall(r'<tr id="model-(\d+)" data-model-id="\d+" data-parent-id="(\d*)" data-depth="(\d+)"', html)

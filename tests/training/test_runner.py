@@ -15,7 +15,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from annotation.models import Membership
-from tests.factories import ProjectFactory, member
+from tests.factories import ProjectFactory, member, model_version
 from tests.training.labels import demonstrations_create
 from training import runner, services, tasks
 from training.models import MetricPoint, ModelVersion, TrainingRun
@@ -62,7 +62,7 @@ def queued_run(db):
     project = ProjectFactory(slug="runner")
     admin = member(project, Membership.Role.ADMIN)
     demonstrations_create(project=project, n=2)
-    base = ModelVersion.objects.create(name="tiny", kind="base", path="models/tiny")
+    base = model_version(name="tiny", kind="base", path="models/tiny")
     return services.run_create(kind="sft", project=project, base_model=base, config={"max_steps": 4},
                                created_by=admin)
 
@@ -140,6 +140,28 @@ def test_streaming_records_progress_metrics_log_and_the_output_model(queued_run,
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(("visible", "count"), [("", 0), ("0", 1), ("-1", 0)])
+def test_more_gpus_than_the_worker_has_fail_the_run_instead_of_training_on_fewer(
+    db, monkeypatch, visible, count
+):
+    project = ProjectFactory(slug="gpus")
+    admin = member(project, Membership.Role.ADMIN)
+    demonstrations_create(project=project, n=2)
+    base = model_version(name="tiny-gpus", kind="base", path="models/tiny")
+    run = services.run_create(kind="sft", project=project, base_model=base, config={"max_steps": 2, "num_gpus": 2},
+                              created_by=admin)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    assert runner.visible_gpu_count() == count
+    assert runner.run_execute(run_id=run.pk) == runner.Outcome.FAILED
+    run.refresh_from_db()
+    assert run.status == "failed" and f"num_gpus is 2, but this worker has {count} GPU" in run.error
+    assert run.pipeline_pid is None and "attempt" not in run.log_tail  # nothing was started
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    command = runner.pipeline_command(run=run, config_path=Path("run.json"))
+    assert command[1:5] == ["-m", "accelerate.commands.launch", "--num_processes", "2"]
+
+
+@pytest.mark.django_db
 def test_a_failing_pipeline_fails_the_run_with_its_error(queued_run, fake_pipeline, monkeypatch):
     monkeypatch.setenv("FAKE_MODE", "fail")
     assert runner.run_execute(run_id=queued_run.pk) == runner.Outcome.FAILED
@@ -180,7 +202,7 @@ def test_cancelling_terminates_the_pipeline(fake_pipeline, monkeypatch):
     project = ProjectFactory(slug="cancel")
     admin = member(project, Membership.Role.ADMIN)
     demonstrations_create(project=project, n=1)
-    base = ModelVersion.objects.create(name="tiny", kind="base", path="models/tiny")
+    base = model_version(name="tiny", kind="base", path="models/tiny")
     with monkeypatch.context() as patch:
         patch.setattr(services, "run_enqueue", lambda *, run_id: None)
         run = services.run_create(kind="sft", project=project, base_model=base, config={"max_steps": 100},
@@ -222,7 +244,7 @@ def test_train_command_starts_follows_and_reports(fake_pipeline, monkeypatch, ca
     project = ProjectFactory(slug="cli")
     member(project, Membership.Role.ADMIN)
     demonstrations_create(project=project, n=2)
-    ModelVersion.objects.create(name="tiny", kind="base", path="models/tiny")
+    model_version(name="tiny", kind="base", path="models/tiny")
     # the worker's part, run in this process as soon as the run is committed
     monkeypatch.setattr(services, "run_enqueue", lambda *, run_id: runner.run_execute(run_id=run_id))
     call_command("train", "--kind", "sft", "--project", "cli", "--set", "max_steps=3", "--poll", "0.01")
