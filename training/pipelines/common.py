@@ -456,17 +456,61 @@ def progress_callback(kind: str, cfg, device: str, bf16: bool, resumed_from: str
 # Trainer plumbing
 
 
+def checkpoint_damage(path: str | os.PathLike) -> str | None:
+    """Why a checkpoint directory cannot be resumed from (a truncated or unreadable file), or None.
+
+    A process killed while saving leaves a checkpoint whose last file is cut short; resuming from it
+    crashes every retry. Each check only reads headers: safetensors validates its own header and
+    length (safetensors library), torch's .pt/.bin files are zip archives whose directory sits at the
+    end, and the trainer state must parse.
+    """
+    import zipfile
+
+    folder = Path(path)
+    try:
+        json.loads((folder / "trainer_state.json").read_text())
+    except (OSError, ValueError) as exc:
+        return f"trainer_state.json: {exc}"
+    for file in sorted(folder.iterdir()):
+        try:
+            if file.suffix == ".safetensors":
+                from safetensors import safe_open
+
+                with safe_open(str(file), framework="numpy") as tensors:
+                    list(tensors.keys())
+            elif file.suffix in (".pt", ".bin", ".pth"):
+                with zipfile.ZipFile(file):
+                    pass
+        except Exception as exc:  # noqa: BLE001 - any failure to read the header means damage
+            return f"{file.name}: {exc}"
+    return None
+
+
 def last_checkpoint(output_dir: str | os.PathLike) -> str | None:
-    """The checkpoint-<N> directory with the largest N that holds a trainer_state.json, or None."""
-    best, best_step = None, -1
+    """The newest checkpoint-<N> directory that is complete and intact, or None.
+
+    A damaged one (see checkpoint_damage) is renamed damaged-checkpoint-<N>, kept for inspection,
+    said in the log, and the one before it is used: losing a few steps beats failing every retry.
+    """
     root = Path(output_dir)
     if not root.is_dir():
         return None
+    found = []
     for path in root.iterdir():
         match = re.fullmatch(r"checkpoint-(\d+)", path.name)
-        if match and path.is_dir() and (path / "trainer_state.json").exists() and int(match[1]) > best_step:
-            best, best_step = str(path), int(match[1])
-    return best
+        if match and path.is_dir() and (path / "trainer_state.json").exists():
+            found.append((int(match[1]), path))
+    for step, path in sorted(found, reverse=True):
+        damage = checkpoint_damage(path)
+        if damage is None:
+            return str(path)
+        aside = path.with_name(f"damaged-{path.name}")
+        print(f"[resume] {path.name} is damaged ({damage}); set aside as {aside.name}", flush=True)
+        try:
+            path.rename(aside)
+        except OSError:
+            pass  # another process moved it: it is out of the way either way
+    return None
 
 
 def trainer_kwargs(cfg, device: str, bf16: bool) -> dict:

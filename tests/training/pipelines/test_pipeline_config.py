@@ -112,6 +112,24 @@ def test_cli_rejects_a_bad_config_with_an_error_event(tmp_path):
     assert event["event"] == "error" and event["field"] == "max_steps"
 
 
+def test_a_damaged_last_checkpoint_gives_way_to_the_one_before(tmp_path, capsys):
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    for step in (10, 20):
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        (folder / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+        save_file({"w": np.ones((64, 64), dtype=np.float32)}, str(folder / "model.safetensors"))
+    newest = tmp_path / "checkpoint-20" / "model.safetensors"
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])  # killed while saving
+    assert last_checkpoint(tmp_path).endswith("checkpoint-10")
+    assert "checkpoint-20 is damaged (model.safetensors" in capsys.readouterr().out
+    assert (tmp_path / "damaged-checkpoint-20").is_dir() and not (tmp_path / "checkpoint-20").exists()
+    (tmp_path / "checkpoint-10" / "trainer_state.json").write_text("{cut")
+    assert last_checkpoint(tmp_path) is None  # nothing intact: train from the start
+
+
 def test_last_checkpoint_picks_the_highest_step(tmp_path):
     assert last_checkpoint(tmp_path) is None
     for step in (5, 20, 100):

@@ -74,6 +74,20 @@ def test_sft_resumes_from_the_last_checkpoint(tiny_model, sft_file, tmp_path, ca
     assert second[-1]["event"] == "done"
 
 
+def test_sft_resumes_from_the_checkpoint_before_a_truncated_one(tiny_model, sft_file, tmp_path, capsys):
+    base = dict(model_path=tiny_model, train_file=sft_file, output_dir=str(tmp_path), batch_size=8,
+                learning_rate=5e-4, logging_steps=1, save_steps=3, save_total_limit=None)
+    sft.run(sft.SftPipelineConfig(**base, max_steps=6))
+    capsys.readouterr()
+    weights_file = tmp_path / "checkpoint-6" / "model.safetensors"
+    weights_file.write_bytes(weights_file.read_bytes()[:4096])  # the worker died while saving
+    sft.run(sft.SftPipelineConfig(**base, max_steps=8))
+    out = capsys.readouterr().out
+    start = [e for e in events(out) if e["event"] == "start"][0]
+    assert start["step"] == 3 and start["resumed_from"].endswith("checkpoint-3")
+    assert "checkpoint-6 is damaged" in out and events(out)[-1]["event"] == "done"
+
+
 def test_sft_with_lora_saves_a_merged_model(tiny_model, sft_file, tmp_path, capsys):
     from transformers import AutoModelForCausalLM
 
