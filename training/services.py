@@ -250,6 +250,59 @@ def run_create(
     return run
 
 
+RESUMABLE = (TrainingRun.Status.FAILED, TrainingRun.Status.CANCELLED)
+
+
+def run_resume(*, run: TrainingRun, by: AbstractBaseUser | None) -> TrainingRun:
+    """Queue a failed or cancelled run again: its pipeline resumes from the last intact checkpoint.
+
+    The run keeps its id, its metric history up to that checkpoint and its log, with a line that
+    says who resumed it. Anything but a failed or cancelled run is a conflict.
+    """
+    if by is not None:
+        project_access(user=by, project_id=run.project_id, action=Action.TRAIN)
+    registry.model_files_check(run.base_model, field="base_model")
+    if run.reward_model is not None:
+        registry.model_files_check(run.reward_model, field="reward_model")
+    who = by.get_username() if by is not None else "the operator"
+    with transaction.atomic():
+        locked = TrainingRun.objects.select_for_update().get(pk=run.pk)
+        if locked.status not in RESUMABLE:
+            raise Conflict(f"Only a failed or cancelled run can be resumed; this one is {locked.status}.", field="status")
+        now = timezone.now()
+        TrainingRun.objects.filter(pk=run.pk).update(
+            status=TrainingRun.Status.QUEUED, error="", finished_at=None, worker="", pipeline_pid=None,
+            heartbeat_at=None, updated_at=now,
+            log_tail=_append_lines(locked.log_tail, [f"[platform] resumed by {who}, from its last checkpoint"]),
+        )
+        transaction.on_commit(lambda: run_enqueue(run_id=run.pk))
+    run.refresh_from_db()
+    return run
+
+
+def run_retry(*, run: TrainingRun, created_by: AbstractBaseUser | None) -> TrainingRun:
+    """A new run from scratch with the same kind, models, config and frozen snapshot; the old one stays as it was."""
+    if created_by is not None:
+        project_access(user=created_by, project_id=run.project_id, action=Action.TRAIN)
+    if run.status not in RESUMABLE:
+        raise Conflict(f"Only a failed or cancelled run can be retried; this one is {run.status}.", field="status")
+    registry.model_check(run.base_model, project=run.project, field="base_model")
+    registry.model_files_check(run.base_model, field="base_model")
+    if run.reward_model is not None:
+        registry.model_check(run.reward_model, project=run.project, field="reward_model")
+        registry.model_files_check(run.reward_model, field="reward_model")
+    with transaction.atomic():
+        retry = TrainingRun.objects.create(
+            kind=run.kind, project=run.project, base_model=run.base_model, reward_model=run.reward_model,
+            snapshot=run.snapshot, config=run.config, created_by=created_by,
+            log_tail=f"[platform] a retry of run {run.pk}, from scratch on the same snapshot",
+        )
+        retry.checkpoint_dir = f"runs/{retry.pk}"
+        retry.save(update_fields=["checkpoint_dir", "updated_at"])
+        transaction.on_commit(lambda: run_enqueue(run_id=retry.pk))
+    return retry
+
+
 def run_enqueue(*, run_id: int) -> None:
     from .tasks import run_execute
 

@@ -6,6 +6,7 @@ live parts of the pages poll the training API (/api/training-runs/{id}/).
 
 from datetime import datetime, timedelta
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
@@ -204,6 +205,34 @@ def run_cancel(request, run_id: int):
     except ServiceError:
         pass  # already finished: the run page shows its final status
     return redirect("training-run-detail", run_id=run.pk)
+
+
+@login_required
+@require_POST
+def run_resume(request, run_id: int):
+    """Resume a failed or cancelled run from its last checkpoint (the run page's button)."""
+    run = selectors.run_get_for_user(user=request.user, run_id=run_id)
+    try:
+        services.run_resume(run=run, by=request.user)
+    except ServiceError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, "Queued again: the run resumes from its last checkpoint.")
+    return redirect("training-run-detail", run_id=run.pk)
+
+
+@login_required
+@require_POST
+def run_retry(request, run_id: int):
+    """Start a failed or cancelled run again from scratch, as a new run (the run page's button)."""
+    run = selectors.run_get_for_user(user=request.user, run_id=run_id)
+    try:
+        retry = services.run_retry(run=run, created_by=request.user)
+    except ServiceError as error:
+        messages.error(request, error.message)
+        return redirect("training-run-detail", run_id=run.pk)
+    messages.success(request, f"Run #{retry.pk} retries run #{run.pk} from scratch on the same snapshot.")
+    return redirect("training-run-detail", run_id=retry.pk)
 
 
 # Model registry ------------------------------------------------------------------------------------------

@@ -138,6 +138,8 @@
     }
     var cancel = $("cancel-form");
     if (cancel) cancel.hidden = !active || run.status === "cancelling";
+    var again = run.status === "failed" || run.status === "cancelled";
+    ["resume-form", "retry-form"].forEach(function (role) { var form = $(role); if (form) form.hidden = !again; });
     updateLog(run.log_tail);
     updateCharts(run.metrics);
     updateLatest(run.metrics);

@@ -157,3 +157,27 @@ def test_a_lost_worker_process_is_redelivered_and_resumes(celery_worker_process,
     starts = [int(m) for m in re.findall(r"pipeline started at step (\d+)/", run.log_tail)]
     assert starts[0] == 0 and starts[-1] > 0, run.log_tail
     assert run.worker != f"{run.worker.rsplit(':', 1)[0]}:{worker_pid}"
+
+
+def test_a_cancelled_run_resumes_from_its_checkpoint_and_a_retry_starts_over(
+    celery_worker_process, tiny_base_model, client_for, project, admin
+):
+    run_id = start(client_for, admin, project, tiny_base_model, {**LONG, "max_steps": 40})
+    run_dir = Path(settings.STORAGE_ROOT) / f"runs/{run_id}"
+    wait_for(lambda: running_with_checkpoint(run_id, run_dir), timeout=180, what="a checkpoint")
+    assert client_for(admin).post(f"/api/training-runs/{run_id}/cancel/").json()["status"] == "cancelling"
+    assert wait_final(run_id, timeout=60).status == "cancelled"
+    resumed = client_for(admin).post(f"/api/training-runs/{run_id}/resume/")
+    assert resumed.status_code == 200 and resumed.json()["status"] == "queued"
+    run = wait_final(run_id, worker=celery_worker_process)
+    assert run.status == "succeeded", f"{run.error}\n{run.log_tail}"
+    assert f"resumed by {admin.username}, from its last checkpoint" in run.log_tail
+    starts = [int(m) for m in re.findall(r"pipeline started at step (\d+)/", run.log_tail)]
+    assert starts[0] == 0 and starts[-1] > 0, run.log_tail
+    assert client_for(admin).post(f"/api/training-runs/{run_id}/resume/").status_code == 409  # succeeded
+    TrainingRun.objects.filter(pk=run_id).update(status="failed")
+    retry = client_for(admin).post(f"/api/training-runs/{run_id}/retry/")
+    assert retry.status_code == 201, retry.content
+    again = wait_final(retry.json()["id"], worker=celery_worker_process)
+    assert again.status == "succeeded" and again.snapshot_id == run.snapshot_id and again.config == run.config
+    assert re.findall(r"pipeline started at step (\d+)/", again.log_tail)[0] == "0"  # from scratch

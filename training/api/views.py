@@ -109,6 +109,25 @@ class TrainingRunCancelApi(APIView):
         return Response(serializers.TrainingRunSerializer(run).data)
 
 
+class TrainingRunResumeApi(APIView):
+    @extend_schema(request=None, responses=serializers.TrainingRunSerializer)
+    def post(self, request, run_id: int):
+        """Queue a failed or cancelled run again; it resumes from its last intact checkpoint (409 otherwise)."""
+        run = selectors.run_get_for_user(user=request.user, run_id=run_id)
+        services.run_resume(run=run, by=request.user)
+        return Response(serializers.TrainingRunSerializer(selectors.run_get_for_user(user=request.user, run_id=run.pk)).data)
+
+
+class TrainingRunRetryApi(APIView):
+    @extend_schema(request=None, responses={201: serializers.TrainingRunSerializer})
+    def post(self, request, run_id: int):
+        """Start a failed or cancelled run again from scratch, as a new run on the same snapshot (409 otherwise)."""
+        run = selectors.run_get_for_user(user=request.user, run_id=run_id)
+        retry = services.run_retry(run=run, created_by=request.user)
+        body = serializers.TrainingRunSerializer(selectors.run_get_for_user(user=request.user, run_id=retry.pk)).data
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
 class PipelineDefaultsApi(APIView):
     @extend_schema(
         parameters=[OpenApiParameter("kind", str, OpenApiParameter.PATH, enum=list(services.KINDS))],

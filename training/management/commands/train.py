@@ -40,8 +40,13 @@ class Command(BaseCommand):
     help = "Start a training run (sft, reward, dpo, rlhf) on a project's snapshot and follow its progress."
 
     def add_arguments(self, parser):
-        parser.add_argument("--kind", required=True, choices=services.KINDS)
-        parser.add_argument("--project", required=True, help="Project slug.")
+        parser.add_argument("--kind", choices=services.KINDS)
+        parser.add_argument("--project", help="Project slug.")
+        again = parser.add_mutually_exclusive_group()
+        again.add_argument("--resume", type=int, metavar="RUN_ID",
+                           help="Queue a failed or cancelled run again, from its last checkpoint, and follow it.")
+        again.add_argument("--retry", type=int, metavar="RUN_ID",
+                           help="Start a failed or cancelled run again from scratch (a new run) and follow it.")
         parser.add_argument("--base", default=None, help="Model name to start from (default: the base model).")
         parser.add_argument("--reward", default=None, help="Reward model name (rlhf).")
         parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="A config field.")
@@ -54,17 +59,20 @@ class Command(BaseCommand):
         parser.add_argument("--poll", type=float, default=1.0, help=argparse_hidden())
 
     def handle(self, *args, **opts):
+        user = self._user(opts["user"])
+        if opts["resume"] or opts["retry"]:
+            run = self._again(opts["resume"] or opts["retry"], resume=bool(opts["resume"]), user=user)
+            if not opts["no_follow"]:
+                self._follow(run, opts["poll"])
+            return
+        if not opts["kind"] or not opts["project"]:
+            raise CommandError("Give --kind and --project to start a run, or --resume/--retry RUN_ID.")
         project = Project.objects.filter(slug=opts["project"]).first()
         if project is None:
             raise CommandError(f"No project with the slug {opts['project']!r}.")
         base = self._model(opts["base"]) if opts["base"] else self._default_base()
         reward = self._model(opts["reward"]) if opts["reward"] else None
         config = dict(parse_setting(item) for item in opts["set"])
-        user = None
-        if opts["user"]:
-            user = get_user_model().objects.filter(username=opts["user"]).first()
-            if user is None:
-                raise CommandError(f"No user {opts['user']!r}.")
         try:
             run = services.run_create(
                 kind=opts["kind"], project=project, base_model=base, reward_model=reward, config=config,
@@ -80,6 +88,31 @@ class Command(BaseCommand):
         if opts["no_follow"]:
             return
         self._follow(run, opts["poll"])
+
+    def _user(self, username):
+        if not username:
+            return None
+        user = get_user_model().objects.filter(username=username).first()
+        if user is None:
+            raise CommandError(f"No user {username!r}.")
+        return user
+
+    def _again(self, run_id: int, *, resume: bool, user) -> TrainingRun:
+        run = TrainingRun.objects.select_related("project", "base_model", "reward_model").filter(pk=run_id).first()
+        if run is None:
+            raise CommandError(f"No run {run_id}.")
+        try:
+            if resume:
+                run = services.run_resume(run=run, by=user)
+                self.stdout.write(f"Run {run.pk} queued again; it resumes from its last checkpoint.")
+            else:
+                run = services.run_retry(run=run, created_by=user)
+                self.stdout.write(f"Run {run.pk} retries run {run_id} from scratch on the same snapshot.")
+        except ServiceError as exc:
+            raise CommandError(exc.message) from None
+        except (PermissionDenied, Http404) as exc:
+            raise CommandError(f"{user.get_username() if user else 'operator'}: {exc}") from None
+        return run
 
     def _model(self, name: str) -> ModelVersion:
         model = ModelVersion.objects.filter(name=name).first()
