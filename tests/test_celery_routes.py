@@ -11,9 +11,9 @@ from config.celery_app import app
         ("training.tasks.run_execute", "gpu"),
         ("training.generation_tasks.generation_execute", "gpu"),
         ("training.scoring_tasks.active_sampling_run", "gpu"),
-        ("training.tasks.runs_fail_orphaned", "default"),
+        ("training.tasks.runs_recover_lost", "default"),
         ("training.tasks.snapshots_sweep_orphans", "default"),
-        ("training.generation_tasks.generation_jobs_fail_orphaned", "default"),
+        ("training.generation_tasks.generation_jobs_recover_lost", "default"),
     ],
 )
 def test_route(task, queue):

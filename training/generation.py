@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import math
 import random
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q, QuerySet, Value
+from django.db.models import Exists, F, OuterRef, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.utils import timezone
@@ -32,7 +32,6 @@ MIN_K, MAX_K = 2, GenerationJob.MAX_K
 MAX_NEW_TOKENS = 2048
 MAX_PROMPTS = 10_000
 SAMPLING_KINDS = (ModelVersion.Kind.BASE, ModelVersion.Kind.SFT, ModelVersion.Kind.POLICY)
-ORPHAN_AFTER = timedelta(minutes=5)
 
 
 # Choosing prompts ---------------------------------------------------------------------------------
@@ -372,28 +371,20 @@ def generation_complete(*, job: GenerationJob, outputs: list[dict[int, list]]) -
     return job
 
 
-def generation_jobs_fail_orphaned(*, older_than: timedelta = ORPHAN_AFTER, now: datetime | None = None) -> int:
-    """Fail running jobs whose worker stopped sending heartbeats; end cancelling ones as cancelled."""
-    now = now or timezone.now()
-    cutoff = now - older_than
-    stale = Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
-    changed = 0
-    active = [GenerationJob.Status.RUNNING, GenerationJob.Status.CANCELLING]
-    for job in GenerationJob.objects.filter(stale, status__in=active):
-        if job.status == GenerationJob.Status.CANCELLING:
-            status, error = GenerationJob.Status.CANCELLED, ""
-        else:
-            since = job.heartbeat_at or job.started_at
-            status, error = GenerationJob.Status.FAILED, f"worker lost: no heartbeat since {since.isoformat()}"
-        with transaction.atomic():
-            done = GenerationJob.objects.filter(pk=job.pk, status=job.status).filter(stale).update(
-                status=status, error=error, finished_at=now, updated_at=now, pipeline_pid=None
-            )
-            if done:
-                job.status = status
-                _evaluation_follow(job=job)
-        changed += done
-    return changed
+def generation_jobs_recover_lost(*, lost_after: timedelta | None = None) -> int:
+    """Queue again the jobs whose worker is lost (training/recovery.py); they sample again from the start."""
+    from . import recovery
+
+    def enqueue(pk: int) -> None:
+        from .generation_tasks import generation_execute
+
+        generation_execute.apply_async(args=[pk])
+
+    return recovery.jobs_recover(
+        model=GenerationJob, noun="generation job", enqueue=enqueue, append_lines=services._append_lines,
+        worker_alive=services.run_worker_alive, orphan_kill=services.pipeline_orphan_kill, restart={"step": 0},
+        on_final=lambda job: _evaluation_follow(job=job), lost_after=lost_after or recovery.LOST_AFTER,
+    )
 
 
 # Reads ---------------------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """Celery tasks of generation jobs. Thin: they take ids and call training.generation_runner / generation.
 
 generation_execute goes to the `gpu` queue (named here: the route in settings matches only
-training.tasks.*). acks_late with reject_on_worker_lost: a job whose worker died is delivered
-again, and the new worker samples it again from the start. This module is imported at the
+training.tasks.*). acks_late with reject_on_worker_lost; a job whose worker died is queued again
+by the recovery sweep (training/recovery.py), and the new worker samples it again from the start. This module is imported at the
 bottom of training/tasks.py, so Celery's autodiscovery registers it.
 """
 
@@ -13,7 +13,7 @@ from . import generation, generation_runner
 
 TIME_LIMIT = getattr(settings, "GENERATION_TIME_LIMIT_SECONDS", 12 * 3600)
 
-__all__ = ["generation_execute", "generation_jobs_fail_orphaned"]
+__all__ = ["generation_execute", "generation_jobs_recover_lost"]
 
 
 @shared_task(
@@ -24,5 +24,5 @@ def generation_execute(job_id: int) -> str:
 
 
 @shared_task(queue="default", soft_time_limit=60, time_limit=120)
-def generation_jobs_fail_orphaned() -> int:
-    return generation.generation_jobs_fail_orphaned()
+def generation_jobs_recover_lost() -> int:
+    return generation.generation_jobs_recover_lost()

@@ -109,6 +109,9 @@ class TrainingRun(TimeStamped):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     checkpoint_dir = models.CharField(max_length=500, blank=True, help_text="Relative to STORAGE_ROOT.")
+    recoveries = models.PositiveSmallIntegerField(
+        default=0, help_text="How often a lost worker's run was queued again (training/recovery.py)."
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
 
     class Meta:
@@ -202,6 +205,9 @@ class GenerationJob(TimeStamped):
     error = models.TextField(blank=True)
     worker = models.CharField(max_length=200, blank=True, help_text="host:pid of the Celery worker process.")
     pipeline_pid = models.PositiveIntegerField(null=True, blank=True)
+    recoveries = models.PositiveSmallIntegerField(
+        default=0, help_text="How often a lost worker's job was queued again (training/recovery.py)."
+    )
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -19,7 +19,7 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import F, Q, Value
+from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -53,8 +53,7 @@ OUTPUT_KIND = {
     TrainingRun.Kind.RLHF: ModelVersion.Kind.POLICY,
 }
 LOG_TAIL_LINES = 200
-HEARTBEAT_STALE = timedelta(seconds=60)  # a heartbeat this old means its worker is gone (for redelivery)
-ORPHAN_AFTER = timedelta(minutes=5)  # the periodic sweep fails runs without a heartbeat for this long
+HEARTBEAT_STALE = timedelta(seconds=60)  # a heartbeat this old means its worker is gone (training/recovery.py)
 
 
 # Pipeline configs ---------------------------------------------------------------------------------
@@ -515,19 +514,11 @@ def run_succeed(*, run: TrainingRun, metrics: dict) -> ModelVersion:
     return model
 
 
-def runs_fail_orphaned(*, older_than: timedelta = ORPHAN_AFTER) -> int:
-    """Fail running runs whose worker stopped sending heartbeats; end cancelling ones as cancelled."""
-    now = timezone.now()
-    cutoff = now - older_than
-    stale = Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
-    changed = 0
-    for run in TrainingRun.objects.filter(stale, status__in=[TrainingRun.Status.RUNNING, TrainingRun.Status.CANCELLING]):
-        since = run.heartbeat_at or run.started_at
-        if run.status == TrainingRun.Status.CANCELLING:
-            status, error = TrainingRun.Status.CANCELLED, ""
-        else:
-            status, error = TrainingRun.Status.FAILED, f"worker lost: no heartbeat since {since.isoformat()}"
-        changed += TrainingRun.objects.filter(pk=run.pk, status=run.status).filter(stale).update(
-            status=status, error=error, finished_at=now, updated_at=now, pipeline_pid=None
-        )
-    return changed
+def runs_recover_lost(*, lost_after: timedelta | None = None) -> int:
+    """Queue again the runs whose worker is lost (training/recovery.py); they resume from their checkpoint."""
+    from . import recovery
+
+    return recovery.jobs_recover(
+        model=TrainingRun, noun="run", enqueue=lambda pk: run_enqueue(run_id=pk), append_lines=_append_lines,
+        worker_alive=run_worker_alive, orphan_kill=pipeline_orphan_kill, lost_after=lost_after or recovery.LOST_AFTER,
+    )

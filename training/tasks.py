@@ -1,9 +1,10 @@
 """Celery tasks of the training app. Thin: they take ids and call training.runner / services.
 
-run_execute goes to the `gpu` queue (CELERY_TASK_ROUTES). acks_late with reject_on_worker_lost:
-a worker that dies mid-run leaves the message unacknowledged, it is delivered again, and the
-run resumes from its last checkpoint. The orphan sweep goes to the default queue on purpose: a
-gpu worker (concurrency 1) is busy for the whole length of a run.
+run_execute goes to the `gpu` queue (CELERY_TASK_ROUTES), acks_late with reject_on_worker_lost. A
+worker that dies mid-run is noticed by its run's heartbeat, not by the broker (whose visibility
+timeout outlasts any run): the recovery sweep queues the run again within about a minute and
+another worker resumes it from its last checkpoint (training/recovery.py). The sweep goes to the
+default queue on purpose: a gpu worker (concurrency 1) is busy for the whole length of a run.
 """
 
 from celery import shared_task
@@ -28,8 +29,8 @@ def run_execute(self, run_id: int) -> str:
 
 
 @shared_task(queue="default", soft_time_limit=60, time_limit=120)
-def runs_fail_orphaned() -> int:
-    return services.runs_fail_orphaned()
+def runs_recover_lost() -> int:
+    return services.runs_recover_lost()
 
 
 @shared_task(queue="default", soft_time_limit=600, time_limit=660)

@@ -203,20 +203,18 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     # Sweeps run on the default queue: a gpu worker (concurrency 1) is busy for a whole run.
     # Exact names win over the patterns below.
-    "training.tasks.runs_fail_orphaned": {"queue": "default"},
+    "training.tasks.runs_recover_lost": {"queue": "default"},
     "training.tasks.snapshots_sweep_orphans": {"queue": "default"},
-    "training.generation_tasks.generation_jobs_fail_orphaned": {"queue": "default"},
+    "training.generation_tasks.generation_jobs_recover_lost": {"queue": "default"},
     "training.tasks.*": {"queue": "gpu"},
     "training.generation_tasks.*": {"queue": "gpu"},
     "training.scoring_tasks.*": {"queue": "gpu"},
 }
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE = {
-    "fail-orphaned-runs": {"task": "training.tasks.runs_fail_orphaned", "schedule": 60.0},
-    "fail-orphaned-generation-jobs": {
-        "task": "training.generation_tasks.generation_jobs_fail_orphaned",
-        "schedule": 60.0,
-    },
+    # Jobs whose worker is lost go back to the queue (training/recovery.py: every 20 s, lost after 60 s).
+    "recover-lost-runs": {"task": "training.tasks.runs_recover_lost", "schedule": 20.0},
+    "recover-lost-generation-jobs": {"task": "training.generation_tasks.generation_jobs_recover_lost", "schedule": 20.0},
     "sweep-orphaned-snapshot-files": {"task": "training.tasks.snapshots_sweep_orphans", "schedule": 3600.0},
 }
 

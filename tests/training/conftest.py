@@ -99,20 +99,18 @@ def worker_env(storage_root: Path) -> dict:
     return env
 
 
-@pytest.fixture(scope="session")
-def celery_worker_process(django_db_setup, django_db_blocker, training_storage_root, tmp_path_factory):
-    """A real `celery -A config worker -Q default,gpu` on the test database and broker, for the session."""
-    env = worker_env(training_storage_root)
-    celery = [sys.executable, "-m", "celery", "-A", "config"]
-    subprocess.run([*celery, "purge", "-f", "-Q", "default,gpu"], cwd=settings.BASE_DIR, env=env,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60, check=False)
-    log_path = tmp_path_factory.mktemp("celery") / "worker.log"
+CELERY = [sys.executable, "-m", "celery", "-A", "config"]
+
+
+def celery_worker_spawn(*, env: dict, log_path: Path, queues: str, name: str) -> subprocess.Popen:
+    """Start a real Celery worker (its own process group) and wait until it says it is ready."""
     log = open(log_path, "w")
     proc = subprocess.Popen(
-        [*celery, "worker", "-Q", "default,gpu", "--concurrency", "1", "--pool", "prefork",
-         "-n", f"test-{os.getpid()}@%h", "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
+        [*CELERY, "worker", "-Q", queues, "--concurrency", "1", "--pool", "prefork",
+         "-n", f"{name}@%h", "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
         cwd=settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
+    log.close()  # the child holds its own copy
     deadline = time.monotonic() + WORKER_START_TIMEOUT
     while "ready." not in log_path.read_text():
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -120,11 +118,28 @@ def celery_worker_process(django_db_setup, django_db_blocker, training_storage_r
             pytest.fail(f"The Celery worker did not start:\n{log_path.read_text()[-4000:]}")
         time.sleep(0.25)
     proc.log_path = log_path
-    yield proc
-    os.killpg(proc.pid, signal.SIGTERM)
+    return proc
+
+
+def celery_worker_stop(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
     try:
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    log.close()
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker, training_storage_root, tmp_path_factory):
+    """A real `celery -A config worker -Q default,gpu` on the test database and broker, for the session."""
+    env = worker_env(training_storage_root)
+    subprocess.run([*CELERY, "purge", "-f", "-Q", "default,gpu"], cwd=settings.BASE_DIR, env=env,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60, check=False)
+    proc = celery_worker_spawn(env=env, log_path=tmp_path_factory.mktemp("celery") / "worker.log",
+                               queues="default,gpu", name=f"test-{os.getpid()}")
+    yield proc
+    celery_worker_stop(proc)

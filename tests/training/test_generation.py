@@ -185,14 +185,19 @@ def test_cancel_a_queued_job(client_for, project, admin, prompts, model):
 
 
 @pytest.mark.django_db
-def test_claim_is_idempotent_and_an_orphan_is_failed(project, admin, prompts, model):
+def test_claim_is_idempotent_and_a_lost_workers_job_is_queued_again(
+    project, admin, prompts, model, enqueued, django_capture_on_commit_callbacks
+):
     job = generation.generation_create(project=project, model_version=model, k=2, prompt_count=1, created_by=admin)
-    assert generation.generation_claim(job_id=job.pk, worker="here:1") is not None
-    assert generation.generation_claim(job_id=job.pk, worker="here:1") is None  # the same delivery again
-    GenerationJob.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=10))
-    assert generation.generation_jobs_fail_orphaned() == 1
+    assert generation.generation_claim(job_id=job.pk, worker="there:1") is not None
+    assert generation.generation_claim(job_id=job.pk, worker="there:1") is None  # the same delivery again
+    GenerationJob.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=2), step=1)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert generation.generation_jobs_recover_lost() == 1
     job.refresh_from_db()
-    assert job.status == "failed" and "worker lost" in job.error
+    assert (job.status, job.step, job.recoveries) == ("queued", 0, 1) and "worker there:1 lost" in job.log_tail
+    assert enqueued[-1] == [job.pk]
+    assert generation.generation_claim(job_id=job.pk, worker="fresh:2") is not None
 
 
 # Making the tasks -------------------------------------------------------------------------------------------

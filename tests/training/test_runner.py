@@ -105,21 +105,41 @@ def test_finished_or_cancelled_runs_are_not_claimed(queued_run):
 
 
 @pytest.mark.django_db
-def test_orphan_sweep_fails_stale_runs_with_the_reason(queued_run):
+def test_the_recovery_sweep_queues_a_lost_workers_run_again_and_gives_up_after_three(
+    queued_run, monkeypatch, django_capture_on_commit_callbacks
+):
+    from training import recovery
+
+    enqueued = []
+    monkeypatch.setattr("training.tasks.run_execute.apply_async", lambda args=None, **kw: enqueued.append(args))
     project, base = queued_run.project, queued_run.base_model
-    stale_at = timezone.now() - timedelta(minutes=10)
-    TrainingRun.objects.filter(pk=queued_run.pk).update(status="running", heartbeat_at=stale_at)
+    stale_at = timezone.now() - timedelta(seconds=90)
+    lost = dict(status="running", heartbeat_at=stale_at, worker="elsewhere:4242")
+    TrainingRun.objects.filter(pk=queued_run.pk).update(**lost)
     fresh = TrainingRun.objects.create(kind="sft", project=project, base_model=base, status="running",
-                                       heartbeat_at=timezone.now())
+                                       heartbeat_at=timezone.now(), worker="elsewhere:1")
+    mine = TrainingRun.objects.create(kind="sft", project=project, base_model=base, status="running",
+                                      heartbeat_at=stale_at, worker=f"{socket.gethostname()}:{os.getppid()}")  # alive here
     stopping = TrainingRun.objects.create(kind="sft", project=project, base_model=base, status="cancelling",
-                                          heartbeat_at=stale_at)
-    assert tasks.runs_fail_orphaned() == 2
-    stale = TrainingRun.objects.get(pk=queued_run.pk)
-    assert stale.status == "failed" and stale.finished_at
-    assert stale.error == f"worker lost: no heartbeat since {stale_at.isoformat()}"
+                                          heartbeat_at=stale_at, worker="elsewhere:7")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert tasks.runs_recover_lost() == 2
+    run = TrainingRun.objects.get(pk=queued_run.pk)
+    assert (run.status, run.worker, run.recoveries, run.finished_at) == ("queued", "", 1, None)
+    assert "worker elsewhere:4242 lost" in run.log_tail and enqueued == [[run.pk]]
     assert TrainingRun.objects.get(pk=fresh.pk).status == "running"
+    assert TrainingRun.objects.get(pk=mine.pk).status == "running"
     assert TrainingRun.objects.get(pk=stopping.pk).status == "cancelled"
-    assert tasks.runs_fail_orphaned() == 0
+    with django_capture_on_commit_callbacks(execute=True):
+        assert tasks.runs_recover_lost() == 0
+    for _ in range(recovery.MAX_RECOVERIES - 1):  # lost again and again
+        TrainingRun.objects.filter(pk=run.pk).update(**lost)
+        with django_capture_on_commit_callbacks(execute=True):
+            assert tasks.runs_recover_lost() == 1
+    TrainingRun.objects.filter(pk=run.pk).update(**lost)
+    assert tasks.runs_recover_lost() == 1
+    run.refresh_from_db()
+    assert run.status == "failed" and run.error.startswith("worker lost 4 times") and len(enqueued) == 3
 
 
 @pytest.mark.django_db
