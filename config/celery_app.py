@@ -18,10 +18,15 @@ def start_pipeline_launcher(sender=None, **kwargs):
     queues = sender.app.amqp.queues
     names = set((queues.consume_from or queues).keys())
     pipeline_process.launcher_start(queues=names, env=services.pipeline_env())
+    if "gpu" in names:  # so that a run asking for more GPUs than any worker has is refused up front
+        from training import capacity
+
+        capacity.gpu_capacity_record(worker=services.worker_name(), gpus=capacity.visible_gpu_count())
 
 
 @signals.worker_shutdown.connect
 def stop_pipeline_launcher(**kwargs):
-    from training import pipeline_process
+    from training import capacity, pipeline_process, services
 
     pipeline_process.launcher_stop()
+    capacity.gpu_capacity_forget(worker=services.worker_name())

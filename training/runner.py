@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import queue
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-from . import services
+from . import capacity, services
 from .models import TrainingRun
 from .registry import model_location
 from .pipeline_process import pipeline_start
@@ -70,27 +69,12 @@ def run_config_write(*, run: TrainingRun) -> Path:
     return path
 
 
-def visible_gpu_count() -> int:
-    """GPUs this worker can hand a pipeline, counted without torch (the worker never initialises CUDA)."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        return len([device for device in visible.split(",") if device.strip() and device.strip() != "-1"])
-    smi = shutil.which("nvidia-smi")
-    if smi is None:
-        return 0
-    try:
-        listing = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=10, check=False).stdout
-    except (OSError, subprocess.SubprocessError):
-        return 0
-    return sum(1 for line in listing.splitlines() if line.startswith("GPU "))
-
-
 def pipeline_command(*, run: TrainingRun, config_path: Path) -> list[str]:
     """The pipeline's argv: one process, or `accelerate launch` across num_gpus GPUs (which must exist here)."""
     gpus = int(run.config.get("num_gpus", 1) or 1)
     module = ["-m", f"training.pipelines.{run.kind}", "--config", str(config_path)]
     if gpus > 1:
-        visible = visible_gpu_count()
+        visible = capacity.visible_gpu_count()
         if gpus > visible:
             # accelerate would start the processes anyway (on the CPU, or all on one device).
             raise ValueError(f"config.num_gpus is {gpus}, but this worker has {visible} GPU{'' if visible == 1 else 's'}")

@@ -232,6 +232,7 @@ def run_create(
     elif reward_model is not None:
         raise InvalidInput(f"A {kind} run takes no reward model.", field="reward_model")
     cleaned = run_config_validate(kind=kind, config=config)
+    gpus_check(cleaned.get("num_gpus", 1))
     registry.model_files_check(base_model, field="base_model")
     if reward_model is not None:
         registry.model_files_check(reward_model, field="reward_model")
@@ -247,6 +248,18 @@ def run_create(
         run.save(update_fields=["checkpoint_dir", "updated_at"])
         transaction.on_commit(lambda: run_enqueue(run_id=run.pk))
     return run
+
+
+def gpus_check(gpus: int) -> None:
+    """More GPUs than any gpu worker has is a 400 now, not a run that waits or trains on fewer (training/capacity.py)."""
+    from . import capacity
+
+    most = capacity.gpu_capacity_max()
+    if gpus > 1 and most is not None and gpus > most:
+        raise InvalidInput(
+            f"config.num_gpus is {gpus}, but the largest gpu worker has {most} GPU{'' if most == 1 else 's'}.",
+            field="config.num_gpus",
+        )
 
 
 RESUMABLE = (TrainingRun.Status.FAILED, TrainingRun.Status.CANCELLED)

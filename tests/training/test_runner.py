@@ -17,7 +17,7 @@ from django.utils import timezone
 from annotation.models import Membership
 from tests.factories import ProjectFactory, member, model_version
 from tests.training.labels import demonstrations_create
-from training import runner, services, tasks
+from training import capacity, runner, services, tasks
 from training.models import MetricPoint, ModelVersion, TrainingRun
 
 FAKE_PIPELINE = textwrap.dedent("""
@@ -171,7 +171,7 @@ def test_more_gpus_than_the_worker_has_fail_the_run_instead_of_training_on_fewer
     run = services.run_create(kind="sft", project=project, base_model=base, config={"max_steps": 2, "num_gpus": 2},
                               created_by=admin)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
-    assert runner.visible_gpu_count() == count
+    assert capacity.visible_gpu_count() == count
     assert runner.run_execute(run_id=run.pk) == runner.Outcome.FAILED
     run.refresh_from_db()
     assert run.status == "failed" and f"num_gpus is 2, but this worker has {count} GPU" in run.error
@@ -179,6 +179,29 @@ def test_more_gpus_than_the_worker_has_fail_the_run_instead_of_training_on_fewer
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
     command = runner.pipeline_command(run=run, config_path=Path("run.json"))
     assert command[1:5] == ["-m", "accelerate.commands.launch", "--num_processes", "2"]
+
+
+@pytest.mark.django_db
+def test_a_run_asking_more_gpus_than_any_worker_has_is_refused_when_created(client_for, monkeypatch):
+    monkeypatch.setattr("training.tasks.run_execute.apply_async", lambda *a, **k: None)
+    project = ProjectFactory(slug="gpu-capacity")
+    admin = member(project, Membership.Role.ADMIN)
+    demonstrations_create(project=project, n=2)
+    base = model_version(name="tiny-capacity", kind="base", path="models/tiny")
+
+    def start(gpus):
+        return client_for(admin).post("/api/training-runs/", {"kind": "sft", "project": project.pk, "base_model":
+                                                               base.pk, "config": {"num_gpus": gpus}}, format="json")
+
+    assert start(2).status_code == 201  # no worker has said what it has: the worker decides
+    capacity.gpu_capacity_record(worker="box-a:1", gpus=1)
+    capacity.gpu_capacity_record(worker="box-b:1", gpus=2)
+    refused = start(4)
+    assert refused.status_code == 400 and refused.json()["field"] == "config.num_gpus"
+    assert "largest gpu worker has 2 GPUs" in refused.json()["detail"]
+    assert start(2).status_code == 201
+    capacity.gpu_capacity_forget(worker="box-b:1")
+    assert start(2).status_code == 400 and TrainingRun.objects.count() == 2
 
 
 @pytest.mark.django_db
