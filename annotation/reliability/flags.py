@@ -57,7 +57,7 @@ class LabelerFlag:
     annotations: dict[int, dict] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        return {"reason": self.reason, "p_value": self.p_value, "detail": self.detail, "annotations": len(self.annotations)}
+        return {"reason": str(self.reason), "p_value": self.p_value, "detail": self.detail, "annotations": len(self.annotations)}
 
 
 # Too fast -------------------------------------------------------------------------------------------
@@ -240,8 +240,10 @@ def annotation_flags_hand_over(*, project_id: int, hand_over, batch_size: int = 
 
     For the review queue: it passes the function that puts annotations in its queue. Batches are
     claimed with SELECT ... FOR UPDATE SKIP LOCKED and marked in the same transaction as the call,
-    so two callers never hand over the same flag, and a failing `hand_over` leaves its batch for
-    the next call. An annotation with several flags is handed over once per batch.
+    so a failing `hand_over` leaves its batch for the next call. An annotation with several flags
+    is handed over once: all its pending flags are marked with the batch. Two callers running at
+    the same moment could still both pass an annotation whose flags they locked separately, so
+    `hand_over` should ignore an annotation it already holds.
     """
     from django.db import transaction
 
@@ -252,11 +254,13 @@ def annotation_flags_hand_over(*, project_id: int, hand_over, batch_size: int = 
                 AnnotationFlag.objects.select_for_update(skip_locked=True)
                 .filter(project_id=project_id, handed_over_at__isnull=True)
                 .order_by("id")
-                .values_list("id", "annotation_id")[:batch_size]
+                .values_list("annotation_id", flat=True)[:batch_size]
             )
             if not batch:
                 return handed
-            annotation_ids = sorted({annotation_id for _, annotation_id in batch})
+            annotation_ids = sorted(set(batch))
             hand_over(annotation_ids)
-            AnnotationFlag.objects.filter(id__in=[flag_id for flag_id, _ in batch]).update(handed_over_at=timezone.now())
+            AnnotationFlag.objects.filter(annotation_id__in=annotation_ids, handed_over_at__isnull=True).update(
+                handed_over_at=timezone.now()
+            )
             handed += len(annotation_ids)

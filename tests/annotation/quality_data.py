@@ -82,3 +82,12 @@ def bulk_project(judgments: dict[str, list[tuple]], *, n_tasks: int, overlap: in
         done = Annotation.objects.filter(task=task).count()
         Task.objects.filter(pk=task.pk).update(done=done, status="done" if done >= task.required else "open")
     return project, tasks, users
+
+
+def project_delete_with_members(project) -> None:
+    """Undo a module-scoped fixture (made outside the tests' transactions): the project, its work, its members."""
+    from django.contrib.auth import get_user_model
+
+    user_ids = list(project.memberships.values_list("user_id", flat=True))
+    project.delete()
+    get_user_model().objects.filter(pk__in=user_ids).delete()

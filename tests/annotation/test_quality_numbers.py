@@ -15,7 +15,7 @@ from crowdkit.aggregation import MACE, DawidSkene
 
 from annotation.reliability import labels
 from annotation.reliability.compute import quality_compute
-from tests.annotation.quality_data import choice_of, table_project
+from tests.annotation.quality_data import choice_of, project_delete_with_members, table_project
 
 pytestmark = pytest.mark.django_db
 
@@ -38,7 +38,7 @@ def fixed(django_db_setup, django_db_blocker):
         project, tasks, users = table_project(TABLE)
     yield project, tasks, users
     with django_db_blocker.unblock():
-        project.delete()
+        project_delete_with_members(project)
 
 
 def matrix(value) -> np.ndarray:
