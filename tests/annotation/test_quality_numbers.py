@@ -15,7 +15,11 @@ from crowdkit.aggregation import MACE, DawidSkene
 
 from annotation.reliability import labels
 from annotation.reliability.compute import quality_compute
-from tests.annotation.quality_data import choice_of, project_delete_with_members, table_project
+from tests.annotation.quality_data import (
+    choice_of,
+    project_delete_with_members,
+    table_project,
+)
 
 pytestmark = pytest.mark.django_db
 
