@@ -267,9 +267,9 @@ class AnnotationFlag(models.Model):
     """
 
     class Reason(models.TextChoices):
-        FAST = "fast", "Much faster than the project's median"
-        POSITION_BIAS = "position_bias", "Labeler picks the first response far more than chance"
-        OUTLIER = "outlier", "Labeler disagrees with the other labelers far more than chance"
+        FAST = "fast", "Too fast"  # much faster than the project's median for the kind of task
+        POSITION_BIAS = "position_bias", "Position bias"  # picks the first shown far more than chance
+        OUTLIER = "outlier", "Outlier"  # disagrees with the other labelers far more than chance
 
     annotation = models.ForeignKey(Annotation, on_delete=models.CASCADE, related_name="quality_flags")
     # Denormalised from the annotation, so a project's flags are found by index.

@@ -13,6 +13,8 @@ read that report. The modules, in the order a run uses them:
 - flags.py       too fast, position bias, outlier; stored as AnnotationFlag rows
 - compute.py     one run: read, estimate, flag, report
 - store.py       the cached report, the run lock and the "recompute" request
+- display.py     the dashboard's quality section, prepared from the cached report
 
-docs/quality.md explains the choices for people who read the numbers.
+The API is annotation/api/quality.py. docs/quality.md explains the choices for people who read
+the numbers.
 """

@@ -23,6 +23,7 @@ never on the order rows were read in.
 crowd-kit and pandas are imported inside the functions: the web processes never load them.
 """
 
+import math
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -86,13 +87,19 @@ def mace_fit(*, frame):
         return MACE(n_restarts=1, n_iter=50, random_state=0).fit(frame)
 
 
+def _finite(value) -> float | None:
+    """A float for the report, or None where a degenerate fit gave NaN (JSON has no NaN)."""
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
 def dawid_skene_competence(model) -> dict:
     """Σ_c prior(c) · P(answer c | true c) per worker, from a fitted DawidSkene."""
     errors, priors = model.errors_, model.priors_
     result = {}
     for worker in errors.index.get_level_values("worker").unique():
         rows = errors.loc[worker]
-        result[worker] = float(
+        result[worker] = _finite(
             sum(priors[label] * rows.loc[label, label] for label in priors.index if label in rows.index)
         )
     return result
@@ -103,7 +110,7 @@ def mace_competence(model, frame) -> dict:
     import pandas as pd
 
     _, workers = pd.factorize(frame["worker"])
-    return {worker: float(model.spamming_[i, 1]) for i, worker in enumerate(workers)}
+    return {worker: _finite(model.spamming_[i, 1]) for i, worker in enumerate(workers)}
 
 
 def competence_estimate(*, tasks, labelers, choices, known: dict | None = None) -> Competence:

@@ -14,8 +14,7 @@ from django.utils import timezone
 from . import agreement, alpha, competence, flags
 from .config import QualityConfig, quality_config
 from .judgments import NO_VALUE, JudgmentTable, judgments_read
-
-REPORT_VERSION = 1
+from .store import REPORT_VERSION
 
 
 def known_rankings_for(*, project_id: int) -> dict[int, list]:
@@ -37,6 +36,46 @@ def _sorted_codes(table: JudgmentTable) -> tuple[np.ndarray, list[str]]:
         recode = np.array([ordered.index(label) for label in table.choices], dtype=np.int64)
         coded[present] = recode[column[present]]
     return coded, ordered
+
+
+def _gold_counts(table: JudgmentTable, *, tasks, labelers, choices) -> dict[int, tuple[int, int]]:
+    """{labeler: (judgments of tasks with a known answer, how many chose it)}."""
+    counts: dict[int, tuple[int, int]] = {}
+    for task, labeler, choice in zip(tasks, labelers, choices):
+        known = table.known.get(int(task))
+        if known is not None:
+            n, correct = counts.get(int(labeler), (0, 0))
+            counts[int(labeler)] = (n + 1, correct + int(choice == known))
+    return counts
+
+
+def _labeler_rows(*, labelers, estimate, gold, found: list, outlier_evidence: list[dict]) -> list[dict]:
+    """One row per labeler who judged or was flagged, most judgments first."""
+    judged = {int(k): int(v) for k, v in zip(*np.unique(labelers, return_counts=True))}
+    by_labeler: dict[int, list] = {}
+    for flag in found:
+        by_labeler.setdefault(flag.labeler_id, []).append(flag.as_dict())
+    evidence = {row["labeler_id"]: row for row in outlier_evidence}
+    ids = sorted(set(judged) | set(by_labeler))
+    names = dict(get_user_model().objects.filter(pk__in=ids).values_list("pk", "username"))
+    rows = []
+    for labeler in ids:
+        n, correct = gold.get(labeler, (0, 0))
+        outlier = evidence.get(labeler, {})
+        rows.append({
+            "labeler_id": labeler,
+            "username": names.get(labeler, f"#{labeler}"),
+            "judgments": judged.get(labeler, 0),
+            "dawid_skene": estimate.dawid_skene.get(labeler),
+            "mace": estimate.mace.get(labeler),
+            "gold_judgments": n,
+            "gold_agreeing": correct,
+            "disagreement": outlier.get("disagreement"),
+            "expected_disagreement": outlier.get("expected"),
+            "flags": by_labeler.get(labeler, []),
+        })
+    rows.sort(key=lambda row: (-row["judgments"], row["username"]))
+    return rows
 
 
 def quality_compute(
@@ -74,35 +113,13 @@ def quality_compute(
     outlier_tested, outliers, outlier_evidence = flags.outlier_tests(pairs=pairs, config=config)
     flags.flags_write(project_id=project_id, flags=biased + outliers)
 
-    judged = {int(k): int(v) for k, v in zip(*np.unique(labelers, return_counts=True))}
-    known_tasks = np.isin(tasks[labeled], list(table.known)) if table.known else np.zeros(labeled.sum(), dtype=bool)
-    gold = {}
-    for task, labeler, choice in zip(tasks[labeled][known_tasks], labelers[labeled][known_tasks], choices[known_tasks]):
-        n, correct = gold.get(int(labeler), (0, 0))
-        gold[int(labeler)] = (n + 1, correct + int(choice == table.known[int(task)]))
-    labeler_flags: dict[int, list] = {}
-    for flag in fast + biased + outliers:
-        labeler_flags.setdefault(flag.labeler_id, []).append(flag.as_dict())
-    outlier_by_labeler = {row["labeler_id"]: row for row in outlier_evidence}
-    ids = sorted(set(judged) | set(labeler_flags))
-    names = dict(get_user_model().objects.filter(pk__in=ids).values_list("pk", "username"))
-    labeler_rows = []
-    for labeler in ids:
-        n, correct = gold.get(labeler, (0, 0))
-        evidence = outlier_by_labeler.get(labeler)
-        labeler_rows.append({
-            "labeler_id": labeler,
-            "username": names.get(labeler, f"#{labeler}"),
-            "judgments": judged.get(labeler, 0),
-            "dawid_skene": estimate.dawid_skene.get(labeler),
-            "mace": estimate.mace.get(labeler),
-            "gold_judgments": n,
-            "gold_agreeing": correct,
-            "disagreement": evidence["disagreement"] if evidence else None,
-            "expected_disagreement": evidence["expected"] if evidence else None,
-            "flags": labeler_flags.get(labeler, []),
-        })
-    labeler_rows.sort(key=lambda row: (-row["judgments"], row["username"]))
+    labeler_rows = _labeler_rows(
+        labelers=labelers,
+        estimate=estimate,
+        gold=_gold_counts(table, tasks=tasks[labeled], labelers=labelers[labeled], choices=choices),
+        found=fast + biased + outliers,
+        outlier_evidence=outlier_evidence,
+    )
     return {
         "version": REPORT_VERSION,
         "project_id": project_id,

@@ -19,6 +19,7 @@ from annotation.models import Annotation, Project
 # A run is stopped after this long (the Celery task's limits follow it); the lock outlives it a little.
 RUN_SECONDS = 600
 QUEUED_SECONDS = 3600  # a queued request that no worker took is forgotten after this long
+REPORT_VERSION = 1  # raise it when the report's shape changes: readers then ignore older reports
 
 
 def _key(project_id: int, suffix: str = "") -> str:
@@ -28,7 +29,10 @@ def _key(project_id: int, suffix: str = "") -> str:
 def quality_status(*, project_id: int) -> dict:
     """{"report": the last report or None, "queued_at": when a recompute was queued, or None}."""
     found = cache.get_many([_key(project_id), _key(project_id, ":queued")])
-    return {"report": found.get(_key(project_id)), "queued_at": found.get(_key(project_id, ":queued"))}
+    report = found.get(_key(project_id))
+    if report is not None and report.get("version") != REPORT_VERSION:
+        report = None  # written by an older release; the next run replaces it
+    return {"report": report, "queued_at": found.get(_key(project_id, ":queued"))}
 
 
 def quality_report_set(*, report: dict) -> None:
