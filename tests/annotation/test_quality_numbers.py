@@ -15,6 +15,7 @@ from crowdkit.aggregation import MACE, DawidSkene
 
 from annotation.reliability import labels
 from annotation.reliability.compute import quality_compute
+from annotation.reliability.config import QualityConfig
 from tests.annotation.quality_data import (
     choice_of,
     project_delete_with_members,
@@ -149,3 +150,20 @@ def test_labels_of_larger_rankings_and_flags():
     assert labels.preference_scale([[5], [4]], "much_better", {4: 0, 5: 1}) == -3
     bits = labels.flag_bits({"12": ["harmful"], "99": ["harmful"]}, positions)
     assert bits == 1 << (1 * 3 + labels.FLAG_KINDS.index("harmful"))
+
+
+def test_reading_in_small_chunks_gives_the_same_numbers(fixed):
+    project, _, _ = fixed
+    whole = quality_compute(project_id=project.pk)
+    chunked = quality_compute(project_id=project.pk, config=QualityConfig(chunk_tasks=3))
+    for key in ("labelers", "alpha", "pairs", "judgments", "tasks"):
+        assert chunked[key] == whole[key], key
+
+
+def test_a_run_reads_at_most_max_judgments_of_the_newest_tasks(fixed):
+    project, _, _ = fixed
+    report = quality_compute(project_id=project.pk, config=QualityConfig(max_judgments=12, chunk_tasks=2))
+    # Chunks of two tasks (about ten judgments) until twelve are read: the four newest tasks.
+    assert report["truncated"] is True and report["tasks"] == 4
+    assert report["judgments"] == sum(1 for name in NAMES for e in TABLE[name][6:] if e is not None)
+    assert quality_compute(project_id=project.pk)["truncated"] is False
