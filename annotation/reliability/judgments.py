@@ -106,5 +106,5 @@ def judgments_read(
                 flags=labels.flag_bits(flags, shown),
             )
         table.tasks += len(ids)
-    table.truncated = tasks.filter(id__lt=cursor).exists()
+    table.truncated = (tasks if cursor is None else tasks.filter(id__lt=cursor)).exists()
     return table

@@ -167,3 +167,10 @@ def test_a_run_reads_at_most_max_judgments_of_the_newest_tasks(fixed):
     assert report["truncated"] is True and report["tasks"] == 4
     assert report["judgments"] == sum(1 for name in NAMES for e in TABLE[name][6:] if e is not None)
     assert quality_compute(project_id=project.pk)["truncated"] is False
+
+
+def test_a_run_that_may_read_nothing_reports_nothing(fixed):
+    project, _, _ = fixed
+    report = quality_compute(project_id=project.pk, config=QualityConfig(max_judgments=0))
+    assert (report["judgments"], report["truncated"], report["labelers"], report["pairs"]) == (0, True, [], [])
+    assert all(row["alpha"] is None for row in report["alpha"])
