@@ -24,4 +24,8 @@ urlpatterns = [
     ),
     path("projects/<id:project_id>/export/", admin_views.project_export, name="project-export"),
     path("projects/<id:project_id>/prioritise/", admin_views.project_prioritise, name="project-prioritise"),
+    path(
+        "projects/<id:project_id>/quality/recompute/", admin_views.project_quality_recompute,
+        name="project-quality-recompute",
+    ),
 ]

@@ -11,6 +11,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from . import admin_services, dashboard, exporters, importers, services
@@ -71,7 +72,22 @@ def project_dashboard(request, project_id: int):
     for row in data["time_per_task"]:
         row["mean"] = dashboard.duration_display(row["mean_ms"])
         row["median"] = dashboard.duration_display(row["median_ms"])
+    data["quality"] = dashboard.dashboard_quality(project=project)
     return _page(request, "annotation/admin/dashboard.html", project, "dashboard", data)
+
+
+@login_required
+@require_POST
+def project_quality_recompute(request, project_id: int):
+    """The dashboard's "Recompute now" button: queue the label quality run (once, however often it is pressed)."""
+    from .reliability.store import quality_recompute_request
+
+    project = _project(request, project_id, Action.DASHBOARD)
+    if quality_recompute_request(project_id=project.pk):
+        messages.success(request, "Label quality recompute queued: the numbers below update when it is done.")
+    else:
+        messages.info(request, "A label quality recompute is already queued.")
+    return redirect(f"{reverse('project-dashboard', args=[project.pk])}#quality")
 
 
 @importers.accepts_import_file

@@ -453,6 +453,16 @@ def dashboard_get(*, project: Project) -> dict:
     }
 
 
+# Label quality --------------------------------------------------------------------------------
+
+
+def dashboard_quality(*, project: Project) -> dict:
+    """The quality section: the last report of annotation/reliability, read from the cache, never computed here."""
+    from .reliability.display import quality_section
+
+    return quality_section(project_id=project.pk)
+
+
 # Members and display helpers ------------------------------------------------------------------
 
 

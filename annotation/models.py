@@ -253,3 +253,40 @@ class Annotation(TimeStamped):
         if self.project_id is None and self.task_id is not None:
             self.project_id = Task.objects.values_list("project_id", flat=True).get(pk=self.task_id)
         super().save(*args, **kwargs)
+
+
+# Reliability and agreement ---------------------------------------------------------------------
+
+
+class AnnotationFlag(models.Model):
+    """Why an annotation deserves a second look: it was very fast, or its labeler is biased or an outlier.
+
+    Raised by the periodic quality run (annotation/reliability/); the evidence is in `detail`. A flag
+    is never withdrawn by a later run: reviewing the annotation settles it. `handed_over_at` records
+    when the review queue took it (annotation.reliability.flags.annotation_flags_hand_over).
+    """
+
+    class Reason(models.TextChoices):
+        FAST = "fast", "Too fast"  # much faster than the project's median for the kind of task
+        POSITION_BIAS = "position_bias", "Position bias"  # picks the first shown far more than chance
+        OUTLIER = "outlier", "Outlier"  # disagrees with the other labelers far more than chance
+
+    annotation = models.ForeignKey(Annotation, on_delete=models.CASCADE, related_name="quality_flags")
+    # Denormalised from the annotation, so a project's flags are found by index.
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    reason = models.CharField(max_length=16, choices=Reason.choices)
+    detail = models.JSONField(default=dict, blank=True, help_text="The evidence: times, counts, p-values.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    handed_over_at = models.DateTimeField(null=True, blank=True, help_text="When the review queue took it.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["annotation", "reason"], name="annotation_flag_once_per_reason")]
+        indexes = [
+            models.Index(fields=["project", "reason"], name="annotation_flag_project"),
+            models.Index(
+                fields=["project", "id"], name="annotation_flag_pending", condition=Q(handed_over_at__isnull=True)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Flag {self.reason} on annotation {self.annotation_id}"

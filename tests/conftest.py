@@ -1,4 +1,9 @@
 import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -45,3 +50,81 @@ def api_client_for(user) -> APIClient:
 @pytest.fixture
 def client_for():
     return api_client_for
+
+
+# A real Celery worker --------------------------------------------------------------------------
+# Tests that use it need @pytest.mark.django_db(transaction=True), so that the worker (another
+# process, the same test database) sees committed rows. One worker serves the whole session.
+
+WORKER_START_TIMEOUT = 60
+
+
+@pytest.fixture(scope="session")
+def training_storage_root(tmp_path_factory) -> Path:
+    """One STORAGE_ROOT for the session, shared with the Celery worker through FEEDBACKLOOP_STORAGE_ROOT."""
+    return tmp_path_factory.mktemp("storage")
+
+
+def worker_env(storage_root: Path) -> dict:
+    # The live connection's URL: pytest-django's test database, which the worker must share.
+    from training.simulation.processes import database_url
+
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings.test",
+        DATABASE_URL=database_url(),
+        CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
+        REDIS_URL=settings.REDIS_URL,
+        FEEDBACKLOOP_STORAGE_ROOT=str(storage_root),
+        BASE_MODEL="tiny",
+        CELERY_TASK_ALWAYS_EAGER="0",
+        HF_HUB_OFFLINE="1",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+CELERY = [sys.executable, "-m", "celery", "-A", "config"]
+
+
+def celery_worker_spawn(*, env: dict, log_path: Path, queues: str, name: str) -> subprocess.Popen:
+    """Start a real Celery worker (its own process group) and wait until it says it is ready."""
+    log = open(log_path, "w")
+    proc = subprocess.Popen(
+        [*CELERY, "worker", "-Q", queues, "--concurrency", "1", "--pool", "prefork",
+         "-n", f"{name}@%h", "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
+        cwd=settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    log.close()  # the child holds its own copy
+    deadline = time.monotonic() + WORKER_START_TIMEOUT
+    while "ready." not in log_path.read_text():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"The Celery worker did not start:\n{log_path.read_text()[-4000:]}")
+        time.sleep(0.25)
+    proc.log_path = log_path
+    return proc
+
+
+def celery_worker_stop(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker, training_storage_root, tmp_path_factory):
+    """A real `celery -A config worker -Q default,gpu` on the test database and broker, for the session."""
+    env = worker_env(training_storage_root)
+    subprocess.run([*CELERY, "purge", "-f", "-Q", "default,gpu"], cwd=settings.BASE_DIR, env=env,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60, check=False)
+    proc = celery_worker_spawn(env=env, log_path=tmp_path_factory.mktemp("celery") / "worker.log",
+                               queues="default,gpu", name=f"test-{os.getpid()}")
+    yield proc
+    celery_worker_stop(proc)

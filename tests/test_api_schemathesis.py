@@ -18,6 +18,8 @@ from schemathesis import GenerationMode
 from schemathesis.checks import content_type_conformance, not_a_server_error, response_schema_conformance
 
 from annotation.models import Membership
+from annotation.reliability import store
+from annotation.reliability.compute import quality_compute
 from tests.factories import ProjectFactory, TaskFactory, UserFactory, comparison_task, member, model_version
 from training.models import GenerationJob, TrainingRun
 
@@ -77,6 +79,7 @@ def admin_token(settings, tmp_path) -> str:
     TrainingRun.objects.create(kind="sft", project=project, base_model=base, created_by=admin, status="running")
     GenerationJob.objects.create(project=project, model_version=base, k=2, prompt_ids=[], created_by=admin)
     UserFactory(username="someone-else")
+    store.quality_report_set(report=quality_compute(project_id=project.pk))  # the quality API answers a report
     return Token.objects.create(user=admin).key
 
 

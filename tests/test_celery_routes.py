@@ -1,4 +1,4 @@
-"""Training work goes to the gpu queue; the periodic sweeps never wait behind a run there."""
+"""Training work goes to the gpu queue; the periodic sweeps and label quality runs never wait behind a run there."""
 
 import pytest
 
@@ -14,6 +14,8 @@ from config.celery_app import app
         ("training.tasks.runs_recover_lost", "default"),
         ("training.tasks.snapshots_sweep_orphans", "default"),
         ("training.generation_tasks.generation_jobs_recover_lost", "default"),
+        ("annotation.tasks.quality_compute_project", "default"),
+        ("annotation.tasks.quality_refresh_all", "default"),
     ],
 )
 def test_route(task, queue):

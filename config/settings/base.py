@@ -209,6 +209,7 @@ CELERY_TASK_ROUTES = {
     "training.tasks.*": {"queue": "gpu"},
     "training.generation_tasks.*": {"queue": "gpu"},
     "training.scoring_tasks.*": {"queue": "gpu"},
+    "annotation.tasks.*": {"queue": "default"},
 }
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE = {
@@ -216,6 +217,14 @@ CELERY_BEAT_SCHEDULE = {
     "recover-lost-runs": {"task": "training.tasks.runs_recover_lost", "schedule": 20.0},
     "recover-lost-generation-jobs": {"task": "training.generation_tasks.generation_jobs_recover_lost", "schedule": 20.0},
     "sweep-orphaned-snapshot-files": {"task": "training.tasks.snapshots_sweep_orphans", "schedule": 3600.0},
+}
+# Label quality (docs/quality.md): how often changed projects are recomputed, and how many of a
+# project's newest comparison judgments one run reads (it bounds the run's memory).
+QUALITY_REFRESH_SECONDS = env.int("FEEDBACKLOOP_QUALITY_REFRESH_SECONDS", default=600)
+QUALITY_MAX_JUDGMENTS = env.int("FEEDBACKLOOP_QUALITY_MAX_JUDGMENTS", default=200_000)
+CELERY_BEAT_SCHEDULE["refresh-label-quality"] = {
+    "task": "annotation.tasks.quality_refresh_all",
+    "schedule": float(QUALITY_REFRESH_SECONDS),
 }
 
 # Files: dataset snapshots and model directories live under one storage root.

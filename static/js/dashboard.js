@@ -1,4 +1,4 @@
-/* Project admin pages: dashboard charts (vendored Chart.js), role auto-submit, confirm prompts. */
+/* Project admin pages: dashboard charts (vendored Chart.js), label quality, role auto-submit, confirm prompts. */
 (function () {
   "use strict";
 
@@ -121,6 +121,53 @@
     }
   }
 
+  function drawQuality() {
+    var source = document.getElementById("quality-data");
+    var canvas = document.getElementById("quality-competence-chart");
+    if (!source || !canvas || typeof window.Chart === "undefined") return;
+    var data = JSON.parse(source.textContent);
+    if (!data.labelers.length) return;
+    var accent = color("--accent", "#2f6fed");
+    var warn = color("--warn", "#b7791f");
+    var muted = color("--muted", "#667085");
+    canvas.parentElement.classList.toggle("tall", data.labelers.length > 8);
+    new Chart(canvas, {
+      type: "bar",
+      data: {
+        labels: data.labelers,
+        datasets: [
+          {
+            label: "Dawid-Skene",
+            data: data.dawid_skene,
+            // A flagged labeler's bar stands out.
+            backgroundColor: data.flagged.map(function (f) { return f ? warn : accent; }),
+            borderRadius: 3,
+          },
+          { label: "MACE", data: data.mace, backgroundColor: muted + "66", borderRadius: 3 },
+        ],
+      },
+      options: {
+        indexAxis: "y",
+        maintainAspectRatio: false,
+        scales: {
+          x: { min: 0, max: 1, ticks: { stepSize: 0.2 } },
+          y: { grid: { display: false } },
+        },
+        plugins: {
+          tooltip: {
+            callbacks: {
+              label: function (item) {
+                var value = item.raw === null ? "–" : item.raw.toFixed(2);
+                var flagged = item.datasetIndex === 0 && data.flagged[item.dataIndex] ? " (flagged)" : "";
+                return item.dataset.label + ": " + value + flagged;
+              },
+            },
+          },
+        },
+      },
+    });
+  }
+
   function wireForms() {
     document.querySelectorAll("select[data-autosubmit]").forEach(function (select) {
       select.addEventListener("change", function () {
@@ -137,6 +184,7 @@
   function start() {
     wireForms();
     drawCharts();
+    drawQuality();
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);

@@ -1,8 +1,8 @@
-"""Fixtures for the training tests: a storage root, the tiny base model and a real Celery worker.
+"""Fixtures for the training tests: the storage root in settings and the tiny base model.
 
-`tiny_base_model` and `celery_worker_process` are shared with the browser tests of the training
-pages; keep their names. Tests that use the worker need @pytest.mark.django_db(transaction=True),
-so that the worker (another process, the same test database) sees committed rows.
+`tiny_base_model` is shared with the browser tests of the training pages; keep its name. The real
+Celery worker (`celery_worker_process`) and the session's storage root live in tests/conftest.py,
+so that every test directory shares one worker.
 """
 
 from __future__ import annotations
@@ -10,10 +10,8 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -25,13 +23,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 TINY_STEPS = 30
 TINY_SECONDS = 20
-WORKER_START_TIMEOUT = 60
-
-
-@pytest.fixture(scope="session")
-def training_storage_root(tmp_path_factory) -> Path:
-    """One STORAGE_ROOT for the session, shared with the Celery worker through FEEDBACKLOOP_STORAGE_ROOT."""
-    return tmp_path_factory.mktemp("storage")
 
 
 @pytest.fixture(autouse=True)
@@ -78,68 +69,3 @@ def tiny_base_model(tiny_base_model_dir):
     from training import services
 
     return services.base_model_bootstrap()
-
-
-def worker_env(storage_root: Path) -> dict:
-    # The live connection's URL: pytest-django's test database, which the worker must share.
-    from training.simulation.processes import database_url
-
-    env = dict(os.environ)
-    env.update(
-        DJANGO_SETTINGS_MODULE="config.settings.test",
-        DATABASE_URL=database_url(),
-        CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
-        REDIS_URL=settings.REDIS_URL,
-        FEEDBACKLOOP_STORAGE_ROOT=str(storage_root),
-        BASE_MODEL="tiny",
-        CELERY_TASK_ALWAYS_EAGER="0",
-        HF_HUB_OFFLINE="1",
-        PYTHONUNBUFFERED="1",
-    )
-    return env
-
-
-CELERY = [sys.executable, "-m", "celery", "-A", "config"]
-
-
-def celery_worker_spawn(*, env: dict, log_path: Path, queues: str, name: str) -> subprocess.Popen:
-    """Start a real Celery worker (its own process group) and wait until it says it is ready."""
-    log = open(log_path, "w")
-    proc = subprocess.Popen(
-        [*CELERY, "worker", "-Q", queues, "--concurrency", "1", "--pool", "prefork",
-         "-n", f"{name}@%h", "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
-        cwd=settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    log.close()  # the child holds its own copy
-    deadline = time.monotonic() + WORKER_START_TIMEOUT
-    while "ready." not in log_path.read_text():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"The Celery worker did not start:\n{log_path.read_text()[-4000:]}")
-        time.sleep(0.25)
-    proc.log_path = log_path
-    return proc
-
-
-def celery_worker_stop(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
-@pytest.fixture(scope="session")
-def celery_worker_process(django_db_setup, django_db_blocker, training_storage_root, tmp_path_factory):
-    """A real `celery -A config worker -Q default,gpu` on the test database and broker, for the session."""
-    env = worker_env(training_storage_root)
-    subprocess.run([*CELERY, "purge", "-f", "-Q", "default,gpu"], cwd=settings.BASE_DIR, env=env,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60, check=False)
-    proc = celery_worker_spawn(env=env, log_path=tmp_path_factory.mktemp("celery") / "worker.log",
-                               queues="default,gpu", name=f"test-{os.getpid()}")
-    yield proc
-    celery_worker_stop(proc)

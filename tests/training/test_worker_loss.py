@@ -19,7 +19,7 @@ from django.conf import settings
 
 from annotation.models import Membership
 from tests.factories import ProjectFactory, PromptFactory, member
-from tests.training.conftest import celery_worker_spawn, celery_worker_stop, worker_env
+from tests.conftest import celery_worker_spawn, celery_worker_stop, worker_env
 from tests.training.labels import demonstrations_create
 from tests.training.test_worker import LONG, pid_gone, running_with_checkpoint, wait_final, wait_for
 from training import generation, services

@@ -1,0 +1,20 @@
+"""Celery tasks of the annotation app. Thin: they take ids and call annotation.reliability.store.
+
+Both go to the default queue (CELERY_TASK_ROUTES): they need no GPU, and a gpu worker is busy for
+the whole length of a training run. A quality run is idempotent, so a message delivered twice only
+computes the report twice, and a run that another worker holds is skipped.
+"""
+
+from celery import shared_task
+
+from .reliability import store
+
+
+@shared_task(queue="default", soft_time_limit=store.RUN_SECONDS, time_limit=store.RUN_SECONDS + 60)
+def quality_compute_project(project_id: int) -> str:
+    return store.quality_run(project_id=project_id)
+
+
+@shared_task(queue="default", soft_time_limit=120, time_limit=180)
+def quality_refresh_all() -> int:
+    return store.quality_refresh_all()
