@@ -67,7 +67,10 @@ def test_a_run_resumes_on_another_worker_after_its_worker_is_killed(
     assert response.status_code == 201, response.content
     run_id = response.json()["id"]
     run_dir = Path(settings.STORAGE_ROOT) / f"runs/{run_id}"
-    wait_for(lambda: running_with_checkpoint(run_id, run_dir), timeout=180, what="the victim to checkpoint")
+    # Also wait for the first start line to reach the database: lines still in the victim's buffer die
+    # with it, and the log tells the two attempts apart.
+    wait_for(lambda: running_with_checkpoint(run_id, run_dir) and "pipeline started at step 0/" in
+             TrainingRun.objects.get(pk=run_id).log_tail, timeout=180, what="the victim to checkpoint")
     run = TrainingRun.objects.get(pk=run_id)
     pipeline_pid = run.pipeline_pid
     monkeypatch.undo()  # from here on the platform's own queue: the standing worker resumes it
