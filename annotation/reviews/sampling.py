@@ -158,6 +158,7 @@ def review_items_enqueue(*, annotation_ids: Iterable[int], reason: str) -> int:
             rows = (
                 Annotation.objects.filter(pk__in=[pk for pk in chunk if pk not in there])
                 .exclude(kind=Annotation.Kind.SKIP)
+                .order_by("pk")  # items queue in the order the work was done
                 .values_list("pk", "project_id", "task_id", "labeler_id")
             )
             new = [
