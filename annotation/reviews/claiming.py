@@ -10,9 +10,14 @@ The same shape as annotation/claiming.py, in one short transaction:
    `FOR UPDATE SKIP LOCKED`, so concurrent reviewers pass over each other's rows instead of
    queueing on them. Items whose lease is live are passed over; so are items the reviewer may not
    judge: their own annotation, a task they annotated themselves (their correction would be a second
-   annotation of it) and a comparison showing a response they wrote. Each check is one probe of a
-   unique or foreign-key index, so the walk reads only the rows before the first free one: at most
-   the items other reviewers hold now, plus the reviewer's own.
+   annotation of it) and a comparison showing a response they wrote. The walk reads the rows before
+   the first free one: the items other reviewers hold now, plus those this reviewer may not judge.
+   The two NOT EXISTS checks are anti-joins, as in the labeler's claim: PostgreSQL probes the
+   annotation and response indexes per row it reaches, or, when the reviewer's own annotations are
+   few (a reviewer who does not label), reads those once. They stay NOT EXISTS on purpose: the
+   planner estimates an anti-join's selectivity from statistics, so it keeps walking review_claim in
+   order. (Written as scalar subqueries it guesses that almost no row passes and sorts every
+   waiting item of the project instead; tests/annotation/test_review.py EXPLAINs it.)
 4. Lease it. Under the row lock (PostgreSQL re-checks the candidate's conditions on the row's
    newest version as it locks it) the lease cannot be taken twice; the statement re-states the
    conditions anyway, for SQLite, which serialises writers instead of locking rows.
