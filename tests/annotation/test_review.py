@@ -472,3 +472,14 @@ def test_the_dashboard_counts_reviews_per_labeler_and_leaves_rejected_work_out(r
     client.force_login(reviewed["admin"])
     page = client.get(f"/projects/{project.pk}/dashboard/").content.decode()
     assert 'id="review-table"' in page and 'data-labeler="bob"' in page
+
+
+def test_django_admin_lists_the_queue_read_only(reviewed, client):
+    from tests.factories import UserFactory
+
+    client.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
+    item = ReviewItem.objects.first()
+    listing = client.get("/admin/annotation/reviewitem/")
+    assert listing.status_code == 200 and "too fast" in listing.content.decode()
+    assert client.get(f"/admin/annotation/reviewitem/{item.pk}/change/").status_code == 200
+    assert client.get("/admin/annotation/reviewitem/add/").status_code == 403
