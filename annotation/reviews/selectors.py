@@ -21,6 +21,11 @@ def review_item_get(*, item_id) -> ReviewItem:
     return item
 
 
+def ranking_groups(ranking) -> list[list[int]]:
+    """A stored ranking as groups (best first); a bare id, as older rows may hold, is a group of one."""
+    return [group if isinstance(group, list) else [group] for group in ranking or []]
+
+
 def _place(ranking: list[list[int]]) -> dict[int, dict]:
     """Each ranked response id's place (1 = best) and whether it shares it."""
     places = {}
@@ -39,7 +44,7 @@ def review_payload(*, item: ReviewItem) -> dict:
     annotation, task = item.annotation, item.task
     responses = []
     if task.kind == Task.Kind.COMPARISON:
-        places = _place(annotation.ranking)
+        places = _place(ranking_groups(annotation.ranking))
         for link in task.task_responses.select_related("response").order_by("position"):
             placed = places.get(link.response_id)
             responses.append({
@@ -60,7 +65,7 @@ def review_payload(*, item: ReviewItem) -> dict:
             "id": annotation.pk,
             "kind": annotation.kind,
             "text": annotation.text,
-            "ranking": annotation.ranking,
+            "ranking": ranking_groups(annotation.ranking),
             "strength": annotation.strength,
             "flags": annotation.flags,
             "all_bad": annotation.all_bad,

@@ -33,6 +33,7 @@ from annotation.models import Annotation, Lease, Project, Response, ReviewItem, 
 from annotation.validation import MAX_RATIONALE_CHARS, clean_annotation_payload
 
 from . import claiming
+from .selectors import ranking_groups
 
 CLAIM_ATTEMPTS = 4
 VERDICTS = tuple(v for v in Annotation.ReviewState.values if v)
@@ -109,7 +110,7 @@ def _normalised(text: str) -> str:
 def _same_judgement(original: Annotation, fields: dict) -> bool:
     if original.kind == Annotation.Kind.DEMONSTRATION:
         return _normalised(original.text) == _normalised(fields["text"])
-    as_sets = lambda ranking: [frozenset(group) for group in ranking]  # noqa: E731 (order within a tie is no judgement)
+    as_sets = lambda ranking: [frozenset(group) for group in ranking_groups(ranking)]  # noqa: E731 (order in a tie)
     return (
         as_sets(original.ranking) == as_sets(fields["ranking"])
         and (original.strength or "") == (fields["strength"] or "")

@@ -483,3 +483,21 @@ def test_django_admin_lists_the_queue_read_only(reviewed, client):
     assert listing.status_code == 200 and "too fast" in listing.content.decode()
     assert client.get(f"/admin/annotation/reviewitem/{item.pk}/change/").status_code == 200
     assert client.get("/admin/annotation/reviewitem/add/").status_code == 403
+
+
+def test_a_ranking_stored_as_bare_ids_is_shown_and_judged_as_groups(client, client_for):
+    project = ProjectFactory()
+    labeler, reviewer = member(project), member(project, Membership.Role.REVIEWER)
+    task = comparison_task(project=project, texts=("One.", "Two."))
+    first, second = task.task_responses.order_by("position").values_list("response_id", flat=True)
+    old = Annotation.objects.create(task=task, labeler=labeler, kind="comparison", ranking=[second, first],
+                                    strength="better")
+    review_items_enqueue(annotation_ids=[old.pk], reason="legacy")
+    client.force_login(reviewer)
+    page = client.get(f"/projects/{project.pk}/review/")
+    assert page.status_code == 200 and "Response 2 &gt; Response 1" in page.content.decode()
+    api = client_for(reviewer)
+    body = claim(api, project).json()
+    assert body["annotation"]["ranking"] == [[second], [first]]
+    same = decide(api, body["id"], verdict="corrected", correction={"ranking": [[second], [first]], "strength": "better"})
+    assert same.status_code == 400 and same.json()["field"] == "correction"
