@@ -110,7 +110,9 @@ def _normalised(text: str) -> str:
 def _same_judgement(original: Annotation, fields: dict) -> bool:
     if original.kind == Annotation.Kind.DEMONSTRATION:
         return _normalised(original.text) == _normalised(fields["text"])
-    as_sets = lambda ranking: [frozenset(group) for group in ranking_groups(ranking)]  # noqa: E731 (order in a tie)
+    def as_sets(ranking) -> list[frozenset]:  # the order within a tie is no judgement
+        return [frozenset(group) for group in ranking_groups(ranking)]
+
     return (
         as_sets(original.ranking) == as_sets(fields["ranking"])
         and (original.strength or "") == (fields["strength"] or "")

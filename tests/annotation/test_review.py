@@ -6,13 +6,16 @@ from collections import Counter
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from annotation import dashboard, services
 from annotation.errors import InvalidInput
 from annotation.models import ANNOTATION_COUNTS, Annotation, Membership, ReviewItem, Task
 from annotation.reviews import claiming, sampling
 from annotation.reviews.sampling import BLOCK, RATE_STEPS, is_drawn, rate_steps, review_items_enqueue
-from tests.factories import ProjectFactory, TaskFactory, comparison_task, member
+from annotation.reviews.services import review_claim_next
+from tests.factories import ProjectFactory, TaskFactory, UserFactory, comparison_task, member
 
 pytestmark = pytest.mark.django_db
 
@@ -108,8 +111,6 @@ def test_each_labeler_gets_the_share_of_their_own_work_whatever_their_pace():
 
 
 def test_rate_zero_queues_nothing_and_costs_no_query(monkeypatch):
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
 
     project = ProjectFactory()
     labeler = member(project)
@@ -133,7 +134,7 @@ def test_enqueue_is_idempotent_and_flags_go_ahead_of_the_sample(client_for):
     project = ProjectFactory(review_rate=1.0)
     labeler, reviewer = member(project), member(project, Membership.Role.REVIEWER)
     TaskFactory.create_batch(3, project=project)
-    first, second, third = (label(project, labeler) for _ in range(3))
+    *_, third = (label(project, labeler) for _ in range(3))
     assert ReviewItem.objects.filter(reason="sample").count() == 3
     task = TaskFactory(project=project)
     services.task_claim_next(project=project, labeler=labeler)
@@ -241,8 +242,6 @@ def test_an_expired_lease_frees_the_item_and_a_late_verdict_is_refused(reviewed,
 
 def test_the_claim_walks_its_partial_index_and_probes_the_rest():
     """EXPLAIN on a project whose queue holds some history: the plan PostgreSQL picks with real statistics."""
-    from django.utils import timezone
-
     project = ProjectFactory(overlap=3)
     labelers = [member(project) for _ in range(12)]
     reviewer = member(project, Membership.Role.REVIEWER)
@@ -270,8 +269,6 @@ def test_the_claim_walks_its_partial_index_and_probes_the_rest():
     assert "Seq Scan on annotation_reviewitem" not in plan, plan
     # The annotation check probes an index per item, or reads only this reviewer's own annotations.
     assert "Seq Scan on annotation_annotation" not in plan or f"labeler_id = {reviewer.pk})" in plan, plan
-    from annotation.reviews.services import review_claim_next
-
     assert review_claim_next(project=project, reviewer=reviewer).task_id in {t.pk for t in tasks[::2]}
 
 
@@ -475,8 +472,6 @@ def test_the_dashboard_counts_reviews_per_labeler_and_leaves_rejected_work_out(r
 
 
 def test_django_admin_lists_the_queue_read_only(reviewed, client):
-    from tests.factories import UserFactory
-
     client.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
     item = ReviewItem.objects.first()
     listing = client.get("/admin/annotation/reviewitem/")
