@@ -2,9 +2,9 @@
 
 One test per operation of /api/schema/ and per kind of input (valid by the schema, and invalid),
 called in-process through Django's WSGI app as a project admin with a token, over a project that
-has tasks of both kinds, an annotation waiting for review, a model, a run and a generation job. Every answer must be free of server
-errors and, where the schema documents its status, match the documented body and content type (a
-paginated list is documented as paginated). The examples per operation are bounded so that the
+has tasks of both kinds, an annotation waiting for review, a model, a run and a generation job.
+Every answer must be free of server errors and, where the schema documents its status, match the
+documented body and content type (a paginated list is documented as paginated). The examples per operation are bounded so that the
 whole file takes about a minute and a half; FEEDBACKLOOP_SCHEMATHESIS_EXAMPLES raises them for a deeper run.
 """
 

@@ -1,12 +1,12 @@
 """Every page of the platform runs under the strict Content-Security-Policy with zero violations.
 
 launch_browser (tests/browser.py) fails a test on any violation; this test walks every page a
-labeler, a project admin (reviewing too) and an ML engineer open, the API docs and Django admin, checks that each
-one was served with the policy, and that its JavaScript really ran (charts drawn, Swagger UI built).
+labeler, a project admin (who also reviews) and an ML engineer open, the API docs and Django
+admin, checks that each one was served with the policy, and that its JavaScript really ran
+(charts drawn, Swagger UI built).
 """
 
 import pytest
-
 from django.utils import timezone
 
 from annotation.models import Annotation, Membership, ReviewItem, Task
@@ -37,8 +37,8 @@ def site(monkeypatch):
     review_items_enqueue(annotation_ids=[a.pk for a in work], reason="sample")  # the review page
     reviewed = Annotation.objects.create(task=TaskFactory(project=project), labeler=labeler, kind="demonstration",
                                          text="Short.", review_state="rejected")
-    ReviewItem.objects.create(project=project, annotation=reviewed, task=reviewed.task, labeler=labeler, reason="sample",
-                              status="decided", verdict="rejected", comment="Too short.", reviewer=boss,
+    ReviewItem.objects.create(project=project, annotation=reviewed, task=reviewed.task, labeler=labeler,
+                              reason="sample", status="decided", verdict="rejected", comment="Too short.", reviewer=boss,
                               decided_at=timezone.now())  # the labeler's "Reviews of your work"
     TaskFactory(project=project, kind=Task.Kind.DEMONSTRATION)  # left open for the labeler
     sft = ModelVersion.objects.create(name="csp-sft", kind="sft", path="models/sft", project=project)
@@ -110,7 +110,8 @@ def test_every_page_runs_under_the_strict_policy(live_server, site):
         assert page.get_attribute("progress.progress", "value") is not None  # a bar that needs no script
         for section in ("import", "settings", "export"):
             visit(browser, page, f"{base}/projects/{project}/{section}/")
-        visit(browser, page, f"{base}/projects/{project}/review/", ready="() => !!document.querySelector('#review-app[data-ready=true]')")
+        visit(browser, page, f"{base}/projects/{project}/review/",
+              ready="() => !!document.querySelector('#review-app[data-ready=true]')")
         # The ML engineer's pages.
         visit(browser, page, f"{base}/training/runs/")
         visit(browser, page, f"{base}/training/runs/new/?project={project}", ready="() => !!document.querySelector('#run-form [name^=config-]')")

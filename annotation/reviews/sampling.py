@@ -37,7 +37,9 @@ BLOCK = 20
 RATE_STEPS = 10_000
 # The project setting's bounds: the form, the API's serializer and the service read them here.
 REVIEW_RATE_MIN, REVIEW_RATE_MAX = 0.0, 1.0
-REVIEW_RATE_HELP = "Share of each labeler's annotations sent to review, from 0 (none) to 1 (all); flagged work always is."
+REVIEW_RATE_HELP = (
+    "Share of each labeler's annotations sent to review, from 0 (none) to 1 (all); flagged work always is."
+)
 SAMPLE_REASON = "sample"
 SAMPLE_PRIORITY = 0
 FLAGGED_PRIORITY = 1  # flagged work is claimed before the sample

@@ -10,6 +10,7 @@ from annotation.ids import as_id
 from annotation.models import Annotation, Project, ReviewItem, Task
 
 MY_REVIEWS_ON_WORK_PAGE = 5
+COUNTS = ("reviewed", "accepted", "rejected", "corrected", "waiting")  # the dashboard's columns
 
 
 def review_item_get(*, item_id) -> ReviewItem:
@@ -115,9 +116,9 @@ def review_counts(*, project: Project) -> dict:
         {
             "labeler_id": row["labeler_id"],
             "username": row["labeler__username"],
-            **{key: row[key] for key in ("reviewed", "accepted", "rejected", "corrected", "waiting")},
+            **{key: row[key] for key in COUNTS},
         }
         for row in rows
     ]
-    totals = {key: sum(row[key] for row in labelers) for key in ("reviewed", "accepted", "rejected", "corrected", "waiting")}
+    totals = {key: sum(row[key] for row in labelers) for key in COUNTS}
     return {"labelers": labelers, "totals": totals, "rate": project.review_rate}

@@ -186,7 +186,7 @@ def review_decide(
             if item.leased_by_id != reviewer.pk:
                 raise Conflict(
                     "Claim this review first: you hold no lease on it." if item.leased_by_id is None
-                    else "Another reviewer holds this review now (a lease that expired is taken over): claim the next one."
+                    else "Another reviewer holds this review now (an expired lease is taken over): claim the next one."
                 )
             original = Annotation.objects.select_for_update().get(pk=item.annotation_id)
             if verdict != Annotation.ReviewState.ACCEPTED:

@@ -1,4 +1,7 @@
-"""A reviewer accepts, rejects with a comment and corrects in Chromium with the keyboard alone; the labeler then reads the comment."""
+"""In Chromium, with the keyboard alone: a reviewer accepts, rejects with a comment and corrects.
+
+The labeler then reads the comment on their work page.
+"""
 
 import pytest
 

@@ -85,7 +85,8 @@ def test_the_draw_gives_each_labeler_exactly_the_share_at_every_block(rate):
 
 def test_the_draw_is_deterministic_but_differs_between_labelers():
     def positions(labeler_id):
-        return [n for n in range(1, 5 * BLOCK + 1) if is_drawn(project_id=3, labeler_id=labeler_id, position=n, rate=0.2)]
+        return [n for n in range(1, 5 * BLOCK + 1)
+                if is_drawn(project_id=3, labeler_id=labeler_id, position=n, rate=0.2)]
 
     assert positions(1) == positions(1)
     assert positions(1) != positions(2)
@@ -330,8 +331,9 @@ def test_a_rejection_stops_counting_and_reopens_exactly_one_slot(reviewed, clien
     assert (task.done, task.status) == (1, "open")
     annotation = Annotation.objects.get(pk=body["annotation"]["id"])
     assert annotation.review_state == "rejected"
-    assert annotation.text not in [row["messages"][-1]["content"] for row in export(client_for(reviewed["admin"]), project, "sft")]
-    assert annotation.pk not in [row["annotation_id"] for row in export(client_for(reviewed["admin"]), project, "raw")]
+    admin = client_for(reviewed["admin"])
+    assert annotation.text not in [row["messages"][-1]["content"] for row in export(admin, project, "sft")]
+    assert annotation.pk not in [row["annotation_id"] for row in export(admin, project, "raw")]
     # The labelers who did it cannot take it again; of two newcomers, one gets the slot.
     for who in (reviewed["alice"], reviewed["bob"]):
         assert services.task_claim_next(project=project, labeler=who) is None
@@ -448,12 +450,13 @@ def test_the_settings_page_sets_the_review_rate(client):
 def test_the_dashboard_counts_reviews_per_labeler_and_leaves_rejected_work_out(reviewed, client, client_for):
     project = reviewed["project"]
     api = client_for(reviewed["reviewer"])
-    verdicts = iter([("accepted", {}), ("rejected", {"comment": "Wrong."}), ("corrected", None), ("rejected", {"comment": "No."})])
+    verdicts = [("accepted", {}), ("rejected", {"comment": "Wrong."}), ("corrected", None),
+                ("rejected", {"comment": "No."})]
     for verdict, extra in verdicts:
         body = claim(api, project).json()
         if extra is None:
-            extra = {"correction": {"text": "Fixed."}} if body["task"]["kind"] == "demonstration" else {
-                "correction": {"ranking": [[r["id"]] for r in reversed(body["task"]["responses"])], "strength": "much_better"}}
+            assert body["task"]["kind"] == "demonstration"
+            extra = {"correction": {"text": "Fixed."}}
         assert decide(api, body["id"], verdict=verdict, **extra).status_code == 201
     data = dashboard.dashboard_get(project=project)
     rows = {row["username"]: row for row in data["reviews"]["labelers"]}
@@ -464,7 +467,7 @@ def test_the_dashboard_counts_reviews_per_labeler_and_leaves_rejected_work_out(r
     assert (rows["bob"]["reviewed"], rows["bob"]["rejected"], rows["bob"]["waiting"]) == (1, 1, 2)
     assert data["reviews"]["totals"] == {"reviewed": 4, "accepted": 1, "rejected": 2, "corrected": 1, "waiting": 2}
     labelers = {row["username"]: row["annotations"] for row in data["labelers"]}
-    assert labelers == {"alice": 1, "bob": 2, "rita": 1}, "rejected and corrected work is left out; the correction counts"
+    assert labelers == {"alice": 1, "bob": 2, "rita": 1}, "rejected and corrected work is out; the correction counts"
     assert data["progress"]["annotations"] == 4
     client.force_login(reviewed["admin"])
     page = client.get(f"/projects/{project.pk}/dashboard/").content.decode()
@@ -494,5 +497,6 @@ def test_a_ranking_stored_as_bare_ids_is_shown_and_judged_as_groups(client, clie
     api = client_for(reviewer)
     body = claim(api, project).json()
     assert body["annotation"]["ranking"] == [[second], [first]]
-    same = decide(api, body["id"], verdict="corrected", correction={"ranking": [[second], [first]], "strength": "better"})
+    same = decide(api, body["id"], verdict="corrected",
+                  correction={"ranking": [[second], [first]], "strength": "better"})
     assert same.status_code == 400 and same.json()["field"] == "correction"
