@@ -77,7 +77,7 @@ def test_a_reviewer_accepts_rejects_and_corrects_by_keyboard_and_the_labeler_rea
         page.keyboard.type("Paris.")
         assert press_and_wait_for_next(page, "Control+Enter") == items[second_pair.pk]
 
-        # Correct a comparison: C, then 2 is better, A much better, Enter saves. Esc first closes nothing open.
+        # Correct a comparison: C, then 2 is better, A much better; Enter saves and the queue is empty.
         page.keyboard.press("c")
         page.wait_for_selector("#correct-panel:not([hidden])")
         for key in ["2", "a"]:
