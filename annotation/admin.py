@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from .models import Annotation, Lease, Membership, Project, Prompt, Response, Task, TaskResponse
+from .models import Annotation, Lease, Membership, Project, Prompt, Response, ReviewItem, Task, TaskResponse
 
 
 class MembershipInline(admin.TabularInline):
@@ -105,3 +105,23 @@ class AnnotationAdmin(admin.ModelAdmin):
     @admin.display(ordering="task__project", description="project")
     def project(self, obj: Annotation):
         return obj.task.project
+
+
+# Review ----------------------------------------------------------------------------------------
+
+
+@admin.register(ReviewItem)
+class ReviewItemAdmin(admin.ModelAdmin):
+    """The review queue. Verdicts are given on the review page or the API, which keep the counts right."""
+
+    list_display = ["id", "annotation", "project", "labeler", "reason", "status", "verdict", "reviewer", "decided_at"]
+    list_filter = ["status", "verdict", "project"]
+    list_select_related = ["annotation", "project", "labeler", "reviewer"]
+    search_fields = ["labeler__username", "reviewer__username", "reason"]
+    raw_id_fields = ["annotation", "project", "task", "labeler", "leased_by", "reviewer", "correction"]
+    readonly_fields = [f.name for f in ReviewItem._meta.concrete_fields]
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER  # facet counts scan the whole table
+
+    def has_add_permission(self, request) -> bool:
+        return False  # items come from the draw and from flags, never by hand

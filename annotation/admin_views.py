@@ -135,6 +135,7 @@ def _settings_page(request, project: Project, *, status: int = 200, **forms):
                 "overlap": project.overlap,
                 "lease_seconds": project.lease_seconds,
                 "reward_model": project.reward_model_id,
+                "review_rate": project.review_rate,
             },
             project=project,
         ),

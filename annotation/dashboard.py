@@ -20,7 +20,8 @@ from django.db.models import Aggregate, Avg, Count, F, FloatField, Max, Min, Q, 
 from django.db.models.functions import RowNumber, TruncDay, TruncHour
 from django.utils import timezone
 
-from .models import Annotation, Lease, Membership, Project, Task
+from .models import ANNOTATION_COUNTS, Annotation, Lease, Membership, Project, Task
+from .reviews.selectors import review_counts
 
 AGREEMENT_CHUNK_ROWS = 2000
 # The page's numbers are recomputed at most this often per project, however many admins watch.
@@ -36,7 +37,8 @@ def _percent(part: int, whole: int) -> float:
 
 
 def _project_annotations(*, project: Project):
-    return Annotation.objects.filter(project=project)
+    """The project's annotations that count: rejected ones, and corrected ones (their corrections count), are left out."""
+    return Annotation.objects.filter(ANNOTATION_COUNTS, project=project)
 
 
 # Progress -------------------------------------------------------------------------------------
@@ -440,6 +442,7 @@ def dashboard_get(*, project: Project) -> dict:
         "timeline": timeline,
         "reward_agreement": reward_agreement,
         "members": Membership.objects.filter(project=project).count(),
+        "reviews": review_counts(project=project),
         "computed_at": timezone.now(),
         "chart_data": {
             "labelers": {

@@ -11,6 +11,9 @@
   rank between the two groups, capped at MAX_MARGIN: first vs second 0.25, first vs third 0.5.
 - raw: every annotation, skips included, with a pseudonymous labeler id.
 
+Only annotations that count are exported (models.ANNOTATION_COUNTS): a rejected annotation is
+left out, and a corrected one gives way to its correction, the reviewer's own annotation.
+
 A comparison may carry the labeler's edit of the best response (annotation.edits): the edit is a
 demonstration in `sft` (after the demonstrations' rows, in the same annotation id order), a pair
 of the edit chosen over the original with margin EDIT_MARGIN in `preference` (after the
@@ -33,7 +36,7 @@ from django.conf import settings
 from django.db.models import Q
 
 from .errors import InvalidInput
-from .models import Annotation, Project, Response, TaskResponse
+from .models import ANNOTATION_COUNTS, Annotation, Project, Response, TaskResponse
 from .validation import STRENGTH_MARGIN
 
 FORMATS = ("sft", "preference", "raw")
@@ -69,7 +72,7 @@ def _chunks(rows: Iterable, size: int = CHUNK_SIZE) -> Iterator[list]:
 def _annotations(*, project: Project, kinds: tuple[str, ...] = (), where: Q | None = None):
     where = where if where is not None else Q(kind__in=kinds)
     return (
-        Annotation.objects.filter(where, task__project=project)
+        Annotation.objects.filter(where, ANNOTATION_COUNTS, task__project=project)
         .select_related("task__prompt", "edited_response")
         .order_by("id")
         .iterator(chunk_size=CHUNK_SIZE)

@@ -5,6 +5,7 @@ from django.db.models import Q
 
 from .errors import ServiceError
 from .models import Membership
+from .reviews.sampling import REVIEW_RATE_HELP, REVIEW_RATE_MAX, REVIEW_RATE_MIN
 
 MAX_OVERLAP = 100
 MAX_LEASE_SECONDS = 7 * 24 * 3600
@@ -35,6 +36,10 @@ class ProjectSettingsForm(ServiceErrorMixin, forms.Form):
         label="Lease (seconds)",
         help_text="How long a claimed task stays reserved for its labeler.",
     )
+    review_rate = forms.FloatField(
+        min_value=REVIEW_RATE_MIN, max_value=REVIEW_RATE_MAX, initial=0.0, label="Review rate", required=False,
+        help_text=REVIEW_RATE_HELP, widget=forms.NumberInput(attrs={"step": "0.01"}),
+    )
     reward_model = forms.ModelChoiceField(
         queryset=None,
         required=False,
@@ -58,12 +63,19 @@ class ProjectSettingsForm(ServiceErrorMixin, forms.Form):
             raise forms.ValidationError("A project needs a name.")
         return name
 
+    def clean(self):
+        cleaned = super().clean()
+        if "review_rate" in self.fields and cleaned.get("review_rate") is None:
+            cleaned.pop("review_rate", None)  # left blank: the rate stays as it is
+        return cleaned
+
 
 class ProjectCreateForm(ProjectSettingsForm):
     slug = forms.SlugField(
         max_length=200, required=False, help_text="Used in file names. Leave empty to derive it from the name."
     )
     reward_model = None  # a new project has no models yet
+    review_rate = None  # set in the settings once the project has labelers
     field_order = ["name", "slug", "guidelines", "overlap", "lease_seconds"]
 
 

@@ -37,6 +37,8 @@ class Project(TimeStamped):
     scoring_status = models.CharField(max_length=16, choices=ScoringStatus.choices, blank=True, default="")
     scoring_message = models.TextField(blank=True)
     scoring_updated_at = models.DateTimeField(null=True, blank=True)
+    # Review: the share of each labeler's annotations drawn for review (annotation/reviews/sampling.py).
+    review_rate = models.FloatField(default=0.0, help_text="Share of each labeler's work sent to review, 0 to 1.")
 
     class Meta:
         # A platform right (annotation/roles.py): superusers have it, Django admin or
@@ -45,6 +47,7 @@ class Project(TimeStamped):
         constraints = [
             models.CheckConstraint(condition=Q(overlap__gte=1), name="project_overlap_positive"),
             models.CheckConstraint(condition=Q(lease_seconds__gte=10), name="project_lease_min_10s"),
+            models.CheckConstraint(condition=Q(review_rate__gte=0, review_rate__lte=1), name="project_review_rate_0_1"),
         ]
 
     def __str__(self) -> str:
@@ -57,6 +60,7 @@ class Membership(TimeStamped):
         ADMIN = "admin", "Admin"
         ENGINEER = "engineer", "Engineer"
         LABELER = "labeler", "Labeler"
+        REVIEWER = "reviewer", "Reviewer"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
@@ -121,7 +125,9 @@ class Task(TimeStamped):
     responses = models.ManyToManyField(Response, through="TaskResponse", related_name="tasks")
     priority = models.IntegerField(default=0)
     required = models.PositiveSmallIntegerField(default=1)
-    done = models.PositiveIntegerField(default=0, help_text="Stored annotations, skips excluded.")
+    done = models.PositiveIntegerField(
+        default=0, help_text="Stored annotations that count: skips, rejected and corrected ones excluded."
+    )
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN)
     metadata = models.JSONField(default=dict, blank=True)
     # Active sampling: the gap between the reward model's top two scores; null until scored.
@@ -193,6 +199,14 @@ class Annotation(TimeStamped):
         SLIGHTLY_BETTER = "slightly_better", "Slightly better"
         TIE = "tie", "Tie"
 
+    class ReviewState(models.TextChoices):
+        # The verdict of the annotation's review (annotation/reviews/). Rejected and corrected
+        # annotations no longer count: not in the task's `done`, the exports or the dashboard.
+        NONE = "", "Not reviewed"
+        ACCEPTED = "accepted", "Accepted"
+        REJECTED = "rejected", "Rejected"
+        CORRECTED = "corrected", "Corrected"
+
     class Flag(models.TextChoices):
         FAILS_INSTRUCTION = "fails_instruction", "Fails the instruction"
         FACTUAL_ERROR = "factual_error", "Factual error"
@@ -228,6 +242,7 @@ class Annotation(TimeStamped):
     reward_pairs_agreeing = models.PositiveSmallIntegerField(default=0, help_text="Pairs the reward model orders the same way.")
     # skip
     reason = models.TextField(blank=True)
+    review_state = models.CharField(max_length=16, choices=ReviewState.choices, blank=True, default="")
 
     class Meta:
         constraints = [
@@ -290,3 +305,84 @@ class AnnotationFlag(models.Model):
 
     def __str__(self) -> str:
         return f"Flag {self.reason} on annotation {self.annotation_id}"
+
+
+# Review: the reviewer role's queue (annotation/reviews/) ------------------------------------------
+
+# The annotations that count toward a task's `done`, the exports and the dashboard: a rejected
+# annotation stops counting, and a corrected one gives way to its correction (the reviewer's own).
+ANNOTATION_COUNTS = ~Q(review_state__in=[Annotation.ReviewState.REJECTED, Annotation.ReviewState.CORRECTED])
+
+
+class ReviewItem(TimeStamped):
+    """One annotation waiting for, or given, a review. At most one per annotation, so none is reviewed twice.
+
+    A reviewer claims it as labelers claim tasks: `leased_by` holds it until `lease_expires_at`
+    (an expired lease counts for nothing), and the verdict is stored once, idempotent on `client_id`.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for review"
+        DECIDED = "decided", "Reviewed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    annotation = models.OneToOneField(Annotation, on_delete=models.CASCADE, related_name="review")
+    # Denormalised from the annotation, so the claim and the per-labeler counts need no join.
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="+")
+    labeler = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reviews_received", db_index=False
+    )
+    reason = models.CharField(max_length=200, help_text="Why it is reviewed: the sample, or what flagged it.")
+    priority = models.SmallIntegerField(default=0, help_text="Flagged work (1) is reviewed before the sample (0).")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    leased_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # The verdict
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="reviews_given"
+    )
+    verdict = models.CharField(max_length=16, choices=Annotation.ReviewState.choices, blank=True, default="")
+    comment = models.TextField(blank=True, help_text="The reviewer's words to the labeler; required to reject.")
+    correction = models.OneToOneField(
+        Annotation, null=True, blank=True, on_delete=models.SET_NULL, related_name="corrected_review"
+    )
+    client_id = models.UUIDField(null=True, blank=True, unique=True)
+    time_spent_ms = models.PositiveIntegerField(default=0)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # The claim walks this in order and stops at the first item the reviewer may take.
+            models.Index(
+                F("project"), F("priority").desc(), F("id").asc(), name="review_claim", condition=Q(status="pending")
+            ),
+            models.Index(fields=["leased_by", "project"], name="review_resume", condition=Q(status="pending")),
+            models.Index(fields=["labeler", "project", "decided_at"], name="review_of_labeler"),
+            models.Index(fields=["project", "labeler"], name="review_project_labeler"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status="pending", verdict="") | (Q(status="decided") & ~Q(verdict="")),
+                name="review_verdict_iff_decided",
+            ),
+            models.CheckConstraint(condition=~Q(verdict="rejected") | ~Q(comment=""), name="review_reject_has_comment"),
+            models.CheckConstraint(
+                condition=Q(verdict="corrected") | Q(correction__isnull=True), name="review_correction_only_if_corrected"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Review of annotation {self.annotation_id} ({self.verdict or self.status})"
+
+
+class ReviewTally(models.Model):
+    """How many reviewable annotations a labeler has stored in a project: the position the review draw reads."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    labeler = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    submitted = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "labeler"], name="review_tally_unique")]

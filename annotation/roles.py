@@ -32,11 +32,13 @@ class Action(StrEnum):
     EXPORT = "export"  # download the labels (sft, preference, raw)
     TRAIN = "train"  # runs, generation, evaluations and the model registry: read, start, cancel
     MANAGE = "manage"  # settings, members, imports
+    REVIEW = "review"  # claim from the review queue, accept, reject or correct others' annotations
 
 
 # The whole permission model. A role not listed here may do nothing.
 PERMISSIONS: dict[str, frozenset[Action]] = {
     Role.LABELER: frozenset({Action.LABEL}),
+    Role.REVIEWER: frozenset({Action.LABEL, Action.REVIEW}),
     Role.ENGINEER: frozenset({Action.LABEL, Action.DASHBOARD, Action.EXPORT, Action.TRAIN}),
     Role.ADMIN: frozenset(Action),
 }
@@ -48,6 +50,7 @@ REFUSALS = {
     Action.EXPORT: "Only the project's admins and engineers may export its labels.",
     Action.TRAIN: "Only the project's admins and engineers may see or start runs, generation, evaluations and models.",
     Action.MANAGE: "Only the project's admins may change its settings, members and prompts.",
+    Action.REVIEW: "Only the project's reviewers and admins may review its labels.",
 }
 
 

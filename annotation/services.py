@@ -14,6 +14,7 @@ from . import claiming, edits, submitting
 from .errors import Conflict, InvalidInput
 from .models import Annotation, Lease, Membership, Project, Response, Task
 from .queries import insert, one_or_none
+from .reviews import sampling
 from .roles import CREATE_PROJECT_PERMISSION, can_create_projects
 from .validation import clean_annotation_payload, clean_skip_reason
 
@@ -62,7 +63,7 @@ def project_creator_set(*, user: AbstractBaseUser, allowed: bool = True) -> None
 
 
 def project_update(*, project: Project, **fields) -> Project:
-    allowed = {"name", "guidelines", "overlap", "lease_seconds", "reward_model"}
+    allowed = {"name", "guidelines", "overlap", "lease_seconds", "reward_model", "review_rate"}
     unknown = set(fields) - allowed
     if unknown:
         raise InvalidInput(f"Unknown field: {sorted(unknown)[0]}.", field=sorted(unknown)[0])
@@ -73,6 +74,8 @@ def project_update(*, project: Project, **fields) -> Project:
         raise InvalidInput("overlap must be at least 1.", field="overlap")
     if "lease_seconds" in fields and fields["lease_seconds"] < 10:
         raise InvalidInput("lease_seconds must be at least 10.", field="lease_seconds")
+    if "review_rate" in fields:
+        fields["review_rate"] = sampling.clean_review_rate(fields["review_rate"])
     with transaction.atomic():
         for name, value in fields.items():
             setattr(project, name, value)
@@ -205,6 +208,7 @@ def _store(
     if not isinstance(time_spent_ms, int) or isinstance(time_spent_ms, bool) or time_spent_ms < 0:
         raise InvalidInput("time_spent_ms must be a non-negative integer.", field="time_spent_ms")
     now = timezone.now()
+    review_rate = task.project.review_rate  # loaded with the task by the API: no query
     try:
         with transaction.atomic():
             task = submitting.task_locked(task.pk)
@@ -235,6 +239,7 @@ def _store(
             ))
             if annotation.kind != Annotation.Kind.SKIP:
                 submitting.count_done(task=task, now=now)
+                sampling.annotation_sample_for_review(annotation=annotation, review_rate=review_rate)
             return annotation, True
     except IntegrityError:
         # A concurrent twin with the same client_id won the race: return what it stored.

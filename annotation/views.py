@@ -7,6 +7,7 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 
 from . import selectors, services
 from .models import Task
+from .reviews.selectors import MY_REVIEWS_ON_WORK_PAGE, prompt_excerpt, reviews_of_labeler
 from .roles import role_actions
 
 KIND_LABELS = {
@@ -49,6 +50,14 @@ def project_list(request):
     })
 
 
+def _my_reviews(user, project) -> list:
+    """The latest reviews of the labeler's work, with the reviewer's comment, for the work page."""
+    reviews = list(reviews_of_labeler(labeler=user, project=project)[:MY_REVIEWS_ON_WORK_PAGE])
+    for review in reviews:
+        review.prompt = prompt_excerpt(review.task.prompt.messages)
+    return reviews
+
+
 @login_required
 @ensure_csrf_cookie
 def task_label(request, project_id: int, kind: str):
@@ -65,6 +74,7 @@ def task_label(request, project_id: int, kind: str):
         "kind_noun": KIND_LABELS[kind]["noun"],
         "progress": selectors.project_progress_cached(project=project)["by_kind"].get(kind),
         "done_today": selectors.annotation_count_today(labeler=request.user, project=project),
+        "my_reviews": _my_reviews(request.user, project),
     }
     if task is None:
         return render(request, "annotation/label_empty.html", context)

@@ -4,6 +4,7 @@ from django.urls import include, path
 
 from accounts.api import TokenCreateApi
 from annotation.api import quality as quality_api
+from annotation.api import review_views as review_api
 from annotation.api import views as annotation_api
 
 urlpatterns = [
@@ -23,6 +24,9 @@ urlpatterns = [
     path("tasks/<id:task_id>/annotations/", annotation_api.AnnotationSubmitApi.as_view(), name="api-annotation-submit"),
     path("tasks/<id:task_id>/skip/", annotation_api.TaskSkipApi.as_view(), name="api-task-skip"),
     path("tasks/<id:task_id>/heartbeat/", annotation_api.TaskHeartbeatApi.as_view(), name="api-task-heartbeat"),
+    path("projects/<id:project_id>/reviews/next/", review_api.ReviewNextApi.as_view(), name="api-review-next"),
+    path("projects/<id:project_id>/reviews/mine/", review_api.MyReviewsApi.as_view(), name="api-review-mine"),
+    path("reviews/<id:review_id>/verdict/", review_api.ReviewVerdictApi.as_view(), name="api-review-verdict"),
 ]
 
 urlpatterns += [path("", include("training.api.urls"))]

@@ -2,9 +2,9 @@
 
 One test per operation of /api/schema/ and per kind of input (valid by the schema, and invalid),
 called in-process through Django's WSGI app as a project admin with a token, over a project that
-has tasks of both kinds, a model, a run and a generation job. Every answer must be free of server
-errors and, where the schema documents its status, match the documented body and content type (a
-paginated list is documented as paginated). The examples per operation are bounded so that the
+has tasks of both kinds, an annotation waiting for review, a model, a run and a generation job.
+Every answer must be free of server errors and, where the schema documents its status, match the
+documented body and content type (a paginated list is documented as paginated). The examples per operation are bounded so that the
 whole file takes about a minute and a half; FEEDBACKLOOP_SCHEMATHESIS_EXAMPLES raises them for a deeper run.
 """
 
@@ -17,9 +17,10 @@ from rest_framework.authtoken.models import Token
 from schemathesis import GenerationMode
 from schemathesis.checks import content_type_conformance, not_a_server_error, response_schema_conformance
 
-from annotation.models import Membership
+from annotation.models import Annotation, Membership
 from annotation.reliability import store
 from annotation.reliability.compute import quality_compute
+from annotation.reviews.sampling import review_items_enqueue
 from tests.factories import ProjectFactory, TaskFactory, UserFactory, comparison_task, member, model_version
 from training.models import GenerationJob, TrainingRun
 
@@ -71,10 +72,14 @@ def admin_token(settings, tmp_path) -> str:
     settings.MODEL_ROOTS = [str(tmp_path)]
     project = ProjectFactory(slug="fuzzed")
     admin = member(project, Membership.Role.ADMIN, username="fuzz-admin")
-    member(project, Membership.Role.LABELER, username="fuzz-labeler")
+    labeler = member(project, Membership.Role.LABELER, username="fuzz-labeler")
     for _ in range(3):
         TaskFactory(project=project)
         comparison_task(project=project)
+    # Work in the review queue, so the review routes have an item to claim and decide.
+    labeled = TaskFactory(project=project)
+    work = Annotation.objects.create(task=labeled, labeler=labeler, kind="demonstration", text="Reviewed.")
+    review_items_enqueue(annotation_ids=[work.pk], reason="fuzzed")
     base = model_version(name="fuzz-base", kind="base", path="models/tiny")
     TrainingRun.objects.create(kind="sft", project=project, base_model=base, created_by=admin, status="running")
     GenerationJob.objects.create(project=project, model_version=base, k=2, prompt_ids=[], created_by=admin)

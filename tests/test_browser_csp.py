@@ -1,13 +1,16 @@
 """Every page of the platform runs under the strict Content-Security-Policy with zero violations.
 
 launch_browser (tests/browser.py) fails a test on any violation; this test walks every page a
-labeler, a project admin and an ML engineer open, the API docs and Django admin, checks that each
-one was served with the policy, and that its JavaScript really ran (charts drawn, Swagger UI built).
+labeler, a project admin (who also reviews) and an ML engineer open, the API docs and Django
+admin, checks that each one was served with the policy, and that its JavaScript really ran
+(charts drawn, Swagger UI built).
 """
 
 import pytest
+from django.utils import timezone
 
-from annotation.models import Annotation, Membership, Task
+from annotation.models import Annotation, Membership, ReviewItem, Task
+from annotation.reviews.sampling import review_items_enqueue
 from tests.browser import launch_browser, login
 from tests.factories import ProjectFactory, PromptFactory, TaskFactory, UserFactory, member, model_version
 from tests.training.labels import demonstrations_create
@@ -31,7 +34,13 @@ def site(monkeypatch, settings, tmp_path):
     boss = UserFactory(username="csp-admin", is_staff=True, is_superuser=True)
     Membership.objects.create(project=project, user=boss, role=Membership.Role.ADMIN)
     labeler = member(project, Membership.Role.LABELER, username="csp-labeler")
-    demonstrations_create(project=project, n=2)  # the dashboard's timeline and labeler charts
+    work = demonstrations_create(project=project, n=2)  # the dashboard's timeline and labeler charts
+    review_items_enqueue(annotation_ids=[a.pk for a in work], reason="sample")  # the review page
+    reviewed = Annotation.objects.create(task=TaskFactory(project=project), labeler=labeler, kind="demonstration",
+                                         text="Short.", review_state="rejected")
+    ReviewItem.objects.create(project=project, annotation=reviewed, task=reviewed.task, labeler=labeler,
+                              reason="sample", status="decided", verdict="rejected", comment="Too short.", reviewer=boss,
+                              decided_at=timezone.now())  # the labeler's "Reviews of your work"
     TaskFactory(project=project, kind=Task.Kind.DEMONSTRATION)  # left open for the labeler
     sft = model_version(name="csp-sft", kind="sft", path="models/sft", project=project)
     policy = model_version(name="csp-policy", kind="policy", path="models/policy", project=project)
@@ -82,6 +91,7 @@ def test_every_page_runs_under_the_strict_policy(live_server, site):
             visit(browser, page, f"{base}/projects/{project}/label/{kind}/")
             page.wait_for_selector("#label-app[data-ready=true], #empty-state")
         assert page.locator("#label-app[data-ready=true]").count() == 1, "no comparison was served"
+        assert "Too short." in page.inner_text("#my-reviews")
         # The account pages (token, password), and a refusal: the 403 page is the product's too.
         visit(browser, page, f"{base}/account/", ready="() => !!document.querySelector('main')")
         visit(browser, page, f"{base}/account/password/")
@@ -101,6 +111,8 @@ def test_every_page_runs_under_the_strict_policy(live_server, site):
         assert page.get_attribute("progress.progress", "value") is not None  # a bar that needs no script
         for section in ("import", "settings", "export"):
             visit(browser, page, f"{base}/projects/{project}/{section}/")
+        visit(browser, page, f"{base}/projects/{project}/review/",
+              ready="() => !!document.querySelector('#review-app[data-ready=true]')")
         # The ML engineer's pages.
         visit(browser, page, f"{base}/training/runs/")
         visit(browser, page, f"{base}/training/runs/new/?project={project}", ready="() => !!document.querySelector('#run-form [name^=config-]')")

@@ -2,7 +2,8 @@
 
 evaluation_create (a write) starts a generation job that samples one response per held-out prompt
 from each of two models and makes a pairwise comparison task per prompt, in a random left/right
-order. evaluation_results and leaderboard (reads) compute from the stored comparison annotations:
+order. evaluation_results and leaderboard (reads) compute from the stored comparison annotations
+that count (a rejected one, or one a reviewer corrected, gives way; annotation.models.ANNOTATION_COUNTS):
 the statistics come from training.pipelines.evaluate (pure Python: Wilson intervals, Bradley-Terry).
 """
 
@@ -19,7 +20,7 @@ from django.http import Http404
 
 from annotation.errors import InvalidInput
 from annotation.ids import as_id
-from annotation.models import Annotation, Project, Response, Task, TaskResponse
+from annotation.models import ANNOTATION_COUNTS, Annotation, Project, Response, Task, TaskResponse
 from annotation.roles import Action, project_ids_for
 from training.pipelines import evaluate as stats
 
@@ -123,7 +124,7 @@ def evaluation_results(*, evaluation: Evaluation) -> dict:
             side[response_id] = "b"
     wins = losses = ties = 0
     annotations = (
-        Annotation.objects.filter(task_id__in=task_ids, kind=Annotation.Kind.COMPARISON)
+        Annotation.objects.filter(ANNOTATION_COUNTS, task_id__in=task_ids, kind=Annotation.Kind.COMPARISON)
         .values_list("task_id", "ranking", "all_bad")
     )
     for task_id, ranking, all_bad in annotations:
@@ -183,7 +184,7 @@ def leaderboard(*, project: Project) -> list[dict]:
     outcomes: list[tuple[int, int, float]] = []
     tally: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])  # wins, losses, ties
     annotations = (
-        Annotation.objects.filter(project=project, kind=Annotation.Kind.COMPARISON)
+        Annotation.objects.filter(ANNOTATION_COUNTS, project=project, kind=Annotation.Kind.COMPARISON)
         .values_list("task_id", "ranking", "all_bad")
     )
     for task_id, ranking, all_bad in annotations.iterator(chunk_size=5000):

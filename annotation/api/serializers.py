@@ -2,6 +2,7 @@ from django.db.models import Q
 from rest_framework import serializers
 
 from annotation.models import Annotation, Membership, Project, Task
+from annotation.reviews.sampling import REVIEW_RATE_HELP, REVIEW_RATE_MAX, REVIEW_RATE_MIN
 from training.models import ModelVersion
 
 
@@ -10,7 +11,10 @@ class ProjectSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Project
-        fields = ["id", "name", "slug", "guidelines", "overlap", "lease_seconds", "reward_model", "role", "created_at"]
+        fields = [
+            "id", "name", "slug", "guidelines", "overlap", "lease_seconds", "reward_model", "review_rate", "role",
+            "created_at",
+        ]
 
     def get_role(self, project) -> str | None:
         roles = self.context.get("roles", {})
@@ -33,6 +37,9 @@ class ProjectUpdateSerializer(serializers.Serializer):
     reward_model = serializers.PrimaryKeyRelatedField(
         queryset=ModelVersion.objects.none(), allow_null=True, required=False,
         help_text="A reward model version of the project (or null): active sampling scores comparisons with it.",
+    )
+    review_rate = serializers.FloatField(
+        min_value=REVIEW_RATE_MIN, max_value=REVIEW_RATE_MAX, required=False, help_text=REVIEW_RATE_HELP
     )
 
     def __init__(self, *args, project=None, **kwargs):

@@ -15,6 +15,7 @@ from . import agreement, alpha, competence, flags
 from .config import QualityConfig, quality_config
 from .judgments import NO_VALUE, JudgmentTable, judgments_read
 from .store import REPORT_VERSION
+from annotation.reviews.sampling import review_items_enqueue
 
 
 def known_rankings_for(*, project_id: int) -> dict[int, list]:
@@ -112,6 +113,11 @@ def quality_compute(
     )
     outlier_tested, outliers, outlier_evidence = flags.outlier_tests(pairs=pairs, config=config)
     flags.flags_write(project_id=project_id, flags=biased + outliers)
+    # Every flagged annotation is reviewed: the queue takes each once (review_items_enqueue is idempotent).
+    flags.annotation_flags_hand_over(
+        project_id=project_id,
+        hand_over=lambda ids: review_items_enqueue(annotation_ids=ids, reason="flagged by the quality check"),
+    )
 
     labeler_rows = _labeler_rows(
         labelers=labelers,

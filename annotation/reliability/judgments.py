@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from annotation.models import Annotation, Task, TaskResponse
+from annotation.models import ANNOTATION_COUNTS, Annotation, Task, TaskResponse
 
 from . import labels
 
@@ -56,8 +56,8 @@ class JudgmentTable:
 
 
 def judged_annotations(*, task_ids: list[int]):
-    """The comparison annotations that count, of these tasks. Skips never do."""
-    return Annotation.objects.filter(task_id__in=task_ids, kind=Annotation.Kind.COMPARISON)
+    """The comparison annotations that count, of these tasks: skips never do, nor rejected or corrected ones."""
+    return Annotation.objects.filter(ANNOTATION_COUNTS, task_id__in=task_ids, kind=Annotation.Kind.COMPARISON)
 
 
 def judgments_read(

@@ -144,6 +144,9 @@ SPECTACULAR_SETTINGS = {
         "TrainingRunKindEnum": "training.models.TrainingRun.Kind",
         "ModelVersionKindEnum": "training.models.ModelVersion.Kind",
         "TrainingRunStatusEnum": "training.models.TrainingRun.Status",
+        "ReviewStatusEnum": "annotation.models.ReviewItem.Status",
+        "ReviewStateEnum": "annotation.models.Annotation.ReviewState",
+        "VerdictEnum": "annotation.reviews.services.VERDICTS",
     },
 }
 

@@ -109,10 +109,23 @@ def test_too_few_judgments_are_not_tested(crowd):
     assert not AnnotationFlag.objects.filter(project=small).exists()  # 10 timed annotations: no median yet
 
 
-def test_hand_over_gives_each_flagged_annotation_once(crowd):
+def test_every_flagged_annotation_is_in_the_review_queue_once(crowd):
+    from annotation.models import ReviewItem
+
+    flagged = set(AnnotationFlag.objects.filter(project=crowd.project).values_list("annotation_id", flat=True))
+    queued = ReviewItem.objects.filter(project=crowd.project, annotation_id__in=flagged)
+    assert flagged and queued.count() == len(flagged)  # quality_compute handed each over once
+    assert set(queued.values_list("reason", flat=True)) == {"flagged by the quality check"}
+    assert not AnnotationFlag.objects.filter(project=crowd.project, handed_over_at__isnull=True).exists()
+    received = []
+    assert flags.annotation_flags_hand_over(project_id=crowd.project.pk, hand_over=received.extend) == 0
+    assert received == []
+
+
+def test_hand_over_gives_each_pending_flag_once_in_batches(crowd):
+    AnnotationFlag.objects.filter(project=crowd.project).update(handed_over_at=None)
     received = []
     handed = flags.annotation_flags_hand_over(project_id=crowd.project.pk, hand_over=received.extend, batch_size=25)
     flagged = set(AnnotationFlag.objects.filter(project=crowd.project).values_list("annotation_id", flat=True))
     assert sorted(received) == sorted(flagged) and handed == len(flagged)
     assert flags.annotation_flags_hand_over(project_id=crowd.project.pk, hand_over=received.extend) == 0
-    assert not AnnotationFlag.objects.filter(project=crowd.project, handed_over_at__isnull=True).exists()

@@ -174,3 +174,17 @@ def test_a_run_that_may_read_nothing_reports_nothing(fixed):
     report = quality_compute(project_id=project.pk, config=QualityConfig(max_judgments=0))
     assert (report["judgments"], report["truncated"], report["labelers"], report["pairs"]) == (0, True, [], [])
     assert all(row["alpha"] is None for row in report["alpha"])
+
+
+@pytest.mark.django_db
+def test_rejected_and_corrected_judgments_do_not_count():
+    from annotation.models import Annotation
+    from annotation.reliability.judgments import judgments_read
+    from tests.annotation.quality_data import bulk_project
+
+    project, tasks, _ = bulk_project({"ann": [(i, 1, 20_000) for i in range(4)],
+                                      "bob": [(i, -1, 20_000) for i in range(4)]}, n_tasks=4, overlap=2)
+    before = len(judgments_read(project_id=project.pk, max_judgments=1000, chunk_tasks=50))
+    Annotation.objects.filter(project=project, labeler__username="bob", task=tasks[0]).update(review_state="rejected")
+    Annotation.objects.filter(project=project, labeler__username="bob", task=tasks[1]).update(review_state="corrected")
+    assert (before, len(judgments_read(project_id=project.pk, max_judgments=1000, chunk_tasks=50))) == (8, 6)

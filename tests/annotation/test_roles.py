@@ -14,14 +14,16 @@ from tests.factories import ProjectFactory, TaskFactory, UserFactory, member, pr
 
 pytestmark = pytest.mark.django_db
 
-ROLES = [Membership.Role.LABELER, Membership.Role.ENGINEER, Membership.Role.ADMIN]
+ROLES = [Membership.Role.LABELER, Membership.Role.REVIEWER, Membership.Role.ENGINEER, Membership.Role.ADMIN]
 
 
 def test_the_table_matches_the_design():
     assert PERMISSIONS[Membership.Role.LABELER] == {Action.LABEL}
+    assert PERMISSIONS[Membership.Role.REVIEWER] == {Action.LABEL, Action.REVIEW}
     assert PERMISSIONS[Membership.Role.ENGINEER] == {Action.LABEL, Action.DASHBOARD, Action.EXPORT, Action.TRAIN}
     assert PERMISSIONS[Membership.Role.ADMIN] == set(Action)
     assert set(PERMISSIONS) == set(Membership.Role.values)  # every role is in the table
+    assert set(ROLES) == set(Membership.Role.values)  # and every role is asked below
     assert not role_allows(None, Action.LABEL) and not role_allows("owner", Action.LABEL)
 
 
@@ -29,6 +31,8 @@ def test_the_table_matches_the_design():
 API_ROUTES = [
     (Action.LABEL, "get", "/api/projects/{p}/", None),
     (Action.LABEL, "post", "/api/projects/{p}/next/", None),
+    (Action.LABEL, "get", "/api/projects/{p}/reviews/mine/", None),
+    (Action.REVIEW, "post", "/api/projects/{p}/reviews/next/", None),
     (Action.MANAGE, "patch", "/api/projects/{p}/", {"guidelines": "changed"}),
     (Action.MANAGE, "post", "/api/projects/{p}/members/", {"username": "{self}", "role": "admin"}),
     (Action.MANAGE, "post", "/api/projects/{p}/import/", {}),
@@ -43,6 +47,7 @@ API_ROUTES = [
 PAGES = [
     (Action.LABEL, "/"),
     (Action.LABEL, "/projects/{p}/label/demonstration/"),
+    (Action.REVIEW, "/projects/{p}/review/"),
     (Action.DASHBOARD, "/projects/{p}/dashboard/"),
     (Action.EXPORT, "/projects/{p}/export/"),
     (Action.MANAGE, "/projects/{p}/import/"),
@@ -98,6 +103,7 @@ def test_the_project_card_and_tabs_show_only_what_the_role_opens(client, role):
         Action.MANAGE: f"/projects/{project.pk}/settings/",
         Action.EXPORT: f"/projects/{project.pk}/export/",
         Action.TRAIN: f"/training/runs/?project={project.pk}",
+        Action.REVIEW: f"/projects/{project.pk}/review/",
     }
     for action, link in links.items():
         assert (link in card) == role_allows(role, action), (role, link)
@@ -105,6 +111,7 @@ def test_the_project_card_and_tabs_show_only_what_the_role_opens(client, role):
     if role_allows(role, Action.DASHBOARD):
         tabs = client.get(f"/projects/{project.pk}/dashboard/").content.decode()
         assert (f"/projects/{project.pk}/import/" in tabs) == role_allows(role, Action.MANAGE)
+        assert (f"/projects/{project.pk}/review/" in tabs) == role_allows(role, Action.REVIEW)
 
 
 def test_outsiders_get_404_on_project_pages_not_403(client):
