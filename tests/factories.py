@@ -86,3 +86,16 @@ def project_creator(user):
 
     project_creator_set(user=user)
     return user
+
+
+def gold_comparison_task(
+    *, project, texts=("Right answer.", "Wrong answer."), best=0, explanation="", **kwargs
+) -> Task:
+    """A gold comparison whose answer is the response at index `best` of `texts`, the others tied below it."""
+    task = comparison_task(project=project, texts=texts, **kwargs)
+    ids = list(task.task_responses.order_by("position").values_list("response_id", flat=True))
+    rest = [pk for index, pk in enumerate(ids) if index != best]
+    task.is_gold = True
+    task.gold = {"ranking": [[ids[best]], rest], "explanation": explanation}
+    task.save(update_fields=["is_gold", "gold"])
+    return task
