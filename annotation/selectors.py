@@ -78,9 +78,12 @@ def project_progress_cached(*, project: Project) -> dict:
 
 
 def project_progress_many(*, project_ids: list[int]) -> dict[int, dict]:
-    """project_progress for several projects in one grouped query (the project list)."""
+    """project_progress for several projects in one grouped query (the project list).
+
+    Gold tasks are no progress: they never fill up, and every labeler may get each.
+    """
     rows = (
-        Task.objects.filter(project_id__in=project_ids)
+        Task.objects.filter(project_id__in=project_ids, is_gold=False)
         .values("project_id", "kind")
         .annotate(
             tasks=Count("id"),

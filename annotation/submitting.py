@@ -62,9 +62,12 @@ def authored_a_response(*, task: Task, labeler: AbstractBaseUser) -> bool:
 
 
 def count_done(*, task: Task, now: datetime) -> None:
-    """One more annotation on the task; it is done once it has the annotations it requires."""
+    """One more annotation on the task; it is done once it has the annotations it requires.
+
+    A gold task counts its annotations too, but is never done: every labeler may get it.
+    """
     task.done += 1
-    if task.done >= task.required:
+    if task.done >= task.required and not task.is_gold:
         task.status = Task.Status.DONE
     task.updated_at = now
     with connection.cursor() as cursor:

@@ -3,6 +3,7 @@
 from django.urls import include, path
 
 from accounts.api import TokenCreateApi
+from annotation.api import gold_views
 from annotation.api import views as annotation_api
 
 urlpatterns = [
@@ -13,6 +14,13 @@ urlpatterns = [
     path("projects/<id:project_id>/import/", annotation_api.ProjectImportApi.as_view(), name="api-project-import"),
     path("projects/<id:project_id>/export/", annotation_api.ProjectExportApi.as_view(), name="api-project-export"),
     path("projects/<id:project_id>/next/", annotation_api.TaskNextApi.as_view(), name="api-task-next"),
+    path("projects/<id:project_id>/gold/", gold_views.ProjectGoldApi.as_view(), name="api-project-gold"),
+    path("projects/<id:project_id>/qualification/", gold_views.QualificationApi.as_view(), name="api-qualification"),
+    path(
+        "projects/<id:project_id>/qualification/<id:user_id>/readmit/",
+        gold_views.QualificationReadmitApi.as_view(),
+        name="api-qualification-readmit",
+    ),
     path("tasks/<id:task_id>/", annotation_api.TaskDetailApi.as_view(), name="api-task-detail"),
     path("tasks/<id:task_id>/annotations/", annotation_api.AnnotationSubmitApi.as_view(), name="api-annotation-submit"),
     path("tasks/<id:task_id>/skip/", annotation_api.TaskSkipApi.as_view(), name="api-task-skip"),

@@ -1,6 +1,7 @@
 from django.db.models import Q
 from rest_framework import serializers
 
+from annotation import gold
 from annotation.models import Annotation, Membership, Project, Task
 from training.models import ModelVersion
 
@@ -10,7 +11,10 @@ class ProjectSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Project
-        fields = ["id", "name", "slug", "guidelines", "overlap", "lease_seconds", "reward_model", "role", "created_at"]
+        fields = [
+            "id", "name", "slug", "guidelines", "overlap", "lease_seconds", "reward_model", "role", "created_at",
+            "gold_rate", "gold_training_mode", "qualification_tasks", "qualification_min_accuracy",
+        ]
 
     def get_role(self, project) -> str | None:
         roles = self.context.get("roles", {})
@@ -33,6 +37,22 @@ class ProjectUpdateSerializer(serializers.Serializer):
     reward_model = serializers.PrimaryKeyRelatedField(
         queryset=ModelVersion.objects.none(), allow_null=True, required=False,
         help_text="A reward model version of the project (or null): active sampling scores comparisons with it.",
+    )
+    # Gold tasks and qualification; the bounds are gold.py's.
+    gold_rate = serializers.FloatField(
+        min_value=0, max_value=gold.GOLD_RATE_MAX, required=False,
+        help_text="Share of claims that serve a gold task instead of a real one (0.1: one in ten).",
+    )
+    gold_training_mode = serializers.BooleanField(
+        required=False, help_text="After a gold task, show the labeler the expected answer and its explanation."
+    )
+    qualification_tasks = serializers.IntegerField(
+        min_value=0, max_value=gold.QUALIFICATION_TASKS_MAX, required=False,
+        help_text="Gold comparisons a new labeler answers before real work (0: no qualification).",
+    )
+    qualification_min_accuracy = serializers.FloatField(
+        min_value=0, max_value=gold.ACCURACY_MAX, required=False,
+        help_text="The share of those answers that must match the gold answer to qualify.",
     )
 
     def __init__(self, *args, project=None, **kwargs):
