@@ -17,8 +17,8 @@ from rest_framework.authtoken.models import Token
 from schemathesis import GenerationMode
 from schemathesis.checks import content_type_conformance, not_a_server_error, response_schema_conformance
 
-from annotation.models import Membership
-from tests.factories import ProjectFactory, TaskFactory, UserFactory, comparison_task, member
+from annotation.models import GoldRecord, Membership
+from tests.factories import ProjectFactory, TaskFactory, UserFactory, comparison_task, gold_comparison_task, member
 from training.models import GenerationJob, ModelVersion, TrainingRun
 
 pytestmark = pytest.mark.django_db
@@ -69,10 +69,13 @@ def admin_token(settings, tmp_path) -> str:
     settings.MODEL_ROOTS = [str(tmp_path)]
     project = ProjectFactory(slug="fuzzed")
     admin = member(project, Membership.Role.ADMIN, username="fuzz-admin")
-    member(project, Membership.Role.LABELER, username="fuzz-labeler")
+    labeler = member(project, Membership.Role.LABELER, username="fuzz-labeler")
     for _ in range(3):
         TaskFactory(project=project)
         comparison_task(project=project)
+    gold_comparison_task(project=project)  # and a labeler's gold record, for the gold and qualification routes
+    GoldRecord.objects.create(project=project, labeler=labeler, status="held_out", gold_served=3, gold_answered=3,
+                              gold_correct=1, decided_answered=3, decided_correct=1)
     base = ModelVersion.objects.create(name="fuzz-base", kind="base", path="models/tiny")
     TrainingRun.objects.create(kind="sft", project=project, base_model=base, created_by=admin, status="running")
     GenerationJob.objects.create(project=project, model_version=base, k=2, prompt_ids=[], created_by=admin)
