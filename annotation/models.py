@@ -145,7 +145,7 @@ class Task(TimeStamped):
     # A gold task has a known answer (annotation/gold.py): {"ranking": [[response id, ...], ...],
     # "explanation": "..."} for a comparison, {"reference": "...", "explanation": "..."} for a
     # demonstration. It is served at the project's gold rate, never fills up, and is no progress.
-    is_gold = models.BooleanField(default=False)
+    is_gold = models.BooleanField(default=False, db_default=False)  # raw INSERTs (bench/labeling.py) need none
     gold = models.JSONField(null=True, blank=True)
 
     class Meta:

@@ -38,7 +38,7 @@ from django.utils import timezone
 
 from . import gold
 from .claiming import GoldState
-from .errors import NotQualified
+from .errors import InvalidInput, NotQualified
 from .models import Annotation, GoldRecord, Project, Task
 
 Status = GoldRecord.Status
@@ -118,16 +118,17 @@ def gold_answer_record(*, task: Task, labeler_id: int, annotation: Annotation, n
     Runs inside the submit's transaction, after the annotation is stored with its gold_correct.
     A demonstration's gold answer grades nothing, so it changes nothing here.
     """
-    gradable = task.kind == Task.Kind.COMPARISON
-    if not gradable:
+    if task.kind != Task.Kind.COMPARISON:
         return
+    if annotation.gold_correct is None and annotation.kind != Annotation.Kind.SKIP:
+        return  # a gold answer without a ranking grades nothing
     project = Project.objects.only("qualification_tasks", "qualification_min_accuracy").get(pk=task.project_id)
     record = _record_locked(project_id=task.project_id, labeler_id=labeler_id)
     qualifying = qualification_on(project) and record.status == Status.QUALIFYING
     if annotation.gold_correct is not None:
         record.gold_answered += 1
         record.gold_correct += int(annotation.gold_correct)
-    elif annotation.kind == Annotation.Kind.SKIP and qualifying:
+    elif qualifying:  # a skip
         record.qualification_skips += 1
     else:
         return
@@ -180,8 +181,6 @@ def labeler_readmit(*, project: Project, labeler: AbstractBaseUser, by: Abstract
 
     The role check (roles.Action.MANAGE) is the caller's. The labeler must be a member.
     """
-    from .errors import InvalidInput
-
     if not project.memberships.filter(user=labeler).exists():
         raise InvalidInput(f"{labeler.get_username()} is not a member of this project.", field="user")
     now = timezone.now()
