@@ -36,7 +36,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
-from . import gold
+from . import gold, submitting
 from .claiming import GoldState
 from .errors import InvalidInput, NotQualified
 from .models import Annotation, GoldRecord, Project, Task
@@ -112,29 +112,29 @@ def _record_locked(*, project_id: int, labeler_id: int) -> GoldRecord:
     return GoldRecord.objects.select_for_update().get(project_id=project_id, labeler_id=labeler_id)
 
 
-def gold_answer_record(*, task: Task, labeler_id: int, annotation: Annotation, now: datetime) -> None:
+def gold_answer_record(
+    *, task: Task, project: Project, labeler_id: int, annotation: Annotation, now: datetime
+) -> None:
     """Count a submit (or skip) on a gold task in the labeler's record; decide qualification when due.
 
-    Runs inside the submit's transaction, after the annotation is stored with its gold_correct.
+    Runs inside the submit's transaction, after the annotation is stored with its gold_correct:
+    one upsert (submitting.gold_record_count), and an update on the rare submit that decides.
     A demonstration's gold answer grades nothing, so it changes nothing here.
     """
-    if task.kind != Task.Kind.COMPARISON:
+    graded = annotation.gold_correct is not None
+    skipped = annotation.kind == Annotation.Kind.SKIP and qualification_on(project)
+    if task.kind != Task.Kind.COMPARISON or not (graded or skipped):
         return
-    if annotation.gold_correct is None and annotation.kind != Annotation.Kind.SKIP:
-        return  # a gold answer without a ranking grades nothing
-    project = Project.objects.only("qualification_tasks", "qualification_min_accuracy").get(pk=task.project_id)
-    record = _record_locked(project_id=task.project_id, labeler_id=labeler_id)
-    qualifying = qualification_on(project) and record.status == Status.QUALIFYING
-    if annotation.gold_correct is not None:
-        record.gold_answered += 1
-        record.gold_correct += int(annotation.gold_correct)
-    elif qualifying:  # a skip
-        record.qualification_skips += 1
-    else:
+    pk, status, answered, correct, skips = submitting.gold_record_count(
+        project_id=task.project_id, labeler_id=labeler_id, answered=int(graded),
+        correct=int(bool(annotation.gold_correct)), skips=int(skipped), now=now,
+    )
+    if status != Status.QUALIFYING or not qualification_on(project):
         return
-    if qualifying:
-        _decide(record=record, project=project, now=now)
-    record.save()
+    record = GoldRecord(pk=pk, status=status, gold_answered=answered, gold_correct=correct, qualification_skips=skips)
+    _decide(record=record, project=project, now=now)
+    if record.status != Status.QUALIFYING:
+        record.save(update_fields=["status", "decided_answered", "decided_correct", "decided_at", "updated_at"])
 
 
 def _decide(*, record: GoldRecord, project: Project, now: datetime) -> None:

@@ -283,6 +283,7 @@ def _store(
 ) -> tuple[Annotation, bool]:
     if not isinstance(time_spent_ms, int) or isinstance(time_spent_ms, bool) or time_spent_ms < 0:
         raise InvalidInput("time_spent_ms must be a non-negative integer.", field="time_spent_ms")
+    project = task.project if task.is_gold else None  # its qualification settings (loaded with the task)
     now = timezone.now()
     try:
         with transaction.atomic():
@@ -317,7 +318,9 @@ def _store(
             if annotation.kind != Annotation.Kind.SKIP:
                 submitting.count_done(task=task, now=now)
             if task.is_gold:
-                qualification.gold_answer_record(task=task, labeler_id=labeler.pk, annotation=annotation, now=now)
+                qualification.gold_answer_record(
+                    task=task, project=project, labeler_id=labeler.pk, annotation=annotation, now=now
+                )
             return annotation, True
     except IntegrityError:
         # A concurrent twin with the same client_id won the race: return what it stored.

@@ -27,6 +27,21 @@ SELECT 1 FROM annotation_taskresponse tr JOIN annotation_response r ON r.id = tr
 WHERE tr.task_id = %s AND r.author_id = %s LIMIT 1
 """
 _COUNT_DONE = "UPDATE annotation_task SET done = %s, status = %s, updated_at = %s WHERE id = %s"
+# A graded gold answer (or a skip while qualifying) into the labeler's gold record, made on first
+# use; the upsert takes the record's row lock, so two tabs' submits count one after the other.
+# A skip counts only while the labeler is still qualifying.
+_GOLD_ANSWERED = """
+INSERT INTO annotation_goldrecord (project_id, labeler_id, status, gold_served, gold_answered, gold_correct,
+                                   qualification_skips, created_at, updated_at)
+VALUES (%s, %s, 'qualifying', 0, %s, %s, %s, %s, %s)
+ON CONFLICT (project_id, labeler_id) DO UPDATE SET
+  gold_answered = annotation_goldrecord.gold_answered + excluded.gold_answered,
+  gold_correct = annotation_goldrecord.gold_correct + excluded.gold_correct,
+  qualification_skips = annotation_goldrecord.qualification_skips
+    + CASE WHEN annotation_goldrecord.status = 'qualifying' THEN excluded.qualification_skips ELSE 0 END,
+  updated_at = excluded.updated_at
+RETURNING id, status, gold_answered, gold_correct, qualification_skips
+"""
 
 
 def annotation_by_client_id(client_uuid: uuid.UUID) -> Annotation | None:
@@ -59,6 +74,17 @@ def authored_a_response(*, task: Task, labeler: AbstractBaseUser) -> bool:
     """Whether the labeler wrote one of the responses the task shows (they may not judge it)."""
     row = fetch_one(_AUTHORED, [task.pk, labeler.pk], name="submit_authored", types=("bigint", "integer"))
     return row is not None
+
+
+def gold_record_count(
+    *, project_id: int, labeler_id: int, answered: int, correct: int, skips: int, now: datetime
+) -> tuple[int, str, int, int, int]:
+    """Add to the labeler's gold record; returns its (id, status, answered, correct, qualification skips) after."""
+    return fetch_one(
+        _GOLD_ANSWERED, [project_id, labeler_id, answered, correct, skips, db_datetime(now), db_datetime(now)],
+        name="submit_gold_answered",
+        types=("bigint", "integer", "integer", "integer", "integer", "timestamptz", "timestamptz"),
+    )
 
 
 def count_done(*, task: Task, now: datetime) -> None:
