@@ -262,7 +262,7 @@ def annotation_submit(
     existing = submitting.annotation_by_client_id(client_uuid)
     if existing is not None:
         return _replay(existing=existing, task=task, labeler=labeler)
-    shown = list(task.task_responses.values_list("response_id", flat=True)) if task.kind == Task.Kind.COMPARISON else []
+    shown = submitting.shown_response_ids(task.pk) if task.kind == Task.Kind.COMPARISON else []
     fields = clean_annotation_payload(kind=task.kind, data=data, shown_response_ids=shown)
     return _store(task=task, labeler=labeler, client_uuid=client_uuid, fields=fields, time_spent_ms=time_spent_ms)
 

@@ -26,6 +26,7 @@ _AUTHORED = """
 SELECT 1 FROM annotation_taskresponse tr JOIN annotation_response r ON r.id = tr.response_id
 WHERE tr.task_id = %s AND r.author_id = %s LIMIT 1
 """
+_SHOWN_IDS = "SELECT response_id FROM annotation_taskresponse WHERE task_id = %s"
 _COUNT_DONE = "UPDATE annotation_task SET done = %s, status = %s, updated_at = %s WHERE id = %s"
 # A graded gold answer (or a skip while qualifying) into the labeler's gold record, made on first
 # use; the upsert takes the record's row lock, so two tabs' submits count one after the other.
@@ -68,6 +69,13 @@ def earlier_annotation(*, task: Task, labeler: AbstractBaseUser, client_uuid: uu
         return None
     twin = [pk for pk, stored in rows if column_value(Annotation, "client_id", stored) == client_uuid]
     return Annotation.objects.get(pk=(twin or [rows[0][0]])[0])
+
+
+def shown_response_ids(task_id: int) -> list[int]:
+    """The ids of the responses a comparison shows (what its ranking must place)."""
+    with connection.cursor() as cursor:
+        execute(cursor, _SHOWN_IDS, [task_id], name="submit_shown_ids", types=("bigint",))
+        return [row[0] for row in cursor.fetchall()]
 
 
 def authored_a_response(*, task: Task, labeler: AbstractBaseUser) -> bool:
