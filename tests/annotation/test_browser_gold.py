@@ -2,7 +2,7 @@
 
 import pytest
 
-from annotation.models import Annotation, GoldRecord
+from annotation.models import Annotation, GoldRecord, Membership
 from tests.browser import launch_browser, login
 from tests.factories import ProjectFactory, comparison_task, gold_comparison_task, member
 
@@ -47,6 +47,16 @@ def test_training_mode_shows_the_expected_answer_after_a_gold_submit(live_server
         page.wait_for_selector("#label-app[data-ready=true]")
         assert int(page.get_attribute("#label-app", "data-task-id")) == real.pk
         assert page.is_hidden("#gold-reveal")
+
+        # The admin's dashboard draws the trainee's accuracy and its interval.
+        member(project, role=Membership.Role.ADMIN, username="gold-admin")
+        admin_page = browser.new_page()
+        admin_page.on("pageerror", lambda exc: errors.append(str(exc)))
+        login(admin_page, live_server.url, "gold-admin", "pass-1234")
+        admin_page.goto(f"{live_server.url}/projects/{project.pk}/dashboard/")
+        admin_page.wait_for_function("() => window.Chart && Chart.getChart(document.getElementById('gold-chart'))")
+        row = admin_page.inner_text("#gold-table tr[data-labeler='trainee']")
+        assert "0.000" in row and "0.000 – 0.793" in row  # 0 of 1: Wilson's interval is [0, 0.793]
         assert errors == []
 
 
