@@ -2,7 +2,9 @@
 
 from django.contrib import admin
 
-from .models import Annotation, Lease, Membership, Project, Prompt, Response, ReviewItem, Task, TaskResponse
+from .models import (
+    Annotation, GoldRecord, Lease, Membership, Project, Prompt, Response, ReviewItem, Task, TaskResponse,
+)
 
 
 class MembershipInline(admin.TabularInline):
@@ -64,7 +66,7 @@ class TaskResponseInline(admin.TabularInline):
 @admin.register(Task)
 class TaskAdmin(admin.ModelAdmin):
     list_display = ["id", "project", "kind", "status", "done", "required", "priority", "created_at"]
-    list_filter = ["project", "kind", "status"]
+    list_filter = ["project", "kind", "status", "is_gold"]
     list_select_related = ["project"]
     search_fields = ["prompt__external_id"]
     raw_id_fields = ["project", "prompt"]
@@ -125,3 +127,13 @@ class ReviewItemAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False  # items come from the draw and from flags, never by hand
+
+
+@admin.register(GoldRecord)
+class GoldRecordAdmin(admin.ModelAdmin):
+    list_display = ["labeler", "project", "status", "gold_served", "gold_answered", "gold_correct", "decided_at"]
+    list_filter = ["status", "project"]
+    list_select_related = ["labeler", "project"]
+    search_fields = ["labeler__username"]
+    raw_id_fields = ["project", "labeler", "readmitted_by"]
+    readonly_fields = ["created_at", "updated_at"]

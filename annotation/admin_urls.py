@@ -18,6 +18,11 @@ urlpatterns = [
         name="project-member-role",
     ),
     path(
+        "projects/<id:project_id>/settings/members/<id:user_id>/readmit/",
+        admin_views.project_member_readmit,
+        name="project-member-readmit",
+    ),
+    path(
         "projects/<id:project_id>/settings/members/<id:user_id>/remove/",
         admin_views.project_member_remove,
         name="project-member-remove",

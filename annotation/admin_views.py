@@ -14,7 +14,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from . import admin_services, dashboard, exporters, importers, services
+from . import admin_services, dashboard, exporters, gold_stats, importers, qualification, services
 from .errors import ServiceError, size_words
 from .forms import MemberAddForm, MemberRoleForm, ProjectCreateForm, ProjectSettingsForm, PromptImportForm
 from .models import Membership, Project
@@ -66,6 +66,8 @@ def project_dashboard(request, project_id: int):
     project = _project(request, project_id, Action.DASHBOARD)
     data = dict(dashboard.dashboard_get_cached(project=project))
     data["cache_seconds"] = dashboard.DASHBOARD_CACHE_SECONDS
+    data["gold"] = gold_stats.gold_summary_cached(project=project)
+    data["gold_chart"] = gold_stats.gold_chart(data["gold"])
     for row in data["labelers"]:
         row["mean"] = dashboard.duration_display(row["mean_ms"])
         row["median"] = dashboard.duration_display(row["median_ms"])
@@ -136,6 +138,10 @@ def _settings_page(request, project: Project, *, status: int = 200, **forms):
                 "lease_seconds": project.lease_seconds,
                 "reward_model": project.reward_model_id,
                 "review_rate": project.review_rate,
+                "gold_rate": project.gold_rate,
+                "gold_training_mode": project.gold_training_mode,
+                "qualification_tasks": project.qualification_tasks,
+                "qualification_min_accuracy": project.qualification_min_accuracy,
             },
             project=project,
         ),
@@ -143,7 +149,11 @@ def _settings_page(request, project: Project, *, status: int = 200, **forms):
         "members_error": forms.get("members_error"),
         "members": dashboard.membership_list(project=project),
         "roles": Membership.Role.choices,
+        "gold_tasks": gold_stats.gold_task_counts(project=project),
     }
+    statuses = gold_stats.qualification_by_member(project=project)
+    for member in context["members"]:
+        member["qualification"] = statuses.get(member["user_id"], "")
     return _page(request, "annotation/admin/settings.html", project, "settings", context, status)
 
 
@@ -221,6 +231,20 @@ def project_member_role(request, project_id: int, user_id: int):
     except ServiceError as error:
         return _settings_page(request, project, members_error=error.message, status=error.status_code)
     messages.success(request, f"{user.get_username()} is now {membership.get_role_display()}.")
+    return redirect("project-settings", project_id=project.pk)
+
+
+@login_required
+@require_POST
+def project_member_readmit(request, project_id: int, user_id: int):
+    """The members table's "Re-admit" button: a held-out (or qualifying) labeler may do real work."""
+    project = _project(request, project_id, Action.MANAGE)
+    user = _member_user(project, user_id)
+    try:
+        qualification.labeler_readmit(project=project, labeler=user, by=request.user)
+    except ServiceError as error:
+        return _settings_page(request, project, members_error=error.message, status=error.status_code)
+    messages.success(request, f"Re-admitted {user.get_username()}: they may now label this project's tasks.")
     return redirect("project-settings", project_id=project.pk)
 
 

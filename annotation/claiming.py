@@ -6,6 +6,7 @@ locks) and on SQLite (which serialises writers, so it needs none).
 """
 
 from datetime import datetime
+from typing import NamedTuple
 
 from django.db import connection
 
@@ -20,6 +21,14 @@ from .queries import column_value, columns, db_datetime, execute, fetch_one, loa
 _LOCK_MEMBER = """
 SELECT m.id {sync} FROM annotation_membership m WHERE m.project_id = %s AND m.user_id = %s {lock}
 """
+# The same lock in a project that serves gold tasks, with the labeler's gold record beside it: one
+# more probe, of the record's unique (project, labeler) index, and no extra round trip.
+_LOCK_MEMBER_GOLD = """
+SELECT m.id, g.status, g.gold_served, g.gold_answered, g.gold_correct, g.qualification_skips {sync}
+FROM annotation_membership m
+LEFT JOIN annotation_goldrecord g ON g.project_id = m.project_id AND g.labeler_id = m.user_id
+WHERE m.project_id = %s AND m.user_id = %s {lock}
+"""
 
 # The task of a live lease the labeler already holds in the project (resume after a reload).
 _HELD = """
@@ -30,9 +39,11 @@ ORDER BY l.created_at LIMIT 1
 
 # The best open task with room that this labeler has neither done nor written a response of.
 # It walks the partial index task_claim_any / task_claim_kind in order and stops at the first hit.
+# Gold tasks are not in those indexes (NOT t.is_gold matches their condition): they have a walk of
+# their own, _GOLD_CANDIDATE.
 _CANDIDATE = """
 SELECT t.id FROM annotation_task t
-WHERE t.project_id = %s AND t.status = 'open' {kind} {skipped}
+WHERE t.project_id = %s AND t.status = 'open' AND NOT t.is_gold {kind} {skipped}
   AND t.done + (SELECT COUNT(*) FROM annotation_lease l WHERE l.task_id = t.id AND l.expires_at > %s) < t.required
   AND NOT EXISTS (SELECT 1 FROM annotation_annotation a WHERE a.task_id = t.id AND a.labeler_id = %s)
   AND NOT EXISTS (
@@ -55,20 +66,46 @@ ON CONFLICT (task_id, labeler_id) DO UPDATE SET expires_at = excluded.expires_at
 """
 
 
+class GoldState(NamedTuple):
+    """The labeler's gold record as the claim reads it (None where the labeler has none yet)."""
+
+    status: str
+    gold_served: int
+    gold_answered: int
+    gold_correct: int
+    qualification_skips: int
+
+
 def held_lease(
     *, project_id: int, labeler_id: int, kind: str | None, now: datetime
 ) -> tuple[bool, int | None, datetime | None]:
     """Lock the membership; return (is_member, task id, expiry) of a live lease held in the project."""
+    is_member, task_id, expires_at, _ = _held(project_id=project_id, labeler_id=labeler_id, kind=kind, now=now)
+    return is_member, task_id, expires_at
+
+
+def held_lease_and_gold(
+    *, project_id: int, labeler_id: int, kind: str | None, now: datetime
+) -> tuple[bool, int | None, datetime | None, GoldState | None]:
+    """held_lease, plus the labeler's gold record read by the same locking statement."""
+    return _held(project_id=project_id, labeler_id=labeler_id, kind=kind, now=now, gold=True)
+
+
+def _held(*, project_id: int, labeler_id: int, kind: str | None, now: datetime, gold: bool = False):
     postgres = on_postgres()
+    sql = _LOCK_MEMBER_GOLD if gold else _LOCK_MEMBER
     with connection.cursor() as cursor:
         execute(
             cursor,
-            _LOCK_MEMBER.format(sync=", set_config('synchronous_commit', 'off', true)" if postgres else "",
-                                lock="FOR UPDATE" if postgres else ""),
-            [project_id, labeler_id], name="claim_lock_member", types=("bigint", "integer"),
+            sql.format(sync=", set_config('synchronous_commit', 'off', true)" if postgres else "",
+                       lock=("FOR UPDATE OF m" if gold else "FOR UPDATE") if postgres else ""),
+            [project_id, labeler_id], name="claim_lock_member_gold" if gold else "claim_lock_member",
+            types=("bigint", "integer"),
         )
-        if cursor.fetchone() is None:
-            return False, None, None
+        member = cursor.fetchone()
+        if member is None:
+            return False, None, None, None
+        record = GoldState(*member[1:6]) if gold and member[1] is not None else None
         execute(
             cursor, _HELD.format(kind="AND t.kind = %s" if kind else ""),
             [labeler_id, project_id, db_datetime(now)] + ([kind] if kind else []),
@@ -77,8 +114,8 @@ def held_lease(
         )
         row = cursor.fetchone()
     if row is None:
-        return True, None, None
-    return True, row[0], column_value(Lease, "expires_at", row[1])
+        return True, None, None, record
+    return True, row[0], column_value(Lease, "expires_at", row[1]), record
 
 
 def candidate_task_id(
@@ -104,6 +141,58 @@ def lease_if_room(*, task_id: int, labeler_id: int, expires_at: datetime, now: d
     with connection.cursor() as cursor:
         execute(cursor, _LEASE, params, name="claim_lease", types=types)
         return cursor.rowcount == 1
+
+
+# Gold tasks ------------------------------------------------------------------------------------
+
+# The labeler's next gold task: the first, in the claim's order, that they have never been served
+# (no lease of theirs, live or expired) nor annotated or skipped, and that shows no response of
+# theirs. It walks the partial index task_gold_any / task_gold_kind, so its cost grows with the
+# gold tasks this labeler has done, never with the project. There is no capacity to check (a gold
+# task never fills up) and so no row to lock: the membership lock already runs this labeler's
+# claims one at a time, which is what "at most once" needs.
+_GOLD_CANDIDATE = """
+SELECT t.id FROM annotation_task t
+WHERE t.project_id = %s AND t.is_gold {kind}
+  AND NOT EXISTS (SELECT 1 FROM annotation_annotation a WHERE a.task_id = t.id AND a.labeler_id = %s)
+  AND NOT EXISTS (SELECT 1 FROM annotation_lease l WHERE l.task_id = t.id AND l.labeler_id = %s)
+  AND NOT EXISTS (
+    SELECT 1 FROM annotation_taskresponse tr JOIN annotation_response r ON r.id = tr.response_id
+    WHERE tr.task_id = t.id AND r.author_id = %s
+  )
+ORDER BY t.priority DESC, t.id ASC LIMIT 1
+"""
+
+_LEASE_GOLD = """
+INSERT INTO annotation_lease (task_id, labeler_id, project_id, expires_at, created_at) VALUES (%s, %s, %s, %s, %s)
+"""
+
+# One more gold task served: the count is part of the next claim's draw (gold.gold_draw). The
+# record is made on the labeler's first gold task.
+_GOLD_SERVED = """
+INSERT INTO annotation_goldrecord (project_id, labeler_id, status, gold_served, gold_answered, gold_correct,
+                                   qualification_skips, created_at, updated_at)
+VALUES (%s, %s, 'qualifying', 1, 0, 0, 0, %s, %s)
+ON CONFLICT (project_id, labeler_id)
+DO UPDATE SET gold_served = annotation_goldrecord.gold_served + 1, updated_at = excluded.updated_at
+"""
+
+
+def gold_candidate_id(*, project_id: int, labeler_id: int, kind: str | None) -> int | None:
+    sql = _GOLD_CANDIDATE.format(kind="AND t.kind = %s" if kind else "")
+    params = [project_id] + ([kind] if kind else []) + [labeler_id, labeler_id, labeler_id]
+    types = ("bigint",) + (("text",) if kind else ()) + ("integer", "integer", "integer")
+    row = fetch_one(sql, params, name="claim_gold_kind" if kind else "claim_gold", types=types)
+    return row[0] if row else None
+
+
+def gold_lease(*, task_id: int, project_id: int, labeler_id: int, expires_at: datetime, now: datetime) -> None:
+    """Lease a gold task to the labeler, and count it served."""
+    with connection.cursor() as cursor:
+        execute(cursor, _LEASE_GOLD, [task_id, labeler_id, project_id, db_datetime(expires_at), db_datetime(now)],
+                name="claim_gold_lease", types=("bigint", "integer", "bigint", "timestamptz", "timestamptz"))
+        execute(cursor, _GOLD_SERVED, [project_id, labeler_id, db_datetime(now), db_datetime(now)],
+                name="claim_gold_served", types=("bigint", "integer", "timestamptz", "timestamptz"))
 
 
 _RELEASE = "DELETE FROM annotation_lease WHERE task_id = %s AND labeler_id = %s RETURNING expires_at"

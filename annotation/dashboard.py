@@ -45,10 +45,13 @@ def _project_annotations(*, project: Project):
 
 
 def dashboard_progress(*, project: Project) -> dict:
-    """Per task kind: tasks done of total, annotations stored of required, skips and live leases."""
+    """Per task kind: tasks done of total, annotations stored of required, skips and live leases.
+
+    Gold tasks count for none of these (annotation/gold.py): they are never done.
+    """
     now = timezone.now()
     task_rows = (
-        Task.objects.filter(project=project)
+        Task.objects.filter(project=project, is_gold=False)
         .values("kind")
         .annotate(
             tasks=Count("id"),
@@ -61,7 +64,7 @@ def dashboard_progress(*, project: Project) -> dict:
         .order_by()
     )
     capped = dict(
-        Task.objects.filter(project=project, done__gt=F("required"))
+        Task.objects.filter(project=project, is_gold=False, done__gt=F("required"))
         .values("kind")
         .annotate(extra=Sum(F("done") - F("required")))
         .order_by()
@@ -69,14 +72,14 @@ def dashboard_progress(*, project: Project) -> dict:
     )
     skips = dict(
         _project_annotations(project=project)
-        .filter(kind=Annotation.Kind.SKIP)
+        .filter(kind=Annotation.Kind.SKIP, task__is_gold=False)
         .values("task__kind")
         .annotate(n=Count("id"))
         .order_by()
         .values_list("task__kind", "n")
     )
     in_progress = dict(
-        Lease.objects.filter(project=project, expires_at__gt=now)
+        Lease.objects.filter(project=project, expires_at__gt=now, task__is_gold=False)
         .values("task__kind")
         .annotate(n=Count("id"))
         .order_by()

@@ -30,6 +30,12 @@ class Conflict(ServiceError):
     status_code = 409
 
 
+class NotQualified(ServiceError):
+    """The labeler may not take work in the project: held out, or still qualifying (annotation/qualification.py)."""
+
+    status_code = 403
+
+
 class PayloadTooLarge(ServiceError):
     """A body or an upload over its size limit. The answer names the limit, in bytes and in words."""
 

@@ -3,6 +3,7 @@
 from django import forms
 from django.db.models import Q
 
+from . import gold
 from .errors import ServiceError
 from .models import Membership
 from .reviews.sampling import REVIEW_RATE_HELP, REVIEW_RATE_MAX, REVIEW_RATE_MIN
@@ -47,6 +48,24 @@ class ProjectSettingsForm(ServiceErrorMixin, forms.Form):
         help_text="Scores open comparisons so the least certain are labeled first (active sampling).",
     )
 
+    # Gold tasks and qualification; the bounds are gold.py's.
+    gold_rate = forms.FloatField(
+        required=False, min_value=0, max_value=gold.GOLD_RATE_MAX, initial=0, label="Gold rate",
+        help_text="Share of tasks served that are gold (known answers), from 0 to 1: 0.1 is one in ten. 0: none.",
+    )
+    gold_training_mode = forms.BooleanField(
+        required=False, label="Training mode",
+        help_text="After a gold task, show the labeler the expected answer and its explanation.",
+    )
+    qualification_tasks = forms.IntegerField(
+        required=False, min_value=0, max_value=gold.QUALIFICATION_TASKS_MAX, initial=0, label="Qualification tasks",
+        help_text="Gold comparisons a new labeler answers before real work. 0: no qualification.",
+    )
+    qualification_min_accuracy = forms.FloatField(
+        required=False, min_value=0, max_value=gold.ACCURACY_MAX, initial=0.8, label="Qualification accuracy",
+        help_text="Share of those answers that must match, from 0 to 1; below it the labeler is held out.",
+    )
+
     def __init__(self, *args, project=None, **kwargs):
         super().__init__(*args, **kwargs)
         if "reward_model" in self.fields:
@@ -57,17 +76,19 @@ class ProjectSettingsForm(ServiceErrorMixin, forms.Form):
                 scope, kind=ModelVersion.Kind.REWARD
             ).order_by("-created_at", "-id")
 
+    def clean(self):
+        cleaned = super().clean()
+        # A number left empty keeps the project's value (a form of an older page may not have it).
+        for name in ("review_rate", "gold_rate", "qualification_tasks", "qualification_min_accuracy"):
+            if name in cleaned and cleaned[name] is None:
+                del cleaned[name]
+        return cleaned
+
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()
         if not name:
             raise forms.ValidationError("A project needs a name.")
         return name
-
-    def clean(self):
-        cleaned = super().clean()
-        if "review_rate" in self.fields and cleaned.get("review_rate") is None:
-            cleaned.pop("review_rate", None)  # left blank: the rate stays as it is
-        return cleaned
 
 
 class ProjectCreateForm(ProjectSettingsForm):
@@ -76,6 +97,8 @@ class ProjectCreateForm(ProjectSettingsForm):
     )
     reward_model = None  # a new project has no models yet
     review_rate = None  # set in the settings once the project has labelers
+    # Gold settings need gold tasks, which come with an import: they are set on the settings page.
+    gold_rate = gold_training_mode = qualification_tasks = qualification_min_accuracy = None
     field_order = ["name", "slug", "guidelines", "overlap", "lease_seconds"]
 
 

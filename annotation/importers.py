@@ -10,6 +10,16 @@ A line with "responses" (2..MAX_RESPONSES strings) makes a comparison task that 
 random display order; any other line makes a demonstration task. "id" becomes the prompt's
 external_id; without one a hash of the content stands in, so importing a file twice adds nothing.
 
+A line with "gold" makes a gold task, one with a known answer (annotation/gold.py):
+
+    {"prompt": "2 + 2?", "responses": ["4", "5"], "gold": {"ranking": [[0], [1]]}, "explanation": "Arithmetic."}
+    {"prompt": "Capital of France?", "gold": {"reference": "Paris."}}
+
+A comparison's gold ranking holds indexes into its "responses", best first, each exactly once, a
+group of several a tie; the importer turns them into the ids of the responses it creates. A
+demonstration's gold is a reference answer. "explanation" (beside "gold" or inside it) is shown
+in training mode. In CSV, "gold" is a JSON cell and "explanation" a plain one.
+
 The import is atomic and streamed: the file is read once, line by line, and valid prompts are
 written in batches inside one transaction. After the first bad line only the prompts themselves
 are written, so that the database (not memory) remembers the ids seen and later duplicates are
@@ -39,13 +49,14 @@ from django.db import transaction
 
 from . import reimport
 from .errors import InvalidInput, PayloadTooLarge
+from .gold import gold_with_ids
 from .input_checks import json_problem, json_text_is_plain
 from .models import Project, Prompt, Response, Task, TaskResponse
 
 FORMATS = ("jsonl", "csv")
 EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv"}
 ROLES = ("user", "assistant", "system")
-KEYS = ("id", "prompt", "messages", "responses", "metadata")
+KEYS = ("id", "prompt", "messages", "responses", "metadata", "gold", "explanation")
 
 MAX_FIELD_CHARS = 50_000  # the longest prompt, message, response or metadata (as JSON) we take
 MAX_LINE_BYTES = 32 * 1024 * 1024  # a longer line is rejected without being held in memory
@@ -121,6 +132,7 @@ class _Row:
     messages: list[dict]
     responses: list[str]
     metadata: dict
+    gold: dict | None = None  # in the line's terms: response indexes, not ids
 
 
 class _Errors(LineReports):
@@ -366,6 +378,10 @@ def _csv_object(cells: dict[str, str]) -> dict:
         (int(m.group(1)), value) for name, value in cells.items() if (m := _RESPONSE_COLUMN.match(name))
     )
     numbered = [value for _, value in numbered if value.strip()]
+    if cells.get("gold", "").strip():
+        obj["gold"] = _json_cell(cells["gold"], "gold")
+    if cells.get("explanation", "").strip():
+        obj["explanation"] = cells["explanation"]
     if cells.get("responses", "").strip():
         if numbered:
             raise LineError("give the responses either as a 'responses' JSON array or as response_N cells, not both")
@@ -441,6 +457,8 @@ def _clean_record(obj, *, line: int) -> _Row:
         if len(set(responses)) < len(responses):
             raise LineError("responses repeats the same text; each response must differ")
 
+    gold = _clean_gold(obj, len(responses))
+
     metadata = obj.get("metadata")
     if metadata is None:
         metadata = {}
@@ -452,7 +470,7 @@ def _clean_record(obj, *, line: int) -> _Row:
 
     external_id = obj.get("id")
     if external_id is None:
-        external_id = _content_id(messages, responses)
+        external_id = _content_id(messages, responses, gold)
     elif isinstance(external_id, bool) or not isinstance(external_id, (str, int)):
         raise LineError("id must be a string or an integer")
     else:
@@ -461,12 +479,75 @@ def _clean_record(obj, *, line: int) -> _Row:
             raise LineError("id is empty")
         if len(external_id) > MAX_ID_CHARS:
             raise LineError(f"id is longer than {MAX_ID_CHARS} characters (an oversized field)")
-    return _Row(line=line, external_id=external_id, messages=messages, responses=responses, metadata=metadata)
+    return _Row(
+        line=line, external_id=external_id, messages=messages, responses=responses, metadata=metadata, gold=gold
+    )
 
 
-def _content_id(messages: list[dict], responses: list[str]) -> str:
-    """A stable id for a line without one: the same prompt and responses give the same id."""
-    canonical = json.dumps({"messages": messages, "responses": responses}, ensure_ascii=False, sort_keys=True)
+_GOLD_SHAPES = '{"ranking": [[0], [1]]} for a comparison, {"reference": "..."} for a demonstration'
+
+
+def _clean_gold(obj: dict, responses: int) -> dict | None:
+    """The line's gold answer in its own terms, or None: {"ranking", "explanation"} or {"reference", "explanation"}."""
+    gold, explanation = obj.get("gold"), obj.get("explanation")
+    if gold is None:
+        if explanation is not None:
+            raise LineError('explanation explains a gold answer: give "gold" too, or leave the explanation out')
+        return None
+    if not isinstance(gold, dict):
+        raise LineError(f"gold must be an object: {_GOLD_SHAPES}")
+    unknown = sorted(set(gold) - {"ranking", "reference", "explanation"})
+    if unknown:
+        raise LineError(f"gold: unknown key '{unknown[0][:50]}' (use ranking, reference, explanation)")
+    if "explanation" in gold and explanation is not None:
+        raise LineError("give the explanation once, inside gold or beside it")
+    explanation = gold.get("explanation", explanation)
+    explanation = "" if explanation is None else _clean_text(explanation, "explanation")
+    if responses:
+        if "reference" in gold:
+            raise LineError("gold.reference is for a demonstration: a comparison's gold is a ranking, e.g. [[0], [1]]")
+        return {"ranking": _clean_gold_ranking(gold.get("ranking"), responses), "explanation": explanation}
+    if "ranking" in gold:
+        raise LineError('gold.ranking needs "responses" to rank; a demonstration\'s gold is {"reference": "..."}')
+    if "reference" not in gold:
+        raise LineError(f"gold needs an answer: {_GOLD_SHAPES}")
+    return {"reference": _clean_text(gold["reference"], "gold.reference"), "explanation": explanation}
+
+
+def _clean_gold_ranking(value, count: int) -> list[list[int]]:
+    """Groups of response indexes (0 to count - 1), best first; every response exactly once."""
+    if not isinstance(value, list) or not value:
+        raise LineError(
+            "gold.ranking must be a non-empty list of groups of response indexes, best first, e.g. [[0], [1]]"
+        )
+    groups, seen = [], set()
+    for i, group in enumerate(value):
+        group = group if isinstance(group, list) else [group]
+        if not group:
+            raise LineError(f"gold.ranking[{i}] is an empty group")
+        for index in group:
+            if not isinstance(index, int) or isinstance(index, bool):
+                raise LineError(f"gold.ranking[{i}] holds {json.dumps(index)[:30]}, not a response index")
+            if not 0 <= index < count:
+                raise LineError(
+                    f"gold.ranking[{i}] names response {index}, but the line's responses are 0 to {count - 1}"
+                )
+            if index in seen:
+                raise LineError(f"gold.ranking names response {index} twice")
+            seen.add(index)
+        groups.append(list(group))
+    if len(seen) < count:
+        missing = ", ".join(str(i) for i in range(count) if i not in seen)
+        raise LineError(f"gold.ranking must place every response once; it leaves out {missing}")
+    return groups
+
+
+def _content_id(messages: list[dict], responses: list[str], gold: dict | None = None) -> str:
+    """A stable id for a line without one: the same prompt, responses (and gold answer) give the same id."""
+    content: dict = {"messages": messages, "responses": responses}
+    if gold is not None:
+        content["gold"] = gold
+    canonical = json.dumps(content, ensure_ascii=False, sort_keys=True)
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:40]
 
 
@@ -539,8 +620,20 @@ class _BatchWriter:
         self.result.created_tasks += self._tasks_create(rows, [p.pk for p in prompts])
 
     def _tasks_create(self, rows: list, prompt_ids: list[int]) -> int:
-        """Each row's task (a comparison, with its responses in a random display order, when it has any)."""
+        """Each row's task (a comparison, with its responses in a random display order, when it has any).
+
+        A gold row's task is a gold task; its ranking's indexes become the ids of the responses
+        made here. Gold or not, the display order is drawn the same way.
+        """
         project = self.project
+        created = iter(Response.objects.bulk_create(
+            [
+                Response(prompt_id=prompt_id, text=text, source=Response.Source.IMPORT)
+                for row, prompt_id in zip(rows, prompt_ids)
+                for text in row.responses
+            ]
+        ))
+        response_ids = [[next(created).pk for _ in row.responses] for row in rows]
         tasks = Task.objects.bulk_create(
             [
                 Task(
@@ -548,22 +641,17 @@ class _BatchWriter:
                     prompt_id=prompt_id,
                     kind=Task.Kind.COMPARISON if row.responses else Task.Kind.DEMONSTRATION,
                     required=project.overlap,
+                    is_gold=row.gold is not None,
+                    gold=gold_with_ids(row.gold, ids),
                 )
-                for row, prompt_id in zip(rows, prompt_ids)
+                for row, prompt_id, ids in zip(rows, prompt_ids, response_ids)
             ]
         )
-        shown = [(task, prompt_id, row) for row, prompt_id, task in zip(rows, prompt_ids, tasks) if row.responses]
-        responses = Response.objects.bulk_create(
-            [
-                Response(prompt_id=prompt_id, text=text, source=Response.Source.IMPORT)
-                for _, prompt_id, row in shown
-                for text in row.responses
-            ]
-        )
-        links, it = [], iter(responses)
-        for task, _, row in shown:
-            positions = list(range(len(row.responses)))
+        links = []
+        for task, ids in zip(tasks, response_ids):
+            positions = list(range(len(ids)))
             self.rng.shuffle(positions)
-            links.extend(TaskResponse(task=task, response=next(it), position=p) for p in positions)
+            links.extend(TaskResponse(task=task, response_id=pk, position=p) for pk, p in zip(ids, positions))
         TaskResponse.objects.bulk_create(links)
         return len(tasks)
+

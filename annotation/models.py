@@ -39,6 +39,17 @@ class Project(TimeStamped):
     scoring_updated_at = models.DateTimeField(null=True, blank=True)
     # Review: the share of each labeler's annotations drawn for review (annotation/reviews/sampling.py).
     review_rate = models.FloatField(default=0.0, help_text="Share of each labeler's work sent to review, 0 to 1.")
+    # Gold tasks and qualification (annotation/gold.py, annotation/qualification.py); bounds in gold.py.
+    gold_rate = models.FloatField(default=0.0, help_text="Share of claims that serve a gold task (0 to 1).")
+    gold_training_mode = models.BooleanField(
+        default=False, help_text="After a gold task, show the labeler the expected answer and its explanation."
+    )
+    qualification_tasks = models.PositiveSmallIntegerField(
+        default=0, help_text="Gold answers a labeler gives before real work (0: no qualification)."
+    )
+    qualification_min_accuracy = models.FloatField(
+        default=0.8, help_text="Share of those answers that must be right (0 to 1)."
+    )
 
     class Meta:
         # A platform right (annotation/roles.py): superusers have it, Django admin or
@@ -48,6 +59,11 @@ class Project(TimeStamped):
             models.CheckConstraint(condition=Q(overlap__gte=1), name="project_overlap_positive"),
             models.CheckConstraint(condition=Q(lease_seconds__gte=10), name="project_lease_min_10s"),
             models.CheckConstraint(condition=Q(review_rate__gte=0, review_rate__lte=1), name="project_review_rate_0_1"),
+            models.CheckConstraint(condition=Q(gold_rate__gte=0, gold_rate__lte=1), name="project_gold_rate_share"),
+            models.CheckConstraint(
+                condition=Q(qualification_min_accuracy__gte=0, qualification_min_accuracy__lte=1),
+                name="project_qualification_accuracy_share",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -132,16 +148,30 @@ class Task(TimeStamped):
     metadata = models.JSONField(default=dict, blank=True)
     # Active sampling: the gap between the reward model's top two scores; null until scored.
     reward_margin = models.FloatField(null=True, blank=True)
+    # A gold task has a known answer (annotation/gold.py): {"ranking": [[response id, ...], ...],
+    # "explanation": "..."} for a comparison, {"reference": "...", "explanation": "..."} for a
+    # demonstration. It is served at the project's gold rate, never fills up, and is no progress.
+    is_gold = models.BooleanField(default=False, db_default=False)  # raw INSERTs (bench/labeling.py) need none
+    gold = models.JSONField(null=True, blank=True)
 
     class Meta:
         indexes = [
             # The claim query walks these in order and stops at the first free task.
             models.Index(
-                F("project"), F("priority").desc(), F("id").asc(), name="task_claim_any", condition=Q(status="open")
+                F("project"), F("priority").desc(), F("id").asc(), name="task_claim_any",
+                condition=Q(status="open", is_gold=False),
             ),
             models.Index(
                 F("project"), F("kind"), F("priority").desc(), F("id").asc(),
-                name="task_claim_kind", condition=Q(status="open"),
+                name="task_claim_kind", condition=Q(status="open", is_gold=False),
+            ),
+            # The gold claim walks the project's gold tasks the same way (claiming.py).
+            models.Index(
+                F("project"), F("priority").desc(), F("id").asc(), name="task_gold_any", condition=Q(is_gold=True)
+            ),
+            models.Index(
+                F("project"), F("kind"), F("priority").desc(), F("id").asc(),
+                name="task_gold_kind", condition=Q(is_gold=True),
             ),
         ]
         constraints = [models.CheckConstraint(condition=Q(required__gte=1), name="task_required_positive")]
@@ -240,6 +270,8 @@ class Annotation(TimeStamped):
     reward_top_agrees = models.BooleanField(null=True, blank=True)
     reward_pairs = models.PositiveSmallIntegerField(default=0, help_text="Ordered pairs of the ranking, ties excluded.")
     reward_pairs_agreeing = models.PositiveSmallIntegerField(default=0, help_text="Pairs the reward model orders the same way.")
+    # On a gold task: did the judgement match the gold answer (annotation/gold.py)? Null: not gradable.
+    gold_correct = models.BooleanField(null=True, blank=True)
     # skip
     reason = models.TextField(blank=True)
     review_state = models.CharField(max_length=16, choices=ReviewState.choices, blank=True, default="")
@@ -386,3 +418,48 @@ class ReviewTally(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["project", "labeler"], name="review_tally_unique")]
+
+
+# Gold tasks and qualification ------------------------------------------------------------------
+
+
+class GoldRecord(TimeStamped):
+    """A labeler's record on a project's gold tasks: the counts behind their gold accuracy, and
+    their qualification (annotation/qualification.py).
+
+    Kept per (project, labeler), not per membership, so removing and re-adding a labeler keeps
+    it: a held-out labeler cannot start over that way. The submit of a gold task updates it in
+    the same transaction, so the dashboard reads one row per labeler instead of their annotations.
+    """
+
+    class Status(models.TextChoices):
+        QUALIFYING = "qualifying", "Qualifying"
+        QUALIFIED = "qualified", "Qualified"
+        HELD_OUT = "held_out", "Held out"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="gold_records")
+    labeler = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="gold_records")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUALIFYING)
+    gold_served = models.PositiveIntegerField(default=0, help_text="Gold tasks leased to the labeler.")
+    gold_answered = models.PositiveIntegerField(default=0, help_text="Graded gold answers (gold_correct not null).")
+    gold_correct = models.PositiveIntegerField(default=0, help_text="Of those, the ones that matched.")
+    qualification_skips = models.PositiveIntegerField(
+        default=0, help_text="Gradable gold tasks skipped while qualifying; they count as wrong answers."
+    )
+    # The tally the qualification was decided on, kept as it was (the live counts go on growing).
+    decided_answered = models.PositiveIntegerField(null=True, blank=True)
+    decided_correct = models.PositiveIntegerField(null=True, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    readmitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    readmitted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "labeler"], name="gold_record_unique"),
+            models.CheckConstraint(condition=Q(gold_correct__lte=F("gold_answered")), name="gold_record_correct_le"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Gold record of {self.labeler_id} in {self.project_id} ({self.status})"

@@ -2,13 +2,13 @@
 
 Re-importing a file is safe: a line whose id exists is not imported twice. But a file edited
 since its first import used to pass in silence, its edits dropped. Now every line whose content
-(messages, responses or metadata) differs from the stored prompt is reported:
+(messages, responses, metadata or gold answer) differs from the stored prompt is reported:
 
     line 7: id 'q1' changed since it was first imported; kept the original
 
 In update mode ("mode=update" on the API, a checkbox on the import page, --update on the
 command) the stored prompt takes the line's content instead: its messages and metadata, and,
-when the responses changed, a new task with the new responses in place of the old task and its
+when the responses or the gold answer changed, a new task in place of the old task and its
 imported responses. Not where a labeler depends on the prompt, though: an annotation or a skip
 on any of its tasks, a lease (someone opened a task of it, and may still submit), or model
 responses generated for it keep the original, and the report says why.
@@ -25,6 +25,7 @@ from collections.abc import Callable
 
 from django.utils import timezone
 
+from .gold import gold_in_line_terms
 from .models import Annotation, Lease, Project, Prompt, Response, Task
 
 MODES = ("add", "update")
@@ -49,10 +50,12 @@ def stored_lines_handle(*, project: Project, lines: list[tuple], update: bool, r
         for pk, messages, metadata in Prompt.objects.filter(pk__in=prompt_ids).values_list("pk", "messages", "metadata")
     }
     responses = _imported_responses(prompt_ids)
+    golds = _stored_golds(prompt_ids)
     changed = []
     for row, pk in lines:
         messages, metadata = stored[pk]
-        responses_changed = row.responses != responses.get(pk, [])
+        # A changed gold answer rebuilds the task as changed responses do.
+        responses_changed = row.responses != responses.get(pk, []) or row.gold != golds.get(pk)
         if row.messages != messages or row.metadata != metadata or responses_changed:
             changed.append((row, pk, responses_changed))
         else:
@@ -93,6 +96,22 @@ def _imported_responses(prompt_ids: list[int]) -> dict[int, list[str]]:
     for prompt_id, text in rows:
         texts[prompt_id].append(text)
     return texts
+
+
+def _stored_golds(prompt_ids: list[int]) -> dict[int, dict]:
+    """{prompt id: its gold task's answer in a line's terms (response indexes)}, for the gold ones."""
+    golds = dict(Task.objects.filter(prompt_id__in=prompt_ids, is_gold=True).values_list("prompt_id", "gold"))
+    if not golds:
+        return {}
+    ids: dict[int, list[int]] = defaultdict(list)
+    rows = (
+        Response.objects.filter(prompt_id__in=list(golds), source=Response.Source.IMPORT)
+        .order_by("prompt_id", "pk")
+        .values_list("prompt_id", "pk")
+    )
+    for prompt_id, pk in rows:
+        ids[prompt_id].append(pk)
+    return {prompt_id: gold_in_line_terms(gold, ids[prompt_id]) for prompt_id, gold in golds.items()}
 
 
 def _dependents(prompt_ids: list[int]) -> dict[int, str]:

@@ -2,13 +2,14 @@
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Count, Q, QuerySet, Sum
 from django.http import Http404
 from django.utils import timezone
 
 from .ids import as_id
 from .models import Annotation, Lease, Membership, Project, Prompt, Task
-from .queries import column_value, columns, fetch_one, load
+from .queries import column_value, columns, execute, fetch_one, load
 
 
 def project_list_for_user(*, user: AbstractBaseUser) -> QuerySet[Project]:
@@ -29,6 +30,12 @@ FROM annotation_task t JOIN annotation_project p ON p.id = t.project_id JOIN ann
 WHERE t.id = %s AND EXISTS (SELECT 1 FROM annotation_membership m WHERE m.project_id = t.project_id AND m.user_id = %s)
 """
 _LEASE_EXPIRY = "SELECT expires_at FROM annotation_lease WHERE task_id = %s AND labeler_id = %s"
+# A comparison's responses in display order (every comparison's payload; gold tasks made these
+# common enough on the hot path to write them as SQL, as the rest of it).
+_SHOWN = """
+SELECT r.id, r.text FROM annotation_taskresponse tr JOIN annotation_response r ON r.id = tr.response_id
+WHERE tr.task_id = %s ORDER BY tr.position
+"""
 
 
 def membership_get(*, user: AbstractBaseUser, project_id: int) -> Membership:
@@ -78,9 +85,12 @@ def project_progress_cached(*, project: Project) -> dict:
 
 
 def project_progress_many(*, project_ids: list[int]) -> dict[int, dict]:
-    """project_progress for several projects in one grouped query (the project list)."""
+    """project_progress for several projects in one grouped query (the project list).
+
+    Gold tasks are no progress: they never fill up, and every labeler may get each.
+    """
     rows = (
-        Task.objects.filter(project_id__in=project_ids)
+        Task.objects.filter(project_id__in=project_ids, is_gold=False)
         .values("project_id", "kind")
         .annotate(
             tasks=Count("id"),
@@ -130,10 +140,9 @@ def task_payload(*, task: Task, labeler: AbstractBaseUser, lease_expires_at=_UNR
     responses = []
     if task.kind == Task.Kind.COMPARISON:
         # Model identity stays hidden: only the id and the text are shown.
-        responses = [
-            {"id": tr.response_id, "text": tr.response.text}
-            for tr in task.task_responses.select_related("response").order_by("position")
-        ]
+        with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+            execute(cursor, _SHOWN, [task.pk], name="task_payload_shown", types=("bigint",))
+            responses = [{"id": pk, "text": text} for pk, text in cursor.fetchall()]
     return {
         "id": task.pk,
         "project": task.project_id,

@@ -10,7 +10,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.text import slugify
 
-from . import claiming, edits, submitting
+from . import claiming, edits, gold, qualification, submitting
 from .errors import Conflict, InvalidInput
 from .models import Annotation, Lease, Membership, Project, Response, Task
 from .queries import insert, one_or_none
@@ -63,7 +63,7 @@ def project_creator_set(*, user: AbstractBaseUser, allowed: bool = True) -> None
 
 
 def project_update(*, project: Project, **fields) -> Project:
-    allowed = {"name", "guidelines", "overlap", "lease_seconds", "reward_model", "review_rate"}
+    allowed = {"name", "guidelines", "overlap", "lease_seconds", "reward_model", "review_rate", *GOLD_SETTINGS}
     unknown = set(fields) - allowed
     if unknown:
         raise InvalidInput(f"Unknown field: {sorted(unknown)[0]}.", field=sorted(unknown)[0])
@@ -76,18 +76,44 @@ def project_update(*, project: Project, **fields) -> Project:
         raise InvalidInput("lease_seconds must be at least 10.", field="lease_seconds")
     if "review_rate" in fields:
         fields["review_rate"] = sampling.clean_review_rate(fields["review_rate"])
+    _check_gold_settings(fields)
     with transaction.atomic():
         for name, value in fields.items():
             setattr(project, name, value)
         project.save()
         if "overlap" in fields:
-            # Open tasks follow the new overlap; finished work is never undone.
-            project.tasks.filter(status=Task.Status.OPEN).update(required=fields["overlap"])
-            project.tasks.filter(status=Task.Status.OPEN, done__gte=F("required")).update(status=Task.Status.DONE)
-            project.tasks.filter(status=Task.Status.DONE, done__lt=fields["overlap"]).update(
+            # Open tasks follow the new overlap; finished work is never undone. Gold tasks have no
+            # overlap: they stay open for every labeler.
+            real = project.tasks.filter(is_gold=False)
+            real.filter(status=Task.Status.OPEN).update(required=fields["overlap"])
+            real.filter(status=Task.Status.OPEN, done__gte=F("required")).update(status=Task.Status.DONE)
+            real.filter(status=Task.Status.DONE, done__lt=fields["overlap"]).update(
                 required=fields["overlap"], status=Task.Status.OPEN
             )
+        if {"qualification_tasks", "qualification_min_accuracy"} & set(fields):
+            qualification.qualification_decide_due(project=project)
     return project
+
+
+GOLD_SETTINGS = ("gold_rate", "gold_training_mode", "qualification_tasks", "qualification_min_accuracy")
+
+
+def _check_gold_settings(fields: dict) -> None:
+    """The bounds of gold.py, for callers that bypass the form and the serializer (which read them too)."""
+    for name, top in (("gold_rate", gold.GOLD_RATE_MAX), ("qualification_min_accuracy", gold.ACCURACY_MAX)):
+        if name in fields:
+            value = fields[name]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= top:
+                raise InvalidInput(f"{name} must be a number from 0 to {top:g}.", field=name)
+    if "qualification_tasks" in fields:
+        value = fields["qualification_tasks"]
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= gold.QUALIFICATION_TASKS_MAX:
+            raise InvalidInput(
+                f"qualification_tasks must be a whole number from 0 to {gold.QUALIFICATION_TASKS_MAX}.",
+                field="qualification_tasks",
+            )
+    if "gold_training_mode" in fields and not isinstance(fields["gold_training_mode"], bool):
+        raise InvalidInput("gold_training_mode must be true or false.", field="gold_training_mode")
 
 
 def membership_set(*, project: Project, user: AbstractBaseUser, role: str) -> Membership:
@@ -101,6 +127,8 @@ def membership_set(*, project: Project, user: AbstractBaseUser, role: str) -> Me
 
 
 def _has_capacity(*, task: Task, labeler: AbstractBaseUser, now: datetime) -> bool:
+    if task.is_gold:
+        return True  # a gold task never fills up
     others = Lease.objects.filter(task=task, expires_at__gt=now).exclude(labeler=labeler).count()
     return task.done + others < task.required
 
@@ -112,34 +140,85 @@ def task_claim_next(*, project: Project, labeler: AbstractBaseUser, kind: str | 
     rows other labelers hold locked; a lease they committed after its snapshot is caught by the
     capacity re-check in the statement that inserts the lease, under the task's row lock.
     The task carries `lease_expires_at`, the expiry of the labeler's lease on it.
+
+    In a project with a gold rate or qualification (annotation/gold.py, qualification.py), the
+    membership lock also reads the labeler's gold record; a held-out labeler, or a qualifying one
+    with no gold task left to answer, gets NotQualified (403) instead of a task.
     """
     if kind is not None and kind not in Task.Kind.values:
         raise InvalidInput(f"kind must be one of {', '.join(Task.Kind.values)}.", field="kind")
     now = timezone.now()
     expires_at = now + timedelta(seconds=project.lease_seconds)
-    task_id = None
+    gate = None
     with transaction.atomic():
-        is_member, task_id, lease_expires_at = claiming.held_lease(
-            project_id=project.pk, labeler_id=labeler.pk, kind=kind, now=now
-        )
+        if gold.serving_on(project):
+            is_member, task_id, lease_expires_at, record = claiming.held_lease_and_gold(
+                project_id=project.pk, labeler_id=labeler.pk, kind=kind, now=now
+            )
+            if is_member:
+                gate = qualification.claim_gate(project=project, labeler_id=labeler.pk, record=record, now=now)
+        else:
+            is_member, task_id, lease_expires_at = claiming.held_lease(
+                project_id=project.pk, labeler_id=labeler.pk, kind=kind, now=now
+            )
         if not is_member:
             raise InvalidInput("You are not a member of this project.", field="project")
-        skipped: list[int] = []
-        while task_id is None and len(skipped) < CLAIM_ATTEMPTS:
-            candidate = claiming.candidate_task_id(
-                project_id=project.pk, labeler_id=labeler.pk, kind=kind, now=now, skipped=skipped
+        if gate is not None and gate.mode == qualification.Status.HELD_OUT:
+            task_id = None  # not even a task leased before the decision
+        elif task_id is None:
+            task_id, lease_expires_at = _lease_next(
+                project=project, labeler=labeler, kind=kind, now=now, expires_at=expires_at, gate=gate
             )
-            if candidate is None:
-                break
-            if claiming.lease_if_room(task_id=candidate, labeler_id=labeler.pk, expires_at=expires_at, now=now):
-                task_id, lease_expires_at = candidate, expires_at
-            else:
-                skipped.append(candidate)
     if task_id is None:
+        if gate is not None and gate.mode != qualification.Status.QUALIFIED:
+            raise qualification.not_qualified_error(project=project, labeler=labeler, kind=kind)
         return None
     task = claiming.claimed_task(task_id=task_id)
     task.lease_expires_at = lease_expires_at
     return task
+
+
+def _lease_next(
+    *, project: Project, labeler: AbstractBaseUser, kind: str | None, now: datetime, expires_at: datetime,
+    gate: "qualification.Gate | None",
+) -> tuple[int | None, datetime | None]:
+    """Lease a new task: gold only while qualifying; else the best real task, or at the gold rate a
+    gold task instead. Returns (task id, lease expiry), or (None, None) when there is none."""
+    if gate is not None and gate.mode == qualification.Status.QUALIFYING:
+        if kind == Task.Kind.DEMONSTRATION:
+            return None, None  # qualification grades comparisons only
+        return _lease_gold(project=project, labeler=labeler, kind=Task.Kind.COMPARISON, now=now, expires_at=expires_at)
+    drawn = gate is None or gate.rate <= 0
+    skipped: list[int] = []
+    while len(skipped) < CLAIM_ATTEMPTS:
+        candidate = claiming.candidate_task_id(
+            project_id=project.pk, labeler_id=labeler.pk, kind=kind, now=now, skipped=skipped
+        )
+        if candidate is None:
+            # No real task: no gold either, which would then be the only thing served, and so told apart.
+            return None, None
+        if not drawn:
+            drawn = True
+            draw = gold.gold_draw(project_id=project.pk, labeler_id=labeler.pk, task_id=candidate, served=gate.served)
+            if gold.serves_gold(rate=gate.rate, draw=draw):
+                leased = _lease_gold(project=project, labeler=labeler, kind=kind, now=now, expires_at=expires_at)
+                if leased[0] is not None:
+                    return leased
+                # Every gold task is done: the real one, as if the draw had said so.
+        if claiming.lease_if_room(task_id=candidate, labeler_id=labeler.pk, expires_at=expires_at, now=now):
+            return candidate, expires_at
+        skipped.append(candidate)
+    return None, None
+
+
+def _lease_gold(
+    *, project: Project, labeler: AbstractBaseUser, kind: str | None, now: datetime, expires_at: datetime
+) -> tuple[int | None, datetime | None]:
+    task_id = claiming.gold_candidate_id(project_id=project.pk, labeler_id=labeler.pk, kind=kind)
+    if task_id is None:
+        return None, None
+    claiming.gold_lease(task_id=task_id, project_id=project.pk, labeler_id=labeler.pk, expires_at=expires_at, now=now)
+    return task_id, expires_at
 
 
 def lease_extend(*, task: Task, labeler: AbstractBaseUser) -> Lease:
@@ -186,7 +265,7 @@ def annotation_submit(
     existing = submitting.annotation_by_client_id(client_uuid)
     if existing is not None:
         return _replay(existing=existing, task=task, labeler=labeler)
-    shown = list(task.task_responses.values_list("response_id", flat=True)) if task.kind == Task.Kind.COMPARISON else []
+    shown = submitting.shown_response_ids(task.pk) if task.kind == Task.Kind.COMPARISON else []
     fields = clean_annotation_payload(kind=task.kind, data=data, shown_response_ids=shown)
     return _store(task=task, labeler=labeler, client_uuid=client_uuid, fields=fields, time_spent_ms=time_spent_ms)
 
@@ -207,6 +286,7 @@ def _store(
 ) -> tuple[Annotation, bool]:
     if not isinstance(time_spent_ms, int) or isinstance(time_spent_ms, bool) or time_spent_ms < 0:
         raise InvalidInput("time_spent_ms must be a non-negative integer.", field="time_spent_ms")
+    project = task.project if task.is_gold else None  # its qualification settings (loaded with the task)
     now = timezone.now()
     review_rate = task.project.review_rate  # loaded with the task by the API: no query
     try:
@@ -228,6 +308,8 @@ def _store(
                     prompt_id=task.prompt_id, text=fields["text"], source=Response.Source.HUMAN, author=labeler
                 ))
             edits.annotation_fields_complete(task=task, labeler=labeler, fields=fields)  # edit, RM agreement
+            if task.is_gold:
+                fields["gold_correct"] = gold.gold_grade(gold=task.gold, fields=fields)
             annotation = insert(Annotation(
                 task=task,
                 project_id=task.project_id,
@@ -239,7 +321,12 @@ def _store(
             ))
             if annotation.kind != Annotation.Kind.SKIP:
                 submitting.count_done(task=task, now=now)
-                sampling.annotation_sample_for_review(annotation=annotation, review_rate=review_rate)
+                if not task.is_gold:
+                    sampling.annotation_sample_for_review(annotation=annotation, review_rate=review_rate)
+            if task.is_gold:
+                qualification.gold_answer_record(
+                    task=task, project=project, labeler_id=labeler.pk, annotation=annotation, now=now
+                )
             return annotation, True
     except IntegrityError:
         # A concurrent twin with the same client_id won the race: return what it stored.

@@ -26,7 +26,23 @@ _AUTHORED = """
 SELECT 1 FROM annotation_taskresponse tr JOIN annotation_response r ON r.id = tr.response_id
 WHERE tr.task_id = %s AND r.author_id = %s LIMIT 1
 """
+_SHOWN_IDS = "SELECT response_id FROM annotation_taskresponse WHERE task_id = %s"
 _COUNT_DONE = "UPDATE annotation_task SET done = %s, status = %s, updated_at = %s WHERE id = %s"
+# A graded gold answer (or a skip while qualifying) into the labeler's gold record, made on first
+# use; the upsert takes the record's row lock, so two tabs' submits count one after the other.
+# A skip counts only while the labeler is still qualifying.
+_GOLD_ANSWERED = """
+INSERT INTO annotation_goldrecord (project_id, labeler_id, status, gold_served, gold_answered, gold_correct,
+                                   qualification_skips, created_at, updated_at)
+VALUES (%s, %s, 'qualifying', 0, %s, %s, %s, %s, %s)
+ON CONFLICT (project_id, labeler_id) DO UPDATE SET
+  gold_answered = annotation_goldrecord.gold_answered + excluded.gold_answered,
+  gold_correct = annotation_goldrecord.gold_correct + excluded.gold_correct,
+  qualification_skips = annotation_goldrecord.qualification_skips
+    + CASE WHEN annotation_goldrecord.status = 'qualifying' THEN excluded.qualification_skips ELSE 0 END,
+  updated_at = excluded.updated_at
+RETURNING id, status, gold_answered, gold_correct, qualification_skips
+"""
 
 
 def annotation_by_client_id(client_uuid: uuid.UUID) -> Annotation | None:
@@ -55,16 +71,37 @@ def earlier_annotation(*, task: Task, labeler: AbstractBaseUser, client_uuid: uu
     return Annotation.objects.get(pk=(twin or [rows[0][0]])[0])
 
 
+def shown_response_ids(task_id: int) -> list[int]:
+    """The ids of the responses a comparison shows (what its ranking must place)."""
+    with connection.cursor() as cursor:
+        execute(cursor, _SHOWN_IDS, [task_id], name="submit_shown_ids", types=("bigint",))
+        return [row[0] for row in cursor.fetchall()]
+
+
 def authored_a_response(*, task: Task, labeler: AbstractBaseUser) -> bool:
     """Whether the labeler wrote one of the responses the task shows (they may not judge it)."""
     row = fetch_one(_AUTHORED, [task.pk, labeler.pk], name="submit_authored", types=("bigint", "integer"))
     return row is not None
 
 
+def gold_record_count(
+    *, project_id: int, labeler_id: int, answered: int, correct: int, skips: int, now: datetime
+) -> tuple[int, str, int, int, int]:
+    """Add to the labeler's gold record; returns its (id, status, answered, correct, qualification skips) after."""
+    return fetch_one(
+        _GOLD_ANSWERED, [project_id, labeler_id, answered, correct, skips, db_datetime(now), db_datetime(now)],
+        name="submit_gold_answered",
+        types=("bigint", "integer", "integer", "integer", "integer", "timestamptz", "timestamptz"),
+    )
+
+
 def count_done(*, task: Task, now: datetime) -> None:
-    """One more annotation on the task; it is done once it has the annotations it requires."""
+    """One more annotation on the task; it is done once it has the annotations it requires.
+
+    A gold task counts its annotations too, but is never done: every labeler may get it.
+    """
     task.done += 1
-    if task.done >= task.required:
+    if task.done >= task.required and not task.is_gold:
         task.status = Task.Status.DONE
     task.updated_at = now
     with connection.cursor() as cursor:

@@ -5,7 +5,8 @@ from django.http import Http404
 from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 
-from . import selectors, services
+from . import qualification, selectors, services
+from .errors import NotQualified
 from .models import Task
 from .reviews.selectors import MY_REVIEWS_ON_WORK_PAGE, prompt_excerpt, reviews_of_labeler
 from .roles import role_actions
@@ -66,7 +67,6 @@ def task_label(request, project_id: int, kind: str):
         raise Http404("No such task kind.")
     membership = selectors.membership_get(user=request.user, project_id=project_id)
     project = membership.project
-    task = services.task_claim_next(project=project, labeler=request.user, kind=kind)
     context = {
         "project": project,
         "membership": membership,
@@ -76,6 +76,15 @@ def task_label(request, project_id: int, kind: str):
         "done_today": selectors.annotation_count_today(labeler=request.user, project=project),
         "my_reviews": _my_reviews(request.user, project),
     }
+    try:
+        task = services.task_claim_next(project=project, labeler=request.user, kind=kind)
+    except NotQualified as error:  # held out, or qualifying with nothing to qualify on here
+        context.update(message=error.message, qualification=error.extra["qualification"])
+        return render(request, "annotation/label_blocked.html", context, status=403)
+    if task is not None and qualification.qualification_on(project):
+        state = qualification.qualification_state(project=project, labeler=request.user)
+        if state["status"] == qualification.Status.QUALIFYING:
+            context["qualification"] = state  # a declared test: the page says so
     if task is None:
         return render(request, "annotation/label_empty.html", context)
     task.project = project

@@ -2,11 +2,18 @@
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench .venv/bin/python bench/labeling.py --labelers 32
     ... --labelers 1 --tasks 1000000 --labels 2000     # next-task service time on a big project
+    ... --labelers 32 --gold-rate 0.1 --qualification  # with gold tasks, and qualification first
 
 It builds a fresh project (overlap 2) in the database that DATABASE_URL names, starts gunicorn
 (2 workers x 4 threads), and runs every labeler as a coroutine with its own keep-alive HTTP
 connection. It prints throughput and p50/p95/p99 latency for next and submit, then checks the
 claim invariants in the database. Not a test: figures depend on the machine.
+
+With --gold-rate or --qualification the project also holds --gold-tasks gold comparisons, served at
+that rate (and, with --qualification, first: --qualification-tasks of them, to pass at
+--qualification-accuracy). The simulated labelers know the gold answers, so they all qualify. It
+then also prints how many gold tasks were served, their share of the claims after qualification,
+the next-task latency of gold and real claims apart, and checks the gold invariants.
 """
 
 import argparse
@@ -32,8 +39,8 @@ def setup_django():
     django.setup()
 
 
-def build_project(*, labelers: int, tasks: int, overlap: int) -> tuple[int, list[str]]:
-    """A fresh project with `tasks` demonstration tasks, inserted in bulk with SQL."""
+def build_project(*, labelers: int, tasks: int, overlap: int, gold: dict) -> tuple[int, list[str]]:
+    """A fresh project with `tasks` demonstration tasks, inserted in bulk with SQL (and gold ones)."""
     from django.contrib.auth import get_user_model
     from django.db import connection, transaction
     from rest_framework.authtoken.models import Token
@@ -43,7 +50,10 @@ def build_project(*, labelers: int, tasks: int, overlap: int) -> tuple[int, list
     assert connection.vendor == "postgresql", "the benchmark runs on PostgreSQL: set DATABASE_URL"
     slug = f"bench-{uuid.uuid4().hex[:8]}"
     with transaction.atomic():
-        project = Project.objects.create(name=slug, slug=slug, overlap=overlap, lease_seconds=600)
+        project = Project.objects.create(
+            name=slug, slug=slug, overlap=overlap, lease_seconds=600, gold_rate=gold["rate"],
+            qualification_tasks=gold["qualification_tasks"], qualification_min_accuracy=gold["qualification_accuracy"],
+        )
         with connection.cursor() as cursor:
             cursor.execute(
                 """
@@ -63,6 +73,8 @@ def build_project(*, labelers: int, tasks: int, overlap: int) -> tuple[int, list
                 """,
                 [overlap, project.pk],
             )
+        add_gold_tasks(project=project, count=gold["tasks"])
+        with connection.cursor() as cursor:
             cursor.execute("ANALYZE annotation_task")
     users = get_user_model()
     keys = []
@@ -71,6 +83,44 @@ def build_project(*, labelers: int, tasks: int, overlap: int) -> tuple[int, list
         Membership.objects.get_or_create(project=project, user=user, defaults={"role": "labeler"})
         keys.append(Token.objects.get_or_create(user=user)[0].key)
     return project.pk, keys
+
+
+def add_gold_tasks(*, project, count: int) -> None:
+    """`count` gold comparisons of two responses each, the first text right, shown in a random order."""
+    import random
+
+    from annotation.models import Prompt, Response, Task, TaskResponse
+
+    if not count:
+        return
+    prompts = Prompt.objects.bulk_create([
+        Prompt(project=project, messages=[{"role": "user", "content": f"Gold question {i}"}], external_id=f"g{i}")
+        for i in range(count)
+    ])
+    responses = Response.objects.bulk_create([
+        Response(prompt=prompt, text=f"{answer} answer to gold question {i}", source=Response.Source.IMPORT)
+        for i, prompt in enumerate(prompts) for answer in ("Right", "Wrong")
+    ])
+    pairs = [(responses[2 * i].pk, responses[2 * i + 1].pk) for i in range(count)]
+    tasks = Task.objects.bulk_create([
+        Task(project=project, prompt=prompt, kind=Task.Kind.COMPARISON, required=project.overlap, is_gold=True,
+             gold={"ranking": [[right], [wrong]], "explanation": ""})
+        for prompt, (right, wrong) in zip(prompts, pairs)
+    ])
+    rng = random.Random(0)
+    links = []
+    for task, pair in zip(tasks, pairs):
+        first = rng.randrange(2)
+        links += [TaskResponse(task=task, response_id=pair[0], position=first),
+                  TaskResponse(task=task, response_id=pair[1], position=1 - first)]
+    TaskResponse.objects.bulk_create(links)
+
+
+def gold_answers(project_id: int) -> dict[int, list[list[int]]]:
+    """{gold task id: its gold ranking}: what the simulated labelers submit, so that they qualify."""
+    from annotation.models import Task
+
+    return dict(Task.objects.filter(project_id=project_id, is_gold=True).values_list("id", "gold__ranking"))
 
 
 def free_port() -> int:
@@ -151,20 +201,31 @@ class Connection:
         return status, data
 
 
-async def labeler(port, project_id, token, deadline, budget, stats):
+async def labeler(port, project_id, token, deadline, budget, stats, answers):
     connection = Connection(port, token)
+    claims = 0
     while time.perf_counter() < deadline and budget["left"] > 0:
         budget["left"] -= 1
         started = time.perf_counter()
         status, data = await connection.request("POST", f"/api/projects/{project_id}/next/")
-        stats["next"].append(time.perf_counter() - started)
+        took = time.perf_counter() - started
+        stats["next"].append(took)
         if status == 204:
             return
         if status != 200:
             stats["errors"].append((status, data[:200]))
             return
         task = json.loads(data)
-        body = {"client_id": str(uuid.uuid4()), "text": "A simulated answer.", "time_spent_ms": 1}
+        claims += 1
+        body = {"client_id": str(uuid.uuid4()), "time_spent_ms": 1}
+        if task["id"] in answers:  # a gold task: the simulated labeler knows its answer
+            body.update(ranking=answers[task["id"]], strength="better")
+            stats["gold_next"].append((claims, took))
+            stats["gold_claims"].append(claims)
+        else:
+            body["text"] = "A simulated answer."
+            stats["real_next"].append((claims, took))
+            stats["real_claims"].append(claims)
         started = time.perf_counter()
         status, data = await connection.request("POST", f"/api/tasks/{task['id']}/annotations/", body)
         stats["submit"].append(time.perf_counter() - started)
@@ -185,11 +246,12 @@ def percentiles(values: list[float]) -> str:
 def check_invariants(project_id: int, overlap: int, submitted: list[str]) -> list[str]:
     from django.db.models import Count, F, Q
 
-    from annotation.models import Annotation, Task
+    from annotation.models import Annotation, GoldRecord, Task
 
     problems = []
     annotations = Annotation.objects.filter(task__project_id=project_id)
-    if annotations.values("task").annotate(n=Count("id")).filter(n__gt=overlap).exists():
+    real = annotations.filter(task__is_gold=False)  # a gold task has no overlap: every labeler may get it
+    if real.values("task").annotate(n=Count("id")).filter(n__gt=overlap).exists():
         problems.append(f"a task has more than {overlap} annotations")
     if annotations.values("task", "labeler").annotate(n=Count("id")).filter(n__gt=1).exists():
         problems.append("a labeler annotated a task twice")
@@ -200,7 +262,33 @@ def check_invariants(project_id: int, overlap: int, submitted: list[str]) -> lis
     mismatched = Task.objects.filter(project_id=project_id).annotate(n=stored_counts).exclude(done=F("n"))
     if mismatched.exists():
         problems.append("a task's done count differs from its stored annotations")
+    if Task.objects.filter(project_id=project_id, is_gold=True).exclude(status="open").exists():
+        problems.append("a gold task is no longer open")
+    gold = annotations.filter(task__is_gold=True)
+    for record in GoldRecord.objects.filter(project_id=project_id):
+        mine = gold.filter(labeler_id=record.labeler_id)
+        if (record.gold_answered, record.gold_correct) != (mine.count(), mine.filter(gold_correct=True).count()):
+            problems.append(f"labeler {record.labeler_id}'s gold record differs from their gold annotations")
     return problems
+
+
+def gold_report(project_id: int, stats: dict, qualification_tasks: int, elapsed: float) -> None:
+    from django.db.models import Count
+
+    from annotation.models import GoldRecord
+
+    records = GoldRecord.objects.filter(project_id=project_id)
+    statuses = dict(records.values("status").annotate(n=Count("id")).values_list("status", "n"))
+    # The draw's share: gold claims among the claims made after each labeler's qualification tasks.
+    after = [c for c in stats["gold_claims"] if c > qualification_tasks]
+    later_claims = len(after) + sum(1 for c in stats["real_claims"] if c > qualification_tasks)
+    print(f"gold   : {len(stats['gold_claims'])} gold tasks served ({len(stats['gold_claims']) / elapsed:.1f}/s), "
+          f"{len(after)} of {later_claims} claims after qualification = "
+          f"{100 * len(after) / max(later_claims, 1):.1f}%; qualification: {statuses}")
+    # Next-task latency of gold and of real claims, each labeler's qualification (and warm-up) aside.
+    later = qualification_tasks or 5
+    print(f"next, gold: {percentiles([t for c, t in stats['gold_next'] if c > later])}")
+    print(f"next, real: {percentiles([t for c, t in stats['real_next'] if c > later])}")
 
 
 def main() -> None:
@@ -212,18 +300,33 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60, help="stop after this long")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--gold-rate", type=float, default=0.0, help="share of claims that serve a gold task")
+    parser.add_argument("--qualification", action="store_true", help="labelers qualify on gold tasks first")
+    parser.add_argument("--qualification-tasks", type=int, default=5, help="gold answers to qualify (N)")
+    parser.add_argument("--qualification-accuracy", type=float, default=0.8, help="share right to qualify (X)")
+    parser.add_argument("--gold-tasks", type=int, default=0,
+                        help="gold comparisons in the project (default: 500 with a gold rate or qualification)")
     args = parser.parse_args()
+    with_gold = args.gold_rate > 0 or args.qualification
+    gold = {
+        "rate": args.gold_rate,
+        "tasks": args.gold_tasks or (500 if with_gold else 0),
+        "qualification_tasks": args.qualification_tasks if args.qualification else 0,
+        "qualification_accuracy": args.qualification_accuracy,
+    }
 
     setup_django()
-    project_id, tokens = build_project(labelers=args.labelers, tasks=args.tasks, overlap=args.overlap)
+    project_id, tokens = build_project(labelers=args.labelers, tasks=args.tasks, overlap=args.overlap, gold=gold)
+    answers = gold_answers(project_id)
     port = free_port()
     server = start_gunicorn(port, args.workers, args.threads)
-    stats = {"next": [], "submit": [], "submitted": [], "errors": []}
+    stats = {"next": [], "submit": [], "submitted": [], "errors": [], "gold_next": [], "real_next": [],
+             "gold_claims": [], "real_claims": []}
     budget = {"left": args.labels or 10**12}
     try:
         async def run_all():
             deadline = time.perf_counter() + args.seconds
-            await asyncio.gather(*(labeler(port, project_id, t, deadline, budget, stats) for t in tokens))
+            await asyncio.gather(*(labeler(port, project_id, t, deadline, budget, stats, answers) for t in tokens))
 
         # Warm up each gunicorn worker's connection and caches, then measure.
         started = time.perf_counter()
@@ -235,10 +338,14 @@ def main() -> None:
 
     labels = len(stats["submitted"])
     print(f"labelers={args.labelers} tasks={args.tasks} overlap={args.overlap} "
-          f"gunicorn={args.workers}x{args.threads}")
+          f"gunicorn={args.workers}x{args.threads}"
+          + (f" gold_rate={gold['rate']} gold_tasks={gold['tasks']} qualification_tasks={gold['qualification_tasks']}"
+             if with_gold else ""))
     print(f"labels: {labels} in {elapsed:.1f} s = {labels / elapsed:.1f} labels/s")
     print(f"next   : {percentiles(stats['next'])}")
     print(f"submit : {percentiles(stats['submit'])}")
+    if with_gold:
+        gold_report(project_id, stats, gold["qualification_tasks"], elapsed)
     if stats["errors"]:
         print(f"errors : {len(stats['errors'])}, first: {stats['errors'][0]}")
     problems = check_invariants(project_id, args.overlap, stats["submitted"])

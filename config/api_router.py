@@ -3,6 +3,7 @@
 from django.urls import include, path
 
 from accounts.api import TokenCreateApi
+from annotation.api import gold_views
 from annotation.api import quality as quality_api
 from annotation.api import review_views as review_api
 from annotation.api import views as annotation_api
@@ -19,6 +20,13 @@ urlpatterns = [
     path(
         "projects/<id:project_id>/quality/recompute/", quality_api.ProjectQualityRecomputeApi.as_view(),
         name="api-project-quality-recompute",
+    ),
+    path("projects/<id:project_id>/gold/", gold_views.ProjectGoldApi.as_view(), name="api-project-gold"),
+    path("projects/<id:project_id>/qualification/", gold_views.QualificationApi.as_view(), name="api-qualification"),
+    path(
+        "projects/<id:project_id>/qualification/<id:user_id>/readmit/",
+        gold_views.QualificationReadmitApi.as_view(),
+        name="api-qualification-readmit",
     ),
     path("tasks/<id:task_id>/", annotation_api.TaskDetailApi.as_view(), name="api-task-detail"),
     path("tasks/<id:task_id>/annotations/", annotation_api.AnnotationSubmitApi.as_view(), name="api-annotation-submit"),

@@ -106,3 +106,16 @@ def model_version(**fields):
         if not (folder / "config.json").exists():
             (folder / "config.json").write_text("{}")
     return model
+
+
+def gold_comparison_task(
+    *, project, texts=("Right answer.", "Wrong answer."), best=0, explanation="", **kwargs
+) -> Task:
+    """A gold comparison whose answer is the response at index `best` of `texts`, the others tied below it."""
+    task = comparison_task(project=project, texts=texts, **kwargs)
+    ids = list(task.task_responses.order_by("position").values_list("response_id", flat=True))
+    rest = [pk for index, pk in enumerate(ids) if index != best]
+    task.is_gold = True
+    task.gold = {"ranking": [[ids[best]], rest], "explanation": explanation}
+    task.save(update_fields=["is_gold", "gold"])
+    return task

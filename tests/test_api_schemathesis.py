@@ -17,11 +17,13 @@ from rest_framework.authtoken.models import Token
 from schemathesis import GenerationMode
 from schemathesis.checks import content_type_conformance, not_a_server_error, response_schema_conformance
 
-from annotation.models import Annotation, Membership
+from annotation.models import Annotation, GoldRecord, Membership
 from annotation.reliability import store
 from annotation.reliability.compute import quality_compute
 from annotation.reviews.sampling import review_items_enqueue
-from tests.factories import ProjectFactory, TaskFactory, UserFactory, comparison_task, member, model_version
+from tests.factories import (
+    ProjectFactory, TaskFactory, UserFactory, comparison_task, gold_comparison_task, member, model_version,
+)
 from training.models import GenerationJob, TrainingRun
 
 pytestmark = pytest.mark.django_db
@@ -80,6 +82,9 @@ def admin_token(settings, tmp_path) -> str:
     labeled = TaskFactory(project=project)
     work = Annotation.objects.create(task=labeled, labeler=labeler, kind="demonstration", text="Reviewed.")
     review_items_enqueue(annotation_ids=[work.pk], reason="fuzzed")
+    gold_comparison_task(project=project)  # and a labeler's gold record, for the gold and qualification routes
+    GoldRecord.objects.create(project=project, labeler=labeler, status="held_out", gold_served=3, gold_answered=3,
+                              gold_correct=1, decided_answered=3, decided_correct=1)
     base = model_version(name="fuzz-base", kind="base", path="models/tiny")
     TrainingRun.objects.create(kind="sft", project=project, base_model=base, created_by=admin, status="running")
     GenerationJob.objects.create(project=project, model_version=base, k=2, prompt_ids=[], created_by=admin)

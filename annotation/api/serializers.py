@@ -1,6 +1,7 @@
 from django.db.models import Q
 from rest_framework import serializers
 
+from annotation import gold
 from annotation.models import Annotation, Membership, Project, Task
 from annotation.reviews.sampling import REVIEW_RATE_HELP, REVIEW_RATE_MAX, REVIEW_RATE_MIN
 from training.models import ModelVersion
@@ -13,7 +14,7 @@ class ProjectSerializer(serializers.ModelSerializer):
         model = Project
         fields = [
             "id", "name", "slug", "guidelines", "overlap", "lease_seconds", "reward_model", "review_rate", "role",
-            "created_at",
+            "created_at", "gold_rate", "gold_training_mode", "qualification_tasks", "qualification_min_accuracy",
         ]
 
     def get_role(self, project) -> str | None:
@@ -40,6 +41,22 @@ class ProjectUpdateSerializer(serializers.Serializer):
     )
     review_rate = serializers.FloatField(
         min_value=REVIEW_RATE_MIN, max_value=REVIEW_RATE_MAX, required=False, help_text=REVIEW_RATE_HELP
+    )
+    # Gold tasks and qualification; the bounds are gold.py's.
+    gold_rate = serializers.FloatField(
+        min_value=0, max_value=gold.GOLD_RATE_MAX, required=False,
+        help_text="Share of claims that serve a gold task instead of a real one (0.1: one in ten).",
+    )
+    gold_training_mode = serializers.BooleanField(
+        required=False, help_text="After a gold task, show the labeler the expected answer and its explanation."
+    )
+    qualification_tasks = serializers.IntegerField(
+        min_value=0, max_value=gold.QUALIFICATION_TASKS_MAX, required=False,
+        help_text="Gold comparisons a new labeler answers before real work (0: no qualification).",
+    )
+    qualification_min_accuracy = serializers.FloatField(
+        min_value=0, max_value=gold.ACCURACY_MAX, required=False,
+        help_text="The share of those answers that must match the gold answer to qualify.",
     )
 
     def __init__(self, *args, project=None, **kwargs):

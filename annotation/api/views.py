@@ -9,11 +9,11 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotation import exporters, importers, selectors, services
+from annotation import exporters, gold, importers, selectors, services
 from annotation.errors import InvalidInput
 from annotation.roles import Action, can_create_projects
 
-from . import serializers
+from . import gold_serializers, serializers
 from .parsers import FormBodyParser, JSONBodyParser, MultiPartBodyParser
 from .permissions import project_for
 
@@ -120,10 +120,14 @@ class TaskNextApi(APIView):
     @extend_schema(
         request=None,
         parameters=[OpenApiParameter("kind", str, enum=["demonstration", "comparison"])],
-        responses={200: serializers.TaskSerializer, 204: None},
+        responses={200: serializers.TaskSerializer, 204: None, 403: gold_serializers.NotQualifiedSerializer},
     )
     def post(self, request, project_id: int):
-        """Claim the next task, or get back the one already leased. 204 when nothing is left."""
+        """Claim the next task, or get back the one already leased. 204 when nothing is left.
+
+        403 when the project's qualification stops the caller: held out, or still qualifying with
+        no qualification task left (the body's `qualification` says which, and `detail` what to do).
+        """
         project = project_for(request, project_id, Action.LABEL)
         task = services.task_claim_next(project=project, labeler=request.user, kind=request.query_params.get("kind"))
         if task is None:
@@ -142,9 +146,14 @@ class TaskDetailApi(APIView):
 class AnnotationSubmitApi(APIView):
     parser_classes = [JSONBodyParser]
 
-    @extend_schema(request=serializers.AnnotationInputSerializer, responses={201: serializers.AnnotationSerializer})
+    @extend_schema(
+        request=serializers.AnnotationInputSerializer, responses={201: gold_serializers.AnnotationSubmitOutSerializer}
+    )
     def post(self, request, task_id: int):
-        """Submit work on a task. Idempotent on client_id: a repeat returns the stored annotation (200)."""
+        """Submit work on a task. Idempotent on client_id: a repeat returns the stored annotation (200).
+
+        In a project's gold training mode, the answer to a gold task carries `gold`: the expected answer.
+        """
         task = selectors.task_get_for_member(user=request.user, task_id=task_id)
         data = request.data if isinstance(request.data, dict) else {}
         annotation, created = services.annotation_submit(
@@ -155,13 +164,23 @@ class AnnotationSubmitApi(APIView):
             time_spent_ms=data.get("time_spent_ms", 0),
         )
         code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-        return Response(serializers.annotation_representation(annotation), status=code)
+        return Response(_with_gold_reveal(task, annotation), status=code)
+
+
+def _with_gold_reveal(task, annotation) -> dict:
+    """The annotation's body; in training mode a gold task's also shows the expected answer (gold.py)."""
+    body = serializers.annotation_representation(annotation)
+    if task.is_gold and task.project.gold_training_mode:
+        body["gold"] = gold.gold_reveal(task=task, gold_correct=annotation.gold_correct)
+    return body
 
 
 class TaskSkipApi(APIView):
     parser_classes = [JSONBodyParser]
 
-    @extend_schema(request=serializers.SkipInputSerializer, responses={201: serializers.AnnotationSerializer})
+    @extend_schema(
+        request=serializers.SkipInputSerializer, responses={201: gold_serializers.AnnotationSubmitOutSerializer}
+    )
     def post(self, request, task_id: int):
         task = selectors.task_get_for_member(user=request.user, task_id=task_id)
         data = request.data if isinstance(request.data, dict) else {}
@@ -173,7 +192,7 @@ class TaskSkipApi(APIView):
             time_spent_ms=data.get("time_spent_ms", 0),
         )
         code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-        return Response(serializers.annotation_representation(annotation), status=code)
+        return Response(_with_gold_reveal(task, annotation), status=code)
 
 
 class TaskHeartbeatApi(APIView):

@@ -21,10 +21,14 @@ from annotation.reviews.sampling import review_items_enqueue
 def known_rankings_for(*, project_id: int) -> dict[int, list]:
     """Known rankings (response ids, best first) by task id: the answers of the project's gold tasks.
 
-    The crowd models anchor on these (competence.py). Until the project has gold tasks there are
-    none; gold tasks plug in here.
+    The crowd models anchor on these (competence.py): Dawid-Skene holds a gold task's label fixed,
+    so a labeler's competence reflects their gold answers as well as their agreement with others.
     """
-    return {}
+    from annotation.models import Task
+
+    rows = Task.objects.filter(project_id=project_id, kind=Task.Kind.COMPARISON, is_gold=True).values_list("id", "gold")
+    return {task_id: gold["ranking"] for task_id, gold in rows.iterator(chunk_size=2000)
+            if isinstance(gold, dict) and gold.get("ranking")}
 
 
 def _sorted_codes(table: JudgmentTable) -> tuple[np.ndarray, list[str]]:

@@ -19,6 +19,7 @@
   var draftKey = "feedbackloop:draft:" + task.id;
   var submitting = false;
   var leaseLost = false;
+  var revealShown = false; // training mode: the expected answer of a gold task is on screen
 
   var $ = function (id) { return document.getElementById(id); };
   var errorBox = $("form-error");
@@ -149,7 +150,7 @@
     body.time_spent_ms = timeSpentMs();
     setBusy(true);
     postJson(app.dataset.submitUrl, body).then(function (result) {
-      if (result.status === 201 || result.status === 200) { goNext(); return; }
+      if (result.status === 201 || result.status === 200) { afterSubmit(result.data); return; }
       setBusy(false);
       var err = apiError(result);
       showError(err.message, err.field);
@@ -158,6 +159,61 @@
       showError("Network error: nothing was lost. Check your connection and submit again.", null);
     });
   }
+
+  // ---------------------------------------------------------------- training mode
+
+  // In a project's training mode the answer to a gold task carries `gold`, the expected answer:
+  // show it (and its explanation) before the next task. Otherwise, and for every other task, the
+  // next task opens at once, so nothing tells a gold task apart.
+  function afterSubmit(data) {
+    if (data && data.gold) { showGoldReveal(data.gold); return; }
+    goNext();
+  }
+
+  function responseNumber(id) {
+    for (var i = 0; i < task.responses.length; i++) if (task.responses[i].id === id) return i + 1;
+    return null;
+  }
+
+  function showGoldReveal(gold) {
+    storageClear();
+    revealShown = true;
+    submitBtn.disabled = true;
+    var verdict = $("gold-verdict");
+    verdict.textContent = gold.correct === true ? "Your answer matches the expected one."
+      : gold.correct === false ? "Your answer differs from the expected one." : "";
+    verdict.classList.toggle("good", gold.correct === true);
+    verdict.classList.toggle("bad", gold.correct === false);
+    var expected = $("gold-expected");
+    expected.textContent = "";
+    if (gold.kind === "comparison") {
+      var list = document.createElement("ol");
+      list.className = "gold-ranking";
+      gold.ranking.forEach(function (group) {
+        var li = document.createElement("li");
+        li.textContent = group.map(function (id) { return "Response " + responseNumber(id); }).join(" = ") +
+          (group.length > 1 ? " (tie)" : "");
+        list.appendChild(li);
+      });
+      expected.appendChild(list);
+    } else {
+      var label = document.createElement("p");
+      label.className = "muted small";
+      label.textContent = "A reference answer:";
+      var text = document.createElement("div");
+      text.className = "gold-reference";
+      text.textContent = gold.reference;
+      expected.appendChild(label);
+      expected.appendChild(text);
+    }
+    var explanation = $("gold-explanation");
+    explanation.textContent = gold.explanation ? "Why: " + gold.explanation : "";
+    explanation.hidden = !gold.explanation;
+    $("gold-reveal").hidden = false;
+    $("gold-reveal").scrollIntoView({ block: "nearest" });
+    $("gold-next").focus();
+  }
+  $("gold-next").addEventListener("click", goNext);
 
   function collect() {
     if (mode === "demo") {
@@ -560,7 +616,7 @@
     setBusy(true);
     $("skip-confirm").disabled = true;
     postJson(app.dataset.skipUrl, { reason: reason, client_id: clientId, time_spent_ms: timeSpentMs() }).then(function (result) {
-      if (result.status === 201 || result.status === 200) { goNext(); return; }
+      if (result.status === 201 || result.status === 200) { closeSkip(); afterSubmit(result.data); return; }
       setBusy(false);
       $("skip-confirm").disabled = false;
       var err = apiError(result);
@@ -592,6 +648,10 @@
 
   function onKey(e) {
     if (e.defaultPrevented || e.isComposing) return;
+    if (revealShown) {
+      if (e.key === "Enter") { e.preventDefault(); goNext(); }
+      return;
+    }
     if (skipDialog.open) return;
     var mod = e.ctrlKey || e.metaKey;
     var key = e.key;

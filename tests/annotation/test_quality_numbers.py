@@ -188,3 +188,16 @@ def test_rejected_and_corrected_judgments_do_not_count():
     Annotation.objects.filter(project=project, labeler__username="bob", task=tasks[0]).update(review_state="rejected")
     Annotation.objects.filter(project=project, labeler__username="bob", task=tasks[1]).update(review_state="corrected")
     assert (before, len(judgments_read(project_id=project.pk, max_judgments=1000, chunk_tasks=50))) == (8, 6)
+
+
+@pytest.mark.django_db
+def test_the_projects_gold_answers_are_the_known_labels():
+    from annotation.reliability.compute import known_rankings_for
+    from tests.factories import ProjectFactory, comparison_task, gold_comparison_task
+
+    project = ProjectFactory()
+    gold = gold_comparison_task(project=project, best=1)
+    comparison_task(project=project)  # a real task: no known answer
+    gold_comparison_task(project=ProjectFactory())  # another project's
+    shown = list(gold.task_responses.order_by("position").values_list("response_id", flat=True))
+    assert known_rankings_for(project_id=project.pk) == {gold.pk: [[shown[1]], [shown[0]]]}
