@@ -12,6 +12,8 @@
 
   var app = document.getElementById("review-app");
   if (!app) return;
+  var common = window.FeedbackLoopWork; // static/js/work_common.js
+  var newUuid = common.newUuid, isTyping = common.isTyping;
 
   var data = JSON.parse(document.getElementById("review-data").textContent);
   var mode = app.dataset.mode; // demo | pair | rank
@@ -29,42 +31,7 @@
 
   // ---------------------------------------------------------------- helpers
 
-  function newUuid() {
-    if (window.crypto && typeof window.crypto.randomUUID === "function") return window.crypto.randomUUID();
-    // Plain-http deployments are not a secure context: build a v4 UUID from getRandomValues.
-    var b = window.crypto.getRandomValues(new Uint8Array(16));
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    var h = Array.prototype.map.call(b, function (x) { return (x + 0x100).toString(16).slice(1); }).join("");
-    return h.slice(0, 8) + "-" + h.slice(8, 12) + "-" + h.slice(12, 16) + "-" + h.slice(16, 20) + "-" + h.slice(20);
-  }
-
-  function csrfToken() {
-    var m = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-    return m ? decodeURIComponent(m[1]) : app.dataset.csrfToken;
-  }
-
-  function postJson(url, body) {
-    return fetch(url, {
-      method: "POST",
-      credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "Accept": "application/json", "X-CSRFToken": csrfToken() },
-      body: JSON.stringify(body),
-    }).then(function (resp) {
-      return resp.text().then(function (text) {
-        var parsed = null;
-        try { parsed = text ? JSON.parse(text) : null; } catch (e) { parsed = null; }
-        return { status: resp.status, ok: resp.ok, data: parsed };
-      });
-    });
-  }
-
-  function isTyping(el) {
-    if (!el) return false;
-    if (el.isContentEditable || el.tagName === "TEXTAREA" || el.tagName === "SELECT") return true;
-    if (el.tagName === "INPUT") return ["checkbox", "radio", "button", "submit", "reset"].indexOf(el.type) === -1;
-    return false;
-  }
+  function postJson(url, body) { return common.postJson(url, body, app.dataset.csrfToken); }
 
   var hintTimer = null;
   function showHint(text, sticky) {
