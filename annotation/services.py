@@ -16,7 +16,7 @@ from .models import Annotation, Lease, Membership, Project, Response, Task
 from .queries import insert, one_or_none
 from .reviews import sampling
 from .roles import CREATE_PROJECT_PERMISSION, can_create_projects
-from .validation import clean_annotation_payload, clean_skip_reason
+from .validation import clean_annotation_payload, clean_client_id, clean_skip_reason
 
 CLAIM_ATTEMPTS = 8
 
@@ -245,15 +245,6 @@ def _replay(*, existing: Annotation, task: Task, labeler: AbstractBaseUser) -> t
     return existing, False
 
 
-def _parse_client_id(client_id) -> uuid.UUID:
-    if client_id in (None, ""):
-        raise InvalidInput("client_id is required: a UUID made by the client.", field="client_id")
-    try:
-        return uuid.UUID(str(client_id))
-    except ValueError:
-        raise InvalidInput("client_id must be a UUID.", field="client_id") from None
-
-
 def annotation_submit(
     *, task: Task, labeler: AbstractBaseUser, client_id, data: dict, time_spent_ms: int = 0
 ) -> tuple[Annotation, bool]:
@@ -261,7 +252,7 @@ def annotation_submit(
 
     Work that arrives after its lease expired is kept, never lost.
     """
-    client_uuid = _parse_client_id(client_id)
+    client_uuid = clean_client_id(client_id)
     existing = submitting.annotation_by_client_id(client_uuid)
     if existing is not None:
         return _replay(existing=existing, task=task, labeler=labeler)
@@ -273,7 +264,7 @@ def annotation_submit(
 def task_skip(
     *, task: Task, labeler: AbstractBaseUser, reason: str, client_id=None, time_spent_ms: int = 0
 ) -> tuple[Annotation, bool]:
-    client_uuid = _parse_client_id(client_id) if client_id not in (None, "") else uuid.uuid4()
+    client_uuid = clean_client_id(client_id) if client_id not in (None, "") else uuid.uuid4()
     existing = submitting.annotation_by_client_id(client_uuid)
     if existing is not None:
         return _replay(existing=existing, task=task, labeler=labeler)

@@ -1,5 +1,7 @@
 """Checks of what labelers send. Each error names the field; nothing is stored before they pass."""
 
+import uuid
+
 from .errors import InvalidInput
 from .models import Annotation, Task
 
@@ -23,6 +25,16 @@ def _text(data: dict, name: str, *, required: bool, limit: int) -> str:
     if len(value) > limit:
         raise InvalidInput(f"{name} is longer than {limit} characters.", field=name)
     return value
+
+
+def clean_client_id(client_id) -> uuid.UUID:
+    """The UUID a client made for one submission (a labeler's or a reviewer's): what makes it idempotent."""
+    if client_id in (None, ""):
+        raise InvalidInput("client_id is required: a UUID made by the client.", field="client_id")
+    try:
+        return uuid.UUID(str(client_id))
+    except ValueError:
+        raise InvalidInput("client_id must be a UUID.", field="client_id") from None
 
 
 def clean_skip_reason(reason) -> str:

@@ -20,7 +20,6 @@ still counts as long as no one else has taken the item over.
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -30,7 +29,7 @@ from django.utils import timezone
 from annotation import edits
 from annotation.errors import Conflict, InvalidInput
 from annotation.models import Annotation, Lease, Project, Response, ReviewItem, Task
-from annotation.validation import MAX_RATIONALE_CHARS, clean_annotation_payload
+from annotation.validation import MAX_RATIONALE_CHARS, clean_annotation_payload, clean_client_id
 
 from . import claiming
 from .selectors import ranking_groups
@@ -67,15 +66,6 @@ def review_claim_next(*, project: Project, reviewer: AbstractBaseUser) -> Review
     return ReviewItem.objects.select_related(
         "annotation__edited_response", "task__prompt", "project"
     ).get(pk=item_id)
-
-
-def _parse_client_id(client_id) -> uuid.UUID:
-    if client_id in (None, ""):
-        raise InvalidInput("client_id is required: a UUID made by the client.", field="client_id")
-    try:
-        return uuid.UUID(str(client_id))
-    except ValueError:
-        raise InvalidInput("client_id must be a UUID.", field="client_id") from None
 
 
 def _clean_comment(comment, *, required: bool) -> str:
@@ -163,7 +153,7 @@ def review_decide(
 
     The caller has checked that the reviewer may review the item's project.
     """
-    client_uuid = _parse_client_id(client_id)
+    client_uuid = clean_client_id(client_id)
     if verdict not in VERDICTS:
         raise InvalidInput(f"verdict must be one of {', '.join(VERDICTS)}.", field="verdict")
     comment = _clean_comment(comment, required=verdict == Annotation.ReviewState.REJECTED)
