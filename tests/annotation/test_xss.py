@@ -37,8 +37,9 @@ def assert_inert(html: str) -> None:
     assert handlers == [], f"event handler attributes in the page: {handlers}"
     assert not [t for t, _ in tags if t in {"img", "iframe", "object", "embed"}]
     scripts = [attrs for tag, attrs in tags if tag == "script"]
-    # Only the page's own scripts: the json_script data block and the vendored labeling.js.
-    assert all(a.get("type") == "application/json" or a.get("src", "").endswith("js/labeling.js") for a in scripts), scripts
+    # Only the page's own scripts: the json_script data block and the work page's two script files.
+    own = ("/static/js/work_common.js", "/static/js/labeling.js")
+    assert all(a.get("type") == "application/json" or a.get("src", "") in own for a in scripts), scripts
     assert not [a for _, a in tags if str(a.get("href", "")).lower().startswith("javascript:")]
     assert "&lt;script&gt;" in html and "onerror" in html  # the text is shown, escaped
     assert "<script>window.__xss" not in html

@@ -181,3 +181,28 @@ def test_a_cancelled_run_resumes_from_its_checkpoint_and_a_retry_starts_over(
     again = wait_final(retry.json()["id"], worker=celery_worker_process)
     assert again.status == "succeeded" and again.snapshot_id == run.snapshot_id and again.config == run.config
     assert re.findall(r"pipeline started at step (\d+)/", again.log_tail)[0] == "0"  # from scratch
+
+
+def test_a_truncated_last_checkpoint_is_set_aside_and_the_run_resumes_from_the_one_before(
+    celery_worker_process, tiny_base_model, client_for, project, admin
+):
+    run_id = start(client_for, admin, project, tiny_base_model, {**LONG, "max_steps": 60})
+    run_dir = Path(settings.STORAGE_ROOT) / f"runs/{run_id}"
+
+    def two_checkpoints():
+        steps = sorted(int(p.name.split("-")[1]) for p in run_dir.glob("checkpoint-*")
+                       if (p / "trainer_state.json").exists())
+        return len(steps) >= 2 and TrainingRun.objects.get(pk=run_id).status == "running" and steps
+
+    wait_for(two_checkpoints, timeout=180, what="two checkpoints")
+    assert client_for(admin).post(f"/api/training-runs/{run_id}/cancel/").json()["status"] == "cancelling"
+    assert wait_final(run_id, timeout=60).status == "cancelled"
+    steps = sorted(int(p.name.split("-")[1]) for p in run_dir.glob("checkpoint-*"))
+    last = run_dir / f"checkpoint-{steps[-1]}" / "model.safetensors"
+    last.write_bytes(last.read_bytes()[:1024])  # as if the worker died while saving it
+    assert client_for(admin).post(f"/api/training-runs/{run_id}/resume/").status_code == 200
+    run = wait_final(run_id, worker=celery_worker_process)
+    assert run.status == "succeeded", f"{run.error}\n{run.log_tail}"
+    assert f"checkpoint-{steps[-1]} is damaged" in run.log_tail
+    assert f"resumed from {run_dir}/checkpoint-{steps[-2]}" in run.log_tail
+    assert (run_dir / f"damaged-checkpoint-{steps[-1]}").is_dir()
