@@ -20,6 +20,8 @@ $(STAMP):
 	$(BIN)/pip install -q --upgrade pip
 	# pip, not uv: torch==2.13.0 must come from the CPU wheel on this disk.
 	$(BIN)/pip install -q -r requirements/test.txt
+	# The Python client (client/), editable: its tests drive the live server.
+	$(BIN)/pip install -q --no-deps -e client
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 install: $(STAMP)
