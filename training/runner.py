@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import queue
 import signal
 import subprocess
@@ -108,6 +109,7 @@ class _Stream:
     max_step: int = 0  # the highest step any event reported, for pipelines whose done event has none
     error_message: str = ""
     recent: list[str] = field(default_factory=list)
+    pending_bar: tuple[str, str] | None = None  # (description, last redraw) of a progress bar being drawn
 
     @property
     def trained_steps(self) -> int:
@@ -120,6 +122,45 @@ def _read_lines(stream, out: queue.Queue) -> None:
     out.put(None)
 
 
+# Terminal control sequences (colours, cursor moves) that libraries print for a console.
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][A-B0-2]|\x1b[=>]")
+# A progress bar's redraw (tqdm: "Loading weights:  40%|####      | 4/10 [...]"): its description.
+_BAR = re.compile(r"^(?P<desc>[^|]{0,200}?)\s*\d{1,3}%\|")
+
+
+def _log_append(line: str, batch: _Batch, state: _Stream) -> None:
+    batch.lines.append(line)
+    state.recent = (state.recent + [line])[-ERROR_LINES:]
+
+
+def _pending_bar_flush(batch: _Batch, state: _Stream) -> None:
+    if state.pending_bar is not None:
+        _log_append(state.pending_bar[1], batch, state)
+        state.pending_bar = None
+
+
+def _log_line(line: str, batch: _Batch, state: _Stream) -> None:
+    """A line for the log tail: colours stripped, and a progress bar's redraws kept as its last state only.
+
+    The pipeline's stdout is read with universal newlines, so each "\r" redraw of a progress bar
+    arrives as a line of its own; the log keeps the bar once, as it ended (or as it stood when
+    something else was printed).
+    """
+    line = _ANSI.sub("", line).rstrip()
+    if not line.strip():
+        return
+    bar = _BAR.match(line)
+    if bar is None:
+        _pending_bar_flush(batch, state)
+        _log_append(line, batch, state)
+        return
+    if state.pending_bar is not None and state.pending_bar[0] != bar["desc"]:
+        _pending_bar_flush(batch, state)
+    state.pending_bar = (bar["desc"], line)
+    if "100%|" in line:
+        _pending_bar_flush(batch, state)
+
+
 def _handle_line(raw: str, batch: _Batch, state: _Stream) -> None:
     line = raw.rstrip("\r\n")[:MAX_LINE_CHARS]
     event = None
@@ -129,10 +170,9 @@ def _handle_line(raw: str, batch: _Batch, state: _Stream) -> None:
         except ValueError:
             event = None
     if not isinstance(event, dict) or "event" not in event:
-        if line.strip():
-            batch.lines.append(line)
-            state.recent = (state.recent + [line])[-ERROR_LINES:]
+        _log_line(line, batch, state)
         return
+    _pending_bar_flush(batch, state)
     kind = event.get("event")
     step, total = event.get("step"), event.get("total")
     if isinstance(total, int) and total > 0:
@@ -225,6 +265,7 @@ def follow_pipeline(proc: subprocess.Popen, *, flush: Callable[[_Batch], str], r
             line = ""
         if line is None:
             eof = True
+            _pending_bar_flush(batch, state)
         elif line:
             _handle_line(line, batch, state)
         now = time.monotonic()

@@ -300,3 +300,27 @@ def test_train_command_starts_follows_and_reports(fake_pipeline, monkeypatch, ca
     monkeypatch.setenv("FAKE_MODE", "fail")
     with pytest.raises(CommandError, match="failed"):
         call_command("train", "--kind", "sft", "--project", "cli", "--poll", "0.01")
+
+
+def test_the_log_keeps_a_progress_bar_once_and_no_terminal_colours():
+    batch, state = runner._Batch(), runner._Stream()
+    raw = [
+        "\x1b[33mWarning: something\x1b[0m\n",
+        "Loading weights:   0%|          | 0/38 [00:00<?, ?it/s]\n",  # each \r redraw arrives as a line
+        "Loading weights:  50%|#####     | 19/38 [00:00<00:00, 190.0it/s]\n",
+        "Loading weights: 100%|##########| 38/38 [00:00<00:00, 380.0it/s]\n",
+        "Map:   0%|          | 0/8 [00:00<?, ? examples/s]\n",
+        "Map:  50%|#####     | 4/8 [00:00<00:00, 40.0 examples/s]\n",
+        '{"event": "progress", "step": 1, "total": 4, "metrics": {"loss": 1.0}}\n',
+        "\x1b[2K\n",
+        "done.\n",
+    ]
+    for line in raw:
+        runner._handle_line(line, batch, state)
+    assert batch.lines == [
+        "Warning: something",
+        "Loading weights: 100%|##########| 38/38 [00:00<00:00, 380.0it/s]",
+        "Map:  50%|#####     | 4/8 [00:00<00:00, 40.0 examples/s]",  # cut short by the progress event
+        "done.",
+    ]
+    assert batch.step == 1 and state.pending_bar is None
