@@ -19,18 +19,23 @@ ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "ol": {"start"}}
 ALLOWED_URL_SCHEMES = {"http", "https", "mailto"}
 
 
-@lru_cache(maxsize=1)
-def _parser() -> MarkdownIt:
+@lru_cache(maxsize=2)
+def _parser(breaks: bool) -> MarkdownIt:
     # commonmark with raw HTML disabled: "<script>" in the text becomes "&lt;script&gt;". Images
     # stay links: a labeler page never fetches a third-party URL.
-    return MarkdownIt("commonmark", {"html": False, "breaks": True}).enable(["table", "strikethrough"]).disable("image")
+    return MarkdownIt("commonmark", {"html": False, "breaks": breaks}).enable(["table", "strikethrough"]).disable("image")
 
 
-def render_markdown(text) -> str:
-    """Return sanitised HTML for a Markdown string. None and non-strings render as their text."""
+def render_markdown(text, *, breaks: bool = True) -> str:
+    """Return sanitised HTML for a Markdown string. None and non-strings render as their text.
+
+    breaks=True keeps every line break (chat messages and responses, where a model's or a person's
+    line breaks mean something); breaks=False is Markdown's own rule, a single break is a space
+    (documents such as guidelines, written wrapped at some width).
+    """
     if text is None:
         return ""
-    html = _parser().render(str(text))
+    html = _parser(breaks).render(str(text))
     return nh3.clean(
         html,
         tags=ALLOWED_TAGS,

@@ -100,3 +100,13 @@ def test_injected_markup_never_runs_in_chromium(live_server):
             assert page.evaluate("[...document.links].filter(a => a.protocol === 'javascript:').length") == 0
             assert "<script>window.__xss" in page.inner_text("#guidelines")  # shown as text
             assert page.locator(".conversation").inner_text().count("onerror") >= 2
+
+
+def test_guidelines_wrap_like_markdown_but_chat_text_keeps_its_line_breaks():
+    from annotation.templatetags.markdown import markdown_document_filter, markdown_filter
+
+    wrapped = "Pick the response that best\nfollows the instruction.\n\nThen rate it."
+    assert markdown_document_filter(wrapped) == (
+        "<p>Pick the response that best\nfollows the instruction.</p>\n<p>Then rate it.</p>\n"
+    )  # a soft break: the browser shows a space
+    assert "<br>" in markdown_filter("Roses are red,\nviolets are blue.")  # a poem keeps its lines
