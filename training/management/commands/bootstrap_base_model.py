@@ -1,5 +1,7 @@
 """Build (if missing) and register the base model named by settings.BASE_MODEL."""
 
+import time
+
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
@@ -14,7 +16,20 @@ class Command(BaseCommand):
         parser.add_argument("--force", action="store_true", help="Rebuild the tiny model even if it exists.")
 
     def handle(self, *args, max_steps=None, force=False, **options):
+        started = time.monotonic()
         if settings.BASE_MODEL == "tiny":
-            self.stdout.write(f"Base model: tiny, under {settings.STORAGE_ROOT / 'models' / 'tiny'}")
+            folder = settings.STORAGE_ROOT / "models" / "tiny"
+            if force or not (folder / "config.json").exists():
+                # The first `make demo` spends most of its time here: say so, instead of going quiet.
+                self.stdout.write(
+                    f"Building the tiny base model under {folder}: a tokenizer and a small GPT trained on the "
+                    "bundled text, on the CPU. This takes one to two minutes, once."
+                )
+                self.stdout.flush()
+            else:
+                self.stdout.write(f"Base model: tiny, already built under {folder}")
         model = services.base_model_bootstrap(max_steps=max_steps, force=force)
-        self.stdout.write(self.style.SUCCESS(f"Registered {model.name} ({model.kind}) at {model.path} (id {model.pk})"))
+        took = time.monotonic() - started
+        self.stdout.write(self.style.SUCCESS(
+            f"Registered {model.name} ({model.kind}) at {model.path} (id {model.pk}) in {took:.0f} s"
+        ))
