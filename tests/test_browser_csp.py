@@ -46,7 +46,8 @@ def site(monkeypatch, settings, tmp_path):
     policy = model_version(name="csp-policy", kind="policy", path="models/policy", project=project)
     run = TrainingRun.objects.create(kind="sft", project=project, base_model=sft, status="succeeded", step=3,
                                      total_steps=3, log_tail="done", created_by=boss)
-    MetricPoint.objects.bulk_create([MetricPoint(run=run, step=s, name="loss", value=3.0 - s) for s in (1, 2, 3)])
+    MetricPoint.objects.bulk_create([MetricPoint(run=run, step=s, name="loss", value=3.0 - s) for s in (1, 2, 3)]
+                                    + [MetricPoint(run=run, step=s, name="kl", value=s * 6e-9) for s in (1, 2, 3)])
     for text in ("Name a colour.", "Say hello."):
         PromptFactory(project=project, messages=[{"role": "user", "content": text}])
     evaluation = evaluations.evaluation_create(project=project, model_a=sft, model_b=policy, prompt_count=2,
@@ -118,6 +119,8 @@ def test_every_page_runs_under_the_strict_policy(live_server, site):
         visit(browser, page, f"{base}/training/runs/new/?project={project}", ready="() => !!document.querySelector('#run-form [name^=config-]')")
         visit(browser, page, f"{base}/training/runs/{run}/", ready=f"() => ({CHART})('chart-loss')")
         assert page.evaluate("Chart.getChart('chart-loss').data.datasets[0].data.length") == 3
+        ticks = page.evaluate("Chart.getChart('chart-kl').scales.y.ticks.map(t => t.label)")
+        assert ticks and all(len(str(t)) <= 8 for t in ticks), ticks  # 1.2e-8, not 1.200000000E-8
         assert page.get_attribute("[data-role=progress]", "value") == "100.0"
         visit(browser, page, f"{base}/training/models/")
         visit(browser, page, f"{base}/training/generation/")

@@ -23,10 +23,14 @@ from .models import ModelVersion, TrainingRun
 
 RUNS_PER_PAGE = 50
 METRIC_GROUPS = [
-    # (chart id, title, does a metric name belong to it)
+    # (chart id, title, does a metric name belong to it): one family per chart, each on its own axis,
+    # so a loss of 2 and an accuracy of 0.9 or a KL of 0.01 are never squeezed onto one scale.
+    # static/js/training_run.js groups the live series the same way.
     ("loss", "Loss", lambda name: "loss" in name),
-    ("reward", "Reward / accuracy", lambda name: any(w in name for w in ("reward", "accuracy", "margin", "win"))),
-    ("kl", "KL / entropy", lambda name: "kl" in name or "entropy" in name),
+    ("margin", "Reward margin", lambda name: "margin" in name),
+    ("reward", "Reward / accuracy", lambda name: any(w in name for w in ("reward", "accuracy", "win"))),
+    ("kl", "KL", lambda name: name == "kl" or name.startswith(("kl/", "kl_")) or name.endswith(("/kl", "_kl"))),
+    ("entropy", "Entropy", lambda name: "entropy" in name),
 ]
 
 

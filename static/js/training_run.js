@@ -4,12 +4,22 @@
   "use strict";
   var POLL_MS = 2000;
   var COLORS = ["#2f6fed", "#d0453a", "#1a9e5a", "#b7791f", "#7c3aed", "#0891b2", "#db2777", "#4b5563"];
-  // The same grouping as training.views.METRIC_GROUPS.
+  // The same grouping as training.views.METRIC_GROUPS: one family per chart, each on its own axis.
   var GROUPS = [
     ["loss", function (n) { return n.indexOf("loss") !== -1; }],
-    ["reward", function (n) { return /reward|accuracy|margin|win/.test(n); }],
-    ["kl", function (n) { return n.indexOf("kl") !== -1 || n.indexOf("entropy") !== -1; }]
+    ["margin", function (n) { return n.indexOf("margin") !== -1; }],
+    ["reward", function (n) { return /reward|accuracy|win/.test(n); }],
+    ["kl", function (n) { return n === "kl" || /^kl[/_]|[/_]kl$/.test(n); }],
+    ["entropy", function (n) { return n.indexOf("entropy") !== -1; }]
   ];
+
+  // Ticks a person can read: 0.00012 and 1.2e-8, never 6.000000000E-9.
+  function formatTick(value) {
+    if (value === 0) return "0";
+    var abs = Math.abs(value);
+    if (abs >= 1e5 || abs < 1e-3) return value.toExponential(1).replace("e+", "e");
+    return String(Number(value.toPrecision(3)));
+  }
 
   var root = document.getElementById("run");
   if (!root) return;
@@ -54,11 +64,11 @@
         interaction: { mode: "nearest", axis: "x", intersect: false },
         scales: {
           x: { type: "linear", title: { display: true, text: "step" }, ticks: { precision: 0 }, grid: { color: "#eef0f3" } },
-          y: { grid: { color: "#eef0f3" } },
-          // Entropy is on another scale than KL: it gets its own axis on the right.
-          y1: { display: "auto", position: "right", grid: { drawOnChartArea: false } }
+          y: { grid: { color: "#eef0f3" }, ticks: { callback: formatTick } }
         },
-        plugins: { legend: { position: "bottom", labels: { boxWidth: 10, boxHeight: 10 } } },
+        // The legend names only the lines drawn, and only when there is more than one.
+        plugins: { legend: { position: "bottom", labels: { boxWidth: 10, boxHeight: 10,
+          filter: function (item, data) { return data.datasets.length > 1 && data.datasets[item.datasetIndex].data.length > 0; } } } },
         elements: { point: { radius: 0, hoverRadius: 4 }, line: { borderWidth: 2, tension: 0.15 } }
       }
     });
@@ -79,10 +89,7 @@
         dataset.data = points;
       } else {
         var color = COLORS[chart.data.datasets.length % COLORS.length];
-        chart.data.datasets.push({
-          label: name, data: points, borderColor: color, backgroundColor: color,
-          yAxisID: name.toLowerCase().indexOf("entropy") !== -1 ? "y1" : "y"
-        });
+        chart.data.datasets.push({ label: name, data: points, borderColor: color, backgroundColor: color });
       }
     });
     Object.keys(charts).forEach(function (group) { charts[group].update("none"); });

@@ -385,3 +385,18 @@ def test_json_typed_into_the_form_that_cannot_be_stored_is_a_400_on_its_field(
     assert response.status_code == 400
     assert says in response.content.decode()
     assert not TrainingRun.objects.exists()
+
+
+def test_each_metric_family_gets_its_own_chart_and_kl_only_when_there_is_kl():
+    from training.views import metric_charts
+
+    def charts(*names):
+        return {chart["id"]: chart["metrics"] for chart in metric_charts({name: [[1, 0.5]] for name in names})}
+
+    assert charts("loss", "mean_token_accuracy", "entropy", "learning_rate") == {
+        "loss": ["loss"], "reward": ["mean_token_accuracy"], "entropy": ["entropy"],
+    }  # an SFT run: no KL chart
+    assert charts("loss", "rewards/margins", "rewards/chosen", "rewards/accuracies") == {
+        "loss": ["loss"], "margin": ["rewards/margins"], "reward": ["rewards/accuracies", "rewards/chosen"],
+    }  # DPO: the margin on an axis of its own
+    assert charts("kl", "reward", "entropy")["kl"] == ["kl"]
