@@ -129,7 +129,7 @@ def test_every_page_runs_under_the_strict_policy(live_server, site):
         visit(browser, page, f"{base}/training/evaluations/")
         visit(browser, page, f"{base}/training/evaluations/new/")
         visit(browser, page, f"{base}/training/evaluations/{evaluation}/", ready=f"() => ({CHART})('board-chart')")
-        assert page.get_attribute("[data-role=ci-dot]", "x") == "100.0%"  # 1 win of 1, placed without a script
+        assert page.get_attribute("[data-role=ci-dot]", "x") == "0.0%"  # B, the challenger, lost its 1 comparison
         visit(browser, page, f"{base}/training/projects/{project}/leaderboard/", ready=f"() => ({CHART})('board-chart')")
         # The API docs: Swagger UI, its init script served from the page's own URL, renders every path.
         visit(browser, page, f"{base}/api/docs/", ready="() => document.querySelectorAll('.opblock').length > 10")

@@ -9,11 +9,13 @@ the statistics come from training.pipelines.evaluate (pure Python: Wilson interv
 
 from __future__ import annotations
 
+import hashlib
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from itertools import combinations
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import Http404
@@ -29,6 +31,7 @@ from .models import Evaluation, GenerationJob, ModelVersion
 
 ELO_SCALE = 400 / math.log(10)  # a Bradley-Terry logit of 1 is ~174 Elo points
 ELO_BASE = 1000
+BOOTSTRAP_CACHE_SECONDS = 3600
 
 
 # Writes ------------------------------------------------------------------------------------------
@@ -139,11 +142,14 @@ def evaluation_results(*, evaluation: Evaluation) -> dict:
             else:
                 ties += 1
     rate = stats.win_rate(wins, losses, ties)
+    challenger = stats.win_rate(losses, wins, ties)  # B's view of the same judgements
     job = GenerationJob.objects.filter(evaluation=evaluation).order_by("-id").first()
     tasks_done = tasks.filter(status=Task.Status.DONE).count()
+    complete = evaluation.status == Evaluation.Status.LABELING and task_ids and tasks_done == len(task_ids)
     return {
         "evaluation": evaluation.pk,
-        "status": evaluation.status,
+        # "complete": every comparison has its labels (a reopened task makes it "labeling" again).
+        "status": "complete" if complete else evaluation.status,
         "model_a": {"id": evaluation.model_a_id, "name": evaluation.model_a.name},
         "model_b": {"id": evaluation.model_b_id, "name": evaluation.model_b.name},
         "wins": wins,
@@ -153,6 +159,10 @@ def evaluation_results(*, evaluation: Evaluation) -> dict:
         "win_rate": rate["win_rate"] if rate["n"] else None,
         "ci_low": rate["low"] if rate["n"] else None,
         "ci_high": rate["high"] if rate["n"] else None,
+        # The same, stated for model B, the challenger the form asks for.
+        "challenger_win_rate": challenger["win_rate"] if rate["n"] else None,
+        "challenger_ci_low": challenger["low"] if rate["n"] else None,
+        "challenger_ci_high": challenger["high"] if rate["n"] else None,
         "tasks": len(task_ids),
         "tasks_done": tasks_done,
         "prompts": evaluation.prompts.count(),
@@ -160,6 +170,17 @@ def evaluation_results(*, evaluation: Evaluation) -> dict:
         "job": job.pk if job else None,
         "job_status": job.status if job else None,
     }
+
+
+def _elo(score: float | None) -> float | None:
+    return round(ELO_BASE + ELO_SCALE * score, 1) if score is not None else None
+
+
+def _intervals_cached(*, project_id: int, outcomes: list[tuple]) -> dict:
+    """Bootstrap intervals of the Bradley-Terry scores, computed once per distinct set of judgements."""
+    cells = sorted(Counter(outcomes).items())
+    key = f"training:bt-intervals:{project_id}:{hashlib.sha1(repr(cells).encode()).hexdigest()}"
+    return cache.get_or_set(key, lambda: stats.bradley_terry_intervals(outcomes), BOOTSTRAP_CACHE_SECONDS)
 
 
 def leaderboard(*, project: Project) -> list[dict]:
@@ -199,6 +220,7 @@ def leaderboard(*, project: Project) -> list[dict]:
             tally[a][slot] += 1
             tally[b][{0: 1, 1: 0, 2: 2}[slot]] += 1
     scores = stats.bradley_terry(outcomes) if outcomes else {}
+    intervals = _intervals_cached(project_id=project.pk, outcomes=outcomes) if outcomes else {}
     model_ids = set(
         Response.objects.filter(prompt__project=project, source=Response.Source.MODEL, model_version__isnull=False)
         .values_list("model_version_id", flat=True)
@@ -212,7 +234,10 @@ def leaderboard(*, project: Project) -> list[dict]:
         table.append({
             "model": {"id": model.pk, "name": model.name, "kind": model.kind, "parent": model.parent_id},
             "score": score,
-            "rating": round(ELO_BASE + ELO_SCALE * score, 1) if score is not None else None,
+            "rating": _elo(score),
+            # The 95% bootstrap interval of the rating (1,000 refits on resampled judgements).
+            "rating_low": _elo(intervals.get(model_id, (None, None))[0]),
+            "rating_high": _elo(intervals.get(model_id, (None, None))[1]),
             "comparisons": wins + losses + ties,
             "wins": wins,
             "losses": losses,

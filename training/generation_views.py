@@ -19,7 +19,8 @@ from .models import GenerationJob, ModelVersion
 
 LIST_LIMIT = 100
 # An evaluation's status drawn with the run-status badge colours of training.css.
-STATUS_CLASS = {"generating": "queued", "labeling": "running"}
+STATUS_CLASS = {"generating": "queued", "labeling": "running", "complete": "succeeded"}
+STATUS_LABEL = {"complete": "Complete"}
 
 
 def _train_projects(user):
@@ -105,7 +106,8 @@ def _require_training(user) -> None:
 @login_required
 def generation_list(request):
     _require_training(request.user)
-    jobs = generation.generation_job_list_for_user(user=request.user).filter(evaluation__isnull=True)[:LIST_LIMIT]
+    # Evaluations' sampling jobs too: they use the same gpu workers, and a stuck one must be findable.
+    jobs = generation.generation_job_list_for_user(user=request.user)[:LIST_LIMIT]
     rows = [{"job": job, "percent": round(100 * job.progress, 1), "active": job.status in GenerationJob.ACTIVE}
             for job in jobs]
     return render(request, "training/generation_list.html", {
@@ -165,6 +167,16 @@ def evaluation_list(request):
     })
 
 
+def _evaluation_pair(user) -> dict:
+    """Two different models to start from: the newest (the challenger, B) and its parent (A), or the one before it."""
+    models = list(_sampling_models(user).order_by("-created_at", "-id")[:50])
+    if len(models) < 2:
+        return {}
+    newest = models[0]
+    baseline = next((m for m in models if m.pk == newest.parent_id), models[1])
+    return {"model_a": baseline.pk, "model_b": newest.pk}
+
+
 @login_required
 def evaluation_new(request):
     _check_posted_project(request)
@@ -172,7 +184,8 @@ def evaluation_new(request):
         return render(request, "training/evaluation_new.html", {"nav_section": "evaluations", "no_projects": True},
                       status=403)
     data = request.POST if request.method == "POST" else None
-    form = EvaluationForm(data, user=request.user, initial=_initial(request, ["project", "model_a", "model_b"]))
+    initial = {**_evaluation_pair(request.user), **_initial(request, ["project", "model_a", "model_b"])}
+    form = EvaluationForm(data, user=request.user, initial=initial)
     status = 200
     if data is not None:
         if form.is_valid():
@@ -205,11 +218,14 @@ def evaluation_detail(request, evaluation_id: int):
         "nav_section": "evaluations",
         "evaluation": item,
         "results": results,
-        "win_percent": _percent(results["win_rate"]),
-        "low_percent": _percent(results["ci_low"]),
-        "high_percent": _percent(results["ci_high"]),
-        "band_width": round(100 * (results["ci_high"] - results["ci_low"]), 1) if results["n"] else 0.0,
-        "status_class": STATUS_CLASS.get(item.status, item.status),
+        # Stated for model B, the challenger: how often it beats model A (ties count half).
+        "win_percent": _percent(results["challenger_win_rate"]),
+        "low_percent": _percent(results["challenger_ci_low"]),
+        "high_percent": _percent(results["challenger_ci_high"]),
+        "band_width": round(100 * (results["challenger_ci_high"] - results["challenger_ci_low"]), 1)
+        if results["n"] else 0.0,
+        "status_class": STATUS_CLASS.get(results["status"], results["status"]),
+        "status_label": STATUS_LABEL.get(results["status"], item.get_status_display()),
         "job": job,
         "job_percent": round(100 * job.progress, 1) if job else 0,
         "job_active": bool(job and job.status in GenerationJob.ACTIVE),

@@ -4,7 +4,8 @@
 (function () {
   "use strict";
   var POLL_MS = 3000;
-  var STATUS = { generating: ["queued", "Generating"], labeling: ["running", "Labeling"], failed: ["failed", "Failed"], cancelled: ["cancelled", "Cancelled"] };
+  var STATUS = { generating: ["queued", "Generating"], labeling: ["running", "Labeling"], complete: ["succeeded", "Complete"],
+                 failed: ["failed", "Failed"], cancelled: ["cancelled", "Cancelled"] };
   var JOB_ACTIVE = ["queued", "running", "cancelling"];
   var root = document.getElementById("evaluation");
   if (!root) return;
@@ -20,18 +21,25 @@
     if (!canvas || !window.Chart) return;
     var labels = rated.map(function (r) { return r.model.name; });
     var values = rated.map(function (r) { return r.rating; });
+    // Each model's 95% bootstrap interval as a floating bar, its rating as a dot on it.
+    var spans = rated.map(function (r) { return r.rating_low !== null && r.rating_low !== undefined ? [r.rating_low, r.rating_high] : [r.rating, r.rating]; });
     if (chart) {
       chart.data.labels = labels;
-      chart.data.datasets[0].data = values;
+      chart.data.datasets[0].data = spans;
+      chart.data.datasets[1].data = values;
       chart.update("none");
       return;
     }
     chart = new window.Chart(canvas, {
       type: "bar",
-      data: { labels: labels, datasets: [{ label: "Rating", data: values, backgroundColor: "#2f6fed", borderRadius: 4 }] },
+      data: { labels: labels, datasets: [
+        { type: "bar", label: "95% interval", data: spans, backgroundColor: "rgba(47, 111, 237, 0.25)", borderRadius: 4, barPercentage: 0.5 },
+        { type: "line", label: "Rating", data: values, showLine: false, pointRadius: 5, pointBackgroundColor: "#2f6fed", borderColor: "#2f6fed" }
+      ] },
       options: {
         indexAxis: "y", animation: false, responsive: true, maintainAspectRatio: false,
-        scales: { x: { title: { display: true, text: "Bradley–Terry rating (Elo scale)" }, grid: { color: "#eef0f3" } }, y: { grid: { display: false } } },
+        // Not from zero: ratings sit near 1000, and 958 against 1042 must look apart.
+        scales: { x: { beginAtZero: false, title: { display: true, text: "Bradley–Terry rating (Elo scale)" }, grid: { color: "#eef0f3" } }, y: { grid: { display: false } } },
         plugins: { legend: { display: false } }
       }
     });
@@ -48,13 +56,14 @@
         [r.rank === null ? "—" : String(r.rank), "rank"],
         [null, ""],
         [r.rating === null ? "—" : String(Math.round(r.rating)), "num mono"],
+        [r.rating_low === null || r.rating_low === undefined ? "—" : Math.round(r.rating_low) + "–" + Math.round(r.rating_high), "num mono muted"],
         [String(r.comparisons), "num"],
         [r.wins + " / " + r.losses + " / " + r.ties, "num mono"]
       ];
       cells.forEach(function (cell, i) {
         var td = document.createElement("td");
         td.className = cell[1];
-        if (i === 1) {
+        if (i === 1) {  // the model's name and kind
           var a = document.createElement("a");
           a.href = "/training/models/#model-" + r.model.id;
           a.textContent = r.model.name;
@@ -73,17 +82,18 @@
 
   function renderResults(body) {
     var r = body.results;
-    var judged = r.n > 0 && r.win_rate !== null;
-    text("win-rate", judged ? pct(r.win_rate) + "%" : "—");
-    text("ci", judged ? "95% CI " + pct(r.ci_low) + "% – " + pct(r.ci_high) + "%" : "No judgements yet");
+    // Stated for model B, the challenger.
+    var judged = r.n > 0 && r.challenger_win_rate !== null;
+    text("win-rate", judged ? pct(r.challenger_win_rate) + "%" : "—");
+    text("ci", judged ? "95% CI " + pct(r.challenger_ci_low) + "% – " + pct(r.challenger_ci_high) + "%" : "No judgements yet");
     var band = $("ci-band"), dot = $("ci-dot");
     if (band && dot) {
       band.toggleAttribute("hidden", !judged);  // SVG elements have no .hidden property
       dot.toggleAttribute("hidden", !judged);
       if (judged) {
-        band.setAttribute("x", pct(r.ci_low) + "%");
-        band.setAttribute("width", pct(r.ci_high - r.ci_low) + "%");
-        dot.setAttribute("x", pct(r.win_rate) + "%");
+        band.setAttribute("x", pct(r.challenger_ci_low) + "%");
+        band.setAttribute("width", pct(r.challenger_ci_high - r.challenger_ci_low) + "%");
+        dot.setAttribute("x", pct(r.challenger_win_rate) + "%");
       }
     }
     text("wins", r.wins); text("losses", r.losses); text("ties", r.ties); text("n", r.n);

@@ -61,7 +61,7 @@ def test_a_labeler_judges_an_ab_comparison_and_the_win_rate_moves(live_server, e
         login(results_page, live_server.url, "ab-admin", "pass-1234")
         results_page.goto(f"{live_server.url}/training/evaluations/{evaluation.pk}/")
         before = results_page.text_content("[data-role=win-rate]").strip()
-        assert before == "100.0%"
+        assert before == "0.0%"  # stated for B, the challenger, which lost the first judgement
         assert results_page.text_content("[data-role=n]").strip() == "1"
         results_page.evaluate("window.__notReloaded = true")
 
@@ -85,9 +85,9 @@ def test_a_labeler_judges_an_ab_comparison_and_the_win_rate_moves(live_server, e
 
         stored = Annotation.objects.get(task=open_task, labeler=labeler)
         assert stored.ranking[0] == [b_response.response_id] and stored.strength == "better"
-        # The admin's page follows by polling: 1 win and 1 loss for A is 50%.
+        # The admin's page follows by polling: 1 win and 1 loss for B is 50%.
         results_page.wait_for_function(
-            "() => document.querySelector('[data-role=win-rate]').textContent.trim() !== '100.0%'", timeout=15_000
+            "() => document.querySelector('[data-role=win-rate]').textContent.trim() !== '0.0%'", timeout=15_000
         )
         after = results_page.text_content("[data-role=win-rate]").strip()
         assert after == "50.0%" != before

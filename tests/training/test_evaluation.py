@@ -1,5 +1,6 @@
 """A/B evaluations and the leaderboard: the math on hand-made annotations, the API, and one run through the worker."""
 
+import re
 import time
 
 import pytest
@@ -290,12 +291,12 @@ def test_evaluation_pages(client, project, admin, models, enqueued):
         judge(task, judge_user, outcome)
     client.force_login(admin)
     page = client.get(f"/training/evaluations/{evaluation.pk}/").content.decode()
-    assert 'data-role="win-rate">66.7%' in page
+    assert 'data-role="win-rate">33.3%' in page  # stated for B, the challenger: A won 2 of 3
     assert "95% CI" in page and 'data-role="ci-band"' in page and 'data-role="wins">2<' in page
     assert 'id="board-chart"' in page and "sft-1" in page and "rlhf-1" in page
     assert "vendor/chart.umd.min.js" in page and "cdn" not in page.lower()
     listing = client.get("/training/evaluations/").content.decode()
-    assert f"#{evaluation.pk}" in listing and "67%" in listing
+    assert f"#{evaluation.pk}" in listing and "33%" in listing  # B's win rate
     board = client.get(f"/training/projects/{project.pk}/leaderboard/").content.decode()
     assert board.index("sft-1") < board.index("rlhf-1")  # A won 2 of 3
     bad = client.post("/training/evaluations/new/", {"project": project.pk, "model_a": models[0].pk,
@@ -310,3 +311,52 @@ def test_evaluation_pages(client, project, admin, models, enqueued):
     client.force_login(member(project, username="evallabeler"))
     assert client.get(f"/training/evaluations/{evaluation.pk}/").status_code == 404
     assert client.get(f"/training/evaluations/new/?project={project.pk}").status_code == 403
+
+
+@pytest.mark.django_db
+def test_the_challenger_is_stated_and_a_fully_judged_evaluation_is_complete(project, admin, models, enqueued):
+    evaluation = evaluation_with_tasks(project=project, admin=admin, model_a=models[0], model_b=models[1], n=3)
+    judge_user = member(project, username="finisher")
+    tasks = list(Task.objects.filter(metadata__evaluation=evaluation.pk).order_by("id"))
+    for task, outcome in zip(tasks[:2], "ab"):
+        judge(task, judge_user, outcome)
+    Task.objects.filter(pk__in=[t.pk for t in tasks[:2]]).update(done=1, status="done")
+    results = evaluations.evaluation_results(evaluation=evaluation)
+    assert results["status"] == "labeling"
+    assert results["challenger_win_rate"] == pytest.approx(1 - results["win_rate"])
+    assert results["challenger_ci_low"] == pytest.approx(1 - results["ci_high"])
+    judge(tasks[2], judge_user, "b")
+    Task.objects.filter(pk=tasks[2].pk).update(done=1, status="done")
+    assert evaluations.evaluation_results(evaluation=evaluation)["status"] == "complete"
+
+
+@pytest.mark.django_db
+def test_leaderboard_ratings_carry_bootstrap_intervals(project, admin, models, enqueued):
+    from training.pipelines import evaluate as stats
+
+    evaluation = evaluation_with_tasks(project=project, admin=admin, model_a=models[0], model_b=models[1], n=12)
+    judge_user = member(project, username="boot")
+    for task, outcome in zip(Task.objects.filter(metadata__evaluation=evaluation.pk).order_by("id"), "aaaaaaaaabbb"):
+        judge(task, judge_user, outcome)
+    board = {row["model"]["name"]: row for row in evaluations.leaderboard(project=project)}
+    strong, weak = board["sft-1"], board["rlhf-1"]
+    assert strong["rating_low"] < strong["rating"] < strong["rating_high"]
+    assert weak["rating_low"] < weak["rating"] < weak["rating_high"] and weak["rating_high"] < strong["rating_high"]
+    # The same resampling, called directly, gives the same interval (seeded, and cached per set of judgements).
+    outcomes = [(models[0].pk, models[1].pk, 1.0)] * 9 + [(models[0].pk, models[1].pk, 0.0)] * 3
+    low, high = stats.bradley_terry_intervals(outcomes)[models[0].pk]
+    assert (strong["rating_low"], strong["rating_high"]) == (
+        round(evaluations.ELO_BASE + evaluations.ELO_SCALE * low, 1),
+        round(evaluations.ELO_BASE + evaluations.ELO_SCALE * high, 1),
+    )
+
+
+@pytest.mark.django_db
+def test_the_evaluation_form_starts_from_the_newest_model_and_its_parent(client, project, admin, models):
+    from tests.factories import model_version
+
+    child = model_version(name="child-of-sft", kind="policy", path="models/child", project=project, parent=models[0])
+    client.force_login(admin)
+    page = client.get("/training/evaluations/new/").content.decode()
+    assert re.search(rf'<option value="{models[0].pk}" selected', page.split('name="model_a"')[1].split("</select>")[0])
+    assert re.search(rf'<option value="{child.pk}" selected', page.split('name="model_b"')[1].split("</select>")[0])

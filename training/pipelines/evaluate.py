@@ -47,7 +47,7 @@ def bradley_terry(outcomes, iterations: int = 1000, prior: float = 0.5, tol: flo
     """Fit Bradley-Terry strengths from pairwise outcomes.
 
     outcomes: iterable of (a, b) meaning a beat b, or (a, b, s) with s the score of a
-    (1 win, 0 loss, 0.5 tie). Returns {player: score} on the logit scale, mean zero, so that
+    (1 win, 0 loss, 0.5 tie), or (a, b, s, w): that outcome w times (a bootstrap's counts). Returns {player: score} on the logit scale, mean zero, so that
     P(i beats j) = sigmoid(score_i - score_j). `prior` adds that many virtual ties of every player
     against an average opponent, which keeps unbeaten or winless players finite. Uses Hunter's
     (2004) minorise-maximise iterations.
@@ -56,14 +56,16 @@ def bradley_terry(outcomes, iterations: int = 1000, prior: float = 0.5, tol: flo
     games: dict[tuple[str, str], float] = defaultdict(float)
     players: set[str] = set()
     for outcome in outcomes:
-        a, b, s = (outcome[0], outcome[1], 1.0) if len(outcome) == 2 else outcome
-        if a == b:
+        a, b = outcome[0], outcome[1]
+        s = outcome[2] if len(outcome) > 2 else 1.0
+        w = outcome[3] if len(outcome) > 3 else 1.0
+        if a == b or w <= 0:
             continue
         players.update((a, b))
-        wins[a] += s
-        wins[b] += 1.0 - s
-        games[(a, b)] += 1.0
-        games[(b, a)] += 1.0
+        wins[a] += s * w
+        wins[b] += (1.0 - s) * w
+        games[(a, b)] += w
+        games[(b, a)] += w
     if not players:
         return {}
     opponents: dict[str, list[tuple[str, float]]] = defaultdict(list)
@@ -83,6 +85,39 @@ def bradley_terry(outcomes, iterations: int = 1000, prior: float = 0.5, tol: flo
         if change < tol:
             break
     return {p: math.log(v) for p, v in sorted(strength.items())}
+
+
+def bradley_terry_intervals(outcomes, rounds: int = 1000, seed: int = 0, level: float = 0.95,
+                            tol: float = 1e-6) -> dict[str, tuple[float, float]]:
+    """Bootstrap intervals of Bradley-Terry scores, as Chatbot Arena reports its ratings: refit on
+    `rounds` resamples (with replacement) of the outcomes; each player's interval is the central
+    `level` share of its refitted scores.
+
+    The outcomes are counted once into distinct (a, b, score) cells, so a resample is a multinomial
+    draw of cell counts and each refit costs the number of cells, not the number of outcomes.
+    """
+    import numpy as np
+
+    cells: dict[tuple, int] = defaultdict(int)
+    for outcome in outcomes:
+        a, b = outcome[0], outcome[1]
+        if a != b:
+            cells[(a, b, outcome[2] if len(outcome) > 2 else 1.0)] += 1
+    if not cells:
+        return {}
+    keys = list(cells)
+    counts = np.array([cells[k] for k in keys], dtype=float)
+    rng = np.random.default_rng(seed)
+    samples: dict[str, list[float]] = defaultdict(list)
+    for draw in rng.multinomial(int(counts.sum()), counts / counts.sum(), size=rounds):
+        scores = bradley_terry([(*key, weight) for key, weight in zip(keys, draw) if weight], tol=tol)
+        for player, score in scores.items():
+            samples[player].append(score)
+    tail = (1.0 - level) / 2
+    return {
+        player: (float(np.quantile(values, tail)), float(np.quantile(values, 1.0 - tail)))
+        for player, values in samples.items()
+    }
 
 
 def gold_scores(prompts: list, responses: list[list[str]]) -> list[float]:
