@@ -4,11 +4,13 @@ from django.urls import include, path
 
 from accounts.api import TokenCreateApi
 from annotation.api import gold_views
+from annotation.api.index import ApiIndexApi
 from annotation.api import quality as quality_api
 from annotation.api import review_views as review_api
 from annotation.api import views as annotation_api
 
 urlpatterns = [
+    path("", ApiIndexApi.as_view(), name="api-index"),
     path("auth/token/", TokenCreateApi.as_view(), name="api-token"),
     path("projects/", annotation_api.ProjectListCreateApi.as_view(), name="api-project-list"),
     path("projects/<id:project_id>/", annotation_api.ProjectDetailApi.as_view(), name="api-project-detail"),

@@ -33,3 +33,21 @@ def test_a_500_page_is_ours():
 
     html = render_to_string("500.html")
     assert "Something went wrong on our side" in html and "<script" not in html and "style=" not in html
+
+
+def test_every_page_has_the_training_area_in_one_top_bar_for_those_who_train(client):
+    project = ProjectFactory()
+    engineer = member(project, Membership.Role.ENGINEER)
+    labeler = member(project)
+    client.force_login(engineer)
+    for url in ("/", f"/projects/{project.pk}/dashboard/", "/training/runs/", "/account/"):
+        html = client.get(url).content.decode()
+        assert all(f'href="/training/{area}/"' in html for area in ("runs", "models", "generation", "evaluations")), url
+        assert "favicon.svg" in html
+    client.force_login(labeler)
+    assert 'href="/training/' not in client.get("/").content.decode()
+
+
+def test_the_api_root_lists_the_endpoints(client):
+    body = client.get("/api/").json()
+    assert body["schema"].endswith("/api/schema/") and "submit" in body["endpoints"]["labeling"]
