@@ -566,11 +566,18 @@
   var skipDialog = $("skip-dialog");
   var skipReason = $("skip-reason");
   var skipError = $("skip-error");
+  var skipPresets = Array.prototype.slice.call(skipDialog.querySelectorAll(".preset"));
   function openSkip() {
     skipError.hidden = true;
     if (typeof skipDialog.showModal === "function") skipDialog.showModal();
     else skipDialog.setAttribute("open", "");
-    skipReason.focus();
+    // Focus on the reasons, not the text box, so that their number keys pick one at once.
+    (skipPresets[0] || skipReason).focus();
+  }
+  function pickPreset(button) {
+    skipReason.value = button.dataset.reason;
+    skipPresets.forEach(function (b) { b.setAttribute("aria-pressed", b === button ? "true" : "false"); });
+    skipReason.focus();  // Enter now skips with this reason, or the labeler edits it
   }
   function closeSkip() {
     if (typeof skipDialog.close === "function") skipDialog.close();
@@ -597,10 +604,10 @@
   $("skip-open").addEventListener("click", openSkip);
   $("skip-cancel").addEventListener("click", closeSkip);
   $("skip-form").addEventListener("submit", function (e) { e.preventDefault(); confirmSkip(); });
-  Array.prototype.forEach.call(skipDialog.querySelectorAll(".preset"), function (b) {
-    b.addEventListener("click", function () { skipReason.value = b.dataset.reason; skipReason.focus(); });
-  });
+  skipPresets.forEach(function (b) { b.addEventListener("click", function () { pickPreset(b); }); });
   skipDialog.addEventListener("keydown", function (e) {
+    var preset = /^[1-9]$/.test(e.key) && !isTyping(e.target) ? skipPresets[Number(e.key) - 1] : null;
+    if (preset) { e.preventDefault(); e.stopPropagation(); pickPreset(preset); return; }
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
       if (e.target.tagName === "BUTTON" && e.target.type === "button") return; // presets, cancel
       e.preventDefault();

@@ -111,19 +111,26 @@ def test_demonstration_and_ranking_with_the_keyboard_only(live_server, project, 
 
 
 def test_skip_with_a_preset_reason_by_keyboard(live_server, project, labeler):
-    first, second = TaskFactory(project=project), TaskFactory(project=project)
+    first, second, third = (TaskFactory(project=project) for _ in range(3))
     with launch_browser() as browser:
         page = browser.new_page()
         login(page, live_server.url, labeler.username, "pass-1234")
         assert open_work_page(page, f"{live_server.url}/projects/{project.pk}/label/demonstration/") == first.pk
         page.keyboard.press("Control+s")
         page.wait_for_selector("#skip-dialog[open]")
+        page.keyboard.press("2")  # the second reason, by its number
+        assert page.input_value("#skip-reason") == "It needs expertise I don't have."
+        assert press_and_wait_for_next(page, "Enter") == second.pk
+        page.keyboard.press("Control+s")
+        page.wait_for_selector("#skip-dialog[open]")
+        page.focus("#skip-reason")
         page.keyboard.press("Enter")  # no reason yet: the dialog says so and stays open
         page.wait_for_selector("#skip-error:not([hidden])")
         page.keyboard.type("Needs a lawyer.")
-        assert press_and_wait_for_next(page, "Enter") == second.pk
-    skip = Annotation.objects.get(task=first, labeler=labeler)
-    assert skip.kind == Annotation.Kind.SKIP and skip.reason == "Needs a lawyer."
+        assert press_and_wait_for_next(page, "Enter") == third.pk
+    skips = {a.task_id: a for a in Annotation.objects.filter(labeler=labeler)}
+    assert skips[first.pk].kind == Annotation.Kind.SKIP and skips[first.pk].reason == "It needs expertise I don't have."
+    assert skips[second.pk].reason == "Needs a lawyer."
     assert Task.objects.get(pk=first.pk).done == 0
 
 
