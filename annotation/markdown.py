@@ -15,15 +15,46 @@ ALLOWED_TAGS = {
     "h1", "h2", "h3", "h4", "h5", "h6", "br", "hr", "del", "s",
     "table", "thead", "tbody", "tr", "th", "td",
 }
-ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "ol": {"start"}}
+ALLOWED_TAGS |= {"span"}  # Pygments' highlighted tokens
+# Class names only where the highlighter puts them; nh3 keeps only these values (see _CLASS_OK).
+ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "ol": {"start"}, "span": {"class"}, "code": {"class"}}
 ALLOWED_URL_SCHEMES = {"http", "https", "mailto"}
+
+
+def _highlight(code: str, lang: str, attrs: str) -> str:
+    """A fenced block in a known language, as Pygments' token spans (classes only; static/css/code.css colours them).
+
+    markdown-it wraps the result in <pre><code>; an unknown language, or none, keeps the plain text.
+    """
+    from pygments import highlight
+    from pygments.formatters import HtmlFormatter
+    from pygments.lexers import get_lexer_by_name
+    from pygments.util import ClassNotFound
+
+    try:
+        lexer = get_lexer_by_name(lang.strip().split()[0]) if lang.strip() else None
+    except ClassNotFound:
+        lexer = None
+    if lexer is None:
+        return ""  # markdown-it escapes and shows the code as it is
+    return highlight(code, lexer, HtmlFormatter(nowrap=True, classprefix="tok-"))
 
 
 @lru_cache(maxsize=2)
 def _parser(breaks: bool) -> MarkdownIt:
     # commonmark with raw HTML disabled: "<script>" in the text becomes "&lt;script&gt;". Images
     # stay links: a labeler page never fetches a third-party URL.
-    return MarkdownIt("commonmark", {"html": False, "breaks": breaks}).enable(["table", "strikethrough"]).disable("image")
+    options = {"html": False, "breaks": breaks, "highlight": _highlight}
+    return MarkdownIt("commonmark", options).enable(["table", "strikethrough"]).disable("image")
+
+
+def _class_ok(tag: str, attribute: str, value: str) -> str | None:
+    """Keep a class only as the highlighter writes it: tok-* on spans, language-* on code."""
+    if attribute != "class":
+        return value
+    prefix = "tok-" if tag == "span" else "language-" if tag == "code" else None
+    kept = [name for name in value.split() if prefix and name.startswith(prefix) and name[len(prefix):].replace("-", "").isalnum()]
+    return " ".join(kept) or None
 
 
 def render_markdown(text, *, breaks: bool = True) -> str:
@@ -40,6 +71,7 @@ def render_markdown(text, *, breaks: bool = True) -> str:
         html,
         tags=ALLOWED_TAGS,
         attributes=ALLOWED_ATTRIBUTES,
+        attribute_filter=_class_ok,
         url_schemes=ALLOWED_URL_SCHEMES,
         link_rel="noopener nofollow",
         strip_comments=True,

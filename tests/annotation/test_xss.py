@@ -110,3 +110,12 @@ def test_guidelines_wrap_like_markdown_but_chat_text_keeps_its_line_breaks():
         "<p>Pick the response that best\nfollows the instruction.</p>\n<p>Then rate it.</p>\n"
     )  # a soft break: the browser shows a space
     assert "<br>" in markdown_filter("Roses are red,\nviolets are blue.")  # a poem keeps its lines
+
+
+def test_code_blocks_are_highlighted_with_classes_only_and_stay_inert():
+    html = render_markdown("```python\ndef f(x):\n    return x + 1\n```\n\n```nolang\n<b>x</b>\n```")
+    assert '<code class="language-python"><span class="tok-k">def</span>' in html
+    assert "style=" not in html  # colours come from static/css/code.css, under the strict CSP
+    assert "&lt;b&gt;x&lt;/b&gt;" in html  # an unknown language is shown as plain, escaped text
+    forged = render_markdown('`x` <span class="tok-k x" style="color:red">y</span>')
+    assert "<span" not in forged  # raw HTML in the text never becomes markup, highlighter classes or not
