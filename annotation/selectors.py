@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from .ids import as_id
 from .models import Annotation, Lease, Membership, Project, Prompt, Task
-from .queries import column_value, columns, execute, fetch_one, load
+from .queries import column_value, columns, db_datetime, execute, fetch_one, load
 
 
 def project_list_for_user(*, user: AbstractBaseUser) -> QuerySet[Project]:
@@ -163,3 +163,44 @@ def annotation_count_today(*, labeler: AbstractBaseUser, project: Project) -> in
         .exclude(kind=Annotation.Kind.SKIP)
         .count()
     )
+
+
+WAITING_CAP = 100
+
+# Per project, the open tasks of one kind this labeler could be given now, counted up to a cap: the
+# claim's own rule (claiming._CANDIDATE) with LIMIT, so a count walks at most `cap` rows of the
+# claim's index however big the project is. One statement for any number of projects.
+_WAITING_KIND = """
+(SELECT COUNT(*) FROM (
+  SELECT 1 FROM annotation_task t
+  WHERE t.project_id = p.id AND t.kind = '{kind}' AND t.status = 'open' AND NOT t.is_gold
+    AND t.done + (SELECT COUNT(*) FROM annotation_lease l
+                  WHERE l.task_id = t.id AND l.expires_at > %s AND l.labeler_id <> %s) < t.required
+    AND NOT EXISTS (SELECT 1 FROM annotation_annotation a WHERE a.task_id = t.id AND a.labeler_id = %s)
+    AND NOT EXISTS (
+      SELECT 1 FROM annotation_taskresponse tr JOIN annotation_response r ON r.id = tr.response_id
+      WHERE tr.task_id = t.id AND r.author_id = %s
+    )
+  ORDER BY t.priority DESC, t.id ASC LIMIT %s
+) w)
+"""
+
+
+def waiting_for(*, labeler: AbstractBaseUser, project_ids: list[int], cap: int = WAITING_CAP) -> dict[int, dict[str, int]]:
+    """{project id: {kind: open tasks this labeler could be given now}}, each counted up to `cap`.
+
+    Room left (done + others' live leases < required), not done by the labeler, none of its
+    responses written by them; gold tasks are not counted. A task the labeler holds a lease on
+    counts: it is theirs. A count equal to `cap` means "at least".
+    """
+    if not project_ids:
+        return {}
+    kinds = list(Task.Kind.values)
+    now = db_datetime(timezone.now())
+    columns_sql = ", ".join(_WAITING_KIND.format(kind=kind) for kind in kinds)
+    placeholders = ", ".join(["%s"] * len(project_ids))
+    sql = f"SELECT p.id, {columns_sql} FROM annotation_project p WHERE p.id IN ({placeholders})"
+    params = [now, labeler.pk, labeler.pk, labeler.pk, cap] * len(kinds) + list(project_ids)
+    with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+        cursor.execute(sql, params)
+        return {row[0]: dict(zip(kinds, row[1:])) for row in cursor.fetchall()}

@@ -5,7 +5,7 @@ from django.http import Http404
 from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 
-from . import qualification, selectors, services
+from . import qualification, selectors, services, undo
 from .errors import NotQualified
 from .models import Task
 from .reviews.selectors import MY_REVIEWS_ON_WORK_PAGE, prompt_excerpt, reviews_of_labeler
@@ -23,8 +23,11 @@ def project_list(request):
     rows = []
     projects = list(selectors.project_list_for_user(user=request.user))
     progress_by_project = selectors.project_progress_many(project_ids=[p.pk for p in projects])
+    waiting_by_project = selectors.waiting_for(labeler=request.user, project_ids=[p.pk for p in projects])
     for project in projects:
         progress = progress_by_project[project.pk]
+        can = role_actions(roles.get(project.pk))
+        waiting = waiting_by_project.get(project.pk, {}) if "label" in can else {}
         kinds = []
         for kind in Task.Kind.values:
             counts = progress["by_kind"].get(kind)
@@ -35,12 +38,14 @@ def project_list(request):
                 "label": Task.Kind(kind).label,
                 "action": KIND_LABELS[kind]["action"],
                 "open": counts["tasks"] - counts["done_tasks"],
+                "waiting": waiting.get(kind, 0),
+                "waiting_more": waiting.get(kind, 0) >= selectors.WAITING_CAP,
                 **counts,
             })
         rows.append({
             "project": project,
             "role": roles.get(project.pk),
-            "can": role_actions(roles.get(project.pk)),
+            "can": can,
             "progress": progress,
             "kinds": kinds,
         })
@@ -59,6 +64,15 @@ def _my_reviews(user, project) -> list:
     return reviews
 
 
+def _other_queues(user, project, kind: str) -> list[dict]:
+    """The project's other kinds of task with work waiting for the labeler, for the empty-queue page."""
+    waiting = selectors.waiting_for(labeler=user, project_ids=[project.pk]).get(project.pk, {})
+    return [
+        {"kind": k, "action": KIND_LABELS[k]["action"], "waiting": n, "more": n >= selectors.WAITING_CAP}
+        for k, n in waiting.items() if n and k != kind
+    ]
+
+
 @login_required
 @ensure_csrf_cookie
 def task_label(request, project_id: int, kind: str):
@@ -75,6 +89,7 @@ def task_label(request, project_id: int, kind: str):
         "progress": selectors.project_progress_cached(project=project)["by_kind"].get(kind),
         "done_today": selectors.annotation_count_today(labeler=request.user, project=project),
         "my_reviews": _my_reviews(request.user, project),
+        "undo": undo.undo_offer(project_id=project.pk, labeler=request.user),
     }
     try:
         task = services.task_claim_next(project=project, labeler=request.user, kind=kind)
@@ -86,6 +101,7 @@ def task_label(request, project_id: int, kind: str):
         if state["status"] == qualification.Status.QUALIFYING:
             context["qualification"] = state  # a declared test: the page says so
     if task is None:
+        context["other_queues"] = _other_queues(request.user, project, kind)
         return render(request, "annotation/label_empty.html", context)
     task.project = project
     payload = selectors.task_payload(task=task, labeler=request.user)

@@ -4,6 +4,7 @@ from django.urls import include, path
 
 from accounts.api import TokenCreateApi
 from annotation.api import gold_views
+from annotation.api import my_work_views
 from annotation.api.index import ApiIndexApi
 from annotation.api import quality as quality_api
 from annotation.api import review_views as review_api
@@ -30,6 +31,8 @@ urlpatterns = [
         gold_views.QualificationReadmitApi.as_view(),
         name="api-qualification-readmit",
     ),
+    path("projects/<id:project_id>/my-work/", my_work_views.MyWorkApi.as_view(), name="api-my-work"),
+    path("annotations/<id:annotation_id>/undo/", my_work_views.AnnotationUndoApi.as_view(), name="api-annotation-undo"),
     path("tasks/<id:task_id>/", annotation_api.TaskDetailApi.as_view(), name="api-task-detail"),
     path("tasks/<id:task_id>/annotations/", annotation_api.AnnotationSubmitApi.as_view(), name="api-annotation-submit"),
     path("tasks/<id:task_id>/skip/", annotation_api.TaskSkipApi.as_view(), name="api-task-skip"),

@@ -224,6 +224,8 @@ CELERY_BEAT_SCHEDULE = {
 # Label quality (docs/quality.md): how often changed projects are recomputed, and how many of a
 # project's newest comparison judgments one run reads (it bounds the run's memory).
 QUALITY_REFRESH_SECONDS = env.int("FEEDBACKLOOP_QUALITY_REFRESH_SECONDS", default=600)
+# How long a labeler may undo their last submit (annotation/undo.py).
+UNDO_SECONDS = env.int("FEEDBACKLOOP_UNDO_SECONDS", default=300)
 QUALITY_MAX_JUDGMENTS = env.int("FEEDBACKLOOP_QUALITY_MAX_JUDGMENTS", default=200_000)
 CELERY_BEAT_SCHEDULE["refresh-label-quality"] = {
     "task": "annotation.tasks.quality_refresh_all",

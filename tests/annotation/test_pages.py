@@ -175,8 +175,34 @@ def test_project_list_counts_progress_in_one_query_for_any_number_of_projects(cl
         TaskFactory.create_batch(2, project=project)
         Membership.objects.create(project=project, user=user, role="labeler")
     client.force_login(user)
-    # session, user, projects, roles, progress, the create-project permission (user's and groups'), + slack of one
-    with django_assert_max_num_queries(8):
+    # session, user, projects, roles, progress, waiting for the user, the create-project permission (user's and
+    # groups'), + slack of one
+    with django_assert_max_num_queries(9):
         response = client.get("/")
     assert response.status_code == 200
     assert response.content.decode().count('data-kind="demonstration"') == 5
+
+
+def test_project_cards_count_what_waits_for_this_labeler_and_the_empty_queue_points_to_the_other(client):
+    import uuid
+
+    from annotation import services
+
+    project = ProjectFactory(overlap=2)
+    demo = TaskFactory(project=project)
+    for _ in range(3):
+        TaskFactory(project=project, kind="comparison")
+    alice = member(project, username="alice-waiting")
+    services.task_claim_next(project=project, labeler=alice, kind="demonstration")
+    services.annotation_submit(task=demo, labeler=alice, client_id=uuid.uuid4(), data={"text": "Done."})
+    client.force_login(alice)
+
+    page = client.get("/").content.decode()
+    # The demonstration still needs a second label, but not alice's: no demonstration button for her.
+    assert f'href="/projects/{project.pk}/label/comparison/" data-waiting="3"' in page
+    assert "3 waiting for you" in page
+    assert f'href="/projects/{project.pk}/label/demonstration/"' not in page
+
+    empty = client.get(f"/projects/{project.pk}/label/demonstration/").content.decode()
+    assert 'id="empty-state"' in empty
+    assert f'href="/projects/{project.pk}/label/comparison/"' in empty and "3 waiting" in empty
