@@ -180,6 +180,35 @@ class Task(TimeStamped):
         return f"Task {self.pk} ({self.kind})"
 
 
+class ProgressCounter(models.Model):
+    """A project's progress per task kind, rolled up as tasks change: what progress bars read.
+
+    Database triggers on annotation_task keep it (migration 0009_progress_counters, for PostgreSQL
+    and SQLite): every insert, delete, or change of a task's done, status, required, kind or gold
+    flag adds the new row's figures and takes away the old row's, in the statement's transaction.
+    So every writer (a submit's raw SQL, a review's rejection, undo, imports, the bench's raw
+    INSERTs) keeps it right, and reading a project's progress sums a few rows instead of scanning
+    its tasks. A task's figures go to shard `id % SHARDS`, so concurrent submits on different
+    tasks update different rows instead of queueing on one. Gold tasks count nowhere: they never
+    fill up. No foreign key: a trigger on annotation_project removes a deleted project's rows.
+    """
+
+    SHARDS = 8
+
+    project_id = models.BigIntegerField()
+    kind = models.CharField(max_length=16)
+    shard = models.SmallIntegerField()
+    tasks = models.BigIntegerField(default=0)
+    done_tasks = models.BigIntegerField(default=0)
+    annotations = models.BigIntegerField(default=0, help_text="The sum of the tasks' done.")
+    required = models.BigIntegerField(default=0, help_text="The sum of the tasks' required.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project_id", "kind", "shard"], name="progress_counter_unique"),
+        ]
+
+
 class TaskResponse(models.Model):
     """A response shown by a comparison task, at its stored random display position."""
 

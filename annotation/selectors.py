@@ -1,14 +1,13 @@
 """Reads of the annotation app. Everything a user sees goes through a scope check here."""
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.cache import cache
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import QuerySet, Sum
 from django.http import Http404
 from django.utils import timezone
 
 from .ids import as_id
-from .models import Annotation, Lease, Membership, Project, Prompt, Task
+from .models import Annotation, Lease, Membership, ProgressCounter, Project, Prompt, Task
 from .queries import column_value, columns, db_datetime, execute, fetch_one, load
 
 
@@ -70,43 +69,29 @@ def project_progress(*, project: Project) -> dict:
     return project_progress_many(project_ids=[project.pk])[project.pk]
 
 
-PROGRESS_CACHE_SECONDS = 5
-
-
-def project_progress_cached(*, project: Project) -> dict:
-    """project_progress, at most PROGRESS_CACHE_SECONDS old.
-
-    For the work page, which reloads after every submit: without the cache every label paid an
-    aggregate over all the project's tasks. Dashboards and exports use the exact figures.
-    """
-    return cache.get_or_set(
-        f"annotation:progress:{project.pk}", lambda: project_progress(project=project), PROGRESS_CACHE_SECONDS
-    )
-
-
 def project_progress_many(*, project_ids: list[int]) -> dict[int, dict]:
-    """project_progress for several projects in one grouped query (the project list).
+    """project_progress for several projects from their rolled-up counters (models.ProgressCounter).
 
-    Gold tasks are no progress: they never fill up, and every labeler may get each.
+    One grouped query over at most SHARDS rows per project and kind, however many tasks there are:
+    no scan, and no cache to go stale, so the work page is right right after a submit. Gold tasks
+    are no progress: they never fill up, and every labeler may get each.
     """
     rows = (
-        Task.objects.filter(project_id__in=project_ids, is_gold=False)
+        ProgressCounter.objects.filter(project_id__in=project_ids)
         .values("project_id", "kind")
-        .annotate(
-            tasks=Count("id"),
-            done_tasks=Count("id", filter=Q(status=Task.Status.DONE)),
-            annotations=Sum("done"),
-            required=Sum("required"),
-        )
+        .annotate(tasks=Sum("tasks"), done_tasks=Sum("done_tasks"), annotations=Sum("annotations"),
+                  required=Sum("required"))
         .order_by("project_id", "kind")
     )
     by_project: dict[int, dict] = {pk: {} for pk in project_ids}
     for row in rows:
+        if not row["tasks"]:
+            continue  # every task of the kind is gone: the kind is not shown
         required = row["required"] or 0
         annotations = min(row["annotations"] or 0, required) if required else 0
         by_project[row["project_id"]][row["kind"]] = {
             "tasks": row["tasks"],
-            "done_tasks": row["done_tasks"],
+            "done_tasks": row["done_tasks"] or 0,
             "annotations": row["annotations"] or 0,
             "required": required,
             "percent": round(100 * annotations / required, 1) if required else 0.0,

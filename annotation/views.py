@@ -86,7 +86,7 @@ def task_label(request, project_id: int, kind: str):
         "membership": membership,
         "kind": kind,
         "kind_noun": KIND_LABELS[kind]["noun"],
-        "progress": selectors.project_progress_cached(project=project)["by_kind"].get(kind),
+        "progress": selectors.project_progress(project=project)["by_kind"].get(kind),
         "done_today": selectors.annotation_count_today(labeler=request.user, project=project),
         "my_reviews": _my_reviews(request.user, project),
         "undo": undo.undo_offer(project_id=project.pk, labeler=request.user),
