@@ -15,6 +15,11 @@
   function pct(x) { return (Math.round(1000 * x) / 10).toFixed(1); }
   function text(role, value) { var el = $(role); if (el) el.textContent = value; }
 
+  // Grid and tick colours from the page's palette, so the charts follow the light or dark scheme.
+  function themeColor(name, fallback) {
+    return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || fallback;
+  }
+
   function drawBoard(rows) {
     var rated = rows.filter(function (r) { return r.rating !== null; });
     var canvas = document.getElementById("board-chart");
@@ -30,6 +35,7 @@
       chart.update("none");
       return;
     }
+    window.Chart.defaults.color = themeColor("--muted", "#5b6475");
     chart = new window.Chart(canvas, {
       type: "bar",
       data: { labels: labels, datasets: [
@@ -39,7 +45,7 @@
       options: {
         indexAxis: "y", animation: false, responsive: true, maintainAspectRatio: false,
         // Not from zero: ratings sit near 1000, and 958 against 1042 must look apart.
-        scales: { x: { beginAtZero: false, title: { display: true, text: "Bradley–Terry rating (Elo scale)" }, grid: { color: "#eef0f3" } }, y: { grid: { display: false } } },
+        scales: { x: { beginAtZero: false, title: { display: true, text: "Bradley–Terry rating (Elo scale)" }, grid: { color: themeColor("--line", "#eef0f3") } }, y: { grid: { display: false } } },
         plugins: { legend: { display: false } }
       }
     });

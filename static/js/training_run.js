@@ -52,10 +52,16 @@
     return null;
   }
 
+  // Grid and tick colours from the page's palette, so the charts follow the light or dark scheme.
+  function themeColor(name, fallback) {
+    return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || fallback;
+  }
+
   function chartFor(group) {
     if (charts[group]) return charts[group];
     var figure = root.querySelector("[data-chart=" + group + "]");
     figure.hidden = false;
+    window.Chart.defaults.color = themeColor("--muted", "#5b6475");
     charts[group] = new window.Chart(document.getElementById("chart-" + group), {
       type: "line",
       data: { datasets: [] },
@@ -63,8 +69,8 @@
         animation: false, responsive: true, maintainAspectRatio: false, parsing: false, normalized: true,
         interaction: { mode: "nearest", axis: "x", intersect: false },
         scales: {
-          x: { type: "linear", title: { display: true, text: "step" }, ticks: { precision: 0 }, grid: { color: "#eef0f3" } },
-          y: { grid: { color: "#eef0f3" }, ticks: { callback: formatTick } }
+          x: { type: "linear", title: { display: true, text: "step" }, ticks: { precision: 0 }, grid: { color: themeColor("--line", "#eef0f3") } },
+          y: { grid: { color: themeColor("--line", "#eef0f3") }, ticks: { callback: formatTick } }
         },
         // The legend names only the lines drawn, and only when there is more than one.
         plugins: { legend: { position: "bottom", labels: { boxWidth: 10, boxHeight: 10,
