@@ -27,6 +27,8 @@ urlpatterns = [
         admin_views.project_member_remove,
         name="project-member-remove",
     ),
+    path("projects/<id:project_id>/annotations/", admin_views.project_annotations, name="project-annotations"),
+    path("projects/<id:project_id>/tasks/<id:task_id>/", admin_views.project_task, name="project-task"),
     path("projects/<id:project_id>/export/", admin_views.project_export, name="project-export"),
     path("projects/<id:project_id>/prioritise/", admin_views.project_prioritise, name="project-prioritise"),
     path(

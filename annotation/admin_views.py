@@ -9,15 +9,16 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from . import admin_services, dashboard, exporters, gold_stats, importers, qualification, services
+from . import admin_services, browse, dashboard, exporters, gold_stats, importers, qualification, services
 from .errors import ServiceError, size_words
 from .forms import MemberAddForm, MemberRoleForm, ProjectCreateForm, ProjectSettingsForm, PromptImportForm
-from .models import Membership, Project
+from .models import Annotation, Membership, Project
 from .roles import Action, can_create_projects, project_access, role_actions
 
 EXPORT_FORMATS = [
@@ -271,3 +272,39 @@ def project_export(request, project_id: int):
     ]
     progress = dashboard.dashboard_progress(project=project)
     return _page(request, "annotation/admin/export.html", project, "export", {"formats": formats, "progress": progress})
+
+
+BROWSE_PAGE_SIZE = 50
+
+
+@login_required
+def project_annotations(request, project_id: int):
+    """Every label of the project, filterable by labeler, kind, review, date and disagreement, with search."""
+    project = _project(request, project_id, Action.DASHBOARD)
+    error, filters = "", {}
+    try:
+        filters = browse.clean_browse_filters(request.GET)
+    except ServiceError as exc:
+        error = exc.message
+    paginator = Paginator(browse.project_annotations(project=project, **filters), BROWSE_PAGE_SIZE)
+    page = paginator.get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return _page(request, "annotation/admin/annotations.html", project, "annotations", {
+        "rows": browse.browse_rows(list(page.object_list)),
+        "page": page,
+        "filters": filters,
+        "query": query.urlencode(),
+        "kinds": list(Annotation.Kind.values),
+        "reviews": browse.REVIEW_FILTERS,
+        "labelers": list(project.memberships.order_by("user__username").values_list("user__username", flat=True)),
+        "error": error,
+    }, status=400 if error else 200)
+
+
+@login_required
+def project_task(request, project_id: int, task_id: int):
+    """One task with every label given on it, beside the responses it judged."""
+    project = _project(request, project_id, Action.DASHBOARD)
+    return _page(request, "annotation/admin/task.html", project, "annotations",
+                 browse.task_with_labels(project=project, task_id=task_id))
