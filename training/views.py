@@ -70,7 +70,7 @@ def _require_training(user) -> None:
 def run_list(request):
     _require_training(request.user)
     projects = list(projects_for(user=request.user, action=Action.TRAIN))
-    runs = selectors.run_list_for_user(user=request.user).select_related("project", "base_model")
+    runs = selectors.run_list_for_user(user=request.user).select_related("project", "base_model", "output_model")
     project_id = as_id(request.GET.get("project"))
     status = request.GET.get("status") or ""
     if project_id is not None:
@@ -90,6 +90,7 @@ def run_list(request):
             "percent": round(100 * run.progress, 1),
             "duration": format_duration(_duration(run, now)),
             "api_url": run_api_url(run.pk),
+            "output_model": getattr(run, "output_model", None),  # a missing reverse one-to-one is an AttributeError
         }
         for run in page
     ]
@@ -176,6 +177,16 @@ def metric_charts(series: dict[str, list]) -> list[dict]:
     return [chart for chart in charts.values() if chart["metrics"]]
 
 
+def _time_left(run: TrainingRun, now) -> str:
+    """"about 4 min" from the pace since the run started, while it runs; "" otherwise."""
+    if run.status not in TrainingRun.ACTIVE or not run.started_at or not run.step or not run.total_steps:
+        return ""
+    if run.step >= run.total_steps:
+        return ""
+    elapsed = (now - run.started_at).total_seconds()
+    return "about " + format_duration(timedelta(seconds=elapsed / run.step * (run.total_steps - run.step)))
+
+
 @login_required
 def run_detail(request, run_id: int):
     run = selectors.run_get_for_user(user=request.user, run_id=run_id)
@@ -189,6 +200,7 @@ def run_detail(request, run_id: int):
         "active": run.status in TrainingRun.ACTIVE,
         "percent": round(100 * run.progress, 1),
         "duration": format_duration(_duration(run, timezone.now())),
+        "eta": _time_left(run, timezone.now()),
         "output_model": output_model,
         "series": series,
         "latest": latest,

@@ -130,8 +130,47 @@
     return m;
   }
 
+  // Time left from the pace so far: the seconds since the run started over the steps done.
+  function eta(run) {
+    if (!run.started_at || !run.total_steps || !run.step || run.step >= run.total_steps) return "\u2014";
+    var elapsed = new Date() - new Date(run.started_at);
+    return "about " + formatDuration(elapsed / run.step * (run.total_steps - run.step));
+  }
+
+  // When the run ends: the tab's title says so, and a browser notification if the user asked for one.
+  var baseTitle = document.title;
+  var wasActive = root.dataset.active === "true";
+  var ENDINGS = { succeeded: "\u2713 succeeded", failed: "\u2717 failed", cancelled: "cancelled" };
+  function announceEnd(run) {
+    var what = "Run #" + run.id + " " + (ENDINGS[run.status] || run.status);
+    document.title = what + " \u00b7 " + baseTitle;
+    if (window.Notification && window.Notification.permission === "granted") {
+      try { new window.Notification(what, { body: root.dataset.runName || baseTitle, tag: "run-" + run.id }); } catch (e) { /* not allowed here */ }
+    }
+  }
+
+  var notifyButton = $("notify");
+  var notifyState = $("notify-state");
+  function showNotifyChoice() {
+    if (!notifyButton || !window.Notification || !wasActive) return;
+    var permission = window.Notification.permission;
+    notifyButton.hidden = permission !== "default";
+    notifyState.textContent = permission === "granted" ? "You will get a notification when the run ends." :
+      (permission === "denied" ? "Notifications are blocked for this site; the tab's title will say when it ends." : "");
+  }
+  if (notifyButton) {
+    notifyButton.addEventListener("click", function () {
+      window.Notification.requestPermission().then(showNotifyChoice);
+    });
+    showNotifyChoice();
+  }
+
   function render(run) {
     var active = JobStatus.isActive(run.status);
+    $("eta").textContent = active ? eta(run) : "\u2014";
+    if (wasActive && !active) announceEnd(run);
+    wasActive = active;
+    if (!active && notifyButton) { notifyButton.hidden = true; notifyState.textContent = ""; }
     var percent = JobStatus.paint(root, run);
     root.dataset.active = active ? "true" : "false";
     root.dataset.status = run.status;

@@ -1,0 +1,49 @@
+"""The run page while a run goes on: time left, then, when it ends, the tab's title and a notification."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from annotation.models import Membership
+from tests.browser import launch_browser, login
+from tests.factories import ProjectFactory, member, model_version
+from training.models import TrainingRun
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+# Records each notification the page makes (Chromium headless shows none).
+RECORD_NOTIFICATIONS = """
+window.__notes = [];
+const Real = window.Notification;
+class Recorded { constructor(title, options) { window.__notes.push({title, body: (options || {}).body}); } }
+Recorded.permission = "granted";
+Recorded.requestPermission = () => Promise.resolve("granted");
+window.Notification = Recorded;
+"""
+
+
+def test_time_left_then_the_title_and_a_notification_when_the_run_ends(live_server):
+    project = ProjectFactory(name="Watched")
+    engineer = member(project, Membership.Role.ENGINEER, username="watcher")
+    base = model_version(name="tiny-base", kind="base", path="models/tiny", project=project)
+    run = TrainingRun.objects.create(
+        kind="sft", project=project, base_model=base, status="running", step=3, total_steps=10,
+        started_at=timezone.now() - timedelta(seconds=30), created_by=engineer,
+    )
+    with launch_browser() as browser:
+        context = browser.new_context()
+        context.add_init_script(RECORD_NOTIFICATIONS)
+        page = context.new_page()
+        login(page, live_server.url, engineer.username, "pass-1234")
+        page.goto(f"{live_server.url}/training/runs/{run.pk}/")
+        eta = page.inner_text("[data-role=eta]")
+        assert eta.startswith("about 1m"), eta  # 30 s for 3 steps, 7 to go
+        assert "notification when the run ends" in page.inner_text("[data-role=notify-state]")
+
+        TrainingRun.objects.filter(pk=run.pk).update(status="succeeded", step=10, finished_at=timezone.now())
+        page.wait_for_function("() => document.title.startsWith('Run #')", timeout=15_000)
+        assert page.title().startswith(f"Run #{run.pk} \u2713 succeeded")
+        notes = page.evaluate("() => window.__notes")
+        assert [n["title"] for n in notes] == [f"Run #{run.pk} \u2713 succeeded"]
+        assert page.inner_text("[data-role=eta]") == "\u2014"
