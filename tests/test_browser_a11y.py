@@ -54,10 +54,14 @@ def world(monkeypatch):
     run = TrainingRun.objects.create(kind="sft", project=project, base_model=base, status="running", step=3,
                                      total_steps=10, log_tail="step 3 loss=1.5", created_by=admin)
     MetricPoint.objects.bulk_create([MetricPoint(run=run, step=s, name="loss", value=3.0 - s / 2) for s in (1, 2, 3)])
+    run2 = TrainingRun.objects.create(kind="sft", project=project, base_model=base, status="succeeded", step=2,
+                                      total_steps=2, created_by=admin, config={"learning_rate": 0.01})
+    MetricPoint.objects.bulk_create([MetricPoint(run=run2, step=s, name="loss", value=2.0 - s / 3) for s in (1, 2)])
     evaluation = evaluations.evaluation_create(project=project, model_a=base, model_b=sft, prompt_count=2,
                                                created_by=admin) if project.prompts.count() >= 2 else None
     return {
-        "project": project, "admin": admin, "labeler": labeler, "reviewer": reviewer, "run": run,
+        "project": project, "admin": admin, "labeler": labeler, "reviewer": reviewer, "run": run, "run2": run2,
+        "done": done,
         "evaluation": evaluation, "job": GenerationJob.objects.order_by("id").first(),
     }
 
@@ -67,7 +71,8 @@ def pages_for(world) -> dict[str, list[str]]:
     admin_pages = [
         "/", f"/projects/{p}/dashboard/", f"/projects/{p}/settings/", f"/projects/{p}/import/",
         f"/projects/{p}/export/", "/projects/new/", "/training/runs/", "/training/runs/new/",
-        f"/training/runs/{world['run'].pk}/", "/training/models/", "/training/generation/",
+        f"/training/runs/{world['run'].pk}/", f"/training/runs/compare/?runs={world['run'].pk},{world['run2'].pk}",
+        "/training/models/", f"/projects/{p}/annotations/", f"/projects/{p}/tasks/{world['done'].pk}/", "/training/generation/",
         "/training/generation/new/", "/training/evaluations/", "/training/evaluations/new/",
         f"/training/projects/{p}/leaderboard/", "/account/", "/training/no-such-page/",
     ]

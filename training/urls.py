@@ -7,6 +7,7 @@ from . import generation_views, views
 urlpatterns = [
     path("runs/", views.run_list, name="training-run-list"),
     path("runs/new/", views.run_new, name="training-run-new"),
+    path("runs/compare/", views.run_compare, name="training-run-compare"),
     path("runs/<id:run_id>/", views.run_detail, name="training-run-detail"),
     path("runs/<id:run_id>/cancel/", views.run_cancel, name="training-run-cancel"),
     path("runs/<id:run_id>/resume/", views.run_resume, name="training-run-resume"),

@@ -18,7 +18,7 @@ from annotation.ids import as_id
 from annotation.roles import Action, may_anywhere, project_access, projects_for, require_anywhere
 
 from . import selectors, services
-from .forms import RunForm, config_groups
+from .forms import RunForm, config_groups, config_value_to_text
 from .models import ModelVersion, TrainingRun
 
 RUNS_PER_PAGE = 50
@@ -324,3 +324,51 @@ def model_list(request):
         "can_start": may_anywhere(user=request.user, action=Action.TRAIN),
     })
 
+
+
+# Compare runs -------------------------------------------------------------------------------------
+
+COMPARE_MAX = 4
+
+
+@login_required
+def run_compare(request):
+    """Two to four runs' curves on one page: one chart per metric family, one line per run and metric."""
+    _require_training(request.user)
+    raw = request.GET.getlist("runs") or (request.GET.get("ids") or "").split(",")
+    ids = []
+    for value in raw:
+        for part in str(value).split(","):
+            pk = as_id(part.strip())
+            if pk is not None and pk not in ids:
+                ids.append(pk)
+    if not 2 <= len(ids) <= COMPARE_MAX:
+        return render(request, "training/run_compare.html", {
+            "nav_section": "runs",
+            "error": f"Choose 2 to {COMPARE_MAX} runs to compare (tick them in the runs list).",
+        }, status=400)
+    ids.sort()  # oldest first, however they were ticked
+    runs = [selectors.run_get_for_user(user=request.user, run_id=pk) for pk in ids]  # 404 for any not theirs
+    series = {run.pk: selectors.run_metric_series(run=run) for run in runs}
+    names = {name for by_name in series.values() for name in by_name}
+    charts = metric_charts({name: [] for name in names})
+    return render(request, "training/run_compare.html", {
+        "nav_section": "runs",
+        "runs": runs,
+        "charts": charts,
+        "series": {
+            "runs": [{"id": run.pk, "label": f"#{run.pk} {run.kind}", "series": series[run.pk]} for run in runs],
+            "charts": [{"id": chart["id"], "metrics": chart["metrics"]} for chart in charts],
+        },
+        "configs": _config_rows(runs),
+    })
+
+
+def _config_rows(runs: list[TrainingRun]) -> list[dict]:
+    """Each config setting any of the runs has, with each run's value; the ones that differ first."""
+    names = sorted({name for run in runs for name in (run.config or {})})
+    rows = [{"name": name, "values": [config_value_to_text((run.config or {}).get(name, "")) for run in runs]}
+            for name in names]
+    for row in rows:
+        row["differs"] = len(set(row["values"])) > 1
+    return sorted(rows, key=lambda row: (not row["differs"], row["name"]))

@@ -47,3 +47,39 @@ def test_time_left_then_the_title_and_a_notification_when_the_run_ends(live_serv
         notes = page.evaluate("() => window.__notes")
         assert [n["title"] for n in notes] == [f"Run #{run.pk} \u2713 succeeded"]
         assert page.inner_text("[data-role=eta]") == "\u2014"
+
+
+def test_two_runs_curves_on_one_page_from_the_runs_list(live_server):
+    from training.models import MetricPoint
+
+    project = ProjectFactory(name="Compared")
+    engineer = member(project, Membership.Role.ENGINEER, username="comparer")
+    base = model_version(name="tiny-base", kind="base", path="models/tiny", project=project)
+    runs = []
+    for lr, slope in (("0.001", 0.5), ("0.0003", 0.2)):
+        run = TrainingRun.objects.create(kind="sft", project=project, base_model=base, status="succeeded", step=3,
+                                         total_steps=3, created_by=engineer, config={"learning_rate": lr, "seed": 0})
+        MetricPoint.objects.bulk_create([MetricPoint(run=run, step=s, name=n, value=v)
+                                         for s in (1, 2, 3) for n, v in (("loss", 3 - slope * s),
+                                                                          ("mean_token_accuracy", 0.2 * s))])
+        runs.append(run)
+    other = TrainingRun.objects.create(kind="sft", project=ProjectFactory(), base_model=base, status="queued")
+    with launch_browser() as browser:
+        page = browser.new_page()
+        login(page, live_server.url, engineer.username, "pass-1234")
+        page.goto(f"{live_server.url}/training/runs/")
+        for run in runs:
+            page.check(f'input[name=runs][value="{run.pk}"]')
+        with page.expect_navigation():
+            page.click("#compare-form button[type=submit]")
+        page.wait_for_selector("#run-compare[data-ready=true]")
+        charts = page.eval_on_selector_all("#run-compare figure[data-chart]", "els => els.map(e => e.dataset.chart)")
+        assert charts == ["loss", "reward"]
+        lines = page.evaluate("() => Chart.getChart('compare-loss').data.datasets.map(d => d.label)")
+        assert lines == [f"#{runs[0].pk} sft · loss", f"#{runs[1].pk} sft · loss"]
+        differs = page.inner_text(".compare-config tr.differs")
+        assert "learning_rate" in differs and "0.001" in differs and "0.0003" in differs
+        # A run of a project the engineer may not train in is a 404; one run alone is a clear 400.
+        assert page.goto(f"{live_server.url}/training/runs/compare/?runs={runs[0].pk},{other.pk}").status == 404
+        one = page.goto(f"{live_server.url}/training/runs/compare/?runs={runs[0].pk}")
+        assert one.status == 400 and "Choose 2 to 4 runs" in page.inner_text("main")
