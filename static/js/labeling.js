@@ -344,6 +344,14 @@
     });
   }
 
+  // The buttons under the ranking do by tap what T and Backspace do by key (phones have no keys).
+  var tapTie = false;
+  function setTapTie(on) {
+    tapTie = on && state.groups.length > 0;
+    var button = $("rank-tie");
+    if (button) button.setAttribute("aria-pressed", String(tapTie));
+  }
+
   function rankUndo() {
     if (!history.length) { showHint("Nothing to undo."); return; }
     state.groups = JSON.parse(history.pop());
@@ -426,7 +434,7 @@
       if (ranked.indexOf(n) !== -1) return;
       var c = chip(n);
       c.title = "Click to add below the others, or drag";
-      c.addEventListener("click", function () { rankAppend(n, false); });
+      c.addEventListener("click", function () { rankAppend(n, tapTie); setTapTie(false); });
       tray.appendChild(c);
     });
     if (!tray.childNodes.length) {
@@ -723,7 +731,11 @@
     Array.prototype.forEach.call(document.querySelectorAll(".choice"), function (b) {
       b.addEventListener("click", function () { setChoice(b.dataset.choice); });
     });
-    if (mode === "rank") setupDrag();
+    if (mode === "rank") {
+      setupDrag();
+      $("rank-tie").addEventListener("click", function () { setTapTie(!tapTie); });
+      $("rank-undo").addEventListener("click", rankUndo);
+    }
     restoreDraft();
     if (mode === "rank") renderRanking();
   }
