@@ -61,7 +61,7 @@ def world(monkeypatch):
                                                created_by=admin) if project.prompts.count() >= 2 else None
     return {
         "project": project, "admin": admin, "labeler": labeler, "reviewer": reviewer, "run": run, "run2": run2,
-        "done": done,
+        "done": done, "sft": sft,
         "evaluation": evaluation, "job": GenerationJob.objects.order_by("id").first(),
     }
 
@@ -72,7 +72,7 @@ def pages_for(world) -> dict[str, list[str]]:
         "/", f"/projects/{p}/dashboard/", f"/projects/{p}/settings/", f"/projects/{p}/import/",
         f"/projects/{p}/export/", "/projects/new/", "/training/runs/", "/training/runs/new/",
         f"/training/runs/{world['run'].pk}/", f"/training/runs/compare/?runs={world['run'].pk},{world['run2'].pk}",
-        "/training/models/", f"/projects/{p}/annotations/", f"/projects/{p}/tasks/{world['done'].pk}/", "/training/generation/",
+        "/training/models/", f"/training/models/{world['sft'].pk}/", f"/projects/{p}/annotations/", f"/projects/{p}/tasks/{world['done'].pk}/", "/training/generation/",
         "/training/generation/new/", "/training/evaluations/", "/training/evaluations/new/",
         f"/training/projects/{p}/leaderboard/", "/account/", "/training/no-such-page/",
     ]

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import generation_views, views
+from . import generation_views, model_views, views
 
 urlpatterns = [
     path("runs/", views.run_list, name="training-run-list"),
@@ -13,6 +13,8 @@ urlpatterns = [
     path("runs/<id:run_id>/resume/", views.run_resume, name="training-run-resume"),
     path("runs/<id:run_id>/retry/", views.run_retry, name="training-run-retry"),
     path("models/", views.model_list, name="training-model-list"),
+    path("models/<id:model_id>/", model_views.model_page, name="training-model-detail"),
+    path("models/<id:model_id>/download/", model_views.model_download, name="training-model-download"),
     path("generation/", generation_views.generation_list, name="training-generation-list"),
     path("generation/new/", generation_views.generation_new, name="training-generation-new"),
     path("generation/<id:job_id>/", generation_views.generation_detail, name="training-generation-detail"),

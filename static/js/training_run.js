@@ -198,7 +198,7 @@
     var modelId = outputModelId(run);
     if (modelId && !root.querySelector("[data-role=output-model] a")) {
       var link = document.createElement("a");
-      link.href = root.dataset.modelsUrl + "#model-" + modelId;
+      link.href = root.dataset.modelsUrl + modelId + "/";
       link.textContent = "Model version #" + modelId;
       $("output-model").replaceChildren(link);
       refreshLineage();

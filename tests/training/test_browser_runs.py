@@ -87,7 +87,7 @@ def test_start_an_sft_run_from_the_form_and_watch_it_finish(live_server, celery_
         # The cancel button is gone and lineage names the new model.
         assert page.locator("[data-role=cancel-form]").is_hidden()
         output = ModelVersion.objects.get(produced_by=run)
-        page.wait_for_selector(f"[data-role=output-model] a[href$='#model-{output.pk}']")
+        page.wait_for_selector(f"[data-role=output-model] a[href$='/models/{output.pk}/']")
         assert page.text_content("[data-role=log]").strip() != "No output yet."
 
         runs_list.wait_for_function(
@@ -99,8 +99,9 @@ def test_start_an_sft_run_from_the_form_and_watch_it_finish(live_server, celery_
         assert runs_list.text_content(f"{row} [data-role=finished]").strip() != "—"
 
         page.click("[data-role=output-model] a")
-        page.wait_for_selector(f"#model-{output.pk}")
-        assert page.get_attribute(f"#model-{output.pk}", "data-parent-id") == str(tiny_base_model.pk)
+        page.wait_for_selector(f"#model[data-model-id='{output.pk}']")
+        assert tiny_base_model.name in page.inner_text(".lineage-chain")  # the model's page: its lineage
+        assert page.is_visible("[data-role=download]")
         assert errors == []
 
 

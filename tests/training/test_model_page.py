@@ -1,0 +1,64 @@
+"""A model's page and download: card, key metric first, lineage, uses; scoped like the registry."""
+
+import io
+import tarfile
+
+import pytest
+
+from annotation.models import Membership
+from tests.factories import ProjectFactory, member, model_version
+from training import registry
+from training.models import DatasetSnapshot, TrainingRun
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def models(settings, tmp_path):
+    settings.STORAGE_ROOT = str(tmp_path)
+    project = ProjectFactory(name="Models")
+    engineer = member(project, Membership.Role.ENGINEER, username="eng")
+    base = model_version(name="tiny-base", kind="base", path="models/tiny", project=project)
+    snapshot = DatasetSnapshot.objects.create(project=project, format="preference", path="s.jsonl", sha256="ab" * 32,
+                                              row_count=12)
+    run = TrainingRun.objects.create(kind="reward", project=project, base_model=base, status="succeeded",
+                                     snapshot=snapshot, config={"learning_rate": 0.0005, "max_steps": 40})
+    rm = model_version(name="rm-1", kind="reward", path="runs/1/model", parent=base, project=project, produced_by=run,
+                       metrics={"loss": 0.41, "eval_accuracy": 0.83, "train_runtime": 12.5})
+    folder = registry.model_location(rm)
+    with open(f"{folder}/model.safetensors", "wb") as f:
+        f.write(b"\x01" * 3000)
+    TrainingRun.objects.create(kind="rlhf", project=project, base_model=base, reward_model=rm, status="queued")
+    return {"project": project, "engineer": engineer, "base": base, "rm": rm, "run": run}
+
+
+def test_the_page_shows_the_key_metric_first_the_card_lineage_and_uses(client, models):
+    client.force_login(models["engineer"])
+    page = client.get(f"/training/models/{models['rm'].pk}/").content.decode()
+    assert page.index("eval_accuracy") < page.index("train_runtime") and 'class="key-metric"' in page
+    assert "dataset_sha256: &quot;" + "ab" * 32 in page and "learning_rate: 0.0005" in page
+    assert "tiny-base" in page and "as its reward model" in page and f"run #{models['run'].pk}" in page
+
+
+def test_download_streams_a_tar_with_the_files_and_a_card(client, models):
+    client.force_login(models["engineer"])
+    response = client.get(f"/training/models/{models['rm'].pk}/download/")
+    assert response.status_code == 200 and response["Content-Type"] == "application/x-tar"
+    archive = tarfile.open(fileobj=io.BytesIO(b"".join(response.streaming_content)))
+    names = archive.getnames()
+    assert "rm-1/model.safetensors" in names and "rm-1/README.md" in names and "rm-1/config.json" in names
+    assert archive.extractfile("rm-1/model.safetensors").read() == b"\x01" * 3000
+    card = archive.extractfile("rm-1/README.md").read().decode()
+    assert card.startswith("---\nmodel_name: \"rm-1\"") and "eval_accuracy: 0.83" in card
+
+
+def test_labelers_and_outsiders_see_no_model(client, models):
+    client.force_login(member(models["project"], Membership.Role.LABELER, username="lab"))
+    assert client.get(f"/training/models/{models['rm'].pk}/").status_code in (403, 404)
+    assert client.get(f"/training/models/{models['rm'].pk}/download/").status_code in (403, 404)
+    client.force_login(member(ProjectFactory(), Membership.Role.ADMIN, username="other-admin"))
+    assert client.get(f"/training/models/{models['rm'].pk}/").status_code == 404
+    assert client.get(f"/training/models/{models['rm'].pk}/download/").status_code == 404
+    hub = model_version(name="hub-model", kind="base", path="org/model", source="hub", project=models["project"])
+    client.force_login(models["engineer"])
+    assert client.get(f"/training/models/{hub.pk}/download/").status_code == 404

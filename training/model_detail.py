@@ -1,0 +1,170 @@
+"""One model's page: its card, metrics with the key one first, lineage, the runs that used it, download.
+
+The card is written from what the platform knows (base model, the run and its dataset snapshot with
+its sha256, config, metrics, lineage), as a README.md with YAML metadata, the way model hubs show
+models. The download is a tar of the model's directory, streamed file by file (weights can be GBs),
+with that card as README.md when the directory has none.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tarfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from django.db.models import Q
+
+from .models import Evaluation, GenerationJob, ModelVersion, TrainingRun
+from .registry import model_location
+
+# The metric that says most about a model of each kind, first on its page (the first one present wins).
+KEY_METRICS = {
+    ModelVersion.Kind.REWARD: ("eval_accuracy", "accuracy", "eval_loss", "loss"),
+    ModelVersion.Kind.SFT: ("eval_loss", "train_loss", "loss", "mean_token_accuracy"),
+    ModelVersion.Kind.POLICY: ("reward", "rewards/accuracies", "kl", "train_loss", "loss"),
+    ModelVersion.Kind.BASE: (),
+}
+CHUNK = 1 << 20
+BLOCK = tarfile.BLOCKSIZE
+
+
+def metrics_key_first(model: ModelVersion) -> list[tuple[str, float, bool]]:
+    """(name, value, is the key metric) with the kind's key metric first, then the rest by name."""
+    metrics = {k: v for k, v in (model.metrics or {}).items() if isinstance(v, (int, float))}
+    key = next((name for name in KEY_METRICS.get(model.kind, ()) if name in metrics), None)
+    rows = [(name, metrics[name], name == key) for name in sorted(metrics) if name != key]
+    return ([(key, metrics[key], True)] if key else []) + rows
+
+
+def lineage(model: ModelVersion) -> list[ModelVersion]:
+    """The model's ancestors, oldest first, ending with the model."""
+    chain, seen, current = [], set(), model
+    while current is not None and current.pk not in seen:
+        chain.append(current)
+        seen.add(current.pk)
+        current = current.parent
+    return list(reversed(chain))
+
+
+def uses(model: ModelVersion) -> dict:
+    return {
+        "runs": list(
+            TrainingRun.objects.filter(Q(base_model=model) | Q(reward_model=model))
+            .select_related("project").order_by("-created_at")[:50]
+        ),
+        "generation_jobs": list(
+            GenerationJob.objects.filter(Q(model_version=model) | Q(model_version_b=model)).order_by("-created_at")[:20]
+        ),
+        "evaluations": list(
+            Evaluation.objects.filter(Q(model_a=model) | Q(model_b=model)).order_by("-created_at")[:20]
+        ),
+        "children": list(model.children.order_by("name")),
+    }
+
+
+def _yaml_value(value) -> str:
+    return json.dumps(value, ensure_ascii=False)  # JSON scalars and lists are valid YAML
+
+
+def model_card(model: ModelVersion) -> str:
+    """README.md for the model: YAML metadata, then what it is, how it was made, and its intended use."""
+    run = model.produced_by
+    snapshot = run.snapshot if run is not None else None
+    chain = lineage(model)
+    meta = {
+        "model_name": model.name,
+        "model_kind": model.kind,
+        "base_model": chain[0].path if len(chain) > 1 else None,
+        "parent": model.parent.name if model.parent_id else None,
+        "project": model.project.slug if model.project_id else None,
+        "training_run": run.pk if run else None,
+        "training_kind": run.kind if run else None,
+        "dataset_snapshot": snapshot.pk if snapshot else None,
+        "dataset_format": snapshot.format if snapshot else None,
+        "dataset_sha256": snapshot.sha256 if snapshot else None,
+        "dataset_rows": snapshot.row_count if snapshot else None,
+        "library_name": "transformers",
+        "tags": ["feedbackloop", model.kind] + (["trl", run.kind] if run else []),
+    }
+    lines = ["---"] + [f"{key}: {_yaml_value(value)}" for key, value in meta.items() if value is not None]
+    if model.metrics:
+        lines.append("metrics:")
+        lines += [f"  {name}: {_yaml_value(value)}" for name, value, _ in metrics_key_first(model)]
+    if run and run.config:
+        lines.append("training_config:")
+        lines += [f"  {name}: {_yaml_value(value)}" for name, value in sorted(run.config.items())]
+    lines.append("---")
+    lines += ["", f"# {model.name}", "", f"A {model.get_kind_display()} model registered in FeedbackLoop."]
+    if len(chain) > 1:
+        lines += ["", "## Lineage", ""] + [f"- {m.name} ({m.get_kind_display()})" for m in chain]
+    if run:
+        lines += ["", "## Training", "", f"Run #{run.pk} ({run.get_kind_display()}) on "
+                  + (f"snapshot #{snapshot.pk}: {snapshot.row_count} {snapshot.format} rows, sha256 `{snapshot.sha256}`."
+                     if snapshot else "no recorded snapshot.")]
+    lines += ["", "## Intended use", "", _INTENDED_USE.get(model.kind, "Research and evaluation.")]
+    return "\n".join(lines) + "\n"
+
+
+_INTENDED_USE = {
+    ModelVersion.Kind.BASE: "A starting point for supervised fine-tuning in this project.",
+    ModelVersion.Kind.SFT: "A policy fine-tuned on the project's demonstrations: the start of reward modelling and RLHF, "
+                           "and a writer of candidate responses for comparison.",
+    ModelVersion.Kind.REWARD: "Scores responses to this project's prompts for RLHF and active sampling. Its scores are "
+                              "only as good as the labels it learned from; check its agreement with new labels before "
+                              "trusting it on a new policy's samples.",
+    ModelVersion.Kind.POLICY: "A policy optimised against the project's preferences. Evaluate it against its parent on "
+                              "held-out prompts before use.",
+}
+
+
+def model_directory(model: ModelVersion) -> Path | None:
+    """The model's directory on this machine, or None (a hub id, or files that are gone)."""
+    if model.source == ModelVersion.Source.HUB:
+        return None
+    folder = Path(model_location(model))
+    return folder if folder.is_dir() else None
+
+
+def _header(name: str, size: int, mtime: float, *, is_dir: bool = False) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size = 0 if is_dir else size
+    info.mtime = int(mtime)
+    info.mode = 0o755 if is_dir else 0o644
+    info.type = tarfile.DIRTYPE if is_dir else tarfile.REGTYPE
+    return info.tobuf(format=tarfile.PAX_FORMAT)
+
+
+def _padding(size: int) -> bytes:
+    return b"\0" * ((BLOCK - size % BLOCK) % BLOCK)
+
+
+def archive_chunks(model: ModelVersion, folder: Path) -> Iterator[bytes]:
+    """An uncompressed tar of the folder under <model name>/, streamed; symlinks are not followed."""
+    root = model.name
+    yield _header(root, 0, time.time(), is_dir=True)
+    has_card = (folder / "README.md").is_file()
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames.sort()
+        relative_dir = Path(dirpath).relative_to(folder)
+        for filename in sorted(filenames):
+            path = Path(dirpath) / filename
+            if path.is_symlink() or not path.is_file():
+                continue
+            stat = path.stat()
+            yield _header(f"{root}/{(relative_dir / filename).as_posix()}", stat.st_size, stat.st_mtime)
+            sent = 0
+            with open(path, "rb") as f:
+                while block := f.read(CHUNK):
+                    sent += len(block)
+                    yield block
+            if sent != stat.st_size:  # the file changed while being read: stop, rather than send a broken tar
+                raise OSError(f"{path} changed while it was being archived.")
+            yield _padding(sent)
+    if not has_card:
+        card = model_card(model).encode("utf-8")
+        yield _header(f"{root}/README.md", len(card), time.time())
+        yield card + _padding(len(card))
+    yield b"\0" * (2 * BLOCK)
