@@ -17,7 +17,7 @@ from itertools import combinations
 from django.core.cache import cache
 from django.db import connection
 from django.db.models import Aggregate, Avg, Count, F, FloatField, Max, Min, Q, Subquery, Sum, Window
-from django.db.models.functions import RowNumber, TruncDay, TruncHour
+from django.db.models.functions import RowNumber, TruncDay, TruncHour, TruncMinute, TruncWeek
 from django.utils import timezone
 
 from .models import ANNOTATION_COUNTS, Annotation, Lease, Membership, Project, Task
@@ -26,7 +26,6 @@ from .reviews.selectors import review_counts
 AGREEMENT_CHUNK_ROWS = 2000
 # The page's numbers are recomputed at most this often per project, however many admins watch.
 DASHBOARD_CACHE_SECONDS = 30
-MAX_HOURLY_SPAN = timedelta(hours=72)
 MAX_TIMELINE_BUCKETS = 120
 
 _KIND_LABELS = dict(Task.Kind.choices)
@@ -324,8 +323,8 @@ def dashboard_reward_agreement(*, project: Project) -> dict:
 
     Each such annotation stored at submit time (annotation.edits.reward_agreement) whether the
     reward model's best response is in the labeler's top group, and how many of the ranking's
-    ordered pairs the scores order the same way. Here they are summed: in total, and per hour
-    (work spanning up to 3 days) or per day for the chart, in UTC, buckets without labels left
+    ordered pairs the scores order the same way. Here they are summed: in total, and per bucket of
+    timeline_buckets for the chart, in UTC, buckets without labels left
     empty (null) so the line shows gaps rather than fake zeros. All bad judgements without a
     ranking are left out, as are labels made before their task was scored.
     """
@@ -351,16 +350,11 @@ def dashboard_reward_agreement(*, project: Project) -> dict:
     }
     if not n:
         return result
-    unit = "hour" if total["last"] - total["first"] <= MAX_HOURLY_SPAN else "day"
-    step = timedelta(hours=1) if unit == "hour" else timedelta(days=1)
-    end = _bucket_floor(total["last"], unit)
-    start = max(_bucket_floor(total["first"], unit), end - step * (MAX_TIMELINE_BUCKETS - 1))
-    trunc = (TruncHour if unit == "hour" else TruncDay)("created_at", tzinfo=dt_timezone.utc)
+    unit, step, fmt, trunc, start, end = timeline_buckets(total["first"], total["last"])
     rows = judged.filter(created_at__gte=start).annotate(bucket=trunc).values("bucket").annotate(**sums).order_by("bucket")
     buckets = {row["bucket"].astimezone(dt_timezone.utc): row for row in rows}
     timeline = result["timeline"]
     timeline["unit"] = unit
-    fmt = "%b %d %H:00" if unit == "hour" else "%b %d"
     moment = start
     while moment <= end:
         row = buckets.get(moment)
@@ -377,14 +371,40 @@ def dashboard_reward_agreement(*, project: Project) -> dict:
 # Timeline -------------------------------------------------------------------------------------
 
 
+# Bucket sizes, finest first: the finest that covers the work's span in MAX_TIMELINE_BUCKETS buckets
+# wins, so a first hour of labels reads per minute and a year per week (the chart reads at any scale).
+TIMELINE_UNITS = [
+    # (unit, bucket, label format, truncation)
+    ("minute", timedelta(minutes=1), "%H:%M", TruncMinute),
+    ("hour", timedelta(hours=1), "%b %d %H:00", TruncHour),
+    ("day", timedelta(days=1), "%b %d", TruncDay),
+    ("week", timedelta(weeks=1), "week of %b %d %Y", TruncWeek),
+]
+
+
 def _bucket_floor(moment: datetime, unit: str) -> datetime:
-    moment = moment.astimezone(dt_timezone.utc)
-    moment = moment.replace(minute=0, second=0, microsecond=0)
-    return moment.replace(hour=0) if unit == "day" else moment
+    moment = moment.astimezone(dt_timezone.utc).replace(second=0, microsecond=0)
+    if unit == "minute":
+        return moment
+    moment = moment.replace(minute=0)
+    if unit == "hour":
+        return moment
+    moment = moment.replace(hour=0)
+    return moment - timedelta(days=moment.weekday()) if unit == "week" else moment
+
+
+def timeline_buckets(first: datetime, last: datetime) -> tuple[str, timedelta, str, object, datetime, datetime]:
+    """(unit, bucket, label format, truncation of created_at, first bucket, last bucket) for work from first to last."""
+    for unit, step, fmt, trunc in TIMELINE_UNITS:
+        if _bucket_floor(last, unit) - _bucket_floor(first, unit) < step * MAX_TIMELINE_BUCKETS or unit == "week":
+            break
+    end = _bucket_floor(last, unit)
+    start = max(_bucket_floor(first, unit), end - step * (MAX_TIMELINE_BUCKETS - 1))
+    return unit, step, fmt, trunc("created_at", tzinfo=dt_timezone.utc), start, end
 
 
 def dashboard_timeline(*, project: Project) -> dict:
-    """Submitted annotations and skips per hour (when the work spans up to 3 days) or per day.
+    """Submitted annotations and skips per minute, hour, day or week (timeline_buckets picks by the span).
 
     Buckets are in UTC. Buckets without work are filled with zeros, so the chart's x axis is
     true time. Only the most recent MAX_TIMELINE_BUCKETS buckets are returned.
@@ -393,11 +413,7 @@ def dashboard_timeline(*, project: Project) -> dict:
     span = annotations.aggregate(first=Min("created_at"), last=Max("created_at"))
     if span["first"] is None:
         return {"unit": "hour", "labels": [], "annotations": [], "skips": [], "total": 0}
-    unit = "hour" if span["last"] - span["first"] <= MAX_HOURLY_SPAN else "day"
-    step = timedelta(hours=1) if unit == "hour" else timedelta(days=1)
-    end = _bucket_floor(span["last"], unit)
-    start = max(_bucket_floor(span["first"], unit), end - step * (MAX_TIMELINE_BUCKETS - 1))
-    trunc = (TruncHour if unit == "hour" else TruncDay)("created_at", tzinfo=dt_timezone.utc)
+    unit, step, fmt, trunc, start, end = timeline_buckets(span["first"], span["last"])
     rows = (
         annotations.filter(created_at__gte=start)
         .annotate(bucket=trunc)
@@ -410,7 +426,6 @@ def dashboard_timeline(*, project: Project) -> dict:
     )
     counts = {row["bucket"].astimezone(dt_timezone.utc): (row["annotations"], row["skips"]) for row in rows}
     labels, done, skipped = [], [], []
-    fmt = "%b %d %H:00" if unit == "hour" else "%b %d"
     moment = start
     while moment <= end:
         n, s = counts.get(moment, (0, 0))

@@ -24,37 +24,25 @@
 
     var timeline = document.getElementById("timeline-chart");
     if (timeline && data.timeline.labels.length) {
+      // Bars, stacked: one bucket of work is one readable bar, not a lone dot, and a year of weeks still reads.
       new Chart(timeline, {
-        type: "line",
+        type: "bar",
         data: {
           labels: data.timeline.labels,
           datasets: [
-            {
-              label: "Annotations",
-              data: data.timeline.annotations,
-              borderColor: accent,
-              backgroundColor: accent + "22",
-              fill: true,
-              cubicInterpolationMode: "monotone",
-              pointRadius: data.timeline.labels.length > 48 ? 0 : 3,
-            },
-            {
-              label: "Skips",
-              data: data.timeline.skips,
-              borderColor: "#d08a3a",
-              backgroundColor: "transparent",
-              borderDash: [4, 3],
-              cubicInterpolationMode: "monotone",
-              pointRadius: 0,
-            },
+            { label: "Annotations", data: data.timeline.annotations, backgroundColor: accent, borderRadius: 2,
+              maxBarThickness: 48 },
+            { label: "Skips", data: data.timeline.skips, backgroundColor: "#d08a3a", borderRadius: 2, maxBarThickness: 48 },
           ],
         },
         options: {
           maintainAspectRatio: false,
+          animation: false,
           interaction: { mode: "index", intersect: false },
           scales: {
-            y: { beginAtZero: true, ticks: { precision: 0 } },
-            x: { grid: { display: false }, ticks: { maxTicksLimit: 12, autoSkip: true } },
+            y: { stacked: true, beginAtZero: true, ticks: { precision: 0 } },
+            x: { stacked: true, grid: { display: false }, ticks: { maxTicksLimit: 12, autoSkip: true },
+                 title: { display: true, text: "per " + data.timeline.unit + " (UTC)" } },
           },
         },
       });
@@ -187,6 +175,30 @@
     drawQuality();
   }
 
+  // The dashboard refreshes itself every minute while the tab is visible: the page is fetched again
+  // and its content swapped in place (its numbers come from cached reports, so this costs little).
+  var REFRESH_MS = 60000;
+  function refresh() {
+    if (document.hidden || !document.getElementById("dashboard-data")) return;
+    fetch(window.location.href, { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (response) { return response.ok ? response.text() : null; })
+      .then(function (html) {
+        if (!html) return;
+        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("content");
+        var current = document.getElementById("content");
+        if (!fresh || !current || !fresh.querySelector("#dashboard-data")) return;
+        if (window.Chart && window.Chart.instances) {
+          Object.keys(window.Chart.instances).forEach(function (key) { window.Chart.instances[key].destroy(); });
+        }
+        current.replaceChildren.apply(current, Array.prototype.slice.call(fresh.childNodes));
+        current.dataset.refreshedAt = new Date().toISOString();
+        start();
+      })
+      .catch(function () { /* offline: the next minute tries again */ });
+  }
+
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
   else start();
+  if (document.getElementById("dashboard-data")) window.setInterval(refresh, REFRESH_MS);
+  window.FeedbackLoopDashboard = { refresh: refresh };
 })();

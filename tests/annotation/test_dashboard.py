@@ -201,12 +201,12 @@ def test_timeline_switches_to_days_for_long_projects(labeled):
     base = datetime(2026, 3, 2, 23, 0, tzinfo=dt_timezone.utc)
     first, *rest = Annotation.objects.filter(task__project=project).order_by("id").values_list("id", flat=True)
     Annotation.objects.filter(pk=first).update(created_at=base)
-    Annotation.objects.filter(pk__in=rest).update(created_at=base + timedelta(days=4, hours=2))
+    Annotation.objects.filter(pk__in=rest).update(created_at=base + timedelta(days=6, hours=2))
     timeline = dashboard.dashboard_timeline(project=project)
-    assert timeline["unit"] == "day"
-    assert timeline["labels"] == ["Mar 02", "Mar 03", "Mar 04", "Mar 05", "Mar 06", "Mar 07"]
-    assert timeline["annotations"] == [1, 0, 0, 0, 0, 6]
-    assert timeline["skips"] == [0, 0, 0, 0, 0, 1]
+    assert timeline["unit"] == "day"  # 146 hours: more than the chart's 120 buckets of an hour
+    assert timeline["labels"] == ["Mar 02", "Mar 03", "Mar 04", "Mar 05", "Mar 06", "Mar 07", "Mar 08", "Mar 09"]
+    assert timeline["annotations"] == [1, 0, 0, 0, 0, 0, 0, 6]
+    assert timeline["skips"] == [0, 0, 0, 0, 0, 0, 0, 1]
 
 
 def test_timeline_of_an_empty_project_is_empty():
