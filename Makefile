@@ -13,7 +13,7 @@ SMOKE_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/smoke
 SMOKE_REDIS_URL ?= redis://127.0.0.1:6379/11
 SMOKE_BROKER_URL ?= redis://127.0.0.1:6379/12
 
-.PHONY: install chromium demo test smoke-production check bench-labeling clean
+.PHONY: install chromium demo test smoke-production check bench-labeling screenshots clean
 
 $(STAMP):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ check: install
 	$(BIN)/python manage.py check
 	DJANGO_SETTINGS_MODULE=config.settings.production DJANGO_SECRET_KEY=$$(head -c 48 /dev/urandom | base64) \
 	$(BIN)/python manage.py check --deploy --fail-level WARNING
+
+# The README's screenshots (docs/screenshots/), shot in Chromium from a throwaway demo: bin/screenshots.
+screenshots: install chromium
+	bin/screenshots
 
 bench-labeling: install
 	$(BIN)/python bench/labeling.py --labelers 32
