@@ -376,8 +376,11 @@
     return i + (s[(v - 20) % 10] || s[v] || s[0]);
   }
 
-  function chip(n) {
-    var el = document.createElement("span");
+  // A ranked chip is a span (keys and drag move it); a chip still to rank is a button, so a keyboard
+  // (Tab, Enter) and a tap reach it too.
+  function chip(n, asButton) {
+    var el = document.createElement(asButton ? "button" : "span");
+    if (asButton) el.type = "button";
     el.className = "chip";
     el.draggable = true;
     el.dataset.number = String(n);
@@ -432,7 +435,7 @@
     responseCards.forEach(function (card) {
       var n = Number(card.dataset.number);
       if (ranked.indexOf(n) !== -1) return;
-      var c = chip(n);
+      var c = chip(n, true);
       c.title = "Click to add below the others, or drag";
       c.addEventListener("click", function () { rankAppend(n, tapTie); setTapTie(false); });
       tray.appendChild(c);

@@ -1,0 +1,73 @@
+"""Every control is reachable by Tab and shows where the focus is, on the pages people work on most."""
+
+import pytest
+
+from annotation.models import Membership
+from tests.browser import launch_browser, login
+from tests.factories import ProjectFactory, TaskFactory, comparison_task, member
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+# Visible, enabled controls that a keyboard user must be able to reach.
+CONTROLS = """() => Array.from(document.querySelectorAll(
+  'a[href], button:not([disabled]), input:not([disabled]):not([type=hidden]), select:not([disabled]), textarea:not([disabled])'
+)).filter(el => el.offsetParent !== null && !el.closest('[hidden], dialog:not([open]), [inert]')
+              && !(el.closest('details:not([open])') && !el.closest('summary'))
+              && getComputedStyle(el).visibility !== 'hidden')
+  .map(el => el.id || el.name || (el.textContent || '').trim().slice(0, 40) || el.outerHTML.slice(0, 60))"""
+# What has the focus now, and whether anything shows it (an outline or a ring).
+FOCUSED = """() => {
+  const el = document.activeElement;
+  if (!el || el === document.body) return null;
+  const style = getComputedStyle(el);
+  const label = el.closest('label');
+  const ring = s => (s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) > 0) || s.boxShadow !== 'none';
+  return {name: el.id || el.name || (el.textContent || '').trim().slice(0, 40) || el.outerHTML.slice(0, 60),
+          visible: ring(style) || (label !== null && ring(getComputedStyle(label)))};
+}"""
+
+
+def tab_through(page, limit: int = 160) -> dict[str, bool]:
+    seen = {}
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        focused = page.evaluate(FOCUSED)
+        if focused is None:
+            continue
+        if focused["name"] in seen and len(seen) > 3 and focused["name"] == next(iter(seen)):
+            break  # back at the start
+        seen.setdefault(focused["name"], focused["visible"])
+    return seen
+
+
+def test_tab_reaches_every_control_with_a_visible_focus(live_server):
+    project = ProjectFactory(name="Keyboard project", overlap=1)
+    comparison_task(project=project, texts=("One.", "Two.", "Three."))
+    TaskFactory(project=project)
+    labeler = member(project, username="tab-labeler")
+    admin = member(project, Membership.Role.ADMIN, username="tab-admin")
+    pages = {
+        labeler.username: ["/", f"/projects/{project.pk}/label/comparison/", f"/projects/{project.pk}/my-work/"],
+        admin.username: [f"/projects/{project.pk}/dashboard/", f"/projects/{project.pk}/settings/",
+                         f"/projects/{project.pk}/annotations/", "/training/runs/new/"],
+    }
+    problems = []
+    with launch_browser() as browser:
+        for username, paths in pages.items():
+            context = browser.new_context(viewport={"width": 1366, "height": 900})
+            page = context.new_page()
+            login(page, live_server.url, username, "pass-1234")
+            for path in paths:
+                page.goto(live_server.url + path)
+                page.wait_for_load_state("load")
+                page.evaluate("() => document.activeElement && document.activeElement.blur()")
+                controls = page.evaluate(CONTROLS)
+                reached = tab_through(page, limit=len(controls) + 20)
+                missed = [c for c in controls if c not in reached]
+                hidden_focus = [name for name, visible in reached.items() if not visible]
+                if missed:
+                    problems.append(f"{path}: Tab never reaches {missed}")
+                if hidden_focus:
+                    problems.append(f"{path}: no visible focus on {hidden_focus}")
+            context.close()
+    assert not problems, "\n".join(problems)
