@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 
 from annotation import exporters, gold, importers, selectors, services
 from annotation.errors import InvalidInput
+from annotation.export_counts import export_counts
 from annotation.export_filters import ExportFilters, export_filter_parameters
 from annotation.roles import Action, can_create_projects
 
@@ -124,6 +125,22 @@ class ProjectExportApi(APIView):
         response = StreamingHttpResponse(lines, content_type="application/x-ndjson")
         response["Content-Disposition"] = f'attachment; filename="{project.slug}-{fmt}.jsonl"'
         return response
+
+
+class ProjectExportCountsApi(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("format", str, enum=list(exporters.FORMATS), required=True),
+            *export_filter_parameters(),
+        ],
+        responses={200: serializers.ExportCountsSerializer},
+    )
+    def get(self, request, project_id: int):
+        """How many lines (pairs for preference) the export keeps: in all, under each filter alone, and as chosen."""
+        project = project_for(request, project_id, Action.EXPORT)
+        filters = ExportFilters.from_mapping(request.query_params)
+        body = export_counts(project=project, fmt=request.query_params.get("format", ""), filters=filters)
+        return Response(body)
 
 
 class TaskNextApi(APIView):
