@@ -349,3 +349,47 @@ def test_export_page_has_the_filter_form(client, world, engineer):
     assert f'action="/api/projects/{world["project"].pk}/export/"' in html
     for name in ("exclude_gold", "reviewed_only", "exclude_flagged", "min_competence", "consensus"):
         assert f'name="{name}"' in html
+
+
+# The counts endpoint -----------------------------------------------------------------------------
+
+
+def test_counts_say_what_each_filter_keeps_and_what_they_keep_together(client_for, world, engineer):
+    response = client_for(engineer).get(
+        f"/api/projects/{world['project'].pk}/export/counts/",
+        {"format": "preference", "exclude_gold": "true", "min_competence": "0.5"},
+    )
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["all"] == 10
+    assert body["each"] == {"exclude_gold": 8, "reviewed_only": 3, "exclude_flagged": 9, "min_competence": 8,
+                            "consensus": 4}
+    assert body["selected"] == 6  # carol and gold out: t1, t2 by ann and bob; t3 by ann and rita (her correction)
+    assert body["filters"] == {"exclude_gold": True, "min_competence": 0.5} and body["errors"] == {}
+
+
+def test_counts_of_sft_have_no_consensus_and_a_missing_report_is_explained(client_for, world, engineer):
+    from django.core.cache import cache
+
+    cache.clear()
+    body = client_for(engineer).get(
+        f"/api/projects/{world['project'].pk}/export/counts/", {"format": "sft", "min_competence": "0.5"}
+    ).json()
+    assert body["each"]["consensus"] is None and body["each"]["min_competence"] is None
+    assert body["selected"] is None and "quality report" in body["errors"]["min_competence"]
+
+
+def test_counts_are_for_those_who_may_export(client_for, world):
+    url = f"/api/projects/{world['project'].pk}/export/counts/?format=preference"
+    assert client_for(world["users"]["ann"]).get(url).status_code == 403  # a labeler of the project
+    assert client_for(world["users"]["rita"]).get(url).status_code == 403  # a reviewer
+    assert client_for(member(ProjectFactory(), role=Membership.Role.ADMIN)).get(url).status_code == 404
+
+
+@pytest.mark.parametrize("query, field", [
+    ({"format": "csv"}, "format"),
+    ({"format": "preference", "reviewed_only": "yes please"}, "reviewed_only"),
+])
+def test_counts_bad_query_is_a_400_naming_it(client_for, world, engineer, query, field):
+    response = client_for(engineer).get(f"/api/projects/{world['project'].pk}/export/counts/", query)
+    assert response.status_code == 400 and response.json()["field"] == field
