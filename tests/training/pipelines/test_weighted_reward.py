@@ -84,3 +84,28 @@ def test_preference_dataset_reads_the_weight_column(tmp_path):
     with pytest.raises(ValueError, match="weight"):
         preference_dataset(bad, use_weight=True)
     assert json.loads(open(path).readline())["weight"] == 0.75
+
+
+@pytest.mark.slow
+def test_the_reward_pipeline_feeds_the_weight_column_to_the_loss(tiny_model, preference_files, tmp_path, monkeypatch):
+    """Through TRL's real dataset preparation, column pruning and collator: every batch brings its weights."""
+    from training.pipelines import reward, weighted_reward
+
+    rows = [json.loads(line) for line in open(preference_files["train"])][:32]
+    weights = [round(0.25 + 0.5 * (i % 3) / 2, 2) for i in range(len(rows))]  # 0.25, 0.5, 0.75
+    train = write_jsonl(tmp_path / "weighted.jsonl", [{**row, "weight": w} for row, w in zip(rows, weights)])
+    seen = []
+    real = weighted_reward.weighted_pair_loss
+
+    def spy(chosen, rejected, weight, margin=None):
+        seen.append(weight.tolist())
+        return real(chosen, rejected, weight, margin)
+
+    monkeypatch.setattr(weighted_reward, "weighted_pair_loss", spy)
+    cfg = reward.RewardPipelineConfig(
+        model_path=tiny_model, train_file=train, eval_file=preference_files["eval"], output_dir=str(tmp_path / "o"),
+        max_steps=3, batch_size=4, learning_rate=1e-3, logging_steps=1, save_steps=1000, seed=0,
+    )
+    reward.run(cfg)
+    assert len(seen) >= 3 and all(len(batch) == 4 for batch in seen[:3])
+    assert {w for batch in seen for w in batch} <= {0.25, 0.5, 0.75}
