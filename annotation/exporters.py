@@ -37,6 +37,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from itertools import islice
 
 from django.conf import settings
@@ -77,13 +78,13 @@ def export_count(*, project: Project, fmt: str, filters: ExportFilters | None = 
     return Annotation.objects.filter(where, ANNOTATION_COUNTS, scope.where, project=project).count()
 
 
+@dataclass(frozen=True)
 class _Scope:
-    """The filters resolved against the project: one Q for the rows, and the consensus mode."""
+    """The filters resolved against the project: one Q for the rows, the consensus mode, the competences read."""
 
-    def __init__(self, *, where: Q, consensus: str, competence: dict[int, float] | None):
-        self.where = where
-        self.consensus = consensus
-        self.competence = competence
+    where: Q
+    consensus: str
+    competence: dict[int, float] | None  # by labeler id, from the last quality report (raw and min_competence)
 
 
 def _scope(*, project: Project, fmt: str, filters: ExportFilters | None) -> _Scope:

@@ -42,7 +42,8 @@
       var name = span.dataset.countFor;
       var count = body.each ? body.each[name] : null;
       var error = body.errors ? body.errors[name] : null;
-      span.textContent = error ? error : count === null || count === undefined ? "" : "keeps " + count + " of " + body.all;
+      var what = name === "consensus" ? "one pair per comparison: " : "keeps ";
+      span.textContent = error ? error : count === null || count === undefined ? "" : what + count + " of " + body.all;
     });
     var text = body.selected === null ? "" : "With the filters chosen: " + body.selected + " of " + body.all + " " + unit + ".";
     if (body.selected === 0) text += " A run needs at least one.";

@@ -32,7 +32,7 @@ def test_the_counts_follow_the_kind_and_the_filters(live_server):
 
         page.check("input[name=kind][value=reward]")
         page.locator("[data-count-for=exclude_gold]").filter(has_text="keeps 4 of 5").wait_for()
-        page.locator("[data-count-for=consensus]").filter(has_text="keeps 5 of 5").wait_for()
+        page.locator("[data-count-for=consensus]").filter(has_text="one pair per comparison: 5 of 5").wait_for()
         page.check("#id_data_exclude_gold")
         page.locator("[data-role=data-counts]").filter(has_text="With the filters chosen: 4 of 5 pairs.").wait_for()
         page.check("#id_data_reviewed_only")
