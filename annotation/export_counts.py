@@ -4,6 +4,8 @@ One count per filter on its own (so a person sees what each would cost before ch
 one for the filters chosen together. Counts come from exporters.export_count: lines of the
 format, pairs for preference, no text read. A filter that cannot apply (a competence threshold
 without a quality report, consensus outside preference) gets null and its reason under `errors`.
+A count with consensus fits Dawid-Skene in the process that asks (about 2 s for 9,000 judgments
+on the development machine, plus crowd-kit's first import).
 """
 
 from __future__ import annotations
@@ -28,7 +30,10 @@ def export_counts(*, project: Project, fmt: str, filters: ExportFilters) -> dict
     errors: dict[str, str] = {}
     for name, one in alone.items():
         each[name] = _count(project=project, fmt=fmt, filters=one, errors=errors, name=name)
-    selected = _count(project=project, fmt=fmt, filters=filters, errors=errors, name="selected")
+    if alone["consensus"] is not None and filters == alone["consensus"]:
+        selected = each["consensus"]  # consensus alone was chosen: one Dawid-Skene fit is enough
+    else:
+        selected = _count(project=project, fmt=fmt, filters=filters, errors=errors, name="selected")
     return {
         "format": fmt, "all": everything, "each": each, "selected": selected,
         "filters": filters.as_dict(), "errors": errors,
