@@ -15,9 +15,9 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
 @admin.register(DatasetSnapshot)
 class DatasetSnapshotAdmin(admin.ModelAdmin):
-    list_display = ["id", "project", "format", "row_count", "sha256", "created_at"]
+    list_display = ["id", "project", "format", "row_count", "filters", "sha256", "created_at"]
     list_filter = ["format"]
-    readonly_fields = ["path", "sha256", "row_count", "created_at", "updated_at"]
+    readonly_fields = ["path", "sha256", "row_count", "filters", "created_at", "updated_at"]
     raw_id_fields = ["project", "created_by"]
 
 

@@ -163,13 +163,22 @@ class _Exports(_Part):
     def lines(self, project_id: int, fmt: str, **filters) -> Iterator[dict]:
         """The export's rows (sft, preference or raw), streamed: constant memory whatever the size."""
         with self.client.http.stream("GET", f"/api/projects/{project_id}/export/",
-                                     params={"format": fmt, **filters}) as response:
+                                     params={"format": fmt, **{k: _param(v) for k, v in filters.items()}}) as response:
             if response.status_code >= 400:
                 response.read()
                 raise _error(response)
             for line in response.iter_lines():
                 if line.strip():
                     yield json.loads(line)
+
+    def counts(self, project_id: int, fmt: str, **filters) -> dict:
+        """How many rows (pairs for preference) the export keeps: in all, under each filter alone, and together.
+
+        Filters: exclude_gold, reviewed_only, exclude_flagged (bool), min_competence (0..1),
+        consensus ("margin" or "weight", preference only).
+        """
+        params = {"format": fmt, **{k: _param(v) for k, v in filters.items()}}
+        return cast(dict, self.client._json("GET", f"/api/projects/{project_id}/export/counts/", params=params))
 
     def to_file(self, project_id: int, fmt: str, path: str | Path, **filters) -> int:
         """Write the export as JSONL; returns the number of rows."""
@@ -189,10 +198,13 @@ class _Exports(_Part):
 
 class _Runs(_Part):
     def start(self, *, kind: str, project: int, base_model: int, reward_model: int | None = None,
-              config: dict | None = None) -> TrainingRun:
+              config: dict | None = None, data: dict | None = None) -> TrainingRun:
+        """Start a run; `data` holds the quality filters of its snapshot (the export's filters)."""
         body: dict[str, Any] = {"kind": kind, "project": project, "base_model": base_model, "config": config or {}}
         if reward_model is not None:
             body["reward_model"] = reward_model
+        if data:
+            body["data"] = data
         return cast(TrainingRun, self.client._json("POST", "/api/training-runs/", json=body))
 
     def get(self, run_id: int) -> TrainingRun:
@@ -226,6 +238,13 @@ class _Runs(_Part):
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"run {run_id} is still {run['status']} after {timeout} s")
             time.sleep(poll)
+
+
+def _param(value) -> str:
+    """A query parameter as the API reads it (true/false for booleans)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
 
 
 def _progress_line(run: TrainingRun, width: int = 30) -> str:

@@ -37,6 +37,7 @@ API_ROUTES = [
     (Action.MANAGE, "post", "/api/projects/{p}/members/", {"username": "{self}", "role": "admin"}),
     (Action.MANAGE, "post", "/api/projects/{p}/import/", {}),
     (Action.EXPORT, "get", "/api/projects/{p}/export/?format=raw", None),
+    (Action.EXPORT, "get", "/api/projects/{p}/export/counts/?format=preference", None),
     (Action.TRAIN, "get", "/api/projects/{p}/leaderboard/", None),
     (Action.TRAIN, "get", "/api/training-runs/", None),
     (Action.TRAIN, "get", "/api/models/", None),
