@@ -10,11 +10,17 @@ select for choices, and the allowed values in words under each field.
 import json
 
 from django import forms
+from django.db.models import Q
 
 from annotation.errors import ServiceError
 from annotation.models import Project
 
 from .models import ModelVersion, TrainingRun
+
+
+def models_q_for_project(project_id):
+    """A project's own models and the global ones (training/registry.py's rule), as a filter."""
+    return Q(project_id=project_id) | Q(project__isnull=True)
 
 CONFIG_PREFIX = "config-"
 DATA_PREFIX = "data_"
@@ -56,6 +62,7 @@ class ModelSelect(forms.Select):
         instance = getattr(value, "instance", None)
         if instance is not None:
             option["attrs"]["data-project"] = str(instance.project_id or "")
+            option["attrs"]["data-kind"] = instance.kind  # a select with data-fits shows only the kinds that fit
         return option
 
 
@@ -164,13 +171,48 @@ class RunForm(forms.Form):
                  ("weight", "One consensus pair per comparison, confidence as a weight")],
     )
 
-    def __init__(self, *args, projects, models, defaults: dict[str, dict], **kwargs):
+    def __init__(self, *args, projects, models, defaults: dict[str, dict], initial_config: dict | None = None,
+                 **kwargs):
+        from .services import BASE_KINDS  # the services' rule: which models a run of each kind starts from
+
         super().__init__(*args, **kwargs)
         self.fields["project"].queryset = projects
         self.fields["base_model"].queryset = models
         self.fields["reward_model"].queryset = models.filter(kind=ModelVersion.Kind.REWARD)
+        # The base model menu offers, for the chosen kind of run, only the models it may start from
+        # (static/js/model_filter.js reads data-fits); the server refuses the others regardless.
+        self.fields["base_model"].widget.attrs["data-fits"] = json.dumps(
+            {kind: sorted(allowed) for kind, allowed in BASE_KINDS.items()}
+        )
         self.defaults = defaults
+        self.initial_config = dict(initial_config or {})  # "New run like this": the run's own settings
         self.config_errors: dict[str, list[str]] = {}
+        if not self.is_bound and not self.initial.get("base_model"):
+            self._preselect_only_model(models, BASE_KINDS.get(self.selected_kind, ()), projects)
+
+    def _preselect_only_model(self, models, kinds, projects) -> None:
+        """With one project to train in and one model that fits, that model is chosen already."""
+        project = self.initial.get("project")
+        if not project and projects.count() == 1:
+            project = projects.first().pk
+            self.initial["project"] = project
+        if not project:
+            return
+        fitting = list(models.filter(kind__in=kinds).filter(
+            models_q_for_project(project)).values_list("pk", flat=True)[:2])
+        if len(fitting) == 1:
+            self.initial["base_model"] = fitting[0]
+
+    def check_config(self) -> bool:
+        """Every config problem at once, under its field; True when there is none."""
+        from .services import run_config_problems
+
+        for name, message in run_config_problems(kind=self.selected_kind, config=self.config()).items():
+            if name in self.defaults.get(self.selected_kind, {}):
+                self.config_errors.setdefault(name, []).append(message[:1].upper() + message[1:] + ".")
+            else:
+                self.add_error(None, f"config.{name}: {message}.")
+        return not self.config_errors and not self.non_field_errors()
 
     @property
     def selected_kind(self) -> str:
@@ -229,6 +271,8 @@ class RunForm(forms.Form):
                     value = "true" if raw in ("on", "true", "1") else "false"
                 else:
                     value = raw
+            elif name in self.initial_config:
+                value = config_value_to_text(self.initial_config[name])
             else:
                 value = config_value_to_text(spec.get("default"))
             rows.append({

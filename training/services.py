@@ -182,6 +182,25 @@ def _snapshot_error(error: InvalidInput) -> InvalidInput:
     return error
 
 
+def run_config_problems(*, kind: str, config: dict) -> dict[str, str]:
+    """{field: message} for every problem of a user's run config at once (the page shows them all).
+
+    run_config_validate stays the guard (first problem, as a 400); this only reads.
+    """
+    cls = pipeline_config_class(kind=kind)
+    if not isinstance(config, dict):
+        return {"config": "config must be a JSON object."}
+    user = {name: value for name, value in config.items() if name not in PLATFORM_OPTIONS}
+    common = _pipelines_common()
+    problems = {}
+    for exc in common.config_problems(cls, {**user, **_platform_placeholders(cls)}):
+        problems.setdefault(exc.field, exc.message)
+    platform = {name: value for name, value in config.items() if name in PLATFORM_OPTIONS}
+    for exc in common.config_problems(PlatformOptions, platform):
+        problems.setdefault(exc.field, exc.message)
+    return problems
+
+
 # Model registry ----------------------------------------------------------------------------------
 
 

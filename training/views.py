@@ -116,12 +116,21 @@ def _run_form(request, data=None) -> RunForm:
     train_projects = projects_for(user=request.user, action=Action.TRAIN)
     defaults = {kind: selectors.pipeline_defaults(kind=kind) for kind in TrainingRun.Kind.values}
     initial = {"kind": request.GET.get("kind") if request.GET.get("kind") in defaults else TrainingRun.Kind.SFT}
+    initial_config = {}
+    if request.GET.get("like"):  # "New run like this": everything the run was started with
+        like = selectors.run_get_for_user(user=request.user, run_id=request.GET["like"])  # 404 if not theirs
+        initial.update({"kind": like.kind, "project": like.project_id, "base_model": like.base_model_id,
+                        "reward_model": like.reward_model_id})
+        initial_config = dict(like.config or {})
+        filters = like.snapshot.filters if like.snapshot_id and like.snapshot.filters else {}
+        initial.update({f"data_{name}": value for name, value in filters.items()})
     if request.GET.get("project"):
         initial["project"] = request.GET["project"]
     if request.GET.get("base_model"):
         initial["base_model"] = request.GET["base_model"]
     models = selectors.model_list_for_user(user=request.user).order_by("name")
-    return RunForm(data, projects=train_projects, models=models, defaults=defaults, initial=initial)
+    return RunForm(data, projects=train_projects, models=models, defaults=defaults, initial=initial,
+                   initial_config=initial_config)
 
 
 @login_required
@@ -134,7 +143,7 @@ def run_new(request):
     form = _run_form(request, request.POST if request.method == "POST" else None)
     status = 200
     if request.method == "POST":
-        if form.is_valid():
+        if form.is_valid() and form.check_config():  # every config problem at once, before anything is queued
             kind = form.cleaned_data["kind"]
             try:
                 run = services.run_create(

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from annotation.models import Membership
 from tests.browser import launch_browser, login
-from tests.factories import ProjectFactory, member, model_version
+from tests.factories import ProjectFactory, PromptFactory, member, model_version
 from training.models import TrainingRun
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -83,3 +83,39 @@ def test_two_runs_curves_on_one_page_from_the_runs_list(live_server):
         assert page.goto(f"{live_server.url}/training/runs/compare/?runs={runs[0].pk},{other.pk}").status == 404
         one = page.goto(f"{live_server.url}/training/runs/compare/?runs={runs[0].pk}")
         assert one.status == 400 and "Choose 2 to 4 runs" in page.inner_text("main")
+
+
+def test_new_run_like_this_submits_as_is_and_menus_offer_only_fitting_models(live_server, monkeypatch):
+    monkeypatch.setattr("training.services.run_enqueue", lambda *, run_id: None)  # no worker here
+    project = ProjectFactory(name="Again")
+    PromptFactory.create_batch(2, project=project)  # rlhf trains on the project's prompts
+    engineer = member(project, Membership.Role.ENGINEER, username="again-eng")
+    base = model_version(name="tiny-base", kind="base", path="models/tiny", project=project)
+    sft = model_version(name="sft-1", kind="sft", path="runs/1/model", parent=base, project=project)
+    rm = model_version(name="rm-1", kind="reward", path="runs/2/model", parent=sft, project=project)
+    earlier = TrainingRun.objects.create(
+        kind="rlhf", project=project, base_model=sft, reward_model=rm, status="failed", created_by=engineer,
+        config={"learning_rate": 0.0003, "max_steps": 7, "beta": 0.2},
+    )
+    with launch_browser() as browser:
+        page = browser.new_page()
+        login(page, live_server.url, engineer.username, "pass-1234")
+        page.goto(f"{live_server.url}/training/runs/{earlier.pk}/")
+        with page.expect_navigation():
+            page.click("text=New run like this")
+        with page.expect_navigation():
+            page.click("#run-form button[type=submit]")
+        again = TrainingRun.objects.exclude(pk=earlier.pk).get()
+        assert (again.kind, again.base_model_id, again.reward_model_id) == ("rlhf", sft.pk, rm.pk)
+        assert {k: again.config[k] for k in ("learning_rate", "max_steps", "beta")} == earlier.config
+
+        page.goto(f"{live_server.url}/training/runs/new/?project={project.pk}&kind=dpo")
+        offered = page.eval_on_selector_all(
+            "select[name=base_model] option:not([hidden])", "os => os.map(o => o.textContent).filter(t => t)"
+        )
+        assert all("rm-1" not in text for text in offered) and any("sft-1" in text for text in offered)
+        page.check("input[name=kind][value=reward]")
+        offered = page.eval_on_selector_all(
+            "select[name=base_model] option:not([hidden])", "os => os.map(o => o.textContent)"
+        )
+        assert not any("rm-1" in text for text in offered)

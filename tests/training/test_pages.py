@@ -400,3 +400,41 @@ def test_each_metric_family_gets_its_own_chart_and_kl_only_when_there_is_kl():
         "loss": ["loss"], "margin": ["rewards/margins"], "reward": ["rewards/accuracies", "rewards/chosen"],
     }  # DPO: the margin on an axis of its own
     assert charts("kl", "reward", "entropy")["kl"] == ["kl"]
+
+
+def test_every_config_problem_shows_at_once_and_queues_nothing(client, admin, project, base_model, demonstrations):
+    client_as(client, admin)
+    data = new_run_data(project, base_model, learning_rate="-1", batch_size="5000", warmup_steps="-5")
+    response = client.post(reverse("training-run-new"), data)
+    assert response.status_code == 400
+    html = response.content.decode()
+    for field in ("learning_rate", "batch_size", "warmup_steps"):
+        assert "field-error" in section(html, f'data-config-field="{field}"'), field
+    assert TrainingRun.objects.count() == 0
+
+
+def test_new_run_like_this_copies_the_config_the_models_and_the_data(client, admin, project, base_model,
+                                                                     reward_model):
+    client_as(client, admin)
+    earlier = TrainingRun.objects.create(
+        kind="rlhf", project=project, base_model=base_model, reward_model=reward_model, status="failed",
+        config={"learning_rate": 0.0003, "max_steps": 7}, created_by=admin,
+    )
+    html = client.get(reverse("training-run-new") + f"?like={earlier.pk}").content.decode()
+    assert re.search(r'<input type="radio" name="kind" value="rlhf"[^>]* checked', html)
+    assert re.search(rf'<option value="{base_model.pk}"[^>]*selected', html)
+    assert re.search(rf'<option value="{reward_model.pk}"[^>]*selected', html)
+    assert 'value="0.0003"' in section(html, 'data-config-field="learning_rate"')
+    assert 'value="7"' in section(html, 'data-config-field="max_steps"')
+    other = TrainingRun.objects.create(kind="sft", project=ProjectFactory(), base_model=base_model, status="queued")
+    assert client.get(reverse("training-run-new") + f"?like={other.pk}").status_code == 404
+
+
+def test_the_base_model_menu_says_which_kinds_fit_and_the_only_fitting_model_is_chosen(client, admin, project,
+                                                                                       base_model):
+    client_as(client, admin)
+    html = client.get(reverse("training-run-new") + f"?project={project.pk}").content.decode()
+    fits = json.loads(re.search(r'data-fits="([^"]+)"', html).group(1).replace("&quot;", '"'))
+    assert "reward" not in fits["dpo"] and fits["reward"] == ["base", "sft"]
+    assert re.search(rf'<option value="{base_model.pk}"[^>]*data-kind="base"[^>]*selected', html) or \
+        re.search(rf'<option value="{base_model.pk}"[^>]*selected[^>]*data-kind="base"', html)

@@ -309,21 +309,54 @@ def config_from_dict(cls, data: dict):
             if spec["required"]:
                 raise ConfigError(name, "required field is missing")
             continue
-        value = data[name]
-        if not _type_ok(value, hints[name]):
-            raise ConfigError(name, f"expected {_type_name(hints[name])}, got {type(value).__name__} {_shown(value)}")
-        check_bounds(name, value, spec)  # before float(): an int too large for a float is out of range
-        if spec["type"] == "float" and isinstance(value, int):
-            try:
-                value = float(value)
-            except OverflowError:
-                raise ConfigError(name, f"{_shown(value)} is too large for a float") from None
-        kwargs[name] = value
+        kwargs[name] = _field_value(name, data[name], spec, hints[name])
     cfg = cls(**kwargs)
     check = getattr(cfg, "validate", None)
     if check is not None:
         check()
     return cfg
+
+
+def _field_value(name: str, value, spec: dict, hint):
+    """One field's value as the dataclass takes it, after its type and range checks (ConfigError)."""
+    if not _type_ok(value, hint):
+        raise ConfigError(name, f"expected {_type_name(hint)}, got {type(value).__name__} {_shown(value)}")
+    check_bounds(name, value, spec)  # before float(): an int too large for a float is out of range
+    if spec["type"] == "float" and isinstance(value, int):
+        try:
+            value = float(value)
+        except OverflowError:
+            raise ConfigError(name, f"{_shown(value)} is too large for a float") from None
+    return value
+
+
+def config_problems(cls, data: dict) -> list[ConfigError]:
+    """Every problem of a config at once, for a form that shows them all: each unknown name and each
+    missing, mistyped or out-of-range field; the rules between fields (validate()) once those are fine."""
+    if not isinstance(data, dict):
+        return [ConfigError("config", f"expected a JSON object, got {type(data).__name__}")]
+    hints = typing.get_type_hints(cls)
+    specs = config_fields(cls)
+    problems = []
+    for name in data:
+        if name not in specs:
+            close = [f for f in specs if f.replace("_", "") == str(name).replace("_", "")]
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(ConfigError(str(name), f"unknown field for {cls.__name__}{hint}"))
+    for name, spec in specs.items():
+        try:
+            if name in data:
+                _field_value(name, data[name], spec, hints[name])
+            elif spec["required"]:
+                raise ConfigError(name, "required field is missing")
+        except ConfigError as exc:
+            problems.append(exc)
+    if not problems:
+        try:
+            config_from_dict(cls, data)
+        except ConfigError as exc:
+            problems.append(exc)
+    return problems
 
 
 CONFIG_CLASSES = {
