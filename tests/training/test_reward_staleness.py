@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
 import uuid
 from datetime import timedelta
@@ -14,6 +16,7 @@ from django.utils import timezone
 from annotation.errors import Conflict
 from annotation.models import Annotation, Membership, Response
 from tests.factories import ProjectFactory, TaskFactory, comparison_task, member, model_version
+from tests.training.test_active_sampling import tiny_reward_model_dir  # noqa: F401  (a fixture)
 from training import staleness
 from training.models import ModelVersion, RewardModelCheck
 
@@ -270,3 +273,30 @@ def test_the_reward_checks_api_is_for_those_who_train(world, client_for, monkeyp
     queued = engineer.post(url)
     assert queued.status_code == 202 and [c["status"] for c in queued.json()] == ["queued"]
     assert engineer.post(url).json() == []  # already queued
+
+
+# The real scoring pipeline --------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_the_check_with_the_real_tiny_reward_model_matches_its_own_scores(world, tiny_reward_model_dir, tmp_path):
+    project = world["project"]
+    rm = model_version(name=f"rm-tiny-{uuid.uuid4().hex[:6]}", kind="reward", project=project,
+                       path=str(tiny_reward_model_dir.relative_to(settings.STORAGE_ROOT)))
+    check = run_check(project, rm)
+    assert check.status == "succeeded", check.message
+    assert (check.labels, check.pairs, check.policy_id) == (4, 12, world["new"].pk)
+    # The same responses scored by the pipeline directly give the same agreement.
+    labels, responses = staleness.newest_labels(project=project, policy=world["new"])
+    pairs = [pair for _, _, ranking in labels for pair in staleness.ranking_pairs(ranking, responses)]
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps(row) + "\n" for row in staleness.scoring_rows(response_ids=responses)))
+    done = subprocess.run(
+        [sys.executable, "-m", "training.pipelines.score", "--model", str(tiny_reward_model_dir),
+         "--input", str(source), "--output", str(tmp_path / "out.jsonl")],
+        cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    scores = {json.loads(line)["id"]: json.loads(line)["score"] for line in (tmp_path / "out.jsonl").read_text().splitlines()}
+    assert check.agreement == pytest.approx(staleness.pair_agreement(pairs, scores))
+    assert not any((Path(settings.STORAGE_ROOT) / "reward-checks" / str(check.pk)).iterdir())  # temp files removed
