@@ -233,6 +233,7 @@ def test_the_dashboard_shows_the_agreement_and_the_stale_hint_to_engineers_only(
     assert world["new"].name in page and "200 labels, 410 pairs" in page
     client.force_login(world["labeler"])
     assert client.get(f"/projects/{project.pk}/dashboard/").status_code == 403
+    assert client.get("/training/models/").status_code == 403
     assert client.post(f"/training/projects/{project.pk}/reward-checks/").status_code == 403
     assert not RewardModelCheck.objects.filter(status="queued").exists()
 
@@ -265,6 +266,7 @@ def test_the_reward_checks_api_is_for_those_who_train(world, client_for, monkeyp
     project = world["project"]
     url = f"/api/projects/{project.pk}/reward-checks/"
     assert client_for(world["labeler"]).get(url).status_code == 403
+    assert client_for(world["labeler"]).get("/api/models/").status_code == 403
     assert client_for(world["labeler"]).post(url).status_code == 403
     stranger = member(ProjectFactory(), Membership.Role.ADMIN)
     assert client_for(stranger).get(url).status_code == 404
