@@ -79,7 +79,8 @@ def clean_settings(*, fields: dict, overlap: int, dynamic: bool, max_overlap: in
             raise InvalidInput(f"max_overlap must be a whole number from 1 to {MAX_OVERLAP_CAP}.", field="max_overlap")
     if "agreement_threshold" in fields:
         value = fields["agreement_threshold"]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not THRESHOLD_MIN <= value <= THRESHOLD_MAX:
+        in_bounds = isinstance(value, (int, float)) and THRESHOLD_MIN <= value <= THRESHOLD_MAX
+        if isinstance(value, bool) or not in_bounds:
             raise InvalidInput(
                 f"agreement_threshold must be a number from {THRESHOLD_MIN:g} to {THRESHOLD_MAX:g}.",
                 field="agreement_threshold",

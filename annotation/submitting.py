@@ -137,4 +137,5 @@ def _grown_required(*, task: Task, project: Project | None) -> int | None:
     if grown is None:
         return None
     rankings = counting_rankings(task.pk)
-    return grown if overlap_rules.needs_another_label(rankings=rankings, threshold=project.agreement_threshold) else None
+    disagree = overlap_rules.needs_another_label(rankings=rankings, threshold=project.agreement_threshold)
+    return grown if disagree else None

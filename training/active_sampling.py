@@ -223,7 +223,7 @@ def score_pipeline_run(*, command: list[str], on_progress: Callable[[int], None]
     """Run the scoring pipeline as a subprocess and follow it; returns (exit code, error or "").
 
     on_progress gets the rows scored so far at each flush. Active sampling and the reward-model
-    check (training/staleness.py) both score through here.
+    check (training/staleness/) both score through here.
     """
     proc, _how = pipeline_start(command, env=services.pipeline_env())
     deadline = time.monotonic() + SCORING_TIMEOUT_SECONDS

@@ -67,7 +67,7 @@ class EvaluationAdmin(admin.ModelAdmin):
 
 @admin.register(RewardModelCheck)
 class RewardModelCheckAdmin(admin.ModelAdmin):
-    """Is the reward model still right? Computed by training/staleness.py; read-only here."""
+    """Is the reward model still right? Computed by training/staleness/; read-only here."""
 
     list_display = ["reward_model", "project", "agreement", "labels", "pairs", "policy", "status", "computed_at"]
     list_filter = ["status"]

@@ -244,7 +244,7 @@ class GenerationJob(TimeStamped):
 class RewardModelCheck(TimeStamped):
     """Is a reward model still right? Its agreement with the newest human labels on the current policy's samples.
 
-    One row per (reward model, project), recomputed by training/staleness.py on the `gpu` queue (a
+    One row per (reward model, project), recomputed by training/staleness/ on the `gpu` queue (a
     beat sweep, or the dashboard's button) and read by the registry and the dashboard. The status
     fields say how the last computation went; the numbers stay those of the last one that succeeded.
     """

@@ -28,7 +28,7 @@ def active_sampling_run(project_id: int, reward_model_id: int) -> str:
     time_limit=TIME_LIMIT + 300,
 )
 def reward_check_run(check_id: int) -> str:
-    """Is the reward model still right? Score the current policy's responses in the newest labels (staleness.py)."""
+    """Is the reward model still right? Score the policy's responses in the newest labels (training/staleness/)."""
     from . import staleness
 
     return staleness.reward_check_execute(check_id=check_id)

@@ -32,7 +32,7 @@ def stub_scorer(monkeypatch):
         return [sys.executable, str(STUB), "--model", model_dir, "--input", str(input_file),
                 "--output", str(output_file)]
 
-    monkeypatch.setattr(staleness, "score_command", command)
+    monkeypatch.setattr("training.staleness.jobs.score_command", command)
 
 
 def policy_task(project, policy, scores):
@@ -105,7 +105,7 @@ def test_pair_agreement_counts_equal_scores_half():
 ])
 def test_the_stale_rule(agreement, pairs, own, stale):
     model = ModelVersion(name="rm", kind="reward", metrics={"eval_accuracy": own} if own is not None else {})
-    verdict, why = staleness.staleness(agreement=agreement, pairs=pairs, model=model)
+    verdict, why = staleness.stale_verdict(agreement=agreement, pairs=pairs, model=model)
     assert verdict is stale
     assert ("collect comparisons" in why) is stale
 
@@ -143,7 +143,7 @@ def test_the_agreement_on_a_fixture_with_known_scores(world, stub_scorer, monkey
     check.refresh_from_db()
     assert (check.labels, check.pairs) == (8, 24) and check.agreement == pytest.approx(9 / 24)
     assert staleness.check_summary(check)["stale"] is True
-    monkeypatch.setattr(staleness, "LABELS", 3)
+    monkeypatch.setattr("training.staleness.labels.LABELS", 3)
     check.status = "queued"
     check.save()
     staleness.reward_check_execute(check_id=check.pk)
@@ -158,7 +158,7 @@ def test_a_failed_scoring_says_why_and_keeps_the_last_numbers(world, monkeypatch
         reward_model=world["rm"], project=world["project"], status="queued", agreement=0.7, labels=5, pairs=15,
         computed_at=timezone.now(),
     )
-    monkeypatch.setattr(staleness, "score_command", lambda **kw: [sys.executable, "-c", "import sys; sys.exit(3)"])
+    monkeypatch.setattr("training.staleness.jobs.score_command", lambda **kw: [sys.executable, "-c", "import sys; sys.exit(3)"])
     assert staleness.reward_check_execute(check_id=check.pk) == "failed"
     check.refresh_from_db()
     assert check.status == "failed" and "Scoring failed with" in check.message
