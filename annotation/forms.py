@@ -69,7 +69,7 @@ class ProjectSettingsForm(ServiceErrorMixin, forms.Form):
 
     # Dynamic overlap; the bounds are overlap.py's.
     dynamic_overlap = forms.BooleanField(
-        required=False, label="Dynamic overlap", help_text=overlap_rules.DYNAMIC_OVERLAP_HELP
+        required=False, label="Turn on", help_text=overlap_rules.DYNAMIC_OVERLAP_HELP
     )
     max_overlap = forms.IntegerField(
         required=False, min_value=1, max_value=overlap_rules.MAX_OVERLAP_CAP,

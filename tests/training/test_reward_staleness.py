@@ -133,6 +133,7 @@ def test_the_agreement_on_a_fixture_with_known_scores(world, stub_scorer, monkey
     assert check.computed_at is not None
     summary = staleness.check_summary(check)
     assert summary["stale"] is False and summary["agreement_percent"] == 75.0  # 0.75 >= 0.8 - 0.1
+    assert summary["verdict"] == "ok"
     # Newer labels that disagree make it stale: only the newest LABELS count.
     for _ in range(4):
         task, (a, b, c) = policy_task(world["project"], world["new"], [3, 2, 1])
@@ -142,7 +143,7 @@ def test_the_agreement_on_a_fixture_with_known_scores(world, stub_scorer, monkey
     assert staleness.reward_check_execute(check_id=check.pk) == "succeeded"
     check.refresh_from_db()
     assert (check.labels, check.pairs) == (8, 24) and check.agreement == pytest.approx(9 / 24)
-    assert staleness.check_summary(check)["stale"] is True
+    assert staleness.check_summary(check)["verdict"] == "stale"
     monkeypatch.setattr("training.staleness.labels.LABELS", 3)
     check.status = "queued"
     check.save()
@@ -229,7 +230,7 @@ def test_the_dashboard_shows_the_agreement_and_the_stale_hint_to_engineers_only(
     client.force_login(world["engineer"])
     page = client.get(f"/projects/{project.pk}/dashboard/").content.decode()
     assert 'id="reward-checks"' in page and world["rm"].name in page
-    assert "52.0%" in page and "Stale:" in page and "collect comparisons" in page
+    assert "52.0%" in page and "is stale." in page and "collect comparisons" in page
     assert world["new"].name in page and "200 labels, 410 pairs" in page
     client.force_login(world["labeler"])
     assert client.get(f"/projects/{project.pk}/dashboard/").status_code == 403

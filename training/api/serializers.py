@@ -26,6 +26,7 @@ class RewardCheckSerializer(serializers.Serializer):
     pairs = serializers.IntegerField()
     computed_at = serializers.DateTimeField(allow_null=True)
     stale = serializers.BooleanField(help_text="Below 0.6, or more than 0.1 below its own eval accuracy.")
+    verdict = serializers.ChoiceField(choices=["ok", "stale", "too few labels", "not computed"])
     hint = serializers.CharField()
 
 

@@ -8,12 +8,20 @@ from annotation.models import Project
 from training.models import RewardModelCheck
 
 from .labels import project_reward_models
-from .rule import eval_accuracy, stale_verdict
+from .rule import MIN_PAIRS, eval_accuracy, stale_verdict
 
 
 def check_summary(check: RewardModelCheck) -> dict:
     """What the registry, the dashboard and the API show of a check."""
     stale, why = stale_verdict(agreement=check.agreement, pairs=check.pairs, model=check.reward_model)
+    if check.computed_at is None:
+        verdict = "not computed"
+    elif stale:
+        verdict = "stale"
+    elif check.agreement is None or check.pairs < MIN_PAIRS:
+        verdict = "too few labels"
+    else:
+        verdict = "ok"
     return {
         "reward_model": check.reward_model_id,
         "reward_model_name": check.reward_model.name,
@@ -30,6 +38,7 @@ def check_summary(check: RewardModelCheck) -> dict:
         "pairs": check.pairs,
         "computed_at": check.computed_at,
         "stale": stale,
+        "verdict": verdict,
         "hint": why if check.computed_at else "Not computed yet.",
     }
 
