@@ -4,6 +4,7 @@
     ... --labelers 1 --tasks 1000000 --labels 2000     # next-task service time on a big project
     ... --labelers 32 --gold-rate 0.1 --qualification  # with gold tasks, and qualification first
     ... --labelers 32 --dynamic-overlap                # comparisons that disagree get more labels
+    ... --labelers 32 --comparisons                    # the same comparisons, dynamic overlap off
 
 It builds a fresh project (overlap 2) in the database that DATABASE_URL names, starts gunicorn
 (2 workers x 4 threads), and runs every labeler as a coroutine with its own keep-alive HTTP
@@ -48,9 +49,9 @@ def setup_django():
 
 
 def build_project(
-    *, labelers: int, tasks: int, overlap: int, gold: dict, dynamic: dict | None = None
+    *, labelers: int, tasks: int, overlap: int, gold: dict, dynamic: dict | None = None, comparisons: bool = False
 ) -> tuple[int, list[str]]:
-    """A fresh project with `tasks` demonstration tasks (comparisons with `dynamic`), inserted in bulk with SQL."""
+    """A fresh project with `tasks` demonstration (or comparison) tasks, inserted in bulk with SQL."""
     from django.contrib.auth import get_user_model
     from django.db import connection, transaction
     from rest_framework.authtoken.models import Token
@@ -82,9 +83,9 @@ def build_project(
                 SELECT project_id, id, %s, 0, %s, 0, 'open', '{}'::jsonb, now(), now()
                 FROM annotation_prompt WHERE project_id = %s ORDER BY id
                 """,
-                ["comparison" if dynamic else "demonstration", overlap, project.pk],
+                ["comparison" if comparisons else "demonstration", overlap, project.pk],
             )
-            if dynamic:
+            if comparisons:
                 add_response_pairs(cursor, project_id=project.pk)
         add_gold_tasks(project=project, count=gold["tasks"])
         with connection.cursor() as cursor:
@@ -365,6 +366,8 @@ def main() -> None:
     parser.add_argument("--qualification-accuracy", type=float, default=0.8, help="share right to qualify (X)")
     parser.add_argument("--dynamic-overlap", action="store_true",
                         help="comparison tasks in a project with dynamic overlap; labelers disagree at random")
+    parser.add_argument("--comparisons", action="store_true",
+                        help="comparison tasks of two responses instead of demonstrations (implied by --dynamic-overlap)")
     parser.add_argument("--max-overlap", type=int, default=3, help="dynamic overlap's maximum")
     parser.add_argument("--agreement-threshold", type=float, default=0.6, help="dynamic overlap's threshold")
     parser.add_argument("--first-choice", type=float, default=0.7,
@@ -387,7 +390,8 @@ def main() -> None:
 
     setup_django()
     project_id, tokens = build_project(
-        labelers=args.labelers, tasks=args.tasks, overlap=args.overlap, gold=gold, dynamic=dynamic
+        labelers=args.labelers, tasks=args.tasks, overlap=args.overlap, gold=gold, dynamic=dynamic,
+        comparisons=args.comparisons or args.dynamic_overlap,
     )
     answers = gold_answers(project_id)
     port = free_port()
@@ -415,14 +419,14 @@ def main() -> None:
           f"gunicorn={args.workers}x{args.threads}"
           + (f" gold_rate={gold['rate']} gold_tasks={gold['tasks']} qualification_tasks={gold['qualification_tasks']}"
              if with_gold else "")
-          + (f" dynamic_overlap max={args.max_overlap} threshold={args.agreement_threshold} "
-             f"first_choice={args.first_choice}" if dynamic else ""))
+          + (f" dynamic_overlap max={args.max_overlap} threshold={args.agreement_threshold}" if dynamic else "")
+          + (f" comparisons first_choice={args.first_choice}" if dynamic or args.comparisons else ""))
     print(f"labels: {labels} in {elapsed:.1f} s = {labels / elapsed:.1f} labels/s")
     print(f"next   : {percentiles(stats['next'])}")
     print(f"submit : {percentiles(stats['submit'])}")
     if with_gold:
         gold_report(project_id, stats, gold["qualification_tasks"], elapsed)
-    if dynamic:
+    if dynamic or args.comparisons:
         overlap_report(project_id, args.overlap)
     if stats["errors"]:
         print(f"errors : {len(stats['errors'])}, first: {stats['errors'][0]}")
