@@ -238,3 +238,30 @@ def test_the_settings_page_sets_dynamic_overlap(client):
     project.refresh_from_db()
     assert (project.dynamic_overlap, project.max_overlap, project.agreement_threshold) == (True, 4, 0.75)
     assert Annotation.objects.count() == 0 and Task.objects.count() == 0
+
+
+def test_dynamic_overlap_costs_one_indexed_statement_on_the_submit_that_fills_a_task_and_none_on_others():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from annotation.selectors import task_get_for_member
+
+    def submits(project) -> list[int]:
+        """Statements run by each of the two submits that fill a fresh comparison task, loaded as the API does."""
+        comparison_task(project=project)
+        counts = []
+        for best in (0, 1):
+            labeler = member(project)
+            claimed = services.task_claim_next(project=project, labeler=labeler)
+            task = task_get_for_member(user=labeler, task_id=claimed.pk)
+            shown = list(task.task_responses.order_by("position").values_list("response_id", flat=True))
+            data = {"ranking": [[shown[best]], [shown[1 - best]]], "strength": "better"}
+            with CaptureQueriesContext(connection) as captured:
+                services.annotation_submit(task=task, labeler=labeler, client_id=uuid.uuid4(), data=data)
+            counts.append(len(captured))
+        return counts
+
+    submits(dynamic_project())  # the connection prepares its statements once (queries.execute)
+    off, on = submits(ProjectFactory(overlap=2)), submits(dynamic_project())
+    assert on[0] == off[0], "a submit that does not fill the task reads nothing more"
+    assert on[1] == off[1] + 1, "the filling submit reads the task's rankings once"
