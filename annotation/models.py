@@ -74,16 +74,20 @@ class Project(TimeStamped):
                 condition=Q(qualification_min_accuracy__gte=0, qualification_min_accuracy__lte=1),
                 name="project_qualification_accuracy_share",
             ),
+            # Dynamic overlap (annotation/overlap.py holds the same bounds for the form and the API).
             models.CheckConstraint(
-                condition=Q(max_overlap__gte=1, max_overlap__lte=20), name="project_max_overlap_bounded"
+                condition=Q(max_overlap__gte=1, max_overlap__lte=20), name="project_max_overlap_bounded",
+                violation_error_message="max_overlap must be a whole number from 1 to 20.",
             ),
             models.CheckConstraint(
                 condition=Q(dynamic_overlap=False) | Q(max_overlap__gte=F("overlap")),
                 name="project_max_overlap_covers_overlap",
+                violation_error_message="max_overlap must be at least the overlap while dynamic overlap is on.",
             ),
             models.CheckConstraint(
                 condition=Q(agreement_threshold__gte=0.5, agreement_threshold__lte=1),
                 name="project_agreement_threshold_share",
+                violation_error_message="agreement_threshold must be a number from 0.5 to 1.",
             ),
         ]
 

@@ -30,14 +30,14 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='project',
-            constraint=models.CheckConstraint(condition=models.Q(('max_overlap__gte', 1), ('max_overlap__lte', 20)), name='project_max_overlap_bounded'),
+            constraint=models.CheckConstraint(condition=models.Q(('max_overlap__gte', 1), ('max_overlap__lte', 20)), name='project_max_overlap_bounded', violation_error_message='max_overlap must be a whole number from 1 to 20.'),
         ),
         migrations.AddConstraint(
             model_name='project',
-            constraint=models.CheckConstraint(condition=models.Q(('dynamic_overlap', False), ('max_overlap__gte', models.F('overlap')), _connector='OR'), name='project_max_overlap_covers_overlap'),
+            constraint=models.CheckConstraint(condition=models.Q(('dynamic_overlap', False), ('max_overlap__gte', models.F('overlap')), _connector='OR'), name='project_max_overlap_covers_overlap', violation_error_message='max_overlap must be at least the overlap while dynamic overlap is on.'),
         ),
         migrations.AddConstraint(
             model_name='project',
-            constraint=models.CheckConstraint(condition=models.Q(('agreement_threshold__gte', 0.5), ('agreement_threshold__lte', 1)), name='project_agreement_threshold_share'),
+            constraint=models.CheckConstraint(condition=models.Q(('agreement_threshold__gte', 0.5), ('agreement_threshold__lte', 1)), name='project_agreement_threshold_share', violation_error_message='agreement_threshold must be a number from 0.5 to 1.'),
         ),
     ]

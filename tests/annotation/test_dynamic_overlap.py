@@ -265,3 +265,17 @@ def test_dynamic_overlap_costs_one_indexed_statement_on_the_submit_that_fills_a_
     off, on = submits(ProjectFactory(overlap=2)), submits(dynamic_project())
     assert on[0] == off[0], "a submit that does not fill the task reads nothing more"
     assert on[1] == off[1] + 1, "the filling submit reads the task's rankings once"
+
+
+def test_the_database_and_django_admins_validation_refuse_a_maximum_below_the_overlap():
+    from django.core.exceptions import ValidationError
+    from django.db import IntegrityError, transaction
+
+    project = ProjectFactory(overlap=3)
+    project.dynamic_overlap, project.max_overlap = True, 2
+    with pytest.raises(ValidationError, match="max_overlap must be at least the overlap"):
+        project.full_clean()  # what Django admin's form runs before it saves
+    with pytest.raises(IntegrityError), transaction.atomic():
+        project.save()
+    project.dynamic_overlap = False  # off, the maximum does not matter
+    project.full_clean()
