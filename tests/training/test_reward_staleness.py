@@ -303,3 +303,36 @@ def test_the_check_with_the_real_tiny_reward_model_matches_its_own_scores(world,
     scores = {json.loads(line)["id"]: json.loads(line)["score"] for line in (tmp_path / "out.jsonl").read_text().splitlines()}
     assert check.agreement == pytest.approx(staleness.pair_agreement(pairs, scores))
     assert not any((Path(settings.STORAGE_ROOT) / "reward-checks" / str(check.pk)).iterdir())  # temp files removed
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_the_dashboard_button_checks_the_reward_model_on_the_real_worker(
+    celery_worker_process, tiny_reward_model_dir, client
+):
+    from tests.training.test_active_sampling import wait_for
+
+    project = ProjectFactory(slug=f"stale-{uuid.uuid4().hex[:8]}")
+    engineer = member(project, Membership.Role.ENGINEER)
+    policy = model_version(name=f"policy-{project.slug}", kind="policy", path="models/pol-w", project=project)
+    rm = model_version(name=f"rm-{project.slug}", kind="reward", project=project,
+                       path=str(tiny_reward_model_dir.relative_to(settings.STORAGE_ROOT)))
+    for _ in range(4):
+        task, (a, b, c) = policy_task(project, policy, [1, 2, 3])
+        labeled(task, [[a], [b], [c]])
+    client.force_login(engineer)
+    assert client.post(f"/training/projects/{project.pk}/reward-checks/").status_code == 302
+
+    def finished():
+        check = RewardModelCheck.objects.filter(reward_model=rm, project=project).first()
+        return check if check and check.status in ("succeeded", "failed") else None
+
+    try:
+        check = wait_for(finished, timeout=240, what="the reward-model check")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{celery_worker_process.log_path.read_text()[-4000:]}") from None
+    assert check.status == "succeeded", check.message
+    assert (check.labels, check.pairs, check.policy_id) == (4, 12, policy.pk)
+    assert 0.0 <= check.agreement <= 1.0
+    page = client.get(f"/projects/{project.pk}/dashboard/").content.decode()
+    assert f"{round(100 * check.agreement, 1)}%" in page and "4 labels, 12 pairs" in page
