@@ -19,7 +19,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from annotation.errors import Conflict
+from annotation.errors import Conflict, ServiceError
 from annotation.models import Annotation, Project
 from training import registry
 from training.active_sampling import STALE_RUNNING, score_command, score_pipeline_run, scores_read
@@ -110,7 +110,7 @@ def reward_checks_refresh() -> int:
                 continue  # nothing new to judge it on
             try:
                 reward_check_schedule(project=project, reward_model=model)
-            except Exception:  # a model whose files are gone, one being checked: the next sweep tries again
+            except ServiceError:  # a model whose files are gone, one being checked: the next sweep tries again
                 continue
             queued += 1
     return queued
