@@ -202,8 +202,12 @@ def test_the_schedule_sends_the_gpu_task_after_the_commit(world, django_capture_
 
 def test_the_beat_sweep_queues_checks_that_are_due_and_have_new_labels(world, monkeypatch):
     monkeypatch.setattr("training.scoring_tasks.reward_check_run.delay", lambda *args: None)
+    # A reward model whose directory is gone is skipped (the next sweep tries again); the others go on.
+    ModelVersion.objects.create(name=f"rm-gone-{uuid.uuid4().hex[:6]}", kind="reward", path="models/gone-rm",
+                                project=world["project"])
     assert staleness.reward_checks_refresh() == 1  # never checked, labels exist
     assert staleness.reward_checks_refresh() == 0  # queued just now
+    assert RewardModelCheck.objects.count() == 1
     check = RewardModelCheck.objects.get(reward_model=world["rm"])
     long_ago = timezone.now() - timedelta(seconds=staleness.REFRESH_SECONDS + 60)
     RewardModelCheck.objects.filter(pk=check.pk).update(status="succeeded", computed_at=long_ago, updated_at=long_ago)
