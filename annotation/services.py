@@ -86,14 +86,15 @@ def project_update(*, project: Project, **fields) -> Project:
         dynamic=fields.get("dynamic_overlap", project.dynamic_overlap),
         max_overlap=fields.get("max_overlap", project.max_overlap),
     )
-    was_dynamic, was_max = project.dynamic_overlap, project.max_overlap
+    was_overlap, was_dynamic, was_max = project.overlap, project.dynamic_overlap, project.max_overlap
     with transaction.atomic():
         for name, value in fields.items():
             setattr(project, name, value)
         project.save()
-        if "overlap" in fields:
+        if "overlap" in fields and fields["overlap"] != was_overlap:
             # Open tasks follow the new overlap; finished work is never undone. Gold tasks have no
-            # overlap: they stay open for every labeler.
+            # overlap: they stay open for every labeler. (Only on a change: the settings page sends
+            # the overlap on every save, and a save must not undo dynamic overlap's extra slots.)
             real = project.tasks.filter(is_gold=False)
             real.filter(status=Task.Status.OPEN).update(required=fields["overlap"])
             real.filter(status=Task.Status.OPEN, done__gte=F("required")).update(status=Task.Status.DONE)

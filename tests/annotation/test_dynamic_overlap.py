@@ -225,6 +225,26 @@ def test_lowering_the_maximum_finishes_grown_tasks_that_have_their_labels():
     assert (task.done, task.required, task.status) == (3, 3, "done")
 
 
+def test_saving_the_settings_with_the_same_overlap_keeps_a_grown_task_open(client):
+    project = dynamic_project()
+    client.force_login(member(project, Membership.Role.ADMIN))
+    task = comparison_task(project=project)
+    judge(project, member(project), best=0)
+    judge(project, member(project), best=1)
+    form = {"name": project.name, "guidelines": "", "overlap": 2, "lease_seconds": 600, "dynamic_overlap": "on",
+            "max_overlap": "3", "agreement_threshold": "0.6", "review_rate": "0.1"}
+    assert client.post(f"/projects/{project.pk}/settings/", form).status_code == 302
+    task.refresh_from_db()
+    assert (task.done, task.required, task.status) == (2, 3, "open")
+    # A new overlap does apply to open tasks, grown ones included.
+    assert client.post(f"/projects/{project.pk}/settings/", {**form, "overlap": 3}).status_code == 302
+    task.refresh_from_db()
+    assert (task.required, task.status) == (3, "open")
+    assert client.post(f"/projects/{project.pk}/settings/", {**form, "overlap": 1}).status_code == 302
+    task.refresh_from_db()
+    assert (task.required, task.status) == (1, "done")
+
+
 def test_the_settings_page_sets_dynamic_overlap(client):
     project = ProjectFactory(overlap=2)
     client.force_login(member(project, Membership.Role.ADMIN))
