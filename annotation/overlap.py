@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 
+from .errors import InvalidInput
+
 MAX_OVERLAP_CAP = 20  # the most labels a task can ever grow to
 MAX_OVERLAP_DEFAULT = 3
 THRESHOLD_MIN = 0.5
@@ -69,8 +71,6 @@ def clean_settings(*, fields: dict, overlap: int, dynamic: bool, max_overlap: in
     Raises InvalidInput naming the field. `overlap`, `dynamic` and `max_overlap` are the values the
     project will have: the ones in `fields`, else the stored ones.
     """
-    from .errors import InvalidInput
-
     if "dynamic_overlap" in fields and not isinstance(fields["dynamic_overlap"], bool):
         raise InvalidInput("dynamic_overlap must be true or false.", field="dynamic_overlap")
     if "max_overlap" in fields:
