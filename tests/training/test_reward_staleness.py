@@ -340,3 +340,23 @@ def test_the_dashboard_button_checks_the_reward_model_on_the_real_worker(
     assert 0.0 <= check.agreement <= 1.0
     page = client.get(f"/projects/{project.pk}/dashboard/").content.decode()
     assert f"{round(100 * check.agreement, 1)}%" in page and "4 labels, 12 pairs" in page
+
+
+def test_the_command_shows_the_checks_and_queues_new_ones(world, monkeypatch):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    monkeypatch.setattr("training.scoring_tasks.reward_check_run.delay", lambda *args: None)
+    out = StringIO()
+    call_command("check_reward_models", "--project", world["project"].slug, stdout=out)
+    assert f"{world['rm'].name}: never checked" in out.getvalue()
+    _stale_check(world)
+    out = StringIO()
+    call_command("check_reward_models", "--project", world["project"].slug, stdout=out)
+    assert "52.0% on 200 labels (410 pairs)" in out.getvalue() and "stale" in out.getvalue()
+    out = StringIO()
+    call_command("check_reward_models", "--project", world["project"].slug, "--now", stdout=out)
+    assert "Queued 1 check" in out.getvalue() and "stale, queued." in out.getvalue()
+    with pytest.raises(CommandError, match="No project"):
+        call_command("check_reward_models", "--project", "nope")
