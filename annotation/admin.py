@@ -17,7 +17,7 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "overlap", "lease_seconds", "created_at"]
+    list_display = ["name", "slug", "overlap", "dynamic_overlap", "lease_seconds", "created_at"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
     readonly_fields = ["created_at", "updated_at"]

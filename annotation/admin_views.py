@@ -76,6 +76,12 @@ def project_dashboard(request, project_id: int):
         row["mean"] = dashboard.duration_display(row["mean_ms"])
         row["median"] = dashboard.duration_display(row["median_ms"])
     data["quality"] = dashboard.dashboard_quality(project=project)
+    if Action.TRAIN in request.project_actions:
+        # Is the reward model still right? Read from training through its own module (as the
+        # prioritise button does), for those who train only.
+        from training.staleness import reward_checks_for_project
+
+        data["reward_checks"] = reward_checks_for_project(project=project)
     return _page(request, "annotation/admin/dashboard.html", project, "dashboard", data)
 
 
@@ -143,6 +149,9 @@ def _settings_page(request, project: Project, *, status: int = 200, **forms):
                 "gold_training_mode": project.gold_training_mode,
                 "qualification_tasks": project.qualification_tasks,
                 "qualification_min_accuracy": project.qualification_min_accuracy,
+                "dynamic_overlap": project.dynamic_overlap,
+                "max_overlap": project.max_overlap,
+                "agreement_threshold": project.agreement_threshold,
             },
             project=project,
         ),

@@ -4,6 +4,7 @@ from django import forms
 from django.db.models import Q
 
 from . import gold
+from . import overlap as overlap_rules
 from .errors import ServiceError
 from .models import Membership
 from .reviews.sampling import REVIEW_RATE_HELP, REVIEW_RATE_MAX, REVIEW_RATE_MIN
@@ -66,6 +67,21 @@ class ProjectSettingsForm(ServiceErrorMixin, forms.Form):
         help_text="Share of those answers that must match, from 0 to 1; below it the labeler is held out.",
     )
 
+    # Dynamic overlap; the bounds are overlap.py's.
+    dynamic_overlap = forms.BooleanField(
+        required=False, label="Turn on", help_text=overlap_rules.DYNAMIC_OVERLAP_HELP
+    )
+    max_overlap = forms.IntegerField(
+        required=False, min_value=1, max_value=overlap_rules.MAX_OVERLAP_CAP,
+        initial=overlap_rules.MAX_OVERLAP_DEFAULT, label="Maximum overlap", help_text=overlap_rules.MAX_OVERLAP_HELP,
+    )
+    agreement_threshold = forms.FloatField(
+        required=False, min_value=overlap_rules.THRESHOLD_MIN, max_value=overlap_rules.THRESHOLD_MAX,
+        initial=overlap_rules.THRESHOLD_DEFAULT, label="Agreement threshold",
+        help_text=overlap_rules.THRESHOLD_HELP,
+        widget=forms.NumberInput(attrs={"step": "0.01"}),
+    )
+
     def __init__(self, *args, project=None, **kwargs):
         super().__init__(*args, **kwargs)
         if "reward_model" in self.fields:
@@ -79,7 +95,8 @@ class ProjectSettingsForm(ServiceErrorMixin, forms.Form):
     def clean(self):
         cleaned = super().clean()
         # A number left empty keeps the project's value (a form of an older page may not have it).
-        for name in ("review_rate", "gold_rate", "qualification_tasks", "qualification_min_accuracy"):
+        for name in ("review_rate", "gold_rate", "qualification_tasks", "qualification_min_accuracy", "max_overlap",
+                     "agreement_threshold"):
             if name in cleaned and cleaned[name] is None:
                 del cleaned[name]
         return cleaned
@@ -99,6 +116,7 @@ class ProjectCreateForm(ProjectSettingsForm):
     review_rate = None  # set in the settings once the project has labelers
     # Gold settings need gold tasks, which come with an import: they are set on the settings page.
     gold_rate = gold_training_mode = qualification_tasks = qualification_min_accuracy = None
+    dynamic_overlap = max_overlap = agreement_threshold = None  # set in the settings, like the review rate
     field_order = ["name", "slug", "guidelines", "overlap", "lease_seconds"]
 
 

@@ -50,6 +50,16 @@ class Project(TimeStamped):
     qualification_min_accuracy = models.FloatField(
         default=0.8, help_text="Share of those answers that must be right (0 to 1)."
     )
+    # Dynamic overlap (annotation/overlap.py): a comparison whose labels disagree gets one more label.
+    dynamic_overlap = models.BooleanField(
+        default=False, help_text="A comparison whose labels disagree gets one more label, up to max_overlap."
+    )
+    max_overlap = models.PositiveSmallIntegerField(
+        default=3, help_text="The most labels a disagreed comparison can get (at least the overlap)."
+    )
+    agreement_threshold = models.FloatField(
+        default=0.6, help_text="Share of labels that must pick the same best response (0.5 to 1)."
+    )
 
     class Meta:
         # A platform right (annotation/roles.py): superusers have it, Django admin or
@@ -63,6 +73,21 @@ class Project(TimeStamped):
             models.CheckConstraint(
                 condition=Q(qualification_min_accuracy__gte=0, qualification_min_accuracy__lte=1),
                 name="project_qualification_accuracy_share",
+            ),
+            # Dynamic overlap (annotation/overlap.py holds the same bounds for the form and the API).
+            models.CheckConstraint(
+                condition=Q(max_overlap__gte=1, max_overlap__lte=20), name="project_max_overlap_bounded",
+                violation_error_message="max_overlap must be a whole number from 1 to 20.",
+            ),
+            models.CheckConstraint(
+                condition=Q(dynamic_overlap=False) | Q(max_overlap__gte=F("overlap")),
+                name="project_max_overlap_covers_overlap",
+                violation_error_message="max_overlap must be at least the overlap while dynamic overlap is on.",
+            ),
+            models.CheckConstraint(
+                condition=Q(agreement_threshold__gte=0.5, agreement_threshold__lte=1),
+                name="project_agreement_threshold_share",
+                violation_error_message="agreement_threshold must be a number from 0.5 to 1.",
             ),
         ]
 

@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from . import claiming, edits, gold, qualification, submitting
+from . import overlap as overlap_rules
 from .errors import Conflict, InvalidInput
 from .models import Annotation, Lease, Membership, Project, Response, Task
 from .queries import insert, one_or_none
@@ -63,7 +64,10 @@ def project_creator_set(*, user: AbstractBaseUser, allowed: bool = True) -> None
 
 
 def project_update(*, project: Project, **fields) -> Project:
-    allowed = {"name", "guidelines", "overlap", "lease_seconds", "reward_model", "review_rate", *GOLD_SETTINGS}
+    allowed = {
+        "name", "guidelines", "overlap", "lease_seconds", "reward_model", "review_rate", *GOLD_SETTINGS,
+        *overlap_rules.SETTINGS,
+    }
     unknown = set(fields) - allowed
     if unknown:
         raise InvalidInput(f"Unknown field: {sorted(unknown)[0]}.", field=sorted(unknown)[0])
@@ -77,22 +81,44 @@ def project_update(*, project: Project, **fields) -> Project:
     if "review_rate" in fields:
         fields["review_rate"] = sampling.clean_review_rate(fields["review_rate"])
     _check_gold_settings(fields)
+    overlap_rules.clean_settings(
+        fields=fields, overlap=fields.get("overlap", project.overlap),
+        dynamic=fields.get("dynamic_overlap", project.dynamic_overlap),
+        max_overlap=fields.get("max_overlap", project.max_overlap),
+    )
+    was_overlap, was_dynamic, was_max = project.overlap, project.dynamic_overlap, project.max_overlap
     with transaction.atomic():
         for name, value in fields.items():
             setattr(project, name, value)
         project.save()
-        if "overlap" in fields:
+        if "overlap" in fields and fields["overlap"] != was_overlap:
             # Open tasks follow the new overlap; finished work is never undone. Gold tasks have no
-            # overlap: they stay open for every labeler.
+            # overlap: they stay open for every labeler. (Only on a change: the settings page sends
+            # the overlap on every save, and a save must not undo dynamic overlap's extra slots.)
             real = project.tasks.filter(is_gold=False)
             real.filter(status=Task.Status.OPEN).update(required=fields["overlap"])
             real.filter(status=Task.Status.OPEN, done__gte=F("required")).update(status=Task.Status.DONE)
             real.filter(status=Task.Status.DONE, done__lt=fields["overlap"]).update(
                 required=fields["overlap"], status=Task.Status.OPEN
             )
+        elif (was_dynamic, was_max) != (project.dynamic_overlap, project.max_overlap):
+            _grown_tasks_follow(project=project)
         if {"qualification_tasks", "qualification_min_accuracy"} & set(fields):
             qualification.qualification_decide_due(project=project)
     return project
+
+
+def _grown_tasks_follow(*, project: Project) -> None:
+    """Open tasks that dynamic overlap grew shrink to the new cap (or to the overlap when it is off).
+
+    A task that has its labels then is done; finished work is never undone.
+    """
+    cap = project.max_overlap if project.dynamic_overlap else project.overlap
+    grown = project.tasks.filter(is_gold=False, status=Task.Status.OPEN, required__gt=max(cap, project.overlap))
+    grown.update(required=max(cap, project.overlap))
+    project.tasks.filter(is_gold=False, status=Task.Status.OPEN, done__gte=F("required")).update(
+        status=Task.Status.DONE
+    )
 
 
 GOLD_SETTINGS = ("gold_rate", "gold_training_mode", "qualification_tasks", "qualification_min_accuracy")
@@ -277,7 +303,8 @@ def _store(
 ) -> tuple[Annotation, bool]:
     if not isinstance(time_spent_ms, int) or isinstance(time_spent_ms, bool) or time_spent_ms < 0:
         raise InvalidInput("time_spent_ms must be a non-negative integer.", field="time_spent_ms")
-    project = task.project if task.is_gold else None  # its qualification settings (loaded with the task)
+    # Its qualification settings (gold) or its dynamic overlap (comparisons), loaded with the task by the API.
+    project = task.project if task.is_gold or task.kind == Task.Kind.COMPARISON else None
     now = timezone.now()
     review_rate = task.project.review_rate  # loaded with the task by the API: no query
     try:
@@ -311,7 +338,7 @@ def _store(
                 **fields,
             ))
             if annotation.kind != Annotation.Kind.SKIP:
-                submitting.count_done(task=task, now=now)
+                submitting.count_done(task=task, now=now, project=project)
                 if not task.is_gold:
                     sampling.annotation_sample_for_review(annotation=annotation, review_rate=review_rate)
             if task.is_gold:

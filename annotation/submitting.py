@@ -12,7 +12,8 @@ from datetime import datetime
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
 
-from .models import Annotation, Task
+from . import overlap as overlap_rules
+from .models import Annotation, Project, Task
 from .queries import column_value, columns, db_datetime, db_value, execute, fetch_one, load, on_postgres
 
 _CLIENT_ID_TAKEN = "SELECT id FROM annotation_annotation WHERE client_id = %s"
@@ -27,7 +28,13 @@ SELECT 1 FROM annotation_taskresponse tr JOIN annotation_response r ON r.id = tr
 WHERE tr.task_id = %s AND r.author_id = %s LIMIT 1
 """
 _SHOWN_IDS = "SELECT response_id FROM annotation_taskresponse WHERE task_id = %s"
-_COUNT_DONE = "UPDATE annotation_task SET done = %s, status = %s, updated_at = %s WHERE id = %s"
+_COUNT_DONE = "UPDATE annotation_task SET done = %s, required = %s, status = %s, updated_at = %s WHERE id = %s"
+# The rankings of the task's comparisons that count (annotation.models.ANNOTATION_COUNTS): read
+# under the task's row lock by the submit that fills it, to decide whether it needs one more label.
+_COUNTING_RANKINGS = """
+SELECT ranking FROM annotation_annotation
+WHERE task_id = %s AND kind = 'comparison' AND review_state NOT IN ('rejected', 'corrected')
+"""
 # A graded gold answer (or a skip while qualifying) into the labeler's gold record, made on first
 # use; the upsert takes the record's row lock, so two tabs' submits count one after the other.
 # A skip counts only while the labeler is still qualifying.
@@ -95,15 +102,40 @@ def gold_record_count(
     )
 
 
-def count_done(*, task: Task, now: datetime) -> None:
+def counting_rankings(task_id: int) -> list:
+    """The rankings of the task's comparison annotations that count, in no particular order."""
+    with connection.cursor() as cursor:
+        execute(cursor, _COUNTING_RANKINGS, [task_id], name="submit_counting_rankings", types=("bigint",))
+        return [column_value(Annotation, "ranking", row[0]) for row in cursor.fetchall()]
+
+
+def count_done(*, task: Task, now: datetime, project: Project | None = None) -> None:
     """One more annotation on the task; it is done once it has the annotations it requires.
 
-    A gold task counts its annotations too, but is never done: every labeler may get it.
+    A gold task counts its annotations too, but is never done: every labeler may get it. With the
+    project's dynamic overlap on (pass the project), a comparison whose labels disagree grows by
+    one label instead of finishing (annotation/overlap.py).
     """
     task.done += 1
     if task.done >= task.required and not task.is_gold:
-        task.status = Task.Status.DONE
+        grown = _grown_required(task=task, project=project)
+        if grown is None:
+            task.status = Task.Status.DONE
+        else:
+            task.required = grown
     task.updated_at = now
     with connection.cursor() as cursor:
-        execute(cursor, _COUNT_DONE, [task.done, task.status, db_datetime(now), task.pk],
-                name="submit_count_done", types=("integer", "text", "timestamptz", "bigint"))
+        execute(cursor, _COUNT_DONE, [task.done, task.required, task.status, db_datetime(now), task.pk],
+                name="submit_count_done", types=("integer", "integer", "text", "timestamptz", "bigint"))
+
+
+def _grown_required(*, task: Task, project: Project | None) -> int | None:
+    """The task's new `required` if dynamic overlap grows it now, else None. Only under the task's lock."""
+    if project is None or not project.dynamic_overlap or task.kind != Task.Kind.COMPARISON:
+        return None
+    grown = overlap_rules.grown_required(done=task.done, required=task.required, max_overlap=project.max_overlap)
+    if grown is None:
+        return None
+    rankings = counting_rankings(task.pk)
+    disagree = overlap_rules.needs_another_label(rankings=rankings, threshold=project.agreement_threshold)
+    return grown if disagree else None

@@ -3,6 +3,8 @@
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench .venv/bin/python bench/labeling.py --labelers 32
     ... --labelers 1 --tasks 1000000 --labels 2000     # next-task service time on a big project
     ... --labelers 32 --gold-rate 0.1 --qualification  # with gold tasks, and qualification first
+    ... --labelers 32 --dynamic-overlap                # comparisons that disagree get more labels
+    ... --labelers 32 --comparisons                    # the same comparisons, dynamic overlap off
 
 It builds a fresh project (overlap 2) in the database that DATABASE_URL names, starts gunicorn
 (2 workers x 4 threads), and runs every labeler as a coroutine with its own keep-alive HTTP
@@ -14,12 +16,19 @@ that rate (and, with --qualification, first: --qualification-tasks of them, to p
 --qualification-accuracy). The simulated labelers know the gold answers, so they all qualify. It
 then also prints how many gold tasks were served, their share of the claims after qualification,
 the next-task latency of gold and real claims apart, and checks the gold invariants.
+
+With --dynamic-overlap the tasks are comparisons of two model responses in a project with dynamic
+overlap on (--max-overlap, --agreement-threshold). Each simulated labeler picks the first response
+with probability --first-choice (0.7: two labels disagree 42% of the time), so disagreements grow
+tasks by one label each while the claim serves them. It also prints how many tasks grew and checks
+that no task holds more labels than it requires or grew past the maximum.
 """
 
 import argparse
 import asyncio
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -39,8 +48,10 @@ def setup_django():
     django.setup()
 
 
-def build_project(*, labelers: int, tasks: int, overlap: int, gold: dict) -> tuple[int, list[str]]:
-    """A fresh project with `tasks` demonstration tasks, inserted in bulk with SQL (and gold ones)."""
+def build_project(
+    *, labelers: int, tasks: int, overlap: int, gold: dict, dynamic: dict | None = None, comparisons: bool = False
+) -> tuple[int, list[str]]:
+    """A fresh project with `tasks` demonstration (or comparison) tasks, inserted in bulk with SQL."""
     from django.contrib.auth import get_user_model
     from django.db import connection, transaction
     from rest_framework.authtoken.models import Token
@@ -53,6 +64,7 @@ def build_project(*, labelers: int, tasks: int, overlap: int, gold: dict) -> tup
         project = Project.objects.create(
             name=slug, slug=slug, overlap=overlap, lease_seconds=600, gold_rate=gold["rate"],
             qualification_tasks=gold["qualification_tasks"], qualification_min_accuracy=gold["qualification_accuracy"],
+            **(dynamic or {}),
         )
         with connection.cursor() as cursor:
             cursor.execute(
@@ -68,11 +80,13 @@ def build_project(*, labelers: int, tasks: int, overlap: int, gold: dict) -> tup
                 """
                 INSERT INTO annotation_task (project_id, prompt_id, kind, priority, required, done, status,
                                              metadata, created_at, updated_at)
-                SELECT project_id, id, 'demonstration', 0, %s, 0, 'open', '{}'::jsonb, now(), now()
+                SELECT project_id, id, %s, 0, %s, 0, 'open', '{}'::jsonb, now(), now()
                 FROM annotation_prompt WHERE project_id = %s ORDER BY id
                 """,
-                [overlap, project.pk],
+                ["comparison" if comparisons else "demonstration", overlap, project.pk],
             )
+            if comparisons:
+                add_response_pairs(cursor, project_id=project.pk)
         add_gold_tasks(project=project, count=gold["tasks"])
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE annotation_task")
@@ -83,6 +97,27 @@ def build_project(*, labelers: int, tasks: int, overlap: int, gold: dict) -> tup
         Membership.objects.get_or_create(project=project, user=user, defaults={"role": "labeler"})
         keys.append(Token.objects.get_or_create(user=user)[0].key)
     return project.pk, keys
+
+
+def add_response_pairs(cursor, *, project_id: int) -> None:
+    """Two model responses per prompt, shown by the prompt's comparison task in positions 0 and 1."""
+    for letter in ("A", "B"):
+        cursor.execute(
+            """
+            INSERT INTO annotation_response (prompt_id, text, source, created_at, updated_at)
+            SELECT id, %s || external_id, 'model', now(), now() FROM annotation_prompt WHERE project_id = %s
+            """,
+            [f"Answer {letter} to ", project_id],
+        )
+    cursor.execute(
+        """
+        INSERT INTO annotation_taskresponse (task_id, response_id, position)
+        SELECT t.id, r.id, ROW_NUMBER() OVER (PARTITION BY t.id ORDER BY r.id) - 1
+        FROM annotation_task t JOIN annotation_response r ON r.prompt_id = t.prompt_id
+        WHERE t.project_id = %s
+        """,
+        [project_id],
+    )
 
 
 def add_gold_tasks(*, project, count: int) -> None:
@@ -201,7 +236,7 @@ class Connection:
         return status, data
 
 
-async def labeler(port, project_id, token, deadline, budget, stats, answers):
+async def labeler(port, project_id, token, deadline, budget, stats, answers, first_choice=0.5):
     connection = Connection(port, token)
     claims = 0
     while time.perf_counter() < deadline and budget["left"] > 0:
@@ -222,6 +257,12 @@ async def labeler(port, project_id, token, deadline, budget, stats, answers):
             body.update(ranking=answers[task["id"]], strength="better")
             stats["gold_next"].append((claims, took))
             stats["gold_claims"].append(claims)
+        elif task["kind"] == "comparison":
+            first, second = (r["id"] for r in task["responses"])
+            best, other = (first, second) if random.random() < first_choice else (second, first)
+            body.update(ranking=[[best], [other]], strength="better")
+            stats["real_next"].append((claims, took))
+            stats["real_claims"].append(claims)
         else:
             body["text"] = "A simulated answer."
             stats["real_next"].append((claims, took))
@@ -243,7 +284,7 @@ def percentiles(values: list[float]) -> str:
     return f"p50 {pick(0.50):7.1f} ms  p95 {pick(0.95):7.1f} ms  p99 {pick(0.99):7.1f} ms  (n={len(values)})"
 
 
-def check_invariants(project_id: int, overlap: int, submitted: list[str]) -> list[str]:
+def check_invariants(project_id: int, overlap: int, submitted: list[str], max_overlap: int = 0) -> list[str]:
     from django.db.models import Count, F, Q
 
     from annotation.models import Annotation, GoldRecord, Task
@@ -251,7 +292,12 @@ def check_invariants(project_id: int, overlap: int, submitted: list[str]) -> lis
     problems = []
     annotations = Annotation.objects.filter(task__project_id=project_id)
     real = annotations.filter(task__is_gold=False)  # a gold task has no overlap: every labeler may get it
-    if real.values("task").annotate(n=Count("id")).filter(n__gt=overlap).exists():
+    if max_overlap:  # dynamic overlap: each task holds at most what it requires, and requires at most the cap
+        if real.values("task", "task__required").annotate(n=Count("id")).filter(n__gt=F("task__required")).exists():
+            problems.append("a task has more annotations than it requires")
+        if Task.objects.filter(project_id=project_id, is_gold=False, required__gt=max_overlap).exists():
+            problems.append(f"a task grew past max_overlap {max_overlap}")
+    elif real.values("task").annotate(n=Count("id")).filter(n__gt=overlap).exists():
         problems.append(f"a task has more than {overlap} annotations")
     if annotations.values("task", "labeler").annotate(n=Count("id")).filter(n__gt=1).exists():
         problems.append("a labeler annotated a task twice")
@@ -270,6 +316,20 @@ def check_invariants(project_id: int, overlap: int, submitted: list[str]) -> lis
         if (record.gold_answered, record.gold_correct) != (mine.count(), mine.filter(gold_correct=True).count()):
             problems.append(f"labeler {record.labeler_id}'s gold record differs from their gold annotations")
     return problems
+
+
+def overlap_report(project_id: int, overlap: int) -> None:
+    """How dynamic overlap grew the tasks that labelers finished or were still labeling."""
+    from django.db.models import Count
+
+    from annotation.models import Task
+
+    touched = Task.objects.filter(project_id=project_id, is_gold=False, done__gt=0)
+    required = dict(touched.values("required").annotate(n=Count("id")).values_list("required", "n"))
+    grown = sum(n for r, n in required.items() if r > overlap)
+    done = touched.filter(status="done").count()
+    print(f"overlap: {sum(required.values())} tasks labeled, {done} done, {grown} grew past {overlap}; "
+          f"tasks by required count: {dict(sorted(required.items()))}")
 
 
 def gold_report(project_id: int, stats: dict, qualification_tasks: int, elapsed: float) -> None:
@@ -304,6 +364,14 @@ def main() -> None:
     parser.add_argument("--qualification", action="store_true", help="labelers qualify on gold tasks first")
     parser.add_argument("--qualification-tasks", type=int, default=5, help="gold answers to qualify (N)")
     parser.add_argument("--qualification-accuracy", type=float, default=0.8, help="share right to qualify (X)")
+    parser.add_argument("--dynamic-overlap", action="store_true",
+                        help="comparison tasks in a project with dynamic overlap; labelers disagree at random")
+    parser.add_argument("--comparisons", action="store_true",
+                        help="comparison tasks of two responses instead of demonstrations (implied by --dynamic-overlap)")
+    parser.add_argument("--max-overlap", type=int, default=3, help="dynamic overlap's maximum")
+    parser.add_argument("--agreement-threshold", type=float, default=0.6, help="dynamic overlap's threshold")
+    parser.add_argument("--first-choice", type=float, default=0.7,
+                        help="with --dynamic-overlap: the chance that a labeler picks the first response")
     parser.add_argument("--gold-tasks", type=int, default=0,
                         help="gold comparisons in the project (default: 500 with a gold rate or qualification)")
     args = parser.parse_args()
@@ -315,8 +383,16 @@ def main() -> None:
         "qualification_accuracy": args.qualification_accuracy,
     }
 
+    dynamic = (
+        {"dynamic_overlap": True, "max_overlap": args.max_overlap, "agreement_threshold": args.agreement_threshold}
+        if args.dynamic_overlap else None
+    )
+
     setup_django()
-    project_id, tokens = build_project(labelers=args.labelers, tasks=args.tasks, overlap=args.overlap, gold=gold)
+    project_id, tokens = build_project(
+        labelers=args.labelers, tasks=args.tasks, overlap=args.overlap, gold=gold, dynamic=dynamic,
+        comparisons=args.comparisons or args.dynamic_overlap,
+    )
     answers = gold_answers(project_id)
     port = free_port()
     server = start_gunicorn(port, args.workers, args.threads)
@@ -326,7 +402,9 @@ def main() -> None:
     try:
         async def run_all():
             deadline = time.perf_counter() + args.seconds
-            await asyncio.gather(*(labeler(port, project_id, t, deadline, budget, stats, answers) for t in tokens))
+            await asyncio.gather(*(
+                labeler(port, project_id, t, deadline, budget, stats, answers, args.first_choice) for t in tokens
+            ))
 
         # Warm up each gunicorn worker's connection and caches, then measure.
         started = time.perf_counter()
@@ -340,15 +418,19 @@ def main() -> None:
     print(f"labelers={args.labelers} tasks={args.tasks} overlap={args.overlap} "
           f"gunicorn={args.workers}x{args.threads}"
           + (f" gold_rate={gold['rate']} gold_tasks={gold['tasks']} qualification_tasks={gold['qualification_tasks']}"
-             if with_gold else ""))
+             if with_gold else "")
+          + (f" dynamic_overlap max={args.max_overlap} threshold={args.agreement_threshold}" if dynamic else "")
+          + (f" comparisons first_choice={args.first_choice}" if dynamic or args.comparisons else ""))
     print(f"labels: {labels} in {elapsed:.1f} s = {labels / elapsed:.1f} labels/s")
     print(f"next   : {percentiles(stats['next'])}")
     print(f"submit : {percentiles(stats['submit'])}")
     if with_gold:
         gold_report(project_id, stats, gold["qualification_tasks"], elapsed)
+    if dynamic or args.comparisons:
+        overlap_report(project_id, args.overlap)
     if stats["errors"]:
         print(f"errors : {len(stats['errors'])}, first: {stats['errors'][0]}")
-    problems = check_invariants(project_id, args.overlap, stats["submitted"])
+    problems = check_invariants(project_id, args.overlap, stats["submitted"], args.max_overlap if dynamic else 0)
     print("invariants: " + ("OK" if not problems else "; ".join(problems)))
     sys.exit(1 if problems or stats["errors"] else 0)
 

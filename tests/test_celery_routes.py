@@ -11,6 +11,8 @@ from config.celery_app import app
         ("training.tasks.run_execute", "gpu"),
         ("training.generation_tasks.generation_execute", "gpu"),
         ("training.scoring_tasks.active_sampling_run", "gpu"),
+        ("training.scoring_tasks.reward_check_run", "gpu"),
+        ("training.scoring_tasks.reward_checks_refresh", "default"),
         ("training.tasks.runs_recover_lost", "default"),
         ("training.tasks.snapshots_sweep_orphans", "default"),
         ("training.generation_tasks.generation_jobs_recover_lost", "default"),

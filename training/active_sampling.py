@@ -26,6 +26,7 @@ import shutil
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -218,8 +219,12 @@ def score_command(*, model_dir: str, input_file: Path, output_file: Path) -> lis
     ]
 
 
-def _run_scoring(*, project: Project, command: list[str], total: int) -> tuple[int, str]:
-    """Run the scoring subprocess; its progress lines become the project's scoring message."""
+def score_pipeline_run(*, command: list[str], on_progress: Callable[[int], None]) -> tuple[int, str]:
+    """Run the scoring pipeline as a subprocess and follow it; returns (exit code, error or "").
+
+    on_progress gets the rows scored so far at each flush. Active sampling and the reward-model
+    check (training/staleness/) both score through here.
+    """
     proc, _how = pipeline_start(command, env=services.pipeline_env())
     deadline = time.monotonic() + SCORING_TIMEOUT_SECONDS
 
@@ -227,8 +232,7 @@ def _run_scoring(*, project: Project, command: list[str], total: int) -> tuple[i
         if time.monotonic() > deadline:
             return "timed out"
         if batch.step is not None:
-            _status_set(project_id=project.pk, status=Status.RUNNING,
-                        message=f"Scored {batch.step} of {total} responses.")
+            on_progress(batch.step)
         batch.step, batch.lines, batch.points = None, [], []
         return Status.RUNNING
 
@@ -239,6 +243,15 @@ def _run_scoring(*, project: Project, command: list[str], total: int) -> tuple[i
     if code != 0 and not error:
         error = f"exit status {code}\n" + "\n".join(state.recent)
     return code, error
+
+
+def _run_scoring(*, project: Project, command: list[str], total: int) -> tuple[int, str]:
+    """Run the scoring subprocess; its progress lines become the project's scoring message."""
+
+    def progress(step: int) -> None:
+        _status_set(project_id=project.pk, status=Status.RUNNING, message=f"Scored {step} of {total} responses.")
+
+    return score_pipeline_run(command=command, on_progress=progress)
 
 
 def active_sampling_execute(*, project_id: int, reward_model_id: int) -> str:

@@ -2,7 +2,9 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
-from .models import DatasetSnapshot, Evaluation, GenerationJob, MetricPoint, ModelVersion, TrainingRun
+from .models import (
+    DatasetSnapshot, Evaluation, GenerationJob, MetricPoint, ModelVersion, RewardModelCheck, TrainingRun,
+)
 
 
 @admin.register(ModelVersion)
@@ -61,3 +63,16 @@ class EvaluationAdmin(admin.ModelAdmin):
     list_display = ["id", "project", "model_a", "model_b", "status", "created_at"]
     list_filter = ["status"]
     raw_id_fields = ["project", "model_a", "model_b", "created_by"]
+
+
+@admin.register(RewardModelCheck)
+class RewardModelCheckAdmin(admin.ModelAdmin):
+    """Is the reward model still right? Computed by training/staleness/; read-only here."""
+
+    list_display = ["reward_model", "project", "agreement", "labels", "pairs", "policy", "status", "computed_at"]
+    list_filter = ["status"]
+    raw_id_fields = ["reward_model", "project", "policy"]
+    readonly_fields = [
+        "reward_model", "project", "status", "message", "policy", "agreement", "labels", "pairs", "computed_at",
+        "created_at", "updated_at",
+    ]

@@ -242,3 +242,46 @@ class GenerationJob(TimeStamped):
     def job_dir(self) -> str:
         """Relative to STORAGE_ROOT."""
         return f"generation/{self.pk}"
+
+
+class RewardModelCheck(TimeStamped):
+    """Is a reward model still right? Its agreement with the newest human labels on the current policy's samples.
+
+    One row per (reward model, project), recomputed by training/staleness/ on the `gpu` queue (a
+    beat sweep, or the dashboard's button) and read by the registry and the dashboard. The status
+    fields say how the last computation went; the numbers stay those of the last one that succeeded.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    reward_model = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="checks")
+    project = models.ForeignKey("annotation.Project", on_delete=models.CASCADE, related_name="reward_checks")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    message = models.TextField(blank=True)
+    # The result of the last computation that succeeded
+    policy = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The policy whose samples the labels judged: the newest model that wrote comparison candidates.",
+    )
+    agreement = models.FloatField(
+        null=True, blank=True, help_text="Share of the labels' ordered pairs that the reward model orders the same way."
+    )
+    labels = models.PositiveIntegerField(default=0, help_text="Human comparison labels it was computed on.")
+    pairs = models.PositiveIntegerField(default=0, help_text="Ordered response pairs in those labels, ties excluded.")
+    computed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["reward_model", "project"], name="reward_check_unique"),
+            models.CheckConstraint(
+                condition=Q(agreement__isnull=True) | Q(agreement__gte=0, agreement__lte=1),
+                name="reward_check_agreement_share",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Check of {self.reward_model_id} in {self.project_id} ({self.status})"

@@ -22,4 +22,5 @@ urlpatterns = [
     path("evaluations/new/", generation_views.evaluation_new, name="training-evaluation-new"),
     path("evaluations/<id:evaluation_id>/", generation_views.evaluation_detail, name="training-evaluation-detail"),
     path("projects/<id:project_id>/leaderboard/", generation_views.leaderboard, name="training-leaderboard"),
+    path("projects/<id:project_id>/reward-checks/", views.reward_checks_start, name="training-reward-checks"),
 ]

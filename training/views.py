@@ -15,9 +15,9 @@ from django.views.decorators.http import require_POST
 
 from annotation.errors import ServiceError
 from annotation.ids import as_id
-from annotation.roles import Action, may_anywhere, project_access, projects_for, require_anywhere
+from annotation.roles import Action, may_anywhere, project_access, project_ids_for, projects_for, require_anywhere
 
-from . import selectors, services
+from . import selectors, services, staleness
 from .forms import RunForm, config_groups, config_value_to_text
 from .models import ModelVersion, TrainingRun
 
@@ -321,6 +321,13 @@ def model_list(request):
     )
     kind = request.GET.get("kind") or ""
     rows = model_tree(models)
+    # Is each reward model still right? Its checks in the projects where this user trains.
+    checks = staleness.reward_checks_for_models(
+        model_ids=[m.pk for m in models if m.kind == ModelVersion.Kind.REWARD],
+        project_ids=project_ids_for(user=request.user, action=Action.TRAIN),
+    )
+    for row in rows:
+        row["checks"] = checks.get(row["model"].pk, [])
     if kind in ModelVersion.Kind.values:
         rows = [dict(row, depth=0, guides=[]) for row in rows if row["model"].kind == kind]
     else:
@@ -382,3 +389,20 @@ def _config_rows(runs: list[TrainingRun]) -> list[dict]:
     for row in rows:
         row["differs"] = len(set(row["values"])) > 1
     return sorted(rows, key=lambda row: (not row["differs"], row["name"]))
+
+@login_required
+@require_POST
+def reward_checks_start(request, project_id: int):
+    """The dashboard's "Check the reward models now": queue the check of each of the project's reward models."""
+    project = project_access(user=request.user, project_id=project_id, action=Action.TRAIN).project
+    try:
+        queued = staleness.reward_checks_schedule_project(project=project)
+    except ServiceError as error:
+        messages.error(request, error.message)
+    else:
+        if queued:
+            messages.success(request, f"Checking {len(queued)} reward model{'s' if len(queued) != 1 else ''}: "
+                                      "the agreement appears here when a gpu worker has scored them.")
+        else:
+            messages.info(request, "Nothing to check now: no reward model, or its check is already under way.")
+    return redirect("project-dashboard", project_id=project.pk)

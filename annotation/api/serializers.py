@@ -2,6 +2,7 @@ from django.db.models import Q
 from rest_framework import serializers
 
 from annotation import gold
+from annotation import overlap as overlap_rules
 from annotation.models import Annotation, Membership, Project, Task
 from annotation.reviews.sampling import REVIEW_RATE_HELP, REVIEW_RATE_MAX, REVIEW_RATE_MIN
 from training.models import ModelVersion
@@ -15,6 +16,7 @@ class ProjectSerializer(serializers.ModelSerializer):
         fields = [
             "id", "name", "slug", "guidelines", "overlap", "lease_seconds", "reward_model", "review_rate", "role",
             "created_at", "gold_rate", "gold_training_mode", "qualification_tasks", "qualification_min_accuracy",
+            "dynamic_overlap", "max_overlap", "agreement_threshold",
         ]
 
     def get_role(self, project) -> str | None:
@@ -57,6 +59,16 @@ class ProjectUpdateSerializer(serializers.Serializer):
     qualification_min_accuracy = serializers.FloatField(
         min_value=0, max_value=gold.ACCURACY_MAX, required=False,
         help_text="The share of those answers that must match the gold answer to qualify.",
+    )
+    # Dynamic overlap; the bounds are overlap.py's (max_overlap >= overlap is the service's check).
+    dynamic_overlap = serializers.BooleanField(required=False, help_text=overlap_rules.DYNAMIC_OVERLAP_HELP)
+    max_overlap = serializers.IntegerField(
+        min_value=1, max_value=overlap_rules.MAX_OVERLAP_CAP, required=False,
+        help_text=overlap_rules.MAX_OVERLAP_HELP,
+    )
+    agreement_threshold = serializers.FloatField(
+        min_value=overlap_rules.THRESHOLD_MIN, max_value=overlap_rules.THRESHOLD_MAX, required=False,
+        help_text=overlap_rules.THRESHOLD_HELP,
     )
 
     def __init__(self, *args, project=None, **kwargs):

@@ -25,7 +25,7 @@ from typing import Any, BinaryIO, cast
 
 import httpx
 
-from .types import Annotation, EvaluationStart, GenerationJob, Model, Project, Task, TrainingRun
+from .types import Annotation, EvaluationStart, GenerationJob, Model, Project, RewardCheck, Task, TrainingRun
 
 FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 
@@ -267,6 +267,14 @@ class _Models(_Part):
         if parent is not None:
             body["parent"] = parent
         return cast(Model, self.client._json("POST", "/api/models/", json=body))
+
+    def reward_checks(self, project_id: int) -> list[RewardCheck]:
+        """Is each reward model of the project still right? Its last check: agreement, labels, stale."""
+        return cast(list[RewardCheck], self.client._json("GET", f"/api/projects/{project_id}/reward-checks/"))
+
+    def check_reward_models(self, project_id: int) -> list[RewardCheck]:
+        """Queue a check of each reward model of the project (on a gpu worker); returns the checks queued."""
+        return cast(list[RewardCheck], self.client._json("POST", f"/api/projects/{project_id}/reward-checks/"))
 
 
 class _Generation(_Part):

@@ -15,6 +15,9 @@ class Project(TypedDict, total=False):
     guidelines: str
     overlap: int
     lease_seconds: int
+    dynamic_overlap: bool  # a disagreed comparison gets one more label, up to max_overlap
+    max_overlap: int
+    agreement_threshold: float
     role: str | None
     progress: dict[str, Any]
 
@@ -65,6 +68,24 @@ class Model(TypedDict, total=False):
     parent: int | None
     project: int | None
     metrics: dict[str, Any]
+    reward_checks: list[RewardCheck]  # a reward model's checks in the projects where you train
+
+
+class RewardCheck(TypedDict, total=False):
+    """Is a reward model still right? Its agreement with the newest labels on the current policy's samples."""
+
+    reward_model: int
+    project: int
+    status: str  # queued, running, succeeded, failed
+    policy: int | None
+    agreement: float | None
+    eval_accuracy: float | None
+    labels: int
+    pairs: int
+    computed_at: str | None
+    stale: bool
+    verdict: str  # ok, stale, too few labels, not computed
+    hint: str
 
 
 class GenerationJob(TypedDict, total=False):

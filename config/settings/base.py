@@ -209,6 +209,7 @@ CELERY_TASK_ROUTES = {
     "training.tasks.runs_recover_lost": {"queue": "default"},
     "training.tasks.snapshots_sweep_orphans": {"queue": "default"},
     "training.generation_tasks.generation_jobs_recover_lost": {"queue": "default"},
+    "training.scoring_tasks.reward_checks_refresh": {"queue": "default"},
     "training.tasks.*": {"queue": "gpu"},
     "training.generation_tasks.*": {"queue": "gpu"},
     "training.scoring_tasks.*": {"queue": "gpu"},
@@ -230,6 +231,16 @@ QUALITY_MAX_JUDGMENTS = env.int("FEEDBACKLOOP_QUALITY_MAX_JUDGMENTS", default=20
 CELERY_BEAT_SCHEDULE["refresh-label-quality"] = {
     "task": "annotation.tasks.quality_refresh_all",
     "schedule": float(QUALITY_REFRESH_SECONDS),
+}
+
+# Is the reward model still right? (docs/quality.md): each reward model's agreement with the newest
+# REWARD_CHECK_LABELS comparison labels on the current policy's samples, recomputed when it is older
+# than REWARD_CHECK_REFRESH_SECONDS and new labels came in. The sweep looks every 10 minutes.
+REWARD_CHECK_LABELS = env.int("FEEDBACKLOOP_REWARD_CHECK_LABELS", default=200)
+REWARD_CHECK_REFRESH_SECONDS = env.int("FEEDBACKLOOP_REWARD_CHECK_REFRESH_SECONDS", default=6 * 3600)
+CELERY_BEAT_SCHEDULE["refresh-reward-model-checks"] = {
+    "task": "training.scoring_tasks.reward_checks_refresh",
+    "schedule": 600.0,
 }
 
 # Files: dataset snapshots and model directories live under one storage root.

@@ -1,3 +1,4 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from training.models import DatasetSnapshot, ModelVersion, TrainingRun
@@ -5,10 +6,44 @@ from training.models import DatasetSnapshot, ModelVersion, TrainingRun
 from . import config_schema
 
 
+class RewardCheckSerializer(serializers.Serializer):
+    """Is a reward model still right? Its agreement with the newest human labels on the current policy's samples."""
+
+    reward_model = serializers.IntegerField()
+    reward_model_name = serializers.CharField()
+    project = serializers.IntegerField()
+    project_name = serializers.CharField()
+    status = serializers.CharField(help_text="queued, running, succeeded or failed: the last computation")
+    message = serializers.CharField()
+    policy = serializers.IntegerField(allow_null=True, help_text="The policy whose samples the labels judged.")
+    policy_name = serializers.CharField(allow_null=True)
+    agreement = serializers.FloatField(
+        allow_null=True, help_text="Share of the labels' ordered pairs the reward model orders the same way."
+    )
+    agreement_percent = serializers.FloatField(allow_null=True)
+    eval_accuracy = serializers.FloatField(allow_null=True, help_text="The model's own held-out pairwise accuracy.")
+    labels = serializers.IntegerField()
+    pairs = serializers.IntegerField()
+    computed_at = serializers.DateTimeField(allow_null=True)
+    stale = serializers.BooleanField(help_text="Below 0.6, or more than 0.1 below its own eval accuracy.")
+    verdict = serializers.ChoiceField(choices=["ok", "stale", "too few labels", "not computed"])
+    hint = serializers.CharField()
+
+
 class ModelVersionSerializer(serializers.ModelSerializer):
+    reward_checks = serializers.SerializerMethodField()
+
     class Meta:
         model = ModelVersion
-        fields = ["id", "name", "kind", "path", "source", "parent", "project", "produced_by", "metrics", "created_at"]
+        fields = [
+            "id", "name", "kind", "path", "source", "parent", "project", "produced_by", "metrics", "created_at",
+            "reward_checks",
+        ]
+
+    @extend_schema_field(RewardCheckSerializer(many=True))
+    def get_reward_checks(self, model) -> list:
+        """A reward model's checks in the projects where you train (context "reward_checks"); [] otherwise."""
+        return RewardCheckSerializer(self.context.get("reward_checks", {}).get(model.pk, []), many=True).data
 
 
 class ModelRegisterSerializer(serializers.Serializer):

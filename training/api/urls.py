@@ -15,6 +15,7 @@ urlpatterns = [
     path("training-runs/defaults/<str:kind>/", views.PipelineDefaultsApi.as_view(), name="api-run-defaults"),
     path("projects/<id:project_id>/generate/", generation_views.GenerationStartApi.as_view(), name="api-generate"),
     path("projects/<id:project_id>/leaderboard/", generation_views.LeaderboardApi.as_view(), name="api-leaderboard"),
+    path("projects/<id:project_id>/reward-checks/", views.RewardChecksApi.as_view(), name="api-reward-checks"),
     path("generation-jobs/", generation_views.GenerationJobListApi.as_view(), name="api-generation-job-list"),
     path("generation-jobs/<id:job_id>/", generation_views.GenerationJobDetailApi.as_view(), name="api-generation-job-detail"),
     path(

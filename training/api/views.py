@@ -8,8 +8,8 @@ from rest_framework.views import APIView
 
 from annotation.api.permissions import project_for
 from annotation.errors import InvalidInput
-from annotation.roles import Action, require_anywhere
-from training import registry, selectors, services
+from annotation.roles import Action, project_ids_for, require_anywhere
+from training import registry, selectors, services, staleness
 
 from . import serializers
 
@@ -31,7 +31,12 @@ class ModelListCreateApi(APIView):
             require_anywhere(user=request.user, action=Action.TRAIN)
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(selectors.model_list_for_user(user=request.user), request, view=self)
-        return paginator.get_paginated_response(serializers.ModelVersionSerializer(page, many=True).data)
+        checks = staleness.reward_checks_for_models(
+            model_ids=[m.pk for m in page if m.kind == "reward"],
+            project_ids=project_ids_for(user=request.user, action=Action.TRAIN),
+        )
+        data = serializers.ModelVersionSerializer(page, many=True, context={"reward_checks": checks}).data
+        return paginator.get_paginated_response(data)
 
     @extend_schema(request=serializers.ModelRegisterSerializer, responses={201: serializers.ModelVersionSerializer})
     def post(self, request):
@@ -137,3 +142,20 @@ class PipelineDefaultsApi(APIView):
         """The config fields a user may set for a run kind, with defaults and help."""
         require_anywhere(user=request.user, action=Action.TRAIN)
         return Response(selectors.pipeline_defaults(kind=kind))
+
+
+class RewardChecksApi(APIView):
+    @extend_schema(responses=serializers.RewardCheckSerializer(many=True))
+    def get(self, request, project_id: int):
+        """Is each reward model of the project still right? The last check of each (never-checked ones left out)."""
+        project = project_for(request, project_id, Action.TRAIN)
+        rows = [row["check"] for row in staleness.reward_checks_for_project(project=project) if row["check"]]
+        return Response(serializers.RewardCheckSerializer(rows, many=True).data)
+
+    @extend_schema(request=None, responses={202: serializers.RewardCheckSerializer(many=True)})
+    def post(self, request, project_id: int):
+        """Queue the check of each reward model of the project that is not being checked already (gpu queue)."""
+        project = project_for(request, project_id, Action.TRAIN)
+        queued = staleness.reward_checks_schedule_project(project=project)
+        rows = [staleness.check_summary(check) for check in queued]
+        return Response(serializers.RewardCheckSerializer(rows, many=True).data, status=status.HTTP_202_ACCEPTED)
