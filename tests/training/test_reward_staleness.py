@@ -286,7 +286,7 @@ def test_the_reward_checks_api_is_for_those_who_train(world, client_for, monkeyp
 
 
 @pytest.mark.slow
-def test_the_check_with_the_real_tiny_reward_model_matches_its_own_scores(world, tiny_reward_model_dir, tmp_path):
+def test_the_check_with_the_real_tiny_reward_model_matches_its_own_scores(world, tiny_reward_model_dir, tmp_path):  # noqa: F811 (the imported fixture)
     project = world["project"]
     rm = model_version(name=f"rm-tiny-{uuid.uuid4().hex[:6]}", kind="reward", project=project,
                        path=str(tiny_reward_model_dir.relative_to(settings.STORAGE_ROOT)))
@@ -312,7 +312,7 @@ def test_the_check_with_the_real_tiny_reward_model_matches_its_own_scores(world,
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_the_dashboard_button_checks_the_reward_model_on_the_real_worker(
-    celery_worker_process, tiny_reward_model_dir, client
+    celery_worker_process, tiny_reward_model_dir, client  # noqa: F811
 ):
     from tests.training.test_active_sampling import wait_for
 
