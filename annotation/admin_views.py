@@ -280,7 +280,13 @@ def project_export(request, project_id: int):
         if key in exporters.FORMATS
     ]
     progress = dashboard.dashboard_progress(project=project)
-    return _page(request, "annotation/admin/export.html", project, "export", {"formats": formats, "progress": progress})
+    latest = {}
+    for record in project.export_records.order_by("-started_at")[:50]:
+        latest.setdefault(record.format, record)
+    return _page(request, "annotation/admin/export.html", project, "export", {
+        "formats": formats, "progress": progress, "last_exports": list(latest.values()),
+        "labelers": list(project.memberships.order_by("user__username").values_list("user__username", flat=True)),
+    })
 
 
 BROWSE_PAGE_SIZE = 50

@@ -12,6 +12,10 @@ Rejected annotations are always out, and a corrected one always gives way to its
 - consensus         preference only: one pair per comparison task from crowd-kit's Dawid-Skene
                     (annotation/consensus.py), its confidence as the pair's "margin" or as a "weight".
 
+And the admin's everyday slices: `since` and `until` (a date, UTC, or an ISO time), one `labeler`
+(a username), and `since_last_export` (what came in since this project's last complete export in
+the same format, exports.py's ExportRecord; resolved into `since` when the export starts).
+
 The same dataclass reads query parameters (the export API), JSON (a run's `data` section) and
 command-line flags, so each bound is written once here.
 """
@@ -19,6 +23,8 @@ command-line flags, so each bound is written once here.
 from __future__ import annotations
 
 import math
+from datetime import date, datetime, time, timedelta
+from datetime import timezone as dt_timezone
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 
@@ -51,6 +57,17 @@ class ExportFilters:
         metadata={"help": "Preference only: one Dawid-Skene pair per comparison, its confidence as the margin "
                           "or as a weight column; empty: every labeler's pairs.", "choices": list(CONSENSUS_MODES)},
     )
+    since: str = field(
+        default="", metadata={"help": "Only annotations made from this date (YYYY-MM-DD, UTC) or ISO time on."}
+    )
+    until: str = field(
+        default="", metadata={"help": "Only annotations made up to this date (YYYY-MM-DD, UTC, the whole day) or ISO time."}
+    )
+    labeler: str = field(default="", metadata={"help": "Only this labeler's annotations (a username)."})
+    since_last_export: bool = field(
+        default=False,
+        metadata={"help": "Only annotations made since the project's last complete export in the same format."},
+    )
 
     @classmethod
     def from_mapping(cls, data: Mapping | None, *, strict: bool = False, prefix: str = "") -> ExportFilters:
@@ -72,7 +89,7 @@ class ExportFilters:
                     field=f"{prefix}{unknown[0]}",
                 )
         values: dict = {}
-        for name in ("exclude_gold", "reviewed_only", "exclude_flagged"):
+        for name in ("exclude_gold", "reviewed_only", "exclude_flagged", "since_last_export"):
             if name in data:
                 values[name] = _boolean(data[name], field=f"{prefix}{name}")
         if "min_competence" in data:
@@ -87,6 +104,20 @@ class ExportFilters:
                     field=f"{prefix}consensus",
                 )
             values["consensus"] = mode
+        for name in ("since", "until"):
+            if data.get(name) not in (None, ""):
+                moment = _moment(data[name], field=f"{prefix}{name}")
+                text = data[name].strip()
+                values[name] = text if len(text) == 10 else moment.isoformat()  # a date stays a whole day
+        if values.get("since") and values.get("until") and _moment(values["since"], field="since") >= _end(
+            values["until"]
+        ):
+            raise InvalidInput("since must not be after until.", field=f"{prefix}since")
+        if data.get("labeler") not in (None, ""):
+            labeler = data["labeler"]
+            if not isinstance(labeler, str) or len(labeler) > 150:
+                raise InvalidInput("labeler is a username of at most 150 characters.", field=f"{prefix}labeler")
+            values["labeler"] = labeler.strip()
         return cls(**values)
 
     def as_dict(self) -> dict:
@@ -109,7 +140,38 @@ class ExportFilters:
         if self.exclude_flagged:
             flagged = Exists(AnnotationFlag.objects.filter(annotation_id=OuterRef("pk")))
             where &= ~flagged | Q(review_state=Annotation.ReviewState.ACCEPTED)
+        if self.since:
+            where &= Q(created_at__gte=_moment(self.since, field="since"))
+        if self.until:
+            where &= Q(created_at__lt=_end(self.until))
+        if self.labeler:
+            where &= Q(labeler__username=self.labeler)
         return where
+
+
+def _moment(value, *, field: str) -> datetime:
+    """A date (its start, UTC) or an ISO time (UTC when it names no zone)."""
+    text = value.strip() if isinstance(value, str) else ""
+    try:
+        if len(text) == 10:
+            return datetime.combine(date.fromisoformat(text), time.min, tzinfo=dt_timezone.utc)
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(
+            f"{field.rsplit('.', 1)[-1]} must be a date (YYYY-MM-DD) or an ISO 8601 time.", field=field
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt_timezone.utc)
+
+
+def moment(value: str) -> datetime:
+    """A filter's `since` or `until` text as the moment it starts."""
+    return _moment(value, field="since")
+
+
+def _end(value: str) -> datetime:
+    """Where `until` stops (exclusive): the next day's start for a date, just after the time for a time."""
+    moment = _moment(value, field="until")
+    return moment + (timedelta(days=1) if len(value) == 10 else timedelta(microseconds=1))
 
 
 def _boolean(value, *, field: str) -> bool:

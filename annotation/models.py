@@ -517,3 +517,28 @@ class GoldRecord(TimeStamped):
 
     def __str__(self) -> str:
         return f"Gold record of {self.labeler_id} in {self.project_id} ({self.status})"
+
+
+class ExportRecord(models.Model):
+    """One complete export of a project: when it started, its format and filters, how many lines.
+
+    Written when the last line has gone out (an interrupted download records nothing), so "since
+    the last export" (export_filters.since_last_export) picks up from the last export that
+    arrived. Its start is the cut: work submitted while it streamed comes in the next one.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="export_records")
+    format = models.CharField(max_length=16)
+    filters = models.JSONField(default=dict, blank=True)
+    rows = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "format", "-started_at"], name="export_record_latest")]
+
+    def __str__(self) -> str:
+        return f"{self.format} export of {self.project_id} at {self.started_at:%Y-%m-%d %H:%M} ({self.rows} lines)"

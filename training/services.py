@@ -169,6 +169,9 @@ def run_data_validate(*, kind: str, data) -> ExportFilters:
                            field="data")
     if filters.consensus and kind == TrainingRun.Kind.SFT:
         raise InvalidInput("data.consensus applies to preference pairs: reward and dpo runs.", field="data.consensus")
+    if filters.since_last_export:
+        raise InvalidInput("data.since_last_export is for exports; give a run a `since` date instead.",
+                           field="data.since_last_export")
     return filters
 
 

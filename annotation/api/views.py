@@ -9,7 +9,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotation import exporters, gold, importers, selectors, services
+from annotation import export_records, exporters, gold, importers, selectors, services
 from annotation.errors import InvalidInput
 from annotation.export_counts import export_counts
 from annotation.export_filters import ExportFilters, export_filter_parameters
@@ -121,7 +121,9 @@ class ProjectExportApi(APIView):
         project = project_for(request, project_id, Action.EXPORT)
         fmt = request.query_params.get("format", "")
         filters = ExportFilters.from_mapping(request.query_params)
+        filters = export_records.with_last_export(filters, project=project, fmt=fmt)
         lines = exporters.export_lines(project=project, fmt=fmt, filters=filters)
+        lines = export_records.recorded(lines, project=project, fmt=fmt, filters=filters, user=request.user)
         response = StreamingHttpResponse(lines, content_type="application/x-ndjson")
         response["Content-Disposition"] = f'attachment; filename="{project.slug}-{fmt}.jsonl"'
         return response
@@ -138,8 +140,10 @@ class ProjectExportCountsApi(APIView):
     def get(self, request, project_id: int):
         """How many lines (pairs for preference) the export keeps: in all, under each filter alone, and as chosen."""
         project = project_for(request, project_id, Action.EXPORT)
-        filters = ExportFilters.from_mapping(request.query_params)
-        body = export_counts(project=project, fmt=request.query_params.get("format", ""), filters=filters)
+        fmt = request.query_params.get("format", "")
+        filters = export_records.with_last_export(ExportFilters.from_mapping(request.query_params), project=project,
+                                                  fmt=fmt)
+        body = export_counts(project=project, fmt=fmt, filters=filters)
         return Response(body)
 
 

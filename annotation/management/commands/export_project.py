@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from annotation.errors import InvalidInput
 from annotation.export_filters import CONSENSUS_MODES, ExportFilters
+from annotation import export_records
 from annotation.exporters import FORMATS, export_lines
 from annotation.models import Project
 
@@ -33,6 +34,11 @@ class Command(BaseCommand):
                              help="leave out labelers whose competence is below this")
         filters.add_argument("--consensus", choices=[mode for mode in CONSENSUS_MODES if mode],
                              help="preference: one Dawid-Skene pair per comparison, confidence as margin or weight")
+        filters.add_argument("--since", metavar="DATE", help="only work from this date (YYYY-MM-DD, UTC) or ISO time on")
+        filters.add_argument("--until", metavar="DATE", help="only work up to this date (the whole day) or ISO time")
+        filters.add_argument("--labeler", metavar="USERNAME", help="only this labeler's work")
+        filters.add_argument("--since-last-export", action="store_true",
+                             help="only work since the project's last complete export in this format")
 
     def handle(self, *args, **options):
         project = Project.objects.filter(slug=options["project"]).first()
@@ -41,9 +47,12 @@ class Command(BaseCommand):
         try:
             filters = ExportFilters.from_mapping(
                 {key: options[key] for key in ("exclude_gold", "reviewed_only", "exclude_flagged", "min_competence",
-                                               "consensus") if options[key] not in (None, False)}
+                                               "consensus", "since", "until", "labeler", "since_last_export")
+                 if options[key] not in (None, False)}
             )
+            filters = export_records.with_last_export(filters, project=project, fmt=options["format"])
             lines = export_lines(project=project, fmt=options["format"], filters=filters)
+            lines = export_records.recorded(lines, project=project, fmt=options["format"], filters=filters, user=None)
         except InvalidInput as exc:
             flag = f"--{exc.field.replace('_', '-')}: " if exc.field else ""
             raise CommandError(f"{flag}{exc.message}") from None
