@@ -53,6 +53,7 @@ from . import labelers, processes
 from . import services as sim_services
 
 DEFAULT_MIX = "careful=0.7,spammer=0.15,position=0.15"
+DEFAULT_FLIP = labelers.DEFAULT_FLIP
 REPORTED_MS = (4000, 12000)  # every behaviour reports a time drawn from this range: timing gives nothing away
 RM_TIMEOUT = 1800
 TARGETS = {"flag_precision": 0.9, "flag_recall": 0.9, "filtered_gap": 0.03, "unfiltered_loss": 0.1}
@@ -68,7 +69,7 @@ class PopulationConfig:
 
     labelers: int = 20
     mix: str = DEFAULT_MIX
-    flip: float = labelers.DEFAULT_FLIP
+    flip: float = DEFAULT_FLIP
     overlap: int = 3
     tasks: int = 300                 # real comparison tasks (pairs)
     gold_tasks: int = 40             # gold comparison tasks, imported with their answers
