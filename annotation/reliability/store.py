@@ -86,3 +86,18 @@ def projects_due() -> list[int]:
 def quality_refresh_all() -> int:
     """Queue a recompute of every project whose work changed since its last report; return how many."""
     return sum(quality_recompute_request(project_id=pk) for pk in projects_due())
+
+
+def labeler_competence(*, project_id: int) -> dict[int, float] | None:
+    """Each labeler's Dawid-Skene competence (0..1) in the project's last report; None when there is no report.
+
+    A labeler missing from the dict has no figure: they judged no comparison the models could use.
+    """
+    report = quality_status(project_id=project_id)["report"]
+    if report is None:
+        return None
+    return {
+        int(row["labeler_id"]): float(row["dawid_skene"])
+        for row in report.get("labelers", [])
+        if row.get("dawid_skene") is not None
+    }
