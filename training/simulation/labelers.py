@@ -395,11 +395,13 @@ class SimulatedLabeler:
 def label_project(
     *, base_url: str, project_id: int, accounts: list[Account], noise: float = 0.0, seed: int = 0,
     kind: str | None = None, behaviours: list[Behaviour] | None = None, reported_ms: tuple[int, int] | None = None,
+    max_labels: int | None = None,
 ) -> LabelingResult:
     """Run one thread per account until none gets a task. Raises the first labeler's error, if any.
 
     `behaviours` (one per account) makes a population; without it every labeler judges gold with `noise`.
     A labeler stopped by qualification (held out) ends its thread; `LabelingResult.stopped` names it.
+    `max_labels` caps each labeler's labels in this call (a population's fair shares; call again to finish).
     """
     if not 0.0 <= noise <= 1.0:
         raise ValueError("noise must be between 0 and 1")
@@ -414,7 +416,7 @@ def label_project(
 
     def run(labeler: SimulatedLabeler) -> None:
         try:
-            labeler.work(project_id=project_id, kind=kind)
+            labeler.work(project_id=project_id, kind=kind, max_labels=max_labels)
         except BaseException as exc:  # noqa: BLE001 - reported to the caller below
             errors.append(exc)
 

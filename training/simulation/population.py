@@ -17,9 +17,10 @@ qualification apply to them as to people. The stages:
                outlier, habitually fast), when their Dawid-Skene competence is below
                --min-competence, or when qualification held them out; the truth is the mix's bad
                kinds (spammer, position, adversarial). Precision and recall of that call.
-  exports      preference exports: clean, unfiltered, filtered (flagged annotations and labelers
-               below the competence threshold left out) and, where the export offers it,
-               consensus-weighted
+  exports      preference exports (annotation.exporters with annotation.export_filters): clean,
+               unfiltered, filtered (flagged annotations and labelers below the competence
+               threshold left out) and consensus (one Dawid-Skene pair per task, its confidence
+               as the margin)
   reward       one reward model per export, the same steps, seed and settings for each, scored on
                one set of held-out gold pairs whose topics no training task has (population_rm.py)
 
@@ -31,10 +32,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import random
 import subprocess
 import sys
 import time
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -76,12 +79,12 @@ class PopulationConfig:
     gold_rate: float = 0.1
     qualification_tasks: int = 0     # N of --qualification N:X; 0 is off
     qualification_min_accuracy: float = 0.8
-    heldout_pairs: int = 400         # gold pairs of the held-out topics, for every reward model
+    heldout_pairs: int = 300         # gold pairs of the held-out topics, for every reward model
     heldout_topics: int = 4          # topics that no training task uses
     min_competence: float = 0.7      # Dawid-Skene competence below which a labeler counts as flagged
     seed: int = 0
     reward: dict = field(default_factory=lambda: {
-        "max_steps": 120, "batch_size": 16, "learning_rate": 5e-4, "warmup_steps": 10, "logging_steps": 10,
+        "max_steps": 50, "batch_size": 16, "learning_rate": 5e-4, "warmup_steps": 10, "logging_steps": 10,
         "max_length": 48,
     })
 
@@ -264,82 +267,29 @@ def _natural(name: str):
 
 
 def export_variants(*, population: Project, clean: Project, min_competence: float) -> dict[str, tuple]:
-    """{variant: (project, filters or None, description)} for the reward models.
+    """{variant: (project, ExportFilters or None, description)}: the exports the reward models train on."""
+    from annotation.export_filters import ExportFilters
 
-    The filtered and consensus exports use annotation.export_filters when it is there.
-    """
-    variants: dict[str, tuple] = {
+    return {
         "clean": (clean, None, "the clean population's export (every labeler careful)"),
         "unfiltered": (population, None, "the population's export, as it is"),
+        "filtered": (population, ExportFilters(exclude_flagged=True, min_competence=min_competence),
+                     f"flagged annotations and labelers below competence {min_competence:g} left out"),
+        "consensus": (population, ExportFilters(consensus="margin"),
+                      "one Dawid-Skene consensus pair per task, its confidence as the margin"),
     }
-    try:
-        from annotation.export_filters import ExportFilters
-    except ImportError:
-        ExportFilters = None
-    if ExportFilters is not None:
-        variants["filtered"] = (population, ExportFilters(exclude_flagged=True, min_competence=min_competence),
-                                f"flagged annotations and labelers below competence {min_competence:g} left out")
-        variants["weighted"] = (population, ExportFilters(consensus="weight"),
-                                "one consensus pair per task (Dawid-Skene), its confidence as the weight column")
-    else:
-        variants["filtered"] = (population, LocalFilters(exclude_flagged=True, min_competence=min_competence),
-                                f"flagged annotations and labelers below competence {min_competence:g} left out "
-                                "(the experiment's own filter)")
-    return variants
-
-
-@dataclass(frozen=True)
-class LocalFilters:
-    """Stand-in for annotation.export_filters.ExportFilters (same names) while that module is missing."""
-
-    exclude_flagged: bool = False
-    min_competence: float | None = None
-
-    def as_dict(self) -> dict:
-        return {"exclude_flagged": self.exclude_flagged, "min_competence": self.min_competence}
 
 
 def export_write(*, project: Project, filters, path: Path) -> int:
     """Write the project's preference export (with `filters`) to path; return its rows."""
     from annotation import exporters
 
-    if isinstance(filters, LocalFilters):
-        lines = _local_filtered_lines(project=project, filters=filters)
-    elif filters is None:
-        lines = exporters.export_lines(project=project, fmt="preference")
-    else:
-        lines = exporters.export_lines(project=project, fmt="preference", filters=filters)
     rows = 0
     with path.open("w", encoding="utf-8") as handle:
-        for line in lines:
+        for line in exporters.export_lines(project=project, fmt="preference", filters=filters):
             handle.write(line)
             rows += 1
     return rows
-
-
-def _local_filtered_lines(*, project: Project, filters: LocalFilters):
-    """The preference export without flagged annotations and labelers below the competence threshold."""
-    from annotation import exporters
-    from annotation.models import Annotation, AnnotationFlag, Response
-    from annotation.reliability import store
-
-    report = store.quality_status(project_id=project.pk)["report"] or {}
-    low = {row["labeler_id"] for row in report.get("labelers", [])
-           if filters.min_competence is not None and row.get("dawid_skene") is not None
-           and row["dawid_skene"] < filters.min_competence}
-    flagged = set(AnnotationFlag.objects.filter(project=project).values_list("annotation_id", flat=True)) \
-        if filters.exclude_flagged else set()
-    comparisons = exporters._annotations(project=project, kinds=(Annotation.Kind.COMPARISON,))
-    kept = [a for a in comparisons if a.labeler_id not in low and a.pk not in flagged and exporters._has_pairs(a)]
-    texts = dict(Response.objects.filter(
-        pk__in={rid for a in kept for group in a.ranking for rid in group}).values_list("pk", "text"))
-    for annotation in kept:
-        for better, worse, margin in exporters.ranking_pairs(ranking=annotation.ranking, strength=annotation.strength):
-            yield exporters._line({
-                "prompt": annotation.task.prompt.messages,
-                "chosen": [{"role": "assistant", "content": texts[better]}],
-                "rejected": [{"role": "assistant", "content": texts[worse]}], "margin": margin,
-            })
 
 
 # The run -------------------------------------------------------------------------------------------
@@ -417,6 +367,8 @@ class Experiment:
         self.projects: dict[str, Project] = {}
         for name, behaviours in (("population", self.behaviours), ("clean", careful)):
             self.label_project(name=name, behaviours=behaviours)
+        self.client.close()
+        self.stop_children()  # the labeling is over: give the web server's CPU to the reward models
 
         with self.stage("reliability") as stage:
             from annotation.reliability import store
@@ -485,13 +437,38 @@ class Experiment:
             self.data["projects"][name] = {"id": project.pk, "slug": slug, "created_tasks": imported["created_tasks"]}
             stage["detail"] = f"{slug}: {imported['created_tasks']} tasks"
         with self.stage(f"labeling {name}") as stage:
-            result = labelers.label_project(
+            # Equal shares first (which thread the server answers first is chance), then whatever is left.
+            # A share counts the gold claims too: about gold_rate of a labeler's claims, and N to qualify.
+            real = cfg.tasks * cfg.overlap / cfg.labelers
+            share = math.ceil(real / max(0.05, 1.0 - cfg.gold_rate)) + cfg.qualification_tasks
+            first = labelers.label_project(
                 base_url=self.base_url, project_id=project.pk, accounts=accounts, seed=cfg.seed,
-                behaviours=behaviours, reported_ms=REPORTED_MS,
+                behaviours=behaviours, reported_ms=REPORTED_MS, max_labels=share,
             )
-            self.data["labeling"][name] = result.as_dict()
-            stage["detail"] = result.summary() + (f"; stopped by qualification: {len(result.stopped)}"
-                                                  if result.stopped else "")
+            rest = labelers.label_project(
+                base_url=self.base_url, project_id=project.pk,
+                accounts=[a for a in accounts if a.username not in first.stopped], seed=cfg.seed,
+                behaviours=[b for a, b in zip(accounts, behaviours) if a.username not in first.stopped],
+                reported_ms=REPORTED_MS,
+            )
+            result = labelers.LabelingResult(seconds=first.seconds + rest.seconds, stopped={**first.stopped,
+                                                                                             **rest.stopped})
+            for part in (first, rest):
+                result.labels += part.labels
+                result.by_kind.update(part.by_kind)
+                result.decisions += part.decisions
+                result.flipped += part.flipped
+                result.ties += part.ties
+            per_labeler = Counter(d.labeler for d in result.decisions)
+            by_behaviour = Counter()
+            for account, behaviour in zip(accounts, behaviours):
+                by_behaviour[behaviour.label] += per_labeler.get(account.username, 0)
+            self.data["labeling"][name] = {**result.as_dict(), "share_cap": share, "after_cap": rest.labels,
+                                           "labels_by_behaviour": dict(by_behaviour),
+                                           "labels_per_labeler": dict(per_labeler)}
+            stage["detail"] = (result.summary().split(":")[0] + f"; {rest.labels} after the equal shares of {share}; "
+                               + ", ".join(f"{k} {v}" for k, v in sorted(by_behaviour.items()))
+                               + (f"; stopped by qualification: {len(result.stopped)}" if result.stopped else ""))
 
     def reward_models(self) -> dict:
         work = self.report_dir / "reward"
@@ -515,11 +492,14 @@ class Experiment:
             raise PopulationError(f"The reward models failed (exit status {done.returncode}); see {log}:\n{tail}")
         return json.loads((work / "results.json").read_text())
 
+    def stop_children(self) -> None:
+        while self.children:
+            self.children.pop().stop()
+
     def stop(self) -> None:
         if self.client is not None:
             self.client.close()
-        for child in reversed(self.children):
-            child.stop()
+        self.stop_children()
 
     def result(self, error: str | None) -> dict:
         data = dict(self.data)
