@@ -132,3 +132,16 @@ def _competence(value, *, field: str) -> float | None:
     if not math.isfinite(number) or not 0.0 <= number <= 1.0:
         raise InvalidInput("min_competence must be a number from 0 to 1.", field=field)
     return number
+
+
+def export_filter_parameters() -> list:
+    """The filters as OpenAPI query parameters, their help taken from the fields above."""
+    from drf_spectacular.utils import OpenApiParameter
+
+    kinds = {bool: bool, float: float, str: str}
+    params = []
+    for f in fields(ExportFilters):
+        kind = kinds.get(type(f.default), float)
+        enum = f.metadata.get("choices")
+        params.append(OpenApiParameter(f.name, kind, description=f.metadata["help"], enum=enum, required=False))
+    return params

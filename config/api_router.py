@@ -17,6 +17,10 @@ urlpatterns = [
     path("projects/<id:project_id>/members/", annotation_api.ProjectMembersApi.as_view(), name="api-project-members"),
     path("projects/<id:project_id>/import/", annotation_api.ProjectImportApi.as_view(), name="api-project-import"),
     path("projects/<id:project_id>/export/", annotation_api.ProjectExportApi.as_view(), name="api-project-export"),
+    path(
+        "projects/<id:project_id>/export/counts/", annotation_api.ProjectExportCountsApi.as_view(),
+        name="api-project-export-counts",
+    ),
     path("projects/<id:project_id>/next/", annotation_api.TaskNextApi.as_view(), name="api-task-next"),
     path("projects/<id:project_id>/quality/", quality_api.ProjectQualityApi.as_view(), name="api-project-quality"),
     path(

@@ -17,6 +17,8 @@ from annotation.models import Project
 from .models import ModelVersion, TrainingRun
 
 CONFIG_PREFIX = "config-"
+DATA_PREFIX = "data_"
+DATA_FILTERS = ("exclude_gold", "reviewed_only", "exclude_flagged", "min_competence", "consensus")
 # The config fields most runs change; the other shared ones are shown under "Advanced".
 ESSENTIAL_FIELDS = ("max_steps", "num_train_epochs", "learning_rate", "batch_size", "num_gpus")
 CONFIG_GROUPS = (
@@ -143,6 +145,24 @@ class RunForm(forms.Form):
         queryset=ModelVersion.objects.none(), required=False, empty_label="Choose a reward model",
         help_text="RLHF optimises the policy against this reward model.",
     )
+    # The run's `data` section: the quality filters of its snapshot (annotation/export_filters.py).
+    # Parsed and checked by run_create like the API's; the names are the filters' own.
+    data_exclude_gold = forms.BooleanField(required=False, label="Leave out gold tasks")
+    data_reviewed_only = forms.BooleanField(
+        required=False, label="Only work a reviewer accepted, and reviewers' corrections"
+    )
+    data_exclude_flagged = forms.BooleanField(
+        required=False, label="Leave out work the quality check flagged, unless a reviewer accepted it"
+    )
+    data_min_competence = forms.CharField(
+        required=False, label="Minimum labeler competence (0 to 1)",
+        widget=forms.NumberInput(attrs={"min": "0", "max": "1", "step": "0.05", "placeholder": "any"}),
+    )
+    data_consensus = forms.ChoiceField(
+        required=False, label="Preference pairs",
+        choices=[("", "Every labeler's pairs"), ("margin", "One consensus pair per comparison, confidence as margin"),
+                 ("weight", "One consensus pair per comparison, confidence as a weight")],
+    )
 
     def __init__(self, *args, projects, models, defaults: dict[str, dict], **kwargs):
         super().__init__(*args, **kwargs)
@@ -168,6 +188,19 @@ class RunForm(forms.Form):
             else:
                 config[name] = parse_config_value(raw, spec=spec)
         return config
+
+    def data_filters(self) -> dict | None:
+        """The chosen quality filters as run_create's `data` (None for rlhf, which trains on prompts)."""
+        if self.selected_kind == TrainingRun.Kind.RLHF:
+            return None
+        data = {}
+        for name in DATA_FILTERS:
+            value = self.cleaned_data.get(DATA_PREFIX + name)
+            if value not in (None, "", False):
+                data[name] = value
+        if self.selected_kind == TrainingRun.Kind.SFT:
+            data.pop("consensus", None)
+        return data
 
     def config_sections(self) -> list[dict]:
         """The selected kind's config rows in their groups (a group with an error is flagged, to open it)."""
@@ -217,7 +250,9 @@ class RunForm(forms.Form):
     def add_service_error(self, error: ServiceError) -> None:
         """Show a run_create error next to the field it names (a form field or a config field)."""
         name = (error.field or "").removeprefix("config.").removeprefix("config__").removeprefix(CONFIG_PREFIX)
-        if name in self.fields:
+        if name.startswith("data.") and DATA_PREFIX + name.removeprefix("data.") in self.fields:
+            self.add_error(DATA_PREFIX + name.removeprefix("data."), error.message)
+        elif name in self.fields:
             self.add_error(name, error.message)
         elif name in self.defaults.get(self.selected_kind, {}):
             # Shown under the field itself, so "config.learning_rate: must be positive." reads "Must be positive."

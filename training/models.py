@@ -66,6 +66,9 @@ class DatasetSnapshot(TimeStamped):
     sha256 = models.CharField(max_length=64)
     row_count = models.PositiveIntegerField(default=0)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    # The quality filters the export was taken with (annotation.export_filters.ExportFilters.as_dict):
+    # {} is every annotation that counts.
+    filters = models.JSONField(default=dict, blank=True, help_text="The export's quality filters; {} for none.")
 
     def __str__(self) -> str:
         return f"{self.project} {self.format} snapshot {self.pk} ({self.row_count} rows)"

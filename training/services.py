@@ -24,6 +24,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from annotation.errors import Conflict, InvalidInput
+from annotation.export_filters import ExportFilters
 from annotation.input_checks import json_problem
 from annotation.models import Project
 from annotation.roles import Action, project_access
@@ -152,6 +153,35 @@ def run_config_validate(*, kind: str, config) -> dict:
     return cleaned
 
 
+def run_data_validate(*, kind: str, data) -> ExportFilters:
+    """A run's `data` section: the quality filters its snapshot is taken with (annotation/export_filters.py).
+
+    Errors name `data.<filter>`. An rlhf run trains on prompts, so it takes none; consensus is
+    about preference pairs, so an sft run takes no consensus.
+    """
+    if data is None:
+        return ExportFilters()
+    if not isinstance(data, dict):
+        raise InvalidInput("data must be a JSON object of quality filters.", field="data")
+    filters = ExportFilters.from_mapping(data, strict=True, prefix="data.")
+    if filters and kind == TrainingRun.Kind.RLHF:
+        raise InvalidInput("An rlhf run trains on prompts: the data filters apply to sft, reward and dpo runs.",
+                           field="data")
+    if filters.consensus and kind == TrainingRun.Kind.SFT:
+        raise InvalidInput("data.consensus applies to preference pairs: reward and dpo runs.", field="data.consensus")
+    return filters
+
+
+def _snapshot_error(error: InvalidInput) -> InvalidInput:
+    """An export's error about a filter, renamed to the run's `data.<filter>`."""
+    names = {f.name for f in dataclasses.fields(ExportFilters)}
+    if error.field in names:
+        return InvalidInput(error.message, field=f"data.{error.field}")
+    if error.field == "filters":
+        return InvalidInput(error.message, field="data")
+    return error
+
+
 # Model registry ----------------------------------------------------------------------------------
 
 
@@ -209,9 +239,12 @@ def pipeline_env() -> dict:
 
 def run_create(
     *, kind: str, project: Project, base_model: ModelVersion, reward_model: ModelVersion | None = None,
-    config: dict, created_by: AbstractBaseUser,
+    config: dict, created_by: AbstractBaseUser, data: dict | None = None,
 ) -> TrainingRun:
-    """Validate, freeze the snapshot, create the queued run and enqueue it once the transaction commits."""
+    """Validate, freeze the snapshot, create the queued run and enqueue it once the transaction commits.
+
+    `data` holds the quality filters of the run's snapshot (run_data_validate); the snapshot records them.
+    """
     if kind not in KINDS:
         raise InvalidInput(f"kind must be one of {', '.join(KINDS)}.", field="kind")
     if created_by is not None:
@@ -232,14 +265,19 @@ def run_create(
     elif reward_model is not None:
         raise InvalidInput(f"A {kind} run takes no reward model.", field="reward_model")
     cleaned = run_config_validate(kind=kind, config=config)
+    filters = run_data_validate(kind=kind, data=data)
     gpus_check(cleaned.get("num_gpus", 1))
     registry.model_files_check(base_model, field="base_model")
     if reward_model is not None:
         registry.model_files_check(reward_model, field="reward_model")
     with transaction.atomic():
-        snapshot = snapshot_freeze(
-            project=project, format=SNAPSHOT_FORMAT[kind], created_by=created_by, allow_empty=False
-        )
+        try:
+            snapshot = snapshot_freeze(
+                project=project, format=SNAPSHOT_FORMAT[kind], created_by=created_by, allow_empty=False,
+                filters=filters,
+            )
+        except InvalidInput as error:
+            raise _snapshot_error(error) from None
         run = TrainingRun.objects.create(
             kind=kind, project=project, base_model=base_model, reward_model=reward_model, snapshot=snapshot,
             config=cleaned, created_by=created_by,

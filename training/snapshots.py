@@ -26,6 +26,7 @@ from django.db import transaction
 
 from annotation import exporters
 from annotation.errors import InvalidInput
+from annotation.export_filters import ExportFilters
 from annotation.models import Project
 
 from .models import DatasetSnapshot
@@ -51,35 +52,47 @@ def _prompt_lines(*, project: Project) -> Iterator[str]:
         yield json.dumps({"prompt": messages}, ensure_ascii=False) + "\n"
 
 
-def _lines(*, project: Project, format: str) -> Iterator[str]:
+def _lines(*, project: Project, format: str, filters: ExportFilters) -> Iterator[str]:
     if format == DatasetSnapshot.Format.PROMPTS:
         return _prompt_lines(project=project)
-    return exporters.export_lines(project=project, fmt=format)
+    return exporters.export_lines(project=project, fmt=format, filters=filters)
 
 
 def snapshot_freeze(
-    *, project: Project, format: str, created_by: AbstractBaseUser | None = None, allow_empty: bool = True
+    *, project: Project, format: str, created_by: AbstractBaseUser | None = None, allow_empty: bool = True,
+    filters: ExportFilters | None = None,
 ) -> DatasetSnapshot:
-    """Write the project's `format` export to a file and record it. Empty and allow_empty=False: InvalidInput."""
+    """Write the project's `format` export to a file and record it. Empty and allow_empty=False: InvalidInput.
+
+    `filters` (annotation/export_filters.py) choose which annotations the export keeps, and are
+    recorded on the snapshot. A prompts snapshot holds no annotations, so it takes none.
+    """
+    filters = filters or ExportFilters()
     if format not in DatasetSnapshot.Format.values:
         raise InvalidInput(f"format must be one of {', '.join(DatasetSnapshot.Format.values)}.", field="format")
+    if filters and format == DatasetSnapshot.Format.PROMPTS:
+        raise InvalidInput("A prompts snapshot holds no annotations, so the quality filters do not apply.",
+                           field="filters")
     folder = Path("snapshots") / str(project.pk)
     (storage_path(folder)).mkdir(parents=True, exist_ok=True)
     tmp = storage_path(folder / f".tmp-{uuid.uuid4().hex}.jsonl")
     digest, rows = hashlib.sha256(), 0
     try:
         with open(tmp, "wb") as out:
-            for line in _lines(project=project, format=format):
+            for line in _lines(project=project, format=format, filters=filters):
                 data = line.encode("utf-8")
                 digest.update(data)
                 out.write(data)
                 rows += 1
         if rows == 0 and not allow_empty:
+            if filters:
+                raise InvalidInput(f"{EMPTY_MESSAGES[format][:-1]} once the quality filters are applied.",
+                                   field="filters")
             raise InvalidInput(EMPTY_MESSAGES[format], field="project")
         with transaction.atomic():
             snapshot = DatasetSnapshot.objects.create(
                 project=project, format=format, path="", sha256=digest.hexdigest(), row_count=rows,
-                created_by=created_by,
+                created_by=created_by, filters=filters.as_dict(),
             )
             relative = folder / f"{snapshot.pk}.jsonl"
             os.replace(tmp, storage_path(relative))

@@ -143,6 +143,7 @@ def run_new(request):
                     reward_model=form.cleaned_data["reward_model"] if kind == TrainingRun.Kind.RLHF else None,
                     config=form.config(),
                     created_by=request.user,
+                    data=form.data_filters(),
                 )
             except ServiceError as error:
                 form.add_service_error(error)

@@ -136,3 +136,22 @@ _ANNOTATION_OUT = AnnotationSerializer()
 def annotation_representation(annotation) -> dict:
     """AnnotationSerializer(annotation).data, without building the serializer's fields per call."""
     return _ANNOTATION_OUT.to_representation(annotation)
+
+
+class ExportFilterCountsSerializer(serializers.Serializer):
+    exclude_gold = serializers.IntegerField(allow_null=True)
+    reviewed_only = serializers.IntegerField(allow_null=True)
+    exclude_flagged = serializers.IntegerField(allow_null=True)
+    min_competence = serializers.IntegerField(allow_null=True, help_text="Null when no threshold was given.")
+    consensus = serializers.IntegerField(allow_null=True, help_text="Consensus pairs; null outside preference.")
+
+
+class ExportCountsSerializer(serializers.Serializer):
+    """Lines (pairs for preference) an export keeps: in all, under each filter alone, and as chosen."""
+
+    format = serializers.CharField()
+    all = serializers.IntegerField(help_text="Without any filter (rejected annotations are always out).")
+    each = ExportFilterCountsSerializer(help_text="Under each filter on its own.")
+    selected = serializers.IntegerField(allow_null=True, help_text="Under the filters given, together.")
+    filters = serializers.DictField(help_text="The filters given, defaults left out.")
+    errors = serializers.DictField(child=serializers.CharField(), help_text="Why a count is null, by filter.")

@@ -11,6 +11,8 @@ from rest_framework.views import APIView
 
 from annotation import exporters, gold, importers, selectors, services
 from annotation.errors import InvalidInput
+from annotation.export_counts import export_counts
+from annotation.export_filters import ExportFilters, export_filter_parameters
 from annotation.roles import Action, can_create_projects
 
 from . import gold_serializers, serializers
@@ -103,17 +105,42 @@ class ProjectImportApi(APIView):
 
 class ProjectExportApi(APIView):
     @extend_schema(
-        parameters=[OpenApiParameter("format", str, enum=list(exporters.FORMATS), required=True)],
+        parameters=[
+            OpenApiParameter("format", str, enum=list(exporters.FORMATS), required=True),
+            *export_filter_parameters(),
+        ],
         responses={(200, "application/x-ndjson"): str},
     )
     def get(self, request, project_id: int):
-        """Stream a JSONL export in a TRL format (sft, preference) or every annotation (raw)."""
+        """Stream a JSONL export in a TRL format (sft, preference) or every annotation (raw).
+
+        The quality filters (docs/quality.md, "Training on quality-filtered data") leave out gold
+        tasks, unreviewed or flagged work and labelers below a competence; `consensus` gives one
+        Dawid-Skene pair per comparison. A bad filter is a 400 naming it.
+        """
         project = project_for(request, project_id, Action.EXPORT)
         fmt = request.query_params.get("format", "")
-        lines = exporters.export_lines(project=project, fmt=fmt)
+        filters = ExportFilters.from_mapping(request.query_params)
+        lines = exporters.export_lines(project=project, fmt=fmt, filters=filters)
         response = StreamingHttpResponse(lines, content_type="application/x-ndjson")
         response["Content-Disposition"] = f'attachment; filename="{project.slug}-{fmt}.jsonl"'
         return response
+
+
+class ProjectExportCountsApi(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("format", str, enum=list(exporters.FORMATS), required=True),
+            *export_filter_parameters(),
+        ],
+        responses={200: serializers.ExportCountsSerializer},
+    )
+    def get(self, request, project_id: int):
+        """How many lines (pairs for preference) the export keeps: in all, under each filter alone, and as chosen."""
+        project = project_for(request, project_id, Action.EXPORT)
+        filters = ExportFilters.from_mapping(request.query_params)
+        body = export_counts(project=project, fmt=request.query_params.get("format", ""), filters=filters)
+        return Response(body)
 
 
 class TaskNextApi(APIView):

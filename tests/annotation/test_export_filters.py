@@ -14,6 +14,7 @@ Competence in the cached report: ann 0.95, bob 0.9, carol 0.3; the reviewer has 
 
 import json
 import uuid
+from io import StringIO
 
 import numpy as np
 import pandas as pd
@@ -297,3 +298,98 @@ def test_confidence_margin_maps_a_coin_flip_to_zero_and_certainty_to_one():
     assert consensus.confidence_margin(0.3) == 0.0
     assert consensus.confidence_margin(0.75) == 0.5
     assert consensus.confidence_margin(1.0) == 1.0
+
+
+# The API, the command and the page -------------------------------------------------------------
+
+
+@pytest.fixture
+def engineer(world):
+    return member(world["project"], role=Membership.Role.ENGINEER, username="erin")
+
+
+def test_api_export_applies_the_filters(client_for, world, engineer):
+    response = client_for(engineer).get(
+        f"/api/projects/{world['project'].pk}/export/",
+        {"format": "preference", "exclude_gold": "true", "reviewed_only": "1", "min_competence": "0.92"},
+    )
+    assert response.status_code == 200
+    body = [json.loads(line) for line in b"".join(response.streaming_content).decode().splitlines()]
+    assert sorted((r["chosen"][0]["content"], r["rejected"][0]["content"]) for r in body) == [("A1", "B1"), ("A3", "B3")]
+
+
+@pytest.mark.parametrize("query, field", [
+    ({"format": "preference", "exclude_gold": "perhaps"}, "exclude_gold"),
+    ({"format": "preference", "min_competence": "-0.1"}, "min_competence"),
+    ({"format": "preference", "consensus": "majority"}, "consensus"),
+    ({"format": "raw", "consensus": "weight"}, "consensus"),
+])
+def test_api_bad_filters_are_400s_naming_the_field(client_for, world, engineer, query, field):
+    response = client_for(engineer).get(f"/api/projects/{world['project'].pk}/export/", query)
+    assert response.status_code == 400
+    assert response.json()["field"] == field
+
+
+def test_export_project_command_takes_the_filters(world, tmp_path):
+    from django.core.management import CommandError, call_command
+
+    target = tmp_path / "pairs.jsonl"
+    call_command("export_project", world["project"].slug, "--format", "preference", "--consensus", "weight",
+                 "--exclude-gold", "--output", str(target), stderr=StringIO())
+    rows = [json.loads(line) for line in target.read_text().splitlines()]
+    assert len(rows) == 3 and all(0 <= row["weight"] <= 1 for row in rows)
+    with pytest.raises(CommandError, match="--min-competence"):
+        call_command("export_project", world["project"].slug, "--format", "sft", "--min-competence", "2",
+                     stdout=StringIO(), stderr=StringIO())
+
+
+def test_export_page_has_the_filter_form(client, world, engineer):
+    client.force_login(engineer)
+    html = client.get(f"/projects/{world['project'].pk}/export/").content.decode()
+    assert f'action="/api/projects/{world["project"].pk}/export/"' in html
+    for name in ("exclude_gold", "reviewed_only", "exclude_flagged", "min_competence", "consensus"):
+        assert f'name="{name}"' in html
+
+
+# The counts endpoint -----------------------------------------------------------------------------
+
+
+def test_counts_say_what_each_filter_keeps_and_what_they_keep_together(client_for, world, engineer):
+    response = client_for(engineer).get(
+        f"/api/projects/{world['project'].pk}/export/counts/",
+        {"format": "preference", "exclude_gold": "true", "min_competence": "0.5"},
+    )
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["all"] == 10
+    assert body["each"] == {"exclude_gold": 8, "reviewed_only": 3, "exclude_flagged": 9, "min_competence": 8,
+                            "consensus": 4}
+    assert body["selected"] == 6  # carol and gold out: t1, t2 by ann and bob; t3 by ann and rita (her correction)
+    assert body["filters"] == {"exclude_gold": True, "min_competence": 0.5} and body["errors"] == {}
+
+
+def test_counts_of_sft_have_no_consensus_and_a_missing_report_is_explained(client_for, world, engineer):
+    from django.core.cache import cache
+
+    cache.clear()
+    body = client_for(engineer).get(
+        f"/api/projects/{world['project'].pk}/export/counts/", {"format": "sft", "min_competence": "0.5"}
+    ).json()
+    assert body["each"]["consensus"] is None and body["each"]["min_competence"] is None
+    assert body["selected"] is None and "quality report" in body["errors"]["min_competence"]
+
+
+def test_counts_are_for_those_who_may_export(client_for, world):
+    url = f"/api/projects/{world['project'].pk}/export/counts/?format=preference"
+    assert client_for(world["users"]["ann"]).get(url).status_code == 403  # a labeler of the project
+    assert client_for(world["users"]["rita"]).get(url).status_code == 403  # a reviewer
+    assert client_for(member(ProjectFactory(), role=Membership.Role.ADMIN)).get(url).status_code == 404
+
+
+@pytest.mark.parametrize("query, field", [
+    ({"format": "csv"}, "format"),
+    ({"format": "preference", "reviewed_only": "yes please"}, "reviewed_only"),
+])
+def test_counts_bad_query_is_a_400_naming_it(client_for, world, engineer, query, field):
+    response = client_for(engineer).get(f"/api/projects/{world['project'].pk}/export/counts/", query)
+    assert response.status_code == 400 and response.json()["field"] == field

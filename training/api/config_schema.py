@@ -123,6 +123,7 @@ def start_serializer(kind: str, base: type[serializers.Serializer]) -> type[seri
     }
     if kind == TrainingRun.Kind.RLHF:
         attrs["reward_model"] = serializers.IntegerField(help_text="Model version id of a reward model.")
+        attrs["data"] = None  # rlhf trains on prompts: no quality filters
     else:
         attrs["reward_model"] = None  # only rlhf takes one; the API refuses it for the other kinds
     return type(f"{kind.capitalize()}TrainingRunStartSerializer", (base,), attrs)

@@ -30,7 +30,7 @@ class ModelRegisterSerializer(serializers.Serializer):
 class SnapshotSerializer(serializers.ModelSerializer):
     class Meta:
         model = DatasetSnapshot
-        fields = ["id", "format", "path", "sha256", "row_count", "created_at"]
+        fields = ["id", "format", "path", "sha256", "row_count", "filters", "created_at"]
 
 
 class TrainingRunStartSerializer(serializers.Serializer):
@@ -39,6 +39,12 @@ class TrainingRunStartSerializer(serializers.Serializer):
     base_model = serializers.JSONField(help_text="Model version id.")
     reward_model = serializers.JSONField(required=False, allow_null=True, help_text="Model version id (rlhf).")
     config = serializers.JSONField(required=False, help_text="Pipeline config fields; see the pipeline defaults.")
+    data = serializers.JSONField(
+        required=False, allow_null=True,
+        help_text="Quality filters of the run's snapshot (sft, reward, dpo): exclude_gold, reviewed_only, "
+                  "exclude_flagged (booleans), min_competence (0 to 1), consensus ('', 'margin', 'weight'; "
+                  "reward and dpo). See docs/training-config.md.",
+    )
 
 
 # What the schema documents for the start body and the defaults (training/api/config_schema.py).

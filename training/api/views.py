@@ -83,7 +83,7 @@ class TrainingRunListCreateApi(APIView):
             reward_model = model_or_400(project, values["reward_model"], "reward_model")
         run = services.run_create(
             kind=values["kind"], project=project, base_model=base_model, reward_model=reward_model,
-            config=values.get("config", {}), created_by=request.user,
+            config=values.get("config", {}), created_by=request.user, data=values.get("data"),
         )
         run = selectors.run_get_for_user(user=request.user, run_id=run.pk)
         body = serializers.TrainingRunDetailSerializer(run, context={"metrics": {}}).data

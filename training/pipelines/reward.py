@@ -5,7 +5,8 @@
 train_file is the platform's `preference` export: JSONL of
 {"prompt": [messages], "chosen": [{"role": "assistant", ...}], "rejected": [...], "margin": float}.
 The margin (from the labeler's strength) goes through to TRL, whose loss is
--log sigmoid(r_chosen - r_rejected - margin). A held-out split (eval_fraction, or eval_file)
+-log sigmoid(r_chosen - r_rejected - margin). A `weight` column in [0, 1] (a consensus export's
+confidence) scales each pair's loss: weighted_reward.py, a RewardTrainer subclass. A held-out split (eval_fraction, or eval_file)
 gives the pairwise accuracy reported as `eval_accuracy` in metrics.json and the done event.
 The model dir loads with AutoModelForSequenceClassification (num_labels=1).
 """
@@ -27,6 +28,8 @@ class RewardPipelineConfig(CommonConfig):
         "Fraction of train_file held out when no eval_file.", ge=0, lt=1))
     use_margin: bool = field(default=True, metadata={"help": "Pass the margin column to the loss."})
     margin_scale: float = field(default=1.0, metadata=meta("Multiply every margin by this.", ge=0, le=100))
+    use_weight: bool = field(default=True, metadata={
+        "help": "Scale each pair's loss by its weight column when the data has one (a consensus export)."})
     center_rewards_coefficient: float | None = field(
         default=None, metadata=meta("Penalty pushing rewards to mean zero (TRL suggests 0.01); null: off.",
                                     ge=0, le=10))
@@ -38,11 +41,15 @@ class RewardPipelineConfig(CommonConfig):
             raise ConfigError("eval_fraction", "must be > 0 when there is no eval_file")
 
 
-def preference_dataset(path: str, use_margin: bool = True, margin_scale: float = 1.0):
-    """A datasets.Dataset of conversational preference pairs (prompt, chosen, rejected[, margin])."""
+def preference_dataset(path: str, use_margin: bool = True, margin_scale: float = 1.0, use_weight: bool = False):
+    """A datasets.Dataset of conversational preference pairs (prompt, chosen, rejected[, margin][, weight]).
+
+    With use_weight, a file where any row has a `weight` gives every row one (1.0 where it is missing).
+    """
     from datasets import Dataset
 
     rows = common.read_jsonl(path, required=("prompt", "chosen", "rejected"))
+    weighted = use_weight and any("weight" in row for row in rows)
     out = []
     for i, row in enumerate(rows, 1):
         for key in ("prompt", "chosen", "rejected"):
@@ -51,6 +58,11 @@ def preference_dataset(path: str, use_margin: bool = True, margin_scale: float =
         item = {"prompt": row["prompt"], "chosen": row["chosen"], "rejected": row["rejected"]}
         if use_margin:
             item["margin"] = float(row.get("margin", 0.0)) * margin_scale
+        if weighted:
+            weight = row.get("weight", 1.0)
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0.0 <= weight <= 1.0:
+                raise ValueError(f"{path}:{i}: weight must be a number from 0 to 1")
+            item["weight"] = float(weight)
         out.append(item)
     return Dataset.from_list(out)
 
@@ -83,15 +95,17 @@ def pairwise_accuracy(model, tokenizer, dataset) -> float:
 
 def run(cfg: RewardPipelineConfig) -> dict:
     from transformers import AutoModelForSequenceClassification
-    from trl import RewardConfig, RewardTrainer
+    from trl import RewardConfig
+
+    from training.pipelines.weighted_reward import WeightedRewardTrainer
 
     device, bf16, resume = common.prepare_run(cfg, "reward")
     tokenizer = common.load_tokenizer(cfg.model_path)
     model = AutoModelForSequenceClassification.from_pretrained(cfg.model_path, num_labels=1)
     model.config.pad_token_id = tokenizer.pad_token_id
-    data = preference_dataset(cfg.train_file, cfg.use_margin, cfg.margin_scale)
+    data = preference_dataset(cfg.train_file, cfg.use_margin, cfg.margin_scale, cfg.use_weight)
     if cfg.eval_file:
-        train, held_out = data, preference_dataset(cfg.eval_file, cfg.use_margin, cfg.margin_scale)
+        train, held_out = data, preference_dataset(cfg.eval_file, cfg.use_margin, cfg.margin_scale, cfg.use_weight)
     else:
         split = data.train_test_split(test_size=cfg.eval_fraction, seed=cfg.seed)
         train, held_out = split["train"], split["test"]
@@ -102,7 +116,7 @@ def run(cfg: RewardPipelineConfig) -> dict:
         eval_strategy="no",
     )
     trainer, metrics = common.train(
-        RewardTrainer, kind="reward", cfg=cfg, device=device, bf16=bf16, resume=resume,
+        WeightedRewardTrainer, kind="reward", cfg=cfg, device=device, bf16=bf16, resume=resume,
         logged=["loss", "accuracy", "margin"], lora_task="SEQ_CLS", model=model, args=args,
         train_dataset=train, eval_dataset=held_out, processing_class=tokenizer,
     )

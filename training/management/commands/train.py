@@ -17,11 +17,11 @@ FINAL = {TrainingRun.Status.SUCCEEDED, TrainingRun.Status.FAILED, TrainingRun.St
 BAR_WIDTH = 30
 
 
-def parse_setting(text: str) -> tuple[str, object]:
+def parse_setting(text: str, option: str = "--set") -> tuple[str, object]:
     """key=value; the value is read as JSON when it parses (8, 1e-4, true, null, [..]) and as a string otherwise."""
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
-        raise CommandError(f"--set takes key=value, not {text!r}.")
+        raise CommandError(f"{option} takes key=value, not {text!r}.")
     try:
         value = json.loads(raw)
     except ValueError:
@@ -51,6 +51,11 @@ class Command(BaseCommand):
         parser.add_argument("--reward", default=None, help="Reward model name (rlhf).")
         parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="A config field.")
         parser.add_argument(
+            "--data", action="append", default=[], metavar="KEY=VALUE",
+            help="A quality filter of the run's snapshot: exclude_gold=true, reviewed_only=true, "
+                 "exclude_flagged=true, min_competence=0.7, consensus=margin|weight (docs/training-config.md).",
+        )
+        parser.add_argument(
             "--user", default=None,
             help="Act as this user: their role in the project must allow training (admin or engineer). "
                  "Without it the run is the operator's.",
@@ -73,18 +78,21 @@ class Command(BaseCommand):
         base = self._model(opts["base"]) if opts["base"] else self._default_base()
         reward = self._model(opts["reward"]) if opts["reward"] else None
         config = dict(parse_setting(item) for item in opts["set"])
+        data = dict(parse_setting(item, "--data") for item in opts["data"]) or None
         try:
             run = services.run_create(
                 kind=opts["kind"], project=project, base_model=base, reward_model=reward, config=config,
-                created_by=user,
+                created_by=user, data=data,
             )
         except ServiceError as exc:
             where = f" ({exc.field})" if exc.field else ""
             raise CommandError(f"{exc.message}{where}") from None
         except (PermissionDenied, Http404) as exc:
             raise CommandError(f"{opts['user']}: {exc}") from None
+        filters = ", ".join(f"{key}={value}" for key, value in run.snapshot.filters.items())
         self.stdout.write(f"Run {run.pk}: {run.kind} on {project.slug} from {base.name}, "
-                          f"snapshot {run.snapshot.row_count} rows (sha256 {run.snapshot.sha256[:12]})")
+                          f"snapshot {run.snapshot.row_count} rows (sha256 {run.snapshot.sha256[:12]})"
+                          + (f", filtered by {filters}" if filters else ""))
         if opts["no_follow"]:
             return
         self._follow(run, opts["poll"])
