@@ -19,8 +19,8 @@ qualification apply to them as to people. The stages:
                kinds (spammer, position, adversarial). Precision and recall of that call.
   exports      preference exports (annotation.exporters with annotation.export_filters): clean,
                unfiltered, filtered (flagged annotations and labelers below the competence
-               threshold left out) and consensus (one Dawid-Skene pair per task, its confidence
-               as the margin)
+               threshold left out) and weighted (one Dawid-Skene pair per task, its confidence
+               as the weight of the pair's loss)
   reward       one reward model per export, the same steps, seed and settings for each, scored on
                one set of held-out gold pairs whose topics no training task has (population_rm.py)
 
@@ -275,8 +275,8 @@ def export_variants(*, population: Project, clean: Project, min_competence: floa
         "unfiltered": (population, None, "the population's export, as it is"),
         "filtered": (population, ExportFilters(exclude_flagged=True, min_competence=min_competence),
                      f"flagged annotations and labelers below competence {min_competence:g} left out"),
-        "consensus": (population, ExportFilters(consensus="margin"),
-                      "one Dawid-Skene consensus pair per task, its confidence as the margin"),
+        "weighted": (population, ExportFilters(consensus="weight"),
+                     "one Dawid-Skene consensus pair per task, its confidence as the loss weight"),
     }
 
 
