@@ -48,9 +48,15 @@ def train_one(*, name: str, train_file: str, cfg: dict) -> dict:
 
 
 def run(cfg: dict) -> dict:
-    out = {name: train_one(name=name, train_file=path, cfg=cfg) for name, path in cfg["variants"].items()}
-    if cfg.get("output"):
-        Path(cfg["output"]).write_text(json.dumps(out, indent=2))
+    out = {}
+    for name, path in cfg["variants"].items():
+        try:
+            out[name] = train_one(name=name, train_file=path, cfg=cfg)
+        except Exception as exc:  # noqa: BLE001 - one variant's failure is reported; the others still count
+            out[name] = {"rows": _rows(path), "gold_accuracy": None, "pairs": 0, "steps": 0, "seconds": 0.0,
+                         "error": f"{type(exc).__name__}: {exc}"[:2000]}
+        if cfg.get("output"):  # written after each variant, so a stopped run keeps what it finished
+            Path(cfg["output"]).write_text(json.dumps(out, indent=2))
     return out
 
 
