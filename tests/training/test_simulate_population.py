@@ -204,9 +204,26 @@ def test_flag_precision_and_recall_on_a_fixed_table():
     pr = population.precision_recall(rows)
     assert pr == {"precision": 3 / 5, "recall": 3 / 4, "true_positives": 3, "false_positives": 2,
                   "false_negatives": 1, "true_negatives": 3}
+    by_source = population.precision_recall_by_source(rows)
+    assert (by_source["quality flags"]["precision"], by_source["quality flags"]["recall"]) == (0.5, 0.25)
+    assert (by_source["competence"]["precision"], by_source["competence"]["recall"]) == (2 / 3, 0.5)
+    assert (by_source["qualification"]["precision"], by_source["qualification"]["recall"]) == (1.0, 0.25)
     assert population.precision_recall(rows[:1]) == {
         "precision": None, "recall": None, "true_positives": 0, "false_positives": 0, "false_negatives": 0,
         "true_negatives": 1}
+
+
+def test_the_summary_reads_the_targets_with_accuracies_as_counts_of_pairs():
+    data = {"flags": {"precision": 1.0, "recall": 0.9},
+            "reward_models": {"clean": {"gold_accuracy": 290 / 300}, "unfiltered": {"gold_accuracy": 260 / 300},
+                              "filtered": {"gold_accuracy": 281 / 300}, "weighted": {"gold_accuracy": 280 / 300}}}
+    s = population.summary(data)
+    assert s["filtered_best"] == "filtered" and s["filtered_gap"] == pytest.approx(0.03)
+    assert [ok for _, _, ok in s["targets"].values()] == [True, True, True, True]
+    data["reward_models"]["filtered"]["gold_accuracy"] = 280 / 300
+    data["reward_models"]["unfiltered"]["gold_accuracy"] = 261 / 300
+    data["flags"]["recall"] = 0.8
+    assert [ok for _, _, ok in population.summary(data)["targets"].values()] == [True, False, False, False]
 
 
 def test_held_out_pairs_have_topics_no_task_has_and_a_gold_answer():

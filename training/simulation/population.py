@@ -60,6 +60,8 @@ DEFAULT_FLIP = labelers.DEFAULT_FLIP
 REPORTED_MS = (4000, 12000)  # every behaviour reports a time drawn from this range: timing gives nothing away
 RM_TIMEOUT = 1800
 TARGETS = {"flag_precision": 0.9, "flag_recall": 0.9, "filtered_gap": 0.03, "unfiltered_loss": 0.1}
+# Accuracies are k/n: 0.9667 - 0.9367 is 9 pairs in 300, exactly 0.03, but 0.03000000000000014 in floats.
+EPSILON = 1e-9
 
 
 class PopulationError(RuntimeError):
@@ -227,13 +229,16 @@ def flag_calls(*, behaviours: dict[str, str], report_rows: list[dict], held_out:
         row = by_name.get(username, {})
         reasons = sorted({str(flag["reason"]) for flag in row.get("flags", [])})
         competence = row.get("dawid_skene")
+        sources = ["quality flags"] if reasons else []
         if competence is not None and competence < min_competence:
             reasons.append(f"competence {competence:.2f} < {min_competence:g}")
+            sources.append("competence")
         if username in held_out:
             reasons.append("held out by qualification")
+            sources.append("qualification")
         rows.append({
             "username": username, "behaviour": label, "bad": labelers.Behaviour(*_kind_flip(label)).bad,
-            "flagged": bool(reasons), "reasons": reasons, "judgments": row.get("judgments", 0),
+            "flagged": bool(reasons), "reasons": reasons, "sources": sources, "judgments": row.get("judgments", 0),
             "dawid_skene": competence, "mace": row.get("mace"),
             "gold_judgments": row.get("gold_judgments", 0), "gold_agreeing": row.get("gold_agreeing", 0),
         })
@@ -250,6 +255,14 @@ def precision_recall(rows: list[dict]) -> dict:
         "recall": tp / (tp + fn) if tp + fn else None,
         "true_positives": tp, "false_positives": fp, "false_negatives": fn,
         "true_negatives": sum(not r["flagged"] and not r["bad"] for r in rows),
+    }
+
+
+def precision_recall_by_source(rows: list[dict]) -> dict:
+    """Precision and recall of each way of being caught on its own: quality flags, competence, qualification."""
+    return {
+        source: precision_recall([{**r, "flagged": source in r["sources"]} for r in rows])
+        for source in ("quality flags", "competence", "qualification")
     }
 
 
@@ -389,6 +402,7 @@ class Experiment:
                               report_rows=self.quality["labelers"], held_out=held,
                               min_competence=cfg.min_competence)
             self.data["flags"] = {"labelers": rows, **precision_recall(rows), "held_out": sorted(held, key=_natural),
+                                  "by_source": precision_recall_by_source(rows),
                                   "min_competence": cfg.min_competence,
                                   "flag_counts": self.quality.get("flag_counts")}
             f = self.data["flags"]
@@ -526,13 +540,14 @@ def summary(data: dict) -> dict:
     loss = clean - acc["unfiltered"] if clean is not None and acc.get("unfiltered") is not None else None
     targets = {
         "flag precision": (flags.get("precision"), f">= {TARGETS['flag_precision']}",
-                           (flags.get("precision") or 0) >= TARGETS["flag_precision"]),
+                           (flags.get("precision") or 0) >= TARGETS["flag_precision"] - EPSILON),
         "flag recall": (flags.get("recall"), f">= {TARGETS['flag_recall']}",
-                        (flags.get("recall") or 0) >= TARGETS["flag_recall"]),
+                        (flags.get("recall") or 0) >= TARGETS["flag_recall"] - EPSILON),
         f"clean - {best_name or 'filtered'} gold accuracy": (
-            best_gap, f"<= {TARGETS['filtered_gap']}", best_gap is not None and best_gap <= TARGETS["filtered_gap"]),
+            best_gap, f"<= {TARGETS['filtered_gap']}",
+            best_gap is not None and best_gap <= TARGETS["filtered_gap"] + EPSILON),
         "clean - unfiltered gold accuracy": (loss, f">= {TARGETS['unfiltered_loss']}",
-                                             loss is not None and loss >= TARGETS["unfiltered_loss"]),
+                                             loss is not None and loss >= TARGETS["unfiltered_loss"] - EPSILON),
     }
     return {"gold_accuracy": acc, "filtered_gap": best_gap, "filtered_best": best_name, "unfiltered_loss": loss,
             "targets": targets}
@@ -566,6 +581,8 @@ def table_text(data: dict) -> str:
         lines.append(f"flag precision {_fmt(flags.get('precision'))}, recall {_fmt(flags.get('recall'))} "
                      f"(TP {flags.get('true_positives')}, FP {flags.get('false_positives')}, "
                      f"FN {flags.get('false_negatives')}, TN {flags.get('true_negatives')})")
+        for source, pr in (flags.get("by_source") or {}).items():
+            lines.append(f"  {source} alone: precision {_fmt(pr['precision'])}, recall {_fmt(pr['recall'])}")
     models = data.get("reward_models") or {}
     if models:
         lines += ["", f"{'reward model on':<14}{'rows':>7}{'gold accuracy':>15}{'held-out pairs':>16}{'steps':>7}"
