@@ -260,6 +260,7 @@ def test_a_tiny_population_run_reports_flags_and_reward_models(live_server, tiny
         assert model["rows"] == data["exports"][name]["rows"] > 0
         assert 0.0 <= model["gold_accuracy"] <= 1.0 and model["pairs"] == 24 and model["steps"] == 3
     assert data["exports"]["filtered"]["rows"] < data["exports"]["unfiltered"]["rows"]
+    assert data["exports"]["clean"]["wrong"] == 0 < data["exports"]["unfiltered"]["wrong"]
     for name in ("population", "clean"):
         project = data["projects"][name]
         assert not Task.objects.filter(project_id=project["id"], is_gold=False, status=Task.Status.OPEN).exists()

@@ -293,16 +293,19 @@ def export_variants(*, population: Project, clean: Project, min_competence: floa
     }
 
 
-def export_write(*, project: Project, filters, path: Path) -> int:
-    """Write the project's preference export (with `filters`) to path; return its rows."""
+def export_write(*, project: Project, filters, path: Path) -> tuple[int, int]:
+    """Write the project's preference export (with `filters`) to path; return (rows, rows gold disagrees with)."""
     from annotation import exporters
 
-    rows = 0
+    rows = wrong = 0
     with path.open("w", encoding="utf-8") as handle:
         for line in exporters.export_lines(project=project, fmt="preference", filters=filters):
             handle.write(line)
             rows += 1
-    return rows
+            row = json.loads(line)
+            chosen, rejected = row["chosen"][-1]["content"], row["rejected"][-1]["content"]
+            wrong += synthetic.gold_score(row["prompt"], chosen) < synthetic.gold_score(row["prompt"], rejected)
+    return rows, wrong
 
 
 # The run -------------------------------------------------------------------------------------------
@@ -417,11 +420,13 @@ class Experiment:
             self.data["exports"] = {}
             for name, (project, filters, description) in variants.items():
                 path = self.report_dir / "data" / f"{name}.jsonl"
-                rows = export_write(project=project, filters=filters, path=path)
+                rows, wrong = export_write(project=project, filters=filters, path=path)
                 self.export_files[name] = str(path)
-                self.data["exports"][name] = {"rows": rows, "project": project.slug, "description": description,
+                self.data["exports"][name] = {"rows": rows, "wrong": wrong, "project": project.slug,
+                                              "description": description,
                                               "filters": filters.as_dict() if filters is not None else {}}
-            stage["detail"] = ", ".join(f"{k} {v['rows']} rows" for k, v in self.data["exports"].items())
+            stage["detail"] = ", ".join(f"{k} {v['rows']} rows ({v['wrong']} against gold)"
+                                        for k, v in self.data["exports"].items())
 
         with self.stage("reward models") as stage:
             self.data["reward_models"] = self.reward_models()
@@ -585,10 +590,12 @@ def table_text(data: dict) -> str:
             lines.append(f"  {source} alone: precision {_fmt(pr['precision'])}, recall {_fmt(pr['recall'])}")
     models = data.get("reward_models") or {}
     if models:
-        lines += ["", f"{'reward model on':<14}{'rows':>7}{'gold accuracy':>15}{'held-out pairs':>16}{'steps':>7}"
-                      f"{'seconds':>9}  export"]
+        lines += ["", f"{'reward model on':<14}{'rows':>7}{'wrong':>7}{'gold accuracy':>15}{'held-out pairs':>16}"
+                      f"{'steps':>7}{'seconds':>9}  export"]
         for name, m in models.items():
-            lines.append(f"{name:<14}{m.get('rows', 0):>7}{_fmt(m.get('gold_accuracy')):>15}{_fmt(m.get('pairs')):>16}"
+            wrong = ((data.get("exports") or {}).get(name) or {}).get("wrong")
+            lines.append(f"{name:<14}{m.get('rows', 0):>7}{_fmt(wrong):>7}{_fmt(m.get('gold_accuracy')):>15}"
+                         f"{_fmt(m.get('pairs')):>16}"
                          f"{_fmt(m.get('steps')):>7}{_fmt(m.get('seconds')):>9}  "
                          f"{((data.get('exports') or {}).get(name) or {}).get('description', '')}")
     lines += ["", "targets"]
