@@ -266,3 +266,25 @@ def test_a_tiny_population_run_reports_flags_and_reward_models(live_server, tiny
         assert not Task.objects.filter(project_id=project["id"], is_gold=False, status=Task.Status.OPEN).exists()
     assert "flag precision" in out and "reward model on" in out
     assert (tmp_path / "report.html").read_text().count("<tr>") > 10
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_command_labels_a_project_with_a_mix(live_server, capsys):
+    project = ProjectFactory(overlap=1)
+    for i, item in enumerate(population.gold_pairs(20, seed=8, topics=list(synthetic.TOPICS))):
+        comparison_task(project=project, texts=(item["better"], item["worse"]), prompt__messages=item["messages"],
+                        prompt__external_id=f"t-{i}")
+
+    call_command("simulate", "--project", project.slug, "--labelers", "2", "--mix", "careful=0.5,adversarial=0.5",
+                 "--base-url", live_server.url)
+
+    out = capsys.readouterr().out
+    assert "mix careful=0.5,adversarial=0.5" in out and "20 comparison" in out
+    # The better response is shown first in every task here: careful ranks it first, adversarial last.
+    behaviours = labelers.mix_assign(labelers.mix_parse("careful=0.5,adversarial=0.5"), 2, seed=0)
+    kind_of = {f"sim-labeler-{i}": b.kind for i, b in enumerate(behaviours)}
+    annotations = Annotation.objects.filter(project=project).select_related("labeler")
+    assert annotations.count() == 20 and {kind_of[a.labeler.username] for a in annotations} == {"careful", "adversarial"}
+    for annotation in annotations:
+        better = annotation.task.task_responses.get(position=0).response_id
+        assert (annotation.ranking[0][0] == better) == (kind_of[annotation.labeler.username] == "careful")
