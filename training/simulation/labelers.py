@@ -15,6 +15,17 @@ does (training.pipelines.synthetic):
 The random draws depend only on (seed, labeler, task), never on thread timing, so a run with one
 labeler is exactly repeatable, and with many the share of flips is what `noise` says.
 
+A labeler may also be given a behaviour (a simulated population, `manage.py simulate --population`):
+
+- careful: the gold judgement above;
+- noisy: the gold judgement, flipped with its own probability (`noisy:0.2`);
+- spammer: a random ranking and a random strength, whatever the responses say;
+- position: always the first response shown best, then the others in the order shown;
+- adversarial: the gold judgement inverted (noise 1).
+
+Spammers, position-biased and adversarial labelers are the "bad" kinds a quality check must find.
+A labeler who is held out by qualification (a 403 on the claim) stops, and says so.
+
 Pure Python (no Django): it can drive any FeedbackLoop server over HTTP.
 """
 
@@ -85,6 +96,122 @@ def write_demonstration(*, messages: list[dict], rng: random.Random) -> str:
     if not topic:
         return GENERIC_ANSWER
     return synthetic.make_response(rng, topic, +1)
+
+
+# Behaviours ----------------------------------------------------------------------------------------
+
+BEHAVIOURS = ("careful", "noisy", "spammer", "position", "adversarial")
+BAD_KINDS = frozenset({"spammer", "position", "adversarial"})
+SPAM_STRENGTHS = ("slightly_better", "better", "much_better")
+DEFAULT_FLIP = 0.2
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """How a simulated labeler judges a comparison. `flip` is the noisy labeler's flip probability."""
+
+    kind: str = "careful"
+    flip: float = 0.0
+
+    def __post_init__(self):
+        if self.kind not in BEHAVIOURS:
+            raise ValueError(f"unknown labeler kind {self.kind!r}; one of {', '.join(BEHAVIOURS)}")
+        if not 0.0 <= self.flip <= 1.0:
+            raise ValueError(f"{self.kind}: the flip probability must be between 0 and 1, not {self.flip}")
+        if self.kind != "noisy" and self.flip:
+            raise ValueError(f"only noisy labelers take a flip probability, not {self.kind}")
+
+    @property
+    def bad(self) -> bool:
+        """A kind whose labels carry no information about the gold answer (or the wrong one)."""
+        return self.kind in BAD_KINDS
+
+    @property
+    def label(self) -> str:
+        return f"noisy:{self.flip:g}" if self.kind == "noisy" else self.kind
+
+
+def judge_as(*, behaviour: Behaviour, messages: list[dict], responses: list[dict],
+             rng: random.Random) -> tuple[dict, bool]:
+    """The submit body for a comparison judged with `behaviour`, and whether it departs from gold by a flip.
+
+    The draws come from `rng` (one per labeler and task), so a judgement repeats exactly.
+    """
+    if behaviour.kind in ("careful", "noisy", "adversarial"):
+        noise = {"careful": 0.0, "noisy": behaviour.flip, "adversarial": 1.0}[behaviour.kind]
+        return judge_comparison(messages=messages, responses=responses, noise=noise, rng=rng)
+    ids = [r["id"] for r in responses]
+    if behaviour.kind == "spammer":
+        rng.shuffle(ids)
+    # position: the order shown, first best.
+    body: dict = {"ranking": [[i] for i in ids]}
+    if len(ids) == 2:
+        body["strength"] = rng.choice(SPAM_STRENGTHS) if behaviour.kind == "spammer" else "better"
+    return body, False
+
+
+def mix_parse(text: str, *, flip: float = DEFAULT_FLIP) -> list[tuple[Behaviour, float]]:
+    """`careful=0.7,spammer=0.15,noisy:0.3=0.15` -> [(Behaviour, share)]; shares must sum to 1.
+
+    A noisy entry takes its flip probability after a colon, or `flip`. ValueError says what is wrong.
+    """
+    if not text or not text.strip():
+        raise ValueError("the mix is empty: give kind=share pairs, e.g. careful=0.7,spammer=0.15,position=0.15")
+    out: list[tuple[Behaviour, float]] = []
+    seen: set[str] = set()
+    for item in text.split(","):
+        name, sep, raw_share = item.strip().partition("=")
+        if not sep or not name.strip() or not raw_share.strip():
+            raise ValueError(f"mix entries are kind=share, not {item.strip()!r}")
+        kind, colon, raw_flip = name.strip().partition(":")
+        kind = kind.strip()
+        if kind not in BEHAVIOURS:
+            raise ValueError(f"unknown labeler kind {kind!r} in the mix; one of {', '.join(BEHAVIOURS)}")
+        if colon and kind != "noisy":
+            raise ValueError(f"only noisy takes a flip probability (noisy:0.2=share), not {kind}")
+        try:
+            share = float(raw_share)
+        except ValueError:
+            raise ValueError(f"{kind}: the share must be a number, not {raw_share.strip()!r}") from None
+        if not 0.0 < share <= 1.0:
+            raise ValueError(f"{kind}: the share must be above 0 and at most 1, not {raw_share.strip()}")
+        this_flip = 0.0
+        if kind == "noisy":
+            try:
+                this_flip = float(raw_flip) if colon else flip
+            except ValueError:
+                raise ValueError(f"noisy: the flip probability must be a number, not {raw_flip!r}") from None
+            if not 0.0 <= this_flip <= 1.0:
+                raise ValueError(f"noisy: the flip probability must be between 0 and 1, not {this_flip:g}")
+        behaviour = Behaviour(kind=kind, flip=this_flip)
+        if behaviour.label in seen:
+            raise ValueError(f"{behaviour.label} appears twice in the mix")
+        seen.add(behaviour.label)
+        out.append((behaviour, share))
+    total = sum(share for _, share in out)
+    if abs(total - 1.0) > 1e-6:
+        raise ValueError(f"the mix's shares must add up to 1, not {total:g}")
+    return out
+
+
+def mix_assign(mix: list[tuple[Behaviour, float]], count: int, *, seed: int = 0) -> list[Behaviour]:
+    """`count` behaviours in the mix's proportions (largest remainders), in an order shuffled by `seed`.
+
+    Every kind in the mix gets at least one labeler, or ValueError: a mix the population cannot hold.
+    """
+    if count < 1:
+        raise ValueError("a population needs at least one labeler")
+    exact = [share * count for _, share in mix]
+    counts = [int(x) for x in exact]
+    by_remainder = sorted(range(len(mix)), key=lambda i: (-(exact[i] - counts[i]), i))
+    for i in by_remainder[: count - sum(counts)]:
+        counts[i] += 1
+    empty = [mix[i][0].label for i, n in enumerate(counts) if n == 0]
+    if empty:
+        raise ValueError(f"{count} labelers are too few for the mix: {', '.join(empty)} would get none")
+    behaviours = [b for (b, _), n in zip(mix, counts) for _ in range(n)]
+    random.Random(f"mix:{seed}").shuffle(behaviours)
+    return behaviours
 
 
 # HTTP ----------------------------------------------------------------------------------------------
@@ -164,6 +291,7 @@ class Decision:
     labeler: str
     flipped: bool = False
     ranking: list = field(default_factory=list)
+    behaviour: str = "careful"
 
 
 @dataclass
@@ -174,6 +302,7 @@ class LabelingResult:
     ties: int = 0  # comparisons submitted with every response in one group
     seconds: float = 0.0
     decisions: list[Decision] = field(default_factory=list)
+    stopped: dict[str, str] = field(default_factory=dict)  # labeler -> qualification status that stopped them
 
     @property
     def labels_per_second(self) -> float:
@@ -184,7 +313,7 @@ class LabelingResult:
         return {
             "labels": self.labels, "by_kind": dict(self.by_kind), "flipped": self.flipped, "ties": self.ties,
             "flip_rate": self.flipped / judged if judged else 0.0, "seconds": round(self.seconds, 3),
-            "labels_per_second": round(self.labels_per_second, 2),
+            "labels_per_second": round(self.labels_per_second, 2), "stopped": dict(self.stopped),
         }
 
     def summary(self) -> str:
@@ -202,13 +331,19 @@ class Account:
 class SimulatedLabeler:
     """One labeler: its own connection, its own token, labeling until the server has nothing left."""
 
-    def __init__(self, *, base_url: str, account: Account, noise: float, seed: int, think_seconds: float = 0.0):
+    def __init__(self, *, base_url: str, account: Account, noise: float, seed: int, think_seconds: float = 0.0,
+                 behaviour: Behaviour | None = None, reported_ms: tuple[int, int] | None = None):
         self.client = ApiClient(base_url, account.token)
         self.username = account.username
         self.noise = noise
         self.seed = seed
         self.think_seconds = think_seconds
+        self.behaviour = behaviour
+        # When set, the time reported for each label is drawn from this range (the same for every behaviour,
+        # so timing gives nothing away); else the time the judgement took here.
+        self.reported_ms = reported_ms
         self.decisions: list[Decision] = []
+        self.stopped: str = ""  # the qualification status of a 403 that ended the work
 
     def work(self, *, project_id: int, kind: str | None = None, max_labels: int | None = None) -> list[Decision]:
         path = f"/api/projects/{project_id}/next/" + (f"?kind={kind}" if kind else "")
@@ -216,6 +351,9 @@ class SimulatedLabeler:
             while max_labels is None or len(self.decisions) < max_labels:
                 status, task = self.client.request("POST", path)
                 if status == 204:
+                    break
+                if status == 403 and isinstance(task, dict) and isinstance(task.get("qualification"), dict):
+                    self.stopped = str(task["qualification"].get("status") or "held_out")
                     break
                 if status != 200:
                     raise SimulationError(f"{self.username}: next answered {status}: {str(task)[:500]}")
@@ -227,9 +365,15 @@ class SimulatedLabeler:
     def _label(self, task: dict) -> Decision:
         started = time.monotonic()
         rng = decision_rng(seed=self.seed, labeler=self.username, task_id=task["id"])
-        decision = Decision(task_id=task["id"], kind=task["kind"], labeler=self.username)
+        decision = Decision(task_id=task["id"], kind=task["kind"], labeler=self.username,
+                            behaviour=self.behaviour.label if self.behaviour else "careful")
         if task["kind"] == "demonstration":
             body = {"text": write_demonstration(messages=task["messages"], rng=rng)}
+        elif self.behaviour is not None:
+            body, decision.flipped = judge_as(
+                behaviour=self.behaviour, messages=task["messages"], responses=task["responses"], rng=rng
+            )
+            decision.ranking = body["ranking"]
         else:
             body, decision.flipped = judge_comparison(
                 messages=task["messages"], responses=task["responses"], noise=self.noise, rng=rng
@@ -238,7 +382,10 @@ class SimulatedLabeler:
         if self.think_seconds:
             time.sleep(self.think_seconds)
         body["client_id"] = str(uuid.uuid4())
-        body["time_spent_ms"] = int((time.monotonic() - started) * 1000)
+        if self.reported_ms:
+            body["time_spent_ms"] = rng.randint(*self.reported_ms)
+        else:
+            body["time_spent_ms"] = int((time.monotonic() - started) * 1000)
         status, data = self.client.request("POST", f"/api/tasks/{task['id']}/annotations/", body)
         if status not in (200, 201):
             raise SimulationError(f"{self.username}: submit on task {task['id']} answered {status}: {str(data)[:500]}")
@@ -247,17 +394,29 @@ class SimulatedLabeler:
 
 def label_project(
     *, base_url: str, project_id: int, accounts: list[Account], noise: float = 0.0, seed: int = 0,
-    kind: str | None = None,
+    kind: str | None = None, behaviours: list[Behaviour] | None = None, reported_ms: tuple[int, int] | None = None,
+    max_labels: int | None = None,
 ) -> LabelingResult:
-    """Run one thread per account until none gets a task. Raises the first labeler's error, if any."""
+    """Run one thread per account until none gets a task. Raises the first labeler's error, if any.
+
+    `behaviours` (one per account) makes a population; without it every labeler judges gold with `noise`.
+    A labeler stopped by qualification (held out) ends its thread; `LabelingResult.stopped` names it.
+    `max_labels` caps each labeler's labels in this call (a population's fair shares; call again to finish).
+    """
     if not 0.0 <= noise <= 1.0:
         raise ValueError("noise must be between 0 and 1")
-    labelers = [SimulatedLabeler(base_url=base_url, account=a, noise=noise, seed=seed) for a in accounts]
+    if behaviours is not None and len(behaviours) != len(accounts):
+        raise ValueError("give one behaviour per account")
+    labelers = [
+        SimulatedLabeler(base_url=base_url, account=a, noise=noise, seed=seed, reported_ms=reported_ms,
+                         behaviour=behaviours[i] if behaviours is not None else None)
+        for i, a in enumerate(accounts)
+    ]
     errors: list[BaseException] = []
 
     def run(labeler: SimulatedLabeler) -> None:
         try:
-            labeler.work(project_id=project_id, kind=kind)
+            labeler.work(project_id=project_id, kind=kind, max_labels=max_labels)
         except BaseException as exc:  # noqa: BLE001 - reported to the caller below
             errors.append(exc)
 
@@ -271,6 +430,8 @@ def label_project(
     if errors:
         raise errors[0]
     for labeler in labelers:
+        if labeler.stopped:
+            result.stopped[labeler.username] = labeler.stopped
         for decision in labeler.decisions:
             result.decisions.append(decision)
             result.labels += 1
