@@ -139,7 +139,7 @@ def test_rm_human_agreement_on_a_hand_made_case(client_for):
     assert 'data-stat="rm-top">66.7%' in html and 'data-stat="rm-pairs">80.0%' in html
     assert "rm-hand" in html and "2 tasks scored" in html
     assert "Prioritise by reward-model uncertainty" in html
-    assert '"reward_agreement": {"unit": "hour"' in html  # the chart's series
+    assert '"reward_agreement": {"unit": "minute"' in html  # the chart's series
 
 
 # Setting the reward model and starting a scoring -----------------------------------------------------
