@@ -168,7 +168,7 @@ def test_a_cancelled_run_resumes_from_its_checkpoint_and_a_retry_starts_over(
     assert client_for(admin).post(f"/api/training-runs/{run_id}/cancel/").json()["status"] == "cancelling"
     assert wait_final(run_id, timeout=60).status == "cancelled"
     resumed = client_for(admin).post(f"/api/training-runs/{run_id}/resume/")
-    assert resumed.status_code == 200 and resumed.json()["status"] == "queued"
+    assert resumed.status_code == 200 and resumed.json()["status"] in ("queued", "running")  # a fast worker may have it
     run = wait_final(run_id, worker=celery_worker_process)
     assert run.status == "succeeded", f"{run.error}\n{run.log_tail}"
     assert f"resumed by {admin.username}, from its last checkpoint" in run.log_tail
