@@ -27,7 +27,6 @@ Pure Python; imports nothing heavy.
 from __future__ import annotations
 
 import functools
-import json
 import random
 import re
 from pathlib import Path
