@@ -138,3 +138,17 @@ def test_collapse_is_flagged_by_diversity_or_by_ties():
     assert met(loop_data(tied=11))["round-2 comparisons all tied"]
     table = report.table_text(loop_data(d2_rlhf=0.3))
     assert "WARNING collapse: rlhf's distinct-2 0.300 is under 0.8x sft's 0.500" in table
+
+
+def test_gold_terms_say_where_a_models_score_comes_from():
+    from training.simulation.scoring import gold_terms
+
+    prompts = [CATS, CATS]
+    texts = ["Cats are happy happy happy.", GOOD]
+    terms = gold_terms(prompts, texts)
+    assert sum(terms.values()) == pytest.approx(sum(synthetic.gold_score(p, t) for p, t in zip(prompts, texts)) / 2)
+    assert terms["repeated"] == pytest.approx(-1.0) and terms["detail"] == pytest.approx(0.25)
+    data = loop_data()
+    data["scores"]["gold_terms"] = {"rlhf": terms}
+    assert "where rlhf's gold score comes from (mean term, out of distribution)" in report.table_text(data)
+    assert "repeated -1.00" in report.table_text(data)

@@ -113,6 +113,7 @@ def summary(data: dict) -> dict:
         "gold": scores.get("gold") or {},
         "gold_in": scores.get("gold_in") or {},
         "diversity": diversity,
+        "gold_terms": scores.get("gold_terms") or {},
         "distinct_2_ratio": d2_ratio,
         "round1_tied_share": round1_share,
         "round2": round2,
@@ -181,6 +182,9 @@ def table_text(data: dict) -> str:
         if gold_in:
             rows.append((f"gold score of {name}, in distribution (mean ± std, {gold_in['n']} prompts)",
                          f"{_num(gold_in['gold_mean'])} ± {_num(gold_in['gold_std'])}"))
+    for name, terms in s["gold_terms"].items():
+        shown = ", ".join(f"{term} {value:+.2f}" for term, value in terms.items() if abs(value) >= 0.005) or "all 0"
+        rows.append((f"where {name}'s gold score comes from (mean term, out of distribution)", shown))
     for name, div in s["diversity"].items():
         rows.append((f"diversity of {name} ({div.get('samples')} samples): distinct-1 / distinct-2 / self-BLEU",
                      f"{_num(div.get('distinct_1'))} / {_num(div.get('distinct_2'))} / {_num(div.get('self_bleu'))}"))
@@ -251,6 +255,7 @@ def report_write(*, data: dict, report_dir: Path) -> tuple[Path, str]:
         "data": data,
         "table": table,
         "summary": summary(data),
+        "term_names": sorted({t for terms in summary(data)["gold_terms"].values() for t in terms}),
         "target_rows": [{"name": name, "value": _num(value), "goal": goal, "ok": ok}
                         for name, (value, goal, ok) in summary(data)["targets"].items()],
         "charts": charts(data),

@@ -16,6 +16,7 @@ It writes (and prints as the last line) a JSON object:
 - gold_win_rate[name] / gold_win_rate_in[name]: the gold function's win rate of each policy against
   the baseline, per prompt, ties counted half, with a 95% Wilson interval (out / in distribution);
 - diversity[name]: distinct-1, distinct-2 and self-BLEU of the policy's out-of-distribution samples;
+- gold_terms[name]: the mean of each gold term over those samples (warmth, stacked, repeated, ...);
 - reward_accuracy: the reward model's pairwise accuracy against the GOLD preference on pairs of the
   baseline's own K samples (the distribution it was trained on) for the in-distribution prompts
   (`in_distribution`) and the out-of-distribution ones (`out_of_distribution`), on the synthetic
@@ -76,6 +77,15 @@ class RewardModel:
         worse = self.score([p for p, _, _ in pairs], [w for _, _, w in pairs])
         wins = sum(1.0 if b > w else 0.5 if b == w else 0.0 for b, w in zip(better, worse))
         return {"accuracy": wins / len(pairs), "pairs": len(pairs)}
+
+
+def gold_terms(prompts: list, texts: list[str]) -> dict[str, float]:
+    """The mean of each gold term (synthetic.gold_parts) over a model's answers: where its score comes from."""
+    totals: dict[str, float] = {}
+    for prompt, text in zip(prompts, texts):
+        for term, value in synthetic.gold_parts(prompt, text).items():
+            totals[term] = totals.get(term, 0.0) + value
+    return {term: value / len(texts) for term, value in totals.items()} if texts else {}
 
 
 def reward_accuracy(model_dir: str, pairs: list[tuple[list[dict], str, str]]) -> dict:
@@ -175,7 +185,7 @@ def run(cfg: dict) -> dict:
     baseline = cfg.get("baseline", "sft")
     answers: dict[str, dict[str, list[str]]] = {"out": {}, "in": {}}
     out: dict = {"prompts": n, "gold": {}, "gold_in": {}, "gold_win_rate": {}, "gold_win_rate_in": {},
-                 "diversity": {}, "samples": {}, "reward_accuracy": {}, "kl_curve": []}
+                 "diversity": {}, "gold_terms": {}, "samples": {}, "reward_accuracy": {}, "kl_curve": []}
     rm_samples: dict[str, list[list[str]]] = {}
     for name, path in cfg.get("policies", {}).items():
         if not path:
@@ -194,6 +204,7 @@ def run(cfg: dict) -> dict:
         out["gold"][name] = _mean_std(scored["out"])
         out["gold_in"][name] = _mean_std(scored["in"])
         out["diversity"][name] = diversity(answers["out"][name])
+        out["gold_terms"][name] = gold_terms(sets["out"], answers["out"][name])
         out["samples"][name] = [
             {"prompt": synthetic.prompt_text(p), "response": a, "gold": g}
             for p, a, g in list(zip(sets["out"], answers["out"][name], scored["out"]))[:SAMPLES_SHOWN]
