@@ -8,6 +8,7 @@ from django.core.management import call_command
 
 from annotation.models import Annotation, Project, Task
 from training.models import DatasetSnapshot, Evaluation, GenerationJob, ModelVersion, TrainingRun
+from training.pipelines import synthetic
 from training.simulation import full_loop, report
 
 STAGES = [
@@ -88,6 +89,19 @@ def test_small_full_loop_runs_every_stage_and_links_every_artefact(
     assert set(scores["gold"]) == {"base", "sft", "rlhf", "dpo"}
     assert set(scores["gold_win_rate"]) == {"base", "rlhf", "dpo"}
     assert 0 <= scores["reward_accuracy"]["synthetic"]["accuracy"] <= 1
+    accuracy = scores["reward_accuracy"]
+    assert 0 <= accuracy["in_distribution"]["accuracy"] <= 1 and 0 <= accuracy["out_of_distribution"]["accuracy"] <= 1
+    assert set(accuracy["adversarial"]) == {"empty", "repeated", "stacked", "cut_off", "word_list", "all"}
+    assert set(scores["diversity"]) == {"base", "sft", "rlhf", "dpo"} and scores["diversity"]["sft"]["samples"] == 8
+    # The gold-vs-proxy curve: SFT at step 0, then every RLHF checkpoint (save_steps 1 in the short loop).
+    assert [p["step"] for p in scores["kl_curve"]] == [0, 1, 2, 3]
+    assert scores["kl_curve"][0]["kl"] == pytest.approx(0.0, abs=1e-6)
+    assert all(p["proxy"] is not None and p["gold"] is not None for p in scores["kl_curve"])
+    # The held-out prompts are the held-out split: templates and topics no training prompt has.
+    heldout = {p.messages[-1]["content"] for p in project.prompts.filter(external_id__startswith="heldout-")}
+    assert heldout and heldout <= synthetic.prompt_texts("heldout")
+    train = {p.messages[-1]["content"] for p in project.prompts.filter(external_id__startswith="train-")}
+    assert train <= synthetic.prompt_texts("train") and not train & heldout
     assert "kl" in data["runs"]["rlhf"]["metrics"] and data["models"]["rlhf"]["metrics"]["kl"] is not None
     html = (tmp_path / "report.html").read_text()
     assert "new Chart(" in html and "Chart.js" in html[:len(html)]  # the vendored library is inlined
@@ -99,7 +113,7 @@ def test_small_full_loop_runs_every_stage_and_links_every_artefact(
 def test_loop_config_overrides_and_rejects_unknown_settings():
     config = full_loop.loop_config(small=True, overrides=["k=4", "rlhf.beta=0.2", "with_dpo=false"])
     assert config.k == 4 and config.rlhf["beta"] == 0.2 and config.with_dpo is False
-    assert full_loop.loop_config().rlhf["beta"] == 0.05  # the full defaults are not shared with small
+    assert full_loop.loop_config().rlhf["beta"] == 0.1  # the full defaults are not shared with small
     with pytest.raises(ValueError, match="Unknown loop setting"):
         full_loop.loop_config(overrides=["epochs=3"])
     with pytest.raises(ValueError, match="not a run config"):
@@ -117,13 +131,25 @@ def test_report_table_marks_targets_and_failures(tmp_path):
         "runs": {"rlhf": {"kind": "rlhf", "metrics": {"kl": [[1, 0.1], [2, 0.14]], "reward": [[1, 0.2], [2, 1.5]]}}},
         "scores": {"gold": {"sft": {"gold_mean": 1.0, "gold_std": 0.5, "n": 8}},
                    "gold_win_rate": {"rlhf": {"win_rate": 0.7, "low": 0.5, "high": 0.85, "n": 8}},
-                   "reward_accuracy": {"policy_samples": {"accuracy": 0.85, "pairs": 30}}},
+                   "gold_win_rate_in": {"rlhf": {"win_rate": 0.75, "low": 0.5, "high": 0.9, "n": 8}},
+                   "reward_accuracy": {"in_distribution": {"accuracy": 0.85, "pairs": 30},
+                                       "out_of_distribution": {"accuracy": 0.65, "pairs": 30}},
+                   "diversity": {"sft": {"samples": 24, "distinct_1": 0.4, "distinct_2": 0.5, "self_bleu": 0.3},
+                                 "rlhf": {"samples": 24, "distinct_1": 0.3, "distinct_2": 0.45, "self_bleu": 0.4}},
+                   "kl_curve": [{"step": 0, "kl": 0.0, "gold": 1.0, "proxy": 0.1},
+                                {"step": 10, "kl": 1.5, "gold": 1.8, "proxy": 0.9}]},
+        "labeling": {"comparisons rlhf": {"by_kind": {"comparison": 8}, "ties": 1}},
         "evaluations": {}, "lineage": [{"check": "x", "ok": True, "detail": ""}], "error": "reward failed",
     }
     path, table = report.report_write(data=data, report_dir=tmp_path)
-    assert "reward model gold accuracy" in table and "0.850 (>= 0.8): met" in table
-    assert "RLHF gold win rate vs SFT" in table and "0.700 (>= 0.65): met" in table
+    # In distribution 0.85 meets 0.8 at noise 0.2, but out of distribution 0.65 misses 0.7: not met.
+    assert "in 0.850 / out 0.650 (in >= 0.8, out >= 0.7): NOT met" in table
+    assert "in 0.750 / out 0.700 (in and out >= 0.65): met" in table
+    assert "0.900 (>= 0.8): met" in table  # RLHF's distinct-2 over SFT's
+    assert "RLHF step 10: KL to SFT / gold / proxy reward" in table
     assert "0.120 / 0.120" in table  # KL: last logged and the run's mean
     assert "FAILED: reward failed" in table
     html = path.read_text()
     assert "The loop stopped: reward failed" in html and 'id="loop-charts"' in html
+    assert 'id="chart-kl"' in html and "<h2>Diversity</h2>" in html
+    assert html.count(">not met<") == 1  # only the reward model's target

@@ -83,7 +83,7 @@ def test_labelers_finish_a_mixed_project_with_the_gold_choices_at_no_noise(live_
     demos = Annotation.objects.filter(project=project, kind=Annotation.Kind.DEMONSTRATION).select_related("task__prompt")
     assert demos.count() == 6
     for demo in demos:
-        assert synthetic.gold_score(demo.task.prompt.messages, demo.text) >= 1.5, demo.text
+        assert synthetic.gold_score(demo.task.prompt.messages, demo.text) >= 1.0, demo.text  # positive, sensible
         assert demo.response.author == demo.labeler  # it became a human-written Response
     assert len({d.text for d in demos}) > 1, "the gold writer varies its answers"
 

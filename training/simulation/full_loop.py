@@ -42,6 +42,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from annotation.models import Annotation, Project, Prompt, Task
+from training import runner
 from training import services as training_services
 from training.models import Evaluation, GenerationJob, ModelVersion, TrainingRun
 from training.pipelines import synthetic
@@ -74,7 +75,9 @@ class LoopConfig:
     round2_prompts: int = 48         # the RLHF model's round of comparisons
     eval_prompts: int = 64           # held-out prompts of each A/B evaluation
     eval_temperature: float = 0.7
-    score_prompts: int = 128         # held-out prompts of the gold scoring
+    score_prompts: int = 128         # prompts of the gold scoring, in and out of distribution
+    adversarial_prompts: int = 40    # held-out prompts, each with one best and five gamed answers
+    kl_prompts: int = 64             # prompts sampled at every RLHF checkpoint for the gold-vs-proxy curve
     with_dpo: bool = True
     run_timeout: float = 900.0       # seconds a run or job may take before the loop gives up
     sft: dict = field(default_factory=lambda: {
@@ -86,8 +89,9 @@ class LoopConfig:
         "max_length": 64, "eval_fraction": 0.1,
     })
     rlhf: dict = field(default_factory=lambda: {
-        "max_steps": 60, "batch_size": 16, "num_generations": 4, "learning_rate": 3e-4, "beta": 0.05,
+        "max_steps": 60, "batch_size": 16, "num_generations": 4, "learning_rate": 3e-4, "beta": 0.1,
         "max_completion_length": 24, "logging_steps": 2, "max_length": 64,
+        "save_steps": 10, "save_total_limit": None,  # every checkpoint kept: the gold-vs-proxy curve over KL
     })
     dpo: dict = field(default_factory=lambda: {
         "max_steps": 80, "batch_size": 16, "learning_rate": 2e-4, "beta": 0.1, "logging_steps": 5,
@@ -97,12 +101,13 @@ class LoopConfig:
 
 SMALL = {
     "labelers": 3, "demo_prompts": 24, "comparison_prompts": 12, "k": 3, "round2_prompts": 4, "eval_prompts": 6,
-    "score_prompts": 8, "max_new_tokens": 12,
+    "score_prompts": 8, "max_new_tokens": 12, "adversarial_prompts": 2, "kl_prompts": 6,
     "sft": {"max_steps": 6, "batch_size": 8, "learning_rate": 1e-3, "logging_steps": 2, "max_length": 48},
     "reward": {"max_steps": 6, "batch_size": 8, "learning_rate": 5e-4, "logging_steps": 2, "max_length": 48,
                "eval_fraction": 0.25},
     "rlhf": {"max_steps": 3, "batch_size": 4, "num_generations": 2, "learning_rate": 1e-4, "beta": 0.05,
-             "max_completion_length": 8, "logging_steps": 1, "max_length": 48},
+             "max_completion_length": 8, "logging_steps": 1, "max_length": 48, "save_steps": 1,
+             "save_total_limit": None},
     "dpo": {"max_steps": 3, "batch_size": 4, "learning_rate": 5e-5, "beta": 0.1, "logging_steps": 1,
             "max_length": 48},
 }
@@ -255,11 +260,11 @@ class Loop:
             self.accounts = sim_services.sim_labelers_ensure(project=self.project, count=self.config.labelers)
             stage.detail = f"{slug}, {len(self.accounts)} simulated labelers"
 
-    def import_prompts(self, *, stage_name: str, prefix: str, n: int, seed: int) -> list[int]:
+    def import_prompts(self, *, stage_name: str, prefix: str, n: int, seed: int, split: str = "train") -> list[int]:
         with self.stage(stage_name) as stage:
             lines = [
                 json.dumps({"id": f"{prefix}-{i:05d}", "messages": messages, "metadata": {"synthetic": prefix}})
-                for i, messages in enumerate(synthetic.make_prompts(n, seed=seed))
+                for i, messages in enumerate(synthetic.make_prompts(n, seed=seed, split=split))
             ]
             result = self.client.upload(f"/api/projects/{self.project.pk}/import/", filename=f"{prefix}.jsonl",
                                         content=("\n".join(lines) + "\n").encode())
@@ -346,6 +351,8 @@ class Loop:
                 "n_prompts": self.config.score_prompts, "seed": 10_000 + self.config.seed,
                 "temperature": self.config.eval_temperature, "top_p": 0.95,
                 "max_new_tokens": self.config.max_new_tokens, "rm_k": self.config.k,
+                "adversarial_prompts": self.config.adversarial_prompts,
+                "kl_curve": {"policy": "rlhf", "points": self.rlhf_checkpoints(), "n_prompts": self.config.kl_prompts},
                 "output": str(self.report_dir / "scores.json"),
             }
             path = self.report_dir / "scoring.json"
@@ -361,6 +368,22 @@ class Loop:
                 raise LoopError(f"Gold scoring failed (exit {done.returncode}):\n{done.stderr[-2000:]}")
             self.scores = json.loads((self.report_dir / "scores.json").read_text())
             stage.detail = ", ".join(f"{k} {_fmt(v['gold_mean'])}" for k, v in self.scores["gold"].items())
+
+    def rlhf_checkpoints(self) -> list[list]:
+        """[[step, dir], ...] of the RLHF run's saved checkpoints, oldest first, then its final model."""
+        if "rlhf" not in self.runs:
+            return []
+        run = TrainingRun.objects.get(pk=self.runs["rlhf"]["id"])
+        points = []
+        for path in runner.run_dir(run).glob("checkpoint-*"):
+            step = path.name.rpartition("-")[2]
+            if step.isdigit() and (path / "config.json").exists():
+                points.append([int(step), str(path)])
+        points.sort()
+        final = [int(self.runs["rlhf"].get("step") or 0), model_location(self.models["rlhf"])]
+        if not points or points[-1][0] < final[0]:
+            points.append(final)
+        return points
 
     def check_lineage(self) -> None:
         with self.stage("lineage") as stage:
@@ -387,8 +410,9 @@ class Loop:
         if cfg.with_dpo:
             self.train(name="dpo", kind="dpo", base="sft", config=cfg.dpo)
         # Imported after every training snapshot is frozen: no run has seen these prompts.
+        # Held-out templates and topics (synthetic.HELDOUT_*): out of distribution for every model.
         held_out = self.import_prompts(stage_name="held-out import", prefix="heldout", n=cfg.eval_prompts,
-                                       seed=5000 + cfg.seed)
+                                       seed=5000 + cfg.seed, split="heldout")
         self.generate(name="generate rlhf", model="rlhf", prompt_count=min(cfg.round2_prompts, cfg.demo_prompts))
         self.label(stage_name="comparisons rlhf", kind=Task.Kind.COMPARISON)
         self.evaluate(name="eval rlhf vs sft", candidate="rlhf", prompt_ids=held_out)
