@@ -116,7 +116,7 @@ def test_loop_config_overrides_and_rejects_unknown_settings():
     assert full_loop.loop_config().rlhf["beta"] == 0.1  # the full defaults are not shared with small
     with pytest.raises(ValueError, match="Unknown loop setting"):
         full_loop.loop_config(overrides=["epochs=3"])
-    with pytest.raises(ValueError, match="not a run config"):
+    with pytest.raises(ValueError, match="not a dict of settings"):
         full_loop.loop_config(overrides=["k.x=3"])
 
 

@@ -49,6 +49,7 @@ from training.pipelines import synthetic
 from training.registry import model_location
 
 from . import labelers, processes, report
+from .overrides import settings_with_overrides
 from . import services as sim_services
 
 FINAL = {"succeeded", "failed", "cancelled"}
@@ -115,30 +116,7 @@ SMALL = {
 
 def loop_config(*, small: bool = False, overrides: list[str] | None = None) -> LoopConfig:
     """The full (or --small) configuration with `name=value` overrides; a dict field takes `rlhf.beta=0.1`."""
-    config = LoopConfig()
-    if small:
-        for name, value in SMALL.items():
-            setattr(config, name, json.loads(json.dumps(value)))
-    known = {f.name: f for f in dataclasses.fields(LoopConfig)}
-    for item in overrides or []:
-        name, sep, raw = item.partition("=")
-        if not sep:
-            raise ValueError(f"--set takes name=value, not {item!r}.")
-        try:
-            value = json.loads(raw)
-        except ValueError:
-            value = raw
-        head, _, sub = name.strip().partition(".")
-        if head not in known:
-            raise ValueError(f"Unknown loop setting {head!r}; one of {', '.join(known)}.")
-        if sub:
-            target = getattr(config, head)
-            if not isinstance(target, dict):
-                raise ValueError(f"{head} is not a run config; set it as {head}=value.")
-            target[sub] = value
-        else:
-            setattr(config, head, value)
-    return config
+    return settings_with_overrides(LoopConfig(), small=SMALL if small else None, overrides=overrides, what="loop")
 
 
 @dataclass

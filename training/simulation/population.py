@@ -54,6 +54,7 @@ from training.registry import model_location
 
 from . import labelers, processes
 from . import services as sim_services
+from .overrides import settings_with_overrides
 
 DEFAULT_MIX = "careful=0.7,spammer=0.15,position=0.15"
 DEFAULT_FLIP = labelers.DEFAULT_FLIP
@@ -100,30 +101,9 @@ SMALL = {
 
 def population_config(*, small: bool = False, overrides: list[str] | None = None) -> PopulationConfig:
     """The full (or --small) configuration with `name=value` overrides. ValueError on a bad one."""
-    config = PopulationConfig()
-    if small:
-        for name, value in SMALL.items():
-            setattr(config, name, json.loads(json.dumps(value)))
-    known = {f.name for f in dataclasses.fields(PopulationConfig)}
-    for item in overrides or []:
-        name, sep, raw = item.partition("=")
-        if not sep:
-            raise ValueError(f"--set takes name=value, not {item!r}.")
-        try:
-            value = json.loads(raw)
-        except ValueError:
-            value = raw
-        head, _, sub = name.strip().partition(".")
-        if head not in known:
-            raise ValueError(f"Unknown population setting {head!r}; one of {', '.join(sorted(known))}.")
-        if sub:
-            target = getattr(config, head)
-            if not isinstance(target, dict):
-                raise ValueError(f"{head} is not a dict setting; set it as {head}=value.")
-            target[sub] = value
-        else:
-            setattr(config, head, value)
-    return config
+    return settings_with_overrides(
+        PopulationConfig(), small=SMALL if small else None, overrides=overrides, what="population"
+    )
 
 
 def qualification_parse(text: str) -> tuple[int, float]:
