@@ -43,6 +43,8 @@ def test_undo_by_keyboard_then_my_work_shows_the_labels_and_the_comment(live_ser
             page.keyboard.press("Enter")
         assert wait_ready(page) == second.pk
         assert Task.objects.get(pk=first.pk).done == 1
+        # The progress on the page that opens right after the submit counts it: 1 of 2 comparisons.
+        assert "50.0% of the project's comparisons done" in page.inner_text("#progress-indicator")
         page.wait_for_selector("#undo-bar")
 
         with page.expect_navigation():

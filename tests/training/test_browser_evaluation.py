@@ -95,8 +95,22 @@ def test_a_labeler_judges_an_ab_comparison_and_the_win_rate_moves(live_server, e
         assert results_page.text_content("[data-role=tasks-done]").strip() == "2"
         assert results_page.evaluate("window.__notReloaded") is True
         assert results_page.get_attribute("[data-role=ci-dot]", "x") == "50.0%"
-        # The leaderboard chart was drawn by the vendored Chart.js, with both models rated.
+        # Every task judged: the evaluation says so, without a reload.
+        results_page.wait_for_function(
+            "() => document.querySelector('[data-role=eval-status]').textContent.trim() === 'Complete'",
+            timeout=15_000,
+        )
+        # The leaderboard chart was drawn by the vendored Chart.js, with both models rated, each with its
+        # bootstrap interval as a bar, on an axis that does not start at 0.
         assert results_page.evaluate("Chart.getChart('board-chart').data.labels.length") == 2
-        results_page.reload()
+        spans = results_page.evaluate("Chart.getChart('board-chart').data.datasets[0].data")
+        assert all(low <= high for low, high in spans)
+        assert results_page.evaluate("Chart.getChart('board-chart').scales.x.min") > 0
+        # A new evaluation starts from two different models: the newest, and its parent when it has one.
+        results_page.goto(f"{live_server.url}/training/evaluations/new/?project={project.pk}")
+        chosen_a = results_page.eval_on_selector("select[name=model_a]", "s => s.options[s.selectedIndex].text")
+        chosen_b = results_page.eval_on_selector("select[name=model_b]", "s => s.options[s.selectedIndex].text")
+        assert chosen_a != chosen_b
+        results_page.goto(f"{live_server.url}/training/evaluations/{evaluation.pk}/")
         assert results_page.text_content("[data-role=win-rate]").strip() == "50.0%"
         assert errors == []
