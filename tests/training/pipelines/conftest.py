@@ -89,7 +89,7 @@ def reward_model(tiny_model, preference_files, tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("reward")
     cfg = reward.RewardPipelineConfig(
         model_path=tiny_model, train_file=preference_files["train"], output_dir=str(out),
-        eval_file=preference_files["eval"], max_steps=60, batch_size=16, learning_rate=1e-3,
+        eval_file=preference_files["eval"], max_steps=120, batch_size=16, learning_rate=1e-3,
         logging_steps=5, save_steps=1000, seed=0,
     )
     metrics = reward.run(cfg)
