@@ -214,11 +214,11 @@ class ProgressCounter(models.Model):
     So every writer (a submit's raw SQL, a review's rejection, undo, imports, the bench's raw
     INSERTs) keeps it right, and reading a project's progress sums a few rows instead of scanning
     its tasks. A task's figures go to shard `id % SHARDS`, so concurrent submits on different
-    tasks update different rows instead of queueing on one. Gold tasks count nowhere: they never
+    tasks update different rows instead of queueing on one; a submit's change is one UPDATE in place. Gold tasks count nowhere: they never
     fill up. No foreign key: a trigger on annotation_project removes a deleted project's rows.
     """
 
-    SHARDS = 8
+    SHARDS = 64  # migration 0009's triggers use the same number
 
     project_id = models.BigIntegerField()
     kind = models.CharField(max_length=16)
