@@ -186,7 +186,8 @@ def test_a_cancelled_run_resumes_from_its_checkpoint_and_a_retry_starts_over(
 def test_a_truncated_last_checkpoint_is_set_aside_and_the_run_resumes_from_the_one_before(
     celery_worker_process, tiny_base_model, client_for, project, admin
 ):
-    run_id = start(client_for, admin, project, tiny_base_model, {**LONG, "max_steps": 300})  # still running when cancelled
+    # 300 steps: still running when cancelled; a line per 25 steps keeps the resume's lines in the 200-line tail.
+    run_id = start(client_for, admin, project, tiny_base_model, {**LONG, "max_steps": 300, "logging_steps": 25})
     run_dir = Path(settings.STORAGE_ROOT) / f"runs/{run_id}"
 
     def two_checkpoints():
