@@ -4,7 +4,7 @@ What undo does, in one transaction under the task's row lock:
 - the annotation goes, with what it made: a demonstration's human response, the rewrite of an
   edit, its pending review item and its quality flags;
 - a submit (not a skip) gave the task one of its `done`, so `done` goes down by one and a full
-  task opens again;
+  task opens again; a growth of dynamic overlap that the submit decided is taken back with it;
 - the labeler gets a lease on the task at once, so the slot that opened is theirs: the claim's
   rule (done + live leases < required) keeps everyone else out. Their other live leases in the
   project (the task the page claimed after the submit) are released for others, so "next" serves
@@ -140,9 +140,10 @@ def annotation_undo(*, annotation_id: int, labeler: AbstractBaseUser) -> tuple[T
             Response.objects.filter(pk__in=made, author=labeler).delete()
         if counted:
             task.done = max(0, task.done - 1)
+            task.required = _required_after_undo(task=task)
             if task.done < task.required:
                 task.status = Task.Status.OPEN
-            task.save(update_fields=["done", "status", "updated_at"])
+            task.save(update_fields=["done", "required", "status", "updated_at"])
         Lease.objects.filter(project_id=task.project_id, labeler=labeler, expires_at__gt=now).exclude(
             task=task
         ).delete()
@@ -151,6 +152,20 @@ def annotation_undo(*, annotation_id: int, labeler: AbstractBaseUser) -> tuple[T
             defaults={"project_id": task.project_id, "expires_at": now + timedelta(seconds=task.project.lease_seconds)},
         )
     return task, draft
+
+
+def _required_after_undo(*, task: Task) -> int:
+    """Take back the growth the undone label caused, so that the labeler's new answer decides it again.
+
+    A dynamic-overlap task grows by one only on the submit that fills it, which leaves it one label
+    short (done = required - 1). Two short after the undo means the growth was decided with the
+    label that is now gone: the task goes back to the size it had, never below the project's overlap.
+    """
+    project = task.project
+    grown = task.kind == Task.Kind.COMPARISON and not task.is_gold and project.dynamic_overlap
+    if grown and task.required > project.overlap and task.done == task.required - 2:
+        return task.required - 1
+    return task.required
 
 
 def _forget_gold_answer(*, annotation: Annotation, task: Task) -> None:

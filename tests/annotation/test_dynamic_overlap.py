@@ -92,6 +92,41 @@ def test_disagreement_adds_exactly_one_slot_for_a_labeler_who_has_not_judged_it(
     assert (task.done, task.required, task.status) == (3, 3, "done")
 
 
+def test_undoing_the_label_that_grew_a_task_takes_the_growth_back_and_the_new_answer_decides_again():
+    from annotation.undo import annotation_undo
+
+    project = dynamic_project()
+    task = comparison_task(project=project)
+    alice, bob = member(project), member(project)
+    judge(project, alice, best=0)
+    grown_by = judge(project, bob, best=1)  # 1 of 2 agree: the task grows to 3
+    task.refresh_from_db()
+    assert (task.done, task.required) == (2, 3)
+    annotation_undo(annotation_id=grown_by.pk, labeler=bob)
+    task.refresh_from_db()
+    assert (task.done, task.required, task.status) == (1, 2, "open")  # the growth went with Bob's label
+    assert services.task_claim_next(project=project, labeler=member(project)) is None  # Bob holds the slot
+    judge(project, bob, best=0)  # Bob changes his mind: the two agree, so the task is done at 2
+    task.refresh_from_db()
+    assert (task.done, task.required, task.status) == (2, 2, "done")
+
+
+def test_undoing_a_label_that_did_not_grow_the_task_keeps_its_size():
+    from annotation.undo import annotation_undo
+
+    project = dynamic_project()
+    task = comparison_task(project=project)
+    judge(project, member(project), best=0)
+    judge(project, member(project), best=1)  # grows to 3
+    carol = member(project)
+    third = judge(project, carol, best=1)  # 2 of 3 agree: done at 3
+    task.refresh_from_db()
+    assert (task.done, task.required, task.status) == (3, 3, "done")
+    annotation_undo(annotation_id=third.pk, labeler=carol)
+    task.refresh_from_db()
+    assert (task.done, task.required, task.status) == (2, 3, "open")  # the growth was not Carol's to take back
+
+
 def test_agreement_adds_no_slot():
     project = dynamic_project()
     task = comparison_task(project=project)
