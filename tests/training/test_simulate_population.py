@@ -288,3 +288,26 @@ def test_the_command_labels_a_project_with_a_mix(live_server, capsys):
     for annotation in annotations:
         better = annotation.task.task_responses.get(position=0).response_id
         assert (annotation.ranking[0][0] == better) == (kind_of[annotation.labeler.username] == "careful")
+
+
+def test_each_export_trains_one_reward_model_per_seed_and_counts_their_mean(tmp_path, monkeypatch):
+    from training.simulation import population_rm
+
+    seen = []
+
+    def fake_run(cfg):
+        seen.append((cfg.seed, cfg.output_dir))
+        return {"eval_accuracy": {0: 0.80, 1: 0.86, 2: 0.83}[cfg.seed], "eval_pairs": 300, "loss": 0.5}
+
+    monkeypatch.setattr(population_rm.reward, "run", fake_run)
+    train = tmp_path / "clean.jsonl"
+    train.write_text('{"prompt": "p", "chosen": "a", "rejected": "b"}\n' * 3)
+    cfg = {"base_model": str(tmp_path), "heldout": str(train), "work_dir": str(tmp_path / "work"), "seeds": [0, 1, 2],
+           "reward": {"max_steps": 5}, "variants": {"clean": str(train)}, "output": str(tmp_path / "out.json")}
+    result = population_rm.run(cfg)["clean"]
+    assert [s for s, _ in seen] == [0, 1, 2] and len({d for _, d in seen}) == 3  # a directory per seed
+    assert result["gold_accuracy"] == pytest.approx((0.80 + 0.86 + 0.83) / 3)
+    assert result["gold_accuracies"] == [0.80, 0.86, 0.83] and result["rows"] == 3 and result["steps"] == 5
+    assert "0.800 0.860 0.830" in population.table_text({"reward_models": {"clean": result}, "exports": {}})
+    with pytest.raises(ValueError, match="reward_seeds"):
+        population.config_check(population.population_config(overrides=["reward_seeds=0"]))

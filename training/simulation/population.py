@@ -86,6 +86,7 @@ class PopulationConfig:
     heldout_topics: int = 4          # topics that no training task uses
     min_competence: float = 0.7      # Dawid-Skene competence below which a labeler counts as flagged
     seed: int = 0
+    reward_seeds: int = 3            # each export trains this many reward models (seeds); their mean counts
     reward: dict = field(default_factory=lambda: {
         "max_steps": 50, "batch_size": 16, "learning_rate": 5e-4, "warmup_steps": 10, "logging_steps": 10,
         "max_length": 48,
@@ -94,7 +95,7 @@ class PopulationConfig:
 
 SMALL = {
     "labelers": 5, "mix": "careful=0.6,spammer=0.2,position=0.2", "tasks": 24, "gold_tasks": 6,
-    "heldout_pairs": 24, "overlap": 3,
+    "heldout_pairs": 24, "overlap": 3, "reward_seeds": 1,
     "reward": {"max_steps": 3, "batch_size": 8, "learning_rate": 5e-4, "logging_steps": 1, "max_length": 48},
 }
 
@@ -134,6 +135,8 @@ def config_check(config: PopulationConfig) -> list[labelers.Behaviour]:
         raise ValueError(f"heldout_topics must be between 1 and {len(synthetic.TOPICS) - 1}")
     if config.tasks < 1 or config.heldout_pairs < 1 or config.gold_tasks < 0:
         raise ValueError("tasks and heldout_pairs must be at least 1, gold_tasks at least 0")
+    if not 1 <= config.reward_seeds <= 10:
+        raise ValueError("reward_seeds must be between 1 and 10")
     if config.qualification_tasks > config.gold_tasks:
         raise ValueError(f"qualification asks for {config.qualification_tasks} gold answers, but the project has "
                          f"{config.gold_tasks} gold tasks (--set gold_tasks=...)")
@@ -474,7 +477,8 @@ class Experiment:
         work.mkdir(parents=True, exist_ok=True)
         rm_config = {
             "base_model": self.base_model_dir, "heldout": str(self.heldout_file), "work_dir": str(work),
-            "seed": self.config.seed, "reward": self.config.reward, "variants": self.export_files,
+            "seeds": [self.config.seed + i for i in range(self.config.reward_seeds)], "reward": self.config.reward,
+            "variants": self.export_files,
             "output": str(work / "results.json"),
         }
         (work / "config.json").write_text(json.dumps(rm_config, indent=2))
@@ -538,6 +542,12 @@ def summary(data: dict) -> dict:
             "targets": targets}
 
 
+def per_seed(model: dict) -> str:
+    """A variant's accuracy per seed, "0.83 0.86 0.85" (one seed: "-")."""
+    values = model.get("gold_accuracies") or []
+    return " ".join(_fmt(v) for v in values) if len(values) > 1 else "-"
+
+
 def _fmt(value) -> str:
     return "-" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
 
@@ -570,14 +580,15 @@ def table_text(data: dict) -> str:
             lines.append(f"  {source} alone: precision {_fmt(pr['precision'])}, recall {_fmt(pr['recall'])}")
     models = data.get("reward_models") or {}
     if models:
-        lines += ["", f"{'reward model on':<14}{'rows':>7}{'wrong':>7}{'gold accuracy':>15}{'held-out pairs':>16}"
-                      f"{'steps':>7}{'seconds':>9}  export"]
+        lines += ["", f"{'reward model on':<14}{'rows':>7}{'wrong':>7}{'gold accuracy':>15}  {'per seed':<22}"
+                      f"{'held-out pairs':>14}{'steps':>7}{'seconds':>9}  export"]
         for name, m in models.items():
             wrong = ((data.get("exports") or {}).get(name) or {}).get("wrong")
-            lines.append(f"{name:<14}{m.get('rows', 0):>7}{_fmt(wrong):>7}{_fmt(m.get('gold_accuracy')):>15}"
-                         f"{_fmt(m.get('pairs')):>16}"
+            lines.append(f"{name:<14}{m.get('rows', 0):>7}{_fmt(wrong):>7}{_fmt(m.get('gold_accuracy')):>15}  "
+                         f"{per_seed(m):<22}{_fmt(m.get('pairs')):>14}"
                          f"{_fmt(m.get('steps')):>7}{_fmt(m.get('seconds')):>9}  "
                          f"{((data.get('exports') or {}).get(name) or {}).get('description', '')}")
+        lines.append("gold accuracy is the mean over the seeds' reward models (same export, steps and settings)")
     lines += ["", "targets"]
     for name, (value, goal, ok) in s["targets"].items():
         lines.append(f"  {name:<40}{_fmt(value):>8} ({goal}): {'met' if ok else 'NOT met'}")
