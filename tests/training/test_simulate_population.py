@@ -311,3 +311,18 @@ def test_each_export_trains_one_reward_model_per_seed_and_counts_their_mean(tmp_
     assert "0.800 0.860 0.830" in population.table_text({"reward_models": {"clean": result}, "exports": {}})
     with pytest.raises(ValueError, match="reward_seeds"):
         population.config_check(population.population_config(overrides=["reward_seeds=0"]))
+
+
+def test_a_faster_behaviour_takes_a_bigger_share_and_reports_shorter_times():
+    config = population.population_config(overrides=["labelers=4", "tasks=100", "overlap=2", "gold_rate=0"])
+    kinds = [labelers.Behaviour("careful"), labelers.Behaviour("careful"), labelers.Behaviour("spammer"),
+             labelers.Behaviour("position")]
+    shares, reported = population.pace_shares(config=config, behaviours=kinds)
+    assert shares == [29, 29, 86, 58]  # 200 labels split 1:1:3:2, rounded up
+    assert reported[0] == population.REPORTED_MS and reported[2] == (1333, 4000) and reported[3] == (2000, 6000)
+    equal = population.population_config(overrides=["labelers=4", "tasks=100", "overlap=2", "gold_rate=0",
+                                                    "paces.spammer=1", "paces.position=1"])
+    assert population.pace_shares(config=equal, behaviours=kinds)[0] == [50, 50, 50, 50]
+    for bad in ("paces.lazy=2", "paces.spammer=0", "paces.spammer=11"):
+        with pytest.raises(ValueError, match="paces"):
+            population.config_check(population.population_config(overrides=[bad]))

@@ -339,8 +339,8 @@ class SimulatedLabeler:
         self.seed = seed
         self.think_seconds = think_seconds
         self.behaviour = behaviour
-        # When set, the time reported for each label is drawn from this range (the same for every behaviour,
-        # so timing gives nothing away); else the time the judgement took here.
+        # When set, the time reported for each label is drawn from this range (a population gives each
+        # behaviour the range its pace implies); else the time the judgement took here.
         self.reported_ms = reported_ms
         self.decisions: list[Decision] = []
         self.stopped: str = ""  # the qualification status of a 403 that ended the work
@@ -392,36 +392,48 @@ class SimulatedLabeler:
         return decision
 
 
+def _one_per_account(value, accounts: list, name: str) -> list:
+    if isinstance(value, list):
+        if len(value) != len(accounts):
+            raise ValueError(f"give one {name} per account")
+        return value
+    return [value] * len(accounts)
+
+
 def label_project(
     *, base_url: str, project_id: int, accounts: list[Account], noise: float = 0.0, seed: int = 0,
     kind: str | None = None, behaviours: list[Behaviour] | None = None, reported_ms: tuple[int, int] | None = None,
-    max_labels: int | None = None,
+    max_labels: int | list[int] | None = None,
 ) -> LabelingResult:
     """Run one thread per account until none gets a task. Raises the first labeler's error, if any.
 
     `behaviours` (one per account) makes a population; without it every labeler judges gold with `noise`.
     A labeler stopped by qualification (held out) ends its thread; `LabelingResult.stopped` names it.
-    `max_labels` caps each labeler's labels in this call (a population's fair shares; call again to finish).
+    `max_labels` caps each labeler's labels in this call (a population's shares; call again to finish).
+    `reported_ms` and `max_labels` take one value for everyone or a list with one per account.
     """
     if not 0.0 <= noise <= 1.0:
         raise ValueError("noise must be between 0 and 1")
     if behaviours is not None and len(behaviours) != len(accounts):
         raise ValueError("give one behaviour per account")
+    reported = _one_per_account(reported_ms, accounts, "reported_ms")
+    caps = _one_per_account(max_labels, accounts, "max_labels")
     labelers = [
-        SimulatedLabeler(base_url=base_url, account=a, noise=noise, seed=seed, reported_ms=reported_ms,
+        SimulatedLabeler(base_url=base_url, account=a, noise=noise, seed=seed, reported_ms=reported[i],
                          behaviour=behaviours[i] if behaviours is not None else None)
         for i, a in enumerate(accounts)
     ]
     errors: list[BaseException] = []
 
-    def run(labeler: SimulatedLabeler) -> None:
+    def run(labeler: SimulatedLabeler, cap: int | None) -> None:
         try:
-            labeler.work(project_id=project_id, kind=kind, max_labels=max_labels)
+            labeler.work(project_id=project_id, kind=kind, max_labels=cap)
         except BaseException as exc:  # noqa: BLE001 - reported to the caller below
             errors.append(exc)
 
     started = time.monotonic()
-    threads = [threading.Thread(target=run, args=(lab,), name=lab.username, daemon=True) for lab in labelers]
+    threads = [threading.Thread(target=run, args=(lab, cap), name=lab.username, daemon=True)
+               for lab, cap in zip(labelers, caps)]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -12,6 +12,10 @@ qualification apply to them as to people. The stages:
                decides; the gold tasks are imported with their known answers
   projects     two projects with the same tasks: "population" (the mix) and "clean" (every
                labeler careful), each labeled to overlap N by the same number of labelers
+  labeling     each labeler works at its behaviour's pace (`paces`, labels in the time a careful
+               labeler gives one: a spammer clicks without reading, 3; a position-biased labeler
+               reads only the first response, 2; everyone else 1). Its share of the labels and
+               the time it reports follow that pace, as in a pool that pays per label
   reliability  the quality run the Celery task runs (annotation.reliability.store.quality_run)
   flags        a labeler counts as flagged when the quality run flags them (position bias,
                outlier, habitually fast), when their Dawid-Skene competence is below
@@ -21,8 +25,9 @@ qualification apply to them as to people. The stages:
                unfiltered, filtered (flagged annotations and labelers below the competence
                threshold left out) and weighted (one Dawid-Skene pair per task, its confidence
                as the weight of the pair's loss)
-  reward       one reward model per export, the same steps, seed and settings for each, scored on
-               one set of held-out gold pairs whose topics no training task has (population_rm.py)
+  reward       reward models per export (one per seed, `reward_seeds`), the same steps and settings
+               for each, scored on one set of held-out gold pairs whose topics no training task
+               has (population_rm.py); an export's figure is the mean over its seeds
 
 The report (report.json, table.txt, report.html) goes to --report-dir, by default
 var/reports/population-<timestamp>/.
@@ -58,7 +63,8 @@ from .overrides import settings_with_overrides
 
 DEFAULT_MIX = "careful=0.7,spammer=0.15,position=0.15"
 DEFAULT_FLIP = labelers.DEFAULT_FLIP
-REPORTED_MS = (4000, 12000)  # every behaviour reports a time drawn from this range: timing gives nothing away
+REPORTED_MS = (4000, 12000)  # a careful labeler's time per label; a faster pace divides it
+DEFAULT_PACES = {"spammer": 3.0, "position": 2.0}  # labels per careful label; any other behaviour 1
 RM_TIMEOUT = 1800
 TARGETS = {"flag_precision": 0.9, "flag_recall": 0.9, "filtered_gap": 0.03, "unfiltered_loss": 0.1}
 # Accuracies are k/n: 0.9667 - 0.9367 is 9 pairs in 300, exactly 0.03, but 0.03000000000000014 in floats.
@@ -87,6 +93,7 @@ class PopulationConfig:
     min_competence: float = 0.7      # Dawid-Skene competence below which a labeler counts as flagged
     seed: int = 0
     reward_seeds: int = 3            # each export trains this many reward models (seeds); their mean counts
+    paces: dict = field(default_factory=lambda: dict(DEFAULT_PACES))  # `--set paces.spammer=1` for equal shares
     reward: dict = field(default_factory=lambda: {
         "max_steps": 50, "batch_size": 16, "learning_rate": 5e-4, "warmup_steps": 10, "logging_steps": 10,
         "max_length": 48,
@@ -105,6 +112,19 @@ def population_config(*, small: bool = False, overrides: list[str] | None = None
     return settings_with_overrides(
         PopulationConfig(), small=SMALL if small else None, overrides=overrides, what="population"
     )
+
+
+def pace_shares(*, config: PopulationConfig, behaviours: list[labelers.Behaviour]) -> tuple[list[int], list[tuple]]:
+    """Each labeler's share of the labels and the range of times it reports, from its behaviour's pace.
+
+    The shares split the labels the tasks need (with the gold claims and qualification on top) in
+    proportion to pace; a labeler at pace 3 reports a third of a careful labeler's time.
+    """
+    paces = [float(config.paces.get(b.kind, 1.0)) for b in behaviours]
+    needed = config.tasks * config.overlap / max(0.05, 1.0 - config.gold_rate)
+    shares = [math.ceil(needed * pace / sum(paces)) + config.qualification_tasks for pace in paces]
+    reported = [(round(REPORTED_MS[0] / pace), round(REPORTED_MS[1] / pace)) for pace in paces]
+    return shares, reported
 
 
 def qualification_parse(text: str) -> tuple[int, float]:
@@ -137,6 +157,11 @@ def config_check(config: PopulationConfig) -> list[labelers.Behaviour]:
         raise ValueError("tasks and heldout_pairs must be at least 1, gold_tasks at least 0")
     if not 1 <= config.reward_seeds <= 10:
         raise ValueError("reward_seeds must be between 1 and 10")
+    for kind, pace in config.paces.items():
+        if kind not in labelers.BEHAVIOURS:
+            raise ValueError(f"paces.{kind}: not a behaviour; one of {', '.join(labelers.BEHAVIOURS)}")
+        if isinstance(pace, bool) or not isinstance(pace, (int, float)) or not 0.1 <= pace <= 10:
+            raise ValueError(f"paces.{kind} must be a number from 0.1 to 10")
     if config.qualification_tasks > config.gold_tasks:
         raise ValueError(f"qualification asks for {config.qualification_tasks} gold answers, but the project has "
                          f"{config.gold_tasks} gold tasks (--set gold_tasks=...)")
@@ -439,20 +464,19 @@ class Experiment:
             self.data["projects"][name] = {"id": project.pk, "slug": slug, "created_tasks": imported["created_tasks"]}
             stage["detail"] = f"{slug}: {imported['created_tasks']} tasks"
         with self.stage(f"labeling {name}") as stage:
-            # Equal shares first (which thread the server answers first is chance), then whatever is left.
+            # Shares by pace first (which thread the server answers first is chance), then whatever is left.
             # A share counts the gold claims too: about gold_rate of a labeler's claims, and N to qualify.
-            real = cfg.tasks * cfg.overlap / cfg.labelers
-            share = math.ceil(real / max(0.05, 1.0 - cfg.gold_rate)) + cfg.qualification_tasks
+            shares, reported = pace_shares(config=cfg, behaviours=behaviours)
             first = labelers.label_project(
                 base_url=self.base_url, project_id=project.pk, accounts=accounts, seed=cfg.seed,
-                behaviours=behaviours, reported_ms=REPORTED_MS, max_labels=share,
+                behaviours=behaviours, reported_ms=reported, max_labels=shares,
             )
+            going = [i for i, a in enumerate(accounts) if a.username not in first.stopped]
             rest = labelers.label_project(
-                base_url=self.base_url, project_id=project.pk,
-                accounts=[a for a in accounts if a.username not in first.stopped], seed=cfg.seed,
-                behaviours=[b for a, b in zip(accounts, behaviours) if a.username not in first.stopped],
-                reported_ms=REPORTED_MS,
+                base_url=self.base_url, project_id=project.pk, accounts=[accounts[i] for i in going], seed=cfg.seed,
+                behaviours=[behaviours[i] for i in going], reported_ms=[reported[i] for i in going],
             )
+            share = max(shares)
             result = labelers.LabelingResult(seconds=first.seconds + rest.seconds, stopped={**first.stopped,
                                                                                              **rest.stopped})
             for part in (first, rest):
@@ -468,7 +492,7 @@ class Experiment:
             self.data["labeling"][name] = {**result.as_dict(), "share_cap": share, "after_cap": rest.labels,
                                            "labels_by_behaviour": dict(by_behaviour),
                                            "labels_per_labeler": dict(per_labeler)}
-            stage["detail"] = (result.summary().split(":")[0] + f"; {rest.labels} after the equal shares of {share}; "
+            stage["detail"] = (result.summary().split(":")[0] + f"; {rest.labels} after the shares (up to {share}); "
                                + ", ".join(f"{k} {v}" for k, v in sorted(by_behaviour.items()))
                                + (f"; stopped by qualification: {len(result.stopped)}" if result.stopped else ""))
 
@@ -560,6 +584,7 @@ def table_text(data: dict) -> str:
         f"gold rate {cfg.get('gold_rate')}, qualification "
         + (f"{cfg.get('qualification_tasks')}:{cfg.get('qualification_min_accuracy')}"
            if cfg.get("qualification_tasks") else "off")
+        + (", paces " + ", ".join(f"{k} {v:g}" for k, v in sorted(cfg["paces"].items())) if cfg.get("paces") else "")
         + f", total {_fmt(data.get('total_seconds'))} s",
         "",
         f"{'stage':<22}{'seconds':>9}  {'status':<10} detail",
