@@ -190,7 +190,7 @@ class Task(TimeStamped):
                 F("project"), F("kind"), F("priority").desc(), F("id").asc(),
                 name="task_claim_kind", condition=Q(status="open", is_gold=False),
             ),
-            # The gold claim walks the project's gold tasks the same way (claiming.py).
+            # The gold claim walks the project's gold tasks the same way (sql/claim.py).
             models.Index(
                 F("project"), F("priority").desc(), F("id").asc(), name="task_gold_any", condition=Q(is_gold=True)
             ),

@@ -30,7 +30,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from . import extension_points, my_work, submitting
+from . import extension_points, my_work
+from .sql import submit as submitting
 from .errors import Conflict
 from .models import Annotation, GoldRecord, Lease, Response, ReviewItem, Task, TaskResponse
 

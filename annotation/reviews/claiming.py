@@ -30,7 +30,7 @@ from datetime import datetime
 from django.db import connection
 
 from annotation.models import Annotation, Membership, Response, ReviewItem, TaskResponse
-from annotation.queries import column_value, db_datetime, execute, on_postgres
+from annotation.sql.run import column_value, db_datetime, execute, on_postgres
 
 _ITEMS = ReviewItem._meta.db_table
 _PENDING = ReviewItem.Status.PENDING.value
