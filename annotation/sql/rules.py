@@ -1,4 +1,4 @@
-"""The claim's rules as SQL fragments, each written once, for the statements of claim.py and reads.py.
+"""The claim's rules as SQL fragments, each written once, for the statements of claim.py, submit.py and reads.py.
 
 Each fragment is a condition on a task row under the alias `t`; its parameters are listed in
 its docstring, in the order they appear.
@@ -21,10 +21,11 @@ def has_room(*, others_only: bool) -> str:
     )
 
 
-# Parameter: the labeler. One probe of the annotation's (task, labeler) index.
+# Parameter: the labeler. Annotated or skipped: a labeler gets each task at most once.
 NOT_DONE_BY = sql(
     "NOT EXISTS (SELECT 1 FROM {annotation} a WHERE a.{annotation.task} = t.{task.id} AND a.{annotation.labeler} = %s)"
 )
+
 
 def authored_by(task: str = "t.{task.id}") -> str:
     """Whether the labeler wrote one of the responses the task shows; a labeler never judges their own.
