@@ -33,6 +33,8 @@ demo: install
 	bin/demo
 
 test: install chromium
+	# Import contracts first (.importlinter): a broken one fails the run before the suite starts.
+	$(BIN)/lint-imports
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) \
 	FEEDBACKLOOP_REQUIRE_SERVICES=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false \
 	$(BIN)/python -m pytest -q

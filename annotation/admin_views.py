@@ -15,7 +15,9 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from . import admin_services, browse, dashboard, exporters, gold_stats, importers, qualification, services
+from . import (
+    admin_services, browse, dashboard, exporters, extension_points, gold_stats, importers, qualification, services,
+)
 from .errors import ServiceError, size_words
 from .forms import MemberAddForm, MemberRoleForm, ProjectCreateForm, ProjectSettingsForm, PromptImportForm
 from .models import Annotation, Membership, Project
@@ -76,12 +78,8 @@ def project_dashboard(request, project_id: int):
         row["mean"] = dashboard.duration_display(row["mean_ms"])
         row["median"] = dashboard.duration_display(row["median_ms"])
     data["quality"] = dashboard.dashboard_quality(project=project)
-    if Action.TRAIN in request.project_actions:
-        # Is the reward model still right? Read from training through its own module (as the
-        # prioritise button does), for those who train only.
-        from training.staleness import reward_checks_for_project
-
-        data["reward_checks"] = reward_checks_for_project(project=project)
+    # Panels other apps add (the reward model's staleness, for those who train): extension_points.py.
+    data.update(extension_points.dashboard_panels(project=project, actions=request.project_actions))
     return _page(request, "annotation/admin/dashboard.html", project, "dashboard", data)
 
 
@@ -192,11 +190,9 @@ def project_prioritise(request, project_id: int):
 
     Scoring is a GPU job with the project's reward model, so it takes the right to train, not to manage.
     """
-    from training.active_sampling import active_sampling_schedule
-
     project = _project(request, project_id, Action.TRAIN)
     try:
-        active_sampling_schedule(project=project)
+        extension_points.scoring_schedule(project=project)
     except ServiceError as error:
         messages.error(request, error.message)
     else:

@@ -1,4 +1,4 @@
-"""Streamed exports in the formats TRL loads directly. See DESIGN.md "Formats".
+"""Streamed exports in the formats TRL loads directly. The formats are in README.md ("For the admin").
 
 - sft: one line per demonstration,
   {"messages": [...prompt, {"role": "assistant", "content": demonstration}]}

@@ -6,7 +6,7 @@ from django.db.models import Q
 from . import gold
 from . import overlap as overlap_rules
 from .errors import ServiceError
-from .models import Membership
+from .models import Membership, model_version_model
 from .reviews.sampling import REVIEW_RATE_HELP, REVIEW_RATE_MAX, REVIEW_RATE_MIN
 
 MAX_OVERLAP = 100
@@ -85,8 +85,7 @@ class ProjectSettingsForm(ServiceErrorMixin, forms.Form):
     def __init__(self, *args, project=None, **kwargs):
         super().__init__(*args, **kwargs)
         if "reward_model" in self.fields:
-            from training.models import ModelVersion
-
+            ModelVersion = model_version_model()
             scope = Q(project__isnull=True) | Q(project=project) if project is not None else Q(project__isnull=True)
             self.fields["reward_model"].queryset = ModelVersion.objects.filter(
                 scope, kind=ModelVersion.Kind.REWARD

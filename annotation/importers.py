@@ -1,4 +1,4 @@
-"""Prompt import: JSONL or CSV in, prompts and tasks out. See DESIGN.md "Formats".
+"""Prompt import: JSONL or CSV in, prompts and tasks out. The formats are in README.md ("For the admin").
 
 One object per line (JSONL) or one row per prompt (CSV):
 

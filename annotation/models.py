@@ -190,7 +190,7 @@ class Task(TimeStamped):
                 F("project"), F("kind"), F("priority").desc(), F("id").asc(),
                 name="task_claim_kind", condition=Q(status="open", is_gold=False),
             ),
-            # The gold claim walks the project's gold tasks the same way (claiming.py).
+            # The gold claim walks the project's gold tasks the same way (sql/claim.py).
             models.Index(
                 F("project"), F("priority").desc(), F("id").asc(), name="task_gold_any", condition=Q(is_gold=True)
             ),
@@ -542,3 +542,11 @@ class ExportRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.format} export of {self.project_id} at {self.started_at:%Y-%m-%d %H:%M} ({self.rows} lines)"
+
+
+def model_version_model() -> type[models.Model]:
+    """The model registry's model, the one Project.reward_model points to (training's ModelVersion).
+
+    Annotation names it only by its label in that foreign key, so it imports nothing from training.
+    """
+    return Project._meta.get_field("reward_model").related_model

@@ -4,7 +4,7 @@
   start at the project's overlap like any other; when the submit that fills a task finds its
   counting labels agreeing less than `agreement_threshold`, the task's `required` grows by one,
   up to `max_overlap`, in the same transaction and under the task's row lock. The task stays
-  open, so the claim (claiming.py, unchanged) serves it to one more labeler who has not seen it.
+  open, so the claim (sql/claim.py, unchanged) serves it to one more labeler who has not seen it.
 - Agreement is the share of the counting labels whose best response (the ranking's top group; a
   tie is a group of its own, an "all bad" judgement without a ranking is one more answer) is the
   most common one. Two labels agree 1.0 or 0.5; three 1.0, 0.67 or 0.33.

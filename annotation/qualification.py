@@ -36,8 +36,9 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
-from . import gold, submitting
-from .claiming import GoldState
+from . import gold
+from .sql import submit as submitting
+from .sql.claim import GoldState
 from .errors import InvalidInput, NotQualified
 from .models import Annotation, GoldRecord, Project, Task
 

@@ -10,11 +10,13 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.text import slugify
 
-from . import claiming, edits, gold, qualification, submitting
+from . import edits, gold, qualification
 from . import overlap as overlap_rules
 from .errors import Conflict, InvalidInput
 from .models import Annotation, Lease, Membership, Project, Response, Task
-from .queries import insert, one_or_none
+from .sql import claim as claiming
+from .sql import submit as submitting
+from .sql.run import insert, one_or_none
 from .reviews import sampling
 from .roles import CREATE_PROJECT_PERMISSION, can_create_projects
 from .validation import clean_annotation_payload, clean_client_id, clean_skip_reason
@@ -155,16 +157,16 @@ def membership_set(*, project: Project, user: AbstractBaseUser, role: str) -> Me
 def _has_capacity(*, task: Task, labeler: AbstractBaseUser, now: datetime) -> bool:
     if task.is_gold:
         return True  # a gold task never fills up
-    others = Lease.objects.filter(task=task, expires_at__gt=now).exclude(labeler=labeler).count()
-    return task.done + others < task.required
+    return claiming.task_has_room(task_id=task.pk, labeler_id=labeler.pk, now=now)
 
 
 def task_claim_next(*, project: Project, labeler: AbstractBaseUser, kind: str | None = None) -> Task | None:
     """Return the labeler's leased task, or lease the best free one. None when nothing is left.
 
-    See DESIGN.md, "The next task", and claiming.py for the statements. The candidate read skips
-    rows other labelers hold locked; a lease they committed after its snapshot is caught by the
-    capacity re-check in the statement that inserts the lease, under the task's row lock.
+    See docs/architecture.md, "A label's path", and sql/claim.py for the statements. The
+    candidate read skips rows other labelers hold locked; a lease they committed after its snapshot
+    is caught by the capacity re-check in the statement that inserts the lease, under the task's
+    row lock.
     The task carries `lease_expires_at`, the expiry of the labeler's lease on it.
 
     In a project with a gold rate or qualification (annotation/gold.py, qualification.py), the

@@ -30,7 +30,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from . import my_work, submitting
+from . import extension_points, my_work
+from .sql import submit as submitting
 from .errors import Conflict
 from .models import Annotation, GoldRecord, Lease, Response, ReviewItem, Task, TaskResponse
 
@@ -64,7 +65,7 @@ def undo_refusal(*, annotation: Annotation, now=None) -> str:
     review = ReviewItem.objects.filter(annotation=annotation).first()
     if review is not None and (review.status != ReviewItem.Status.PENDING or _leased(review, now)):
         return "A reviewer is looking at this annotation."
-    if _in_snapshot(annotation):
+    if extension_points.annotation_frozen(annotation=annotation):
         return "This annotation is already in a training snapshot."
     own = [pk for pk in (annotation.response_id, annotation.edited_response_id) if pk]
     if own and TaskResponse.objects.filter(response_id__in=own).exists():
@@ -96,16 +97,6 @@ def undo_offer(*, project_id: int, labeler: AbstractBaseUser) -> dict | None:
 
 def _leased(review: ReviewItem, now) -> bool:
     return review.leased_by_id is not None and review.lease_expires_at is not None and review.lease_expires_at > now
-
-
-def _in_snapshot(annotation: Annotation) -> bool:
-    from training.models import DatasetSnapshot  # the snapshot belongs to the training wing
-
-    return (
-        DatasetSnapshot.objects.filter(project_id=annotation.project_id, created_at__gte=annotation.created_at)
-        .exclude(format=DatasetSnapshot.Format.PROMPTS)
-        .exists()
-    )
 
 
 def annotation_undo(*, annotation_id: int, labeler: AbstractBaseUser) -> tuple[Task, dict]:

@@ -3,9 +3,8 @@ from rest_framework import serializers
 
 from annotation import gold
 from annotation import overlap as overlap_rules
-from annotation.models import Annotation, Membership, Project, Task
+from annotation.models import Annotation, Membership, Project, Task, model_version_model
 from annotation.reviews.sampling import REVIEW_RATE_HELP, REVIEW_RATE_MAX, REVIEW_RATE_MIN
-from training.models import ModelVersion
 
 
 class ProjectSerializer(serializers.ModelSerializer):
@@ -38,7 +37,7 @@ class ProjectUpdateSerializer(serializers.Serializer):
     overlap = serializers.IntegerField(min_value=1, max_value=100, required=False)
     lease_seconds = serializers.IntegerField(min_value=10, max_value=7 * 24 * 3600, required=False)
     reward_model = serializers.PrimaryKeyRelatedField(
-        queryset=ModelVersion.objects.none(), allow_null=True, required=False,
+        queryset=model_version_model().objects.none(), allow_null=True, required=False,
         help_text="A reward model version of the project (or null): active sampling scores comparisons with it.",
     )
     review_rate = serializers.FloatField(
@@ -75,7 +74,7 @@ class ProjectUpdateSerializer(serializers.Serializer):
         super().__init__(*args, **kwargs)
         # Only the project's own and the global models exist here: another project's id reads as missing.
         if project is not None:
-            self.fields["reward_model"].queryset = ModelVersion.objects.filter(
+            self.fields["reward_model"].queryset = model_version_model().objects.filter(
                 Q(project__isnull=True) | Q(project=project)
             )
 

@@ -12,9 +12,8 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from . import agreement, alpha, competence, flags
-from .config import QualityConfig, quality_config
+from .config import REPORT_VERSION, QualityConfig, quality_config
 from .judgments import NO_VALUE, JudgmentTable, judgments_read
-from .store import REPORT_VERSION
 from annotation.reviews.sampling import review_items_enqueue
 
 

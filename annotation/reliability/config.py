@@ -4,6 +4,8 @@ from dataclasses import dataclass, field, fields
 
 from django.conf import settings
 
+REPORT_VERSION = 1  # raise it when the report's shape changes: readers then ignore older reports
+
 
 @dataclass(frozen=True)
 class QualityConfig:

@@ -10,16 +10,19 @@ Readers (the dashboard and the API) call quality_status, one cache round trip an
 
 from datetime import datetime
 
+from celery import current_app
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
 from annotation.models import Annotation, Project
 
+from .config import REPORT_VERSION
+
 # A run is stopped after this long (the Celery task's limits follow it); the lock outlives it a little.
 RUN_SECONDS = 600
+QUALITY_TASK = "annotation.tasks.quality_compute_project"  # the Celery task that calls quality_run
 QUEUED_SECONDS = 3600  # a queued request that no worker took is forgotten after this long
-REPORT_VERSION = 1  # raise it when the report's shape changes: readers then ignore older reports
 
 
 def _key(project_id: int, suffix: str = "") -> str:
@@ -46,9 +49,8 @@ def quality_recompute_request(*, project_id: int) -> bool:
     """
     if not cache.add(_key(project_id, ":queued"), timezone.now().isoformat(), timeout=QUEUED_SECONDS):
         return False
-    from annotation.tasks import quality_compute_project
-
-    transaction.on_commit(lambda: quality_compute_project.delay(project_id))
+    # By its name: annotation/tasks.py defines the task and imports this module, not the other way round.
+    transaction.on_commit(lambda: current_app.tasks[QUALITY_TASK].delay(project_id))
     return True
 
 

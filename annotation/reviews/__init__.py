@@ -2,7 +2,7 @@
 
 - sampling.py: what gets reviewed (the per-labeler draw at submit, and `review_items_enqueue`
   for flagged annotations). Writes.
-- claiming.py: the review claim's SQL (leases, SKIP LOCKED), as annotation/claiming.py does it
+- claiming.py: the review claim's SQL (leases, SKIP LOCKED), as annotation/sql/claim.py does it
   for labelers.
 - services.py: claim the next review, and store a verdict (accept, reject with a comment, or
   correct), idempotent on the client's id.

@@ -1,6 +1,6 @@
 """The review claim's SQL: a reviewer takes the next waiting item as a labeler takes a task.
 
-The same shape as annotation/claiming.py, in one short transaction:
+The same shape as annotation/sql/claim.py, in one short transaction:
 1. Lock the reviewer's membership row, so one reviewer's claims in a project (several tabs) run
    one at a time and hold one lease between them.
 2. Resume: a live lease the reviewer holds on a waiting item is theirs again (a reload loses
@@ -30,7 +30,7 @@ from datetime import datetime
 from django.db import connection
 
 from annotation.models import Annotation, Membership, Response, ReviewItem, TaskResponse
-from annotation.queries import column_value, db_datetime, execute, on_postgres
+from annotation.sql.run import column_value, db_datetime, execute, on_postgres
 
 _ITEMS = ReviewItem._meta.db_table
 _PENDING = ReviewItem.Status.PENDING.value

@@ -31,7 +31,7 @@ from django.db import connection, transaction
 from annotation.errors import InvalidInput
 from annotation.ids import as_id
 from annotation.models import Annotation, ReviewItem, ReviewTally
-from annotation.queries import execute
+from annotation.sql.run import execute
 
 BLOCK = 20
 RATE_STEPS = 10_000

@@ -1,4 +1,4 @@
-"""The next task, leases, submit and skip (DESIGN.md, "The next task")."""
+"""The next task, leases, submit and skip (docs/architecture.md, "A label's path")."""
 
 import uuid
 from datetime import timedelta

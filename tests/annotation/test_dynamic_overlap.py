@@ -316,7 +316,7 @@ def test_dynamic_overlap_costs_one_indexed_statement_on_the_submit_that_fills_a_
             counts.append(len(captured))
         return counts
 
-    submits(dynamic_project())  # the connection prepares its statements once (queries.execute)
+    submits(dynamic_project())  # the connection prepares its statements once (annotation.sql.run.execute)
     off, on = submits(ProjectFactory(overlap=2)), submits(dynamic_project())
     assert on[0] == off[0], "a submit that does not fill the task reads nothing more"
     assert on[1] == off[1] + 1, "the filling submit reads the task's rankings once"

@@ -358,7 +358,7 @@ def test_without_training_mode_a_gold_submit_answers_as_a_real_one(client_for):
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="EXPLAIN of PostgreSQL's plans")
 def test_the_claim_statements_use_the_partial_indexes():
-    from annotation import claiming
+    from annotation.sql import claim as claiming
 
     project = ProjectFactory(gold_rate=0.1, qualification_tasks=2)
     labeler = member(project)

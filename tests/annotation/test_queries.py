@@ -1,4 +1,4 @@
-"""The hot path's plain SQL (annotation/queries.py) gives the instances and rows the ORM would."""
+"""The hot path's plain SQL (annotation/sql/) gives the instances and rows the ORM would."""
 
 import uuid
 from datetime import datetime
@@ -8,7 +8,7 @@ from django.http import Http404
 
 from annotation import selectors
 from annotation.models import Annotation, Membership, Project, Prompt, Response, Task
-from annotation.queries import insert
+from annotation.sql.run import insert
 from tests.factories import ProjectFactory, TaskFactory, member
 
 pytestmark = pytest.mark.django_db
@@ -80,7 +80,7 @@ def test_the_claim_skips_waiting_for_fsync_in_its_own_transaction_only():
     from django.db import connection, transaction
     from django.utils import timezone
 
-    from annotation import claiming
+    from annotation.sql import claim as claiming
 
     project = ProjectFactory()
     labeler = member(project)

@@ -1,9 +1,8 @@
 """The submit's SQL: the statements every label runs, in the transaction that stores it.
 
-Plain SQL for the reason claiming.py gives (see queries.py): the ORM spent as long building these
-statements as PostgreSQL spent running them. It still loads the rows of a repeat (a replayed
-client_id), which are rare. The same text runs on PostgreSQL, with the task's row lock, and on
-SQLite, which serialises writers.
+Plain SQL for the reason the package's docstring gives; it still loads the rows of a repeat (a
+replayed client_id) with the ORM, as those are rare. The same text runs on PostgreSQL, with the
+task's row lock, and on SQLite, which serialises writers.
 """
 
 import uuid
@@ -12,44 +11,50 @@ from datetime import datetime
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
 
-from . import overlap as overlap_rules
-from .models import Annotation, Project, Task
-from .queries import column_value, columns, db_datetime, db_value, execute, fetch_one, load, on_postgres
+from .. import overlap as overlap_rules
+from ..models import Annotation, Project, Task
+from .names import sql
+from .rules import authored_by
+from .run import column_value, columns, db_datetime, db_value, execute, fetch_one, load, on_postgres
 
-_CLIENT_ID_TAKEN = "SELECT id FROM annotation_annotation WHERE client_id = %s"
-_TASK_LOCKED = f"SELECT {columns(Task, 't')} FROM annotation_task t WHERE t.id = %s"
+_CLIENT_ID_TAKEN = sql("SELECT {annotation.id} FROM {annotation} WHERE {annotation.client_id} = %s")
+_TASK_LOCKED = sql("SELECT {columns} FROM {task} t WHERE t.{task.id} = %s", columns=columns(Task, "t"))
 # A twin with this client_id or earlier work on the task: two rows at most, the twin wins below.
-_EARLIER = """
-SELECT id, client_id FROM annotation_annotation
-WHERE client_id = %s OR (task_id = %s AND labeler_id = %s) LIMIT 2
-"""
-_AUTHORED = """
-SELECT 1 FROM annotation_taskresponse tr JOIN annotation_response r ON r.id = tr.response_id
-WHERE tr.task_id = %s AND r.author_id = %s LIMIT 1
-"""
-_SHOWN_IDS = "SELECT response_id FROM annotation_taskresponse WHERE task_id = %s"
-_COUNT_DONE = "UPDATE annotation_task SET done = %s, required = %s, status = %s, updated_at = %s WHERE id = %s"
+_EARLIER = sql("""
+SELECT {annotation.id}, {annotation.client_id} FROM {annotation}
+WHERE {annotation.client_id} = %s OR ({annotation.task} = %s AND {annotation.labeler} = %s) LIMIT 2
+""")
+_AUTHORED = sql("SELECT 1 WHERE {authored}", authored=authored_by("%s"))
+_SHOWN_IDS = sql("SELECT {taskresponse.response} FROM {taskresponse} WHERE {taskresponse.task} = %s")
+_COUNT_DONE = sql("""
+UPDATE {task} SET {task.done} = %s, {task.required} = %s, {task.status} = %s, {task.updated_at} = %s
+WHERE {task.id} = %s
+""")
 # The rankings of the task's comparisons that count (annotation.models.ANNOTATION_COUNTS): read
 # under the task's row lock by the submit that fills it, to decide whether it needs one more label.
-_COUNTING_RANKINGS = """
-SELECT ranking FROM annotation_annotation
-WHERE task_id = %s AND kind = 'comparison' AND review_state NOT IN ('rejected', 'corrected')
-"""
+_COUNTING_RANKINGS = sql("""
+SELECT {annotation.ranking} FROM {annotation}
+WHERE {annotation.task} = %s AND {annotation.kind} = {comparison}
+  AND {annotation.review_state} NOT IN ({rejected}, {corrected})
+""")
 # A graded gold answer (or a skip while qualifying) into the labeler's gold record, made on first
 # use; the upsert takes the record's row lock, so two tabs' submits count one after the other.
 # A skip counts only while the labeler is still qualifying.
-_GOLD_ANSWERED = """
-INSERT INTO annotation_goldrecord (project_id, labeler_id, status, gold_served, gold_answered, gold_correct,
-                                   qualification_skips, created_at, updated_at)
-VALUES (%s, %s, 'qualifying', 0, %s, %s, %s, %s, %s)
-ON CONFLICT (project_id, labeler_id) DO UPDATE SET
-  gold_answered = annotation_goldrecord.gold_answered + excluded.gold_answered,
-  gold_correct = annotation_goldrecord.gold_correct + excluded.gold_correct,
-  qualification_skips = annotation_goldrecord.qualification_skips
-    + CASE WHEN annotation_goldrecord.status = 'qualifying' THEN excluded.qualification_skips ELSE 0 END,
-  updated_at = excluded.updated_at
-RETURNING id, status, gold_answered, gold_correct, qualification_skips
-"""
+_GOLD_ANSWERED = sql("""
+INSERT INTO {goldrecord} ({goldrecord.project}, {goldrecord.labeler}, {goldrecord.status}, {goldrecord.gold_served},
+                          {goldrecord.gold_answered}, {goldrecord.gold_correct}, {goldrecord.qualification_skips},
+                          {goldrecord.created_at}, {goldrecord.updated_at})
+VALUES (%s, %s, {qualifying}, 0, %s, %s, %s, %s, %s)
+ON CONFLICT ({goldrecord.project}, {goldrecord.labeler}) DO UPDATE SET
+  {goldrecord.gold_answered} = {goldrecord}.{goldrecord.gold_answered} + excluded.{goldrecord.gold_answered},
+  {goldrecord.gold_correct} = {goldrecord}.{goldrecord.gold_correct} + excluded.{goldrecord.gold_correct},
+  {goldrecord.qualification_skips} = {goldrecord}.{goldrecord.qualification_skips}
+    + CASE WHEN {goldrecord}.{goldrecord.status} = {qualifying}
+           THEN excluded.{goldrecord.qualification_skips} ELSE 0 END,
+  {goldrecord.updated_at} = excluded.{goldrecord.updated_at}
+RETURNING {goldrecord.id}, {goldrecord.status}, {goldrecord.gold_answered}, {goldrecord.gold_correct},
+          {goldrecord.qualification_skips}
+""")
 
 
 def annotation_by_client_id(client_uuid: uuid.UUID) -> Annotation | None:
@@ -61,8 +66,8 @@ def annotation_by_client_id(client_uuid: uuid.UUID) -> Annotation | None:
 
 def task_locked(task_id: int) -> Task:
     """The task, re-read under its row lock (SQLite serialises writers instead)."""
-    sql = _TASK_LOCKED + (" FOR UPDATE" if on_postgres() else "")
-    task, _ = load(Task, fetch_one(sql, [task_id], name="submit_task_locked", types=("bigint",)))
+    statement = _TASK_LOCKED + (" FOR UPDATE" if on_postgres() else "")
+    task, _ = load(Task, fetch_one(statement, [task_id], name="submit_task_locked", types=("bigint",)))
     return task
 
 

@@ -1,8 +1,7 @@
 """The claim's SQL: the hot path of the labeler API, a few index lookups in one short transaction.
 
-Plain SQL, not the ORM, because the claim runs on every "next" and the ORM spent as long building
-these statements as PostgreSQL spent running them. The same text runs on PostgreSQL (with row
-locks) and on SQLite (which serialises writers, so it needs none).
+Why plain SQL, and how the names get in: see the package's docstring and names.py. The same text
+runs on PostgreSQL (with row locks) and on SQLite (which serialises writers, so it needs none).
 """
 
 from datetime import datetime
@@ -10,60 +9,63 @@ from typing import NamedTuple
 
 from django.db import connection
 
-from .models import Lease, Prompt, Task
-from .queries import column_value, columns, db_datetime, execute, fetch_one, load, on_postgres
+from ..models import Lease, Prompt, Task
+from .names import sql
+from .rules import CLAIM_ORDER, KIND_IS, NEVER_SERVED_TO, NONE_AUTHORED_BY, NOT_DONE_BY, has_room, not_in
+from .run import column_value, columns, db_datetime, execute, fetch_one, load, on_postgres
 
 # The labeler's membership row, locked so that one labeler's claims in a project run one at a
 # time. The held lease is read by the next, separate statement: one that waited for this lock
 # must see the lease that the claim before it committed. On PostgreSQL the same statement turns
 # off waiting for fsync for this transaction (SET LOCAL, without a round trip of its own): a lease
 # is cheap to lose in a crash, the task just frees up. Submits keep synchronous commits.
-_LOCK_MEMBER = """
-SELECT m.id {sync} FROM annotation_membership m WHERE m.project_id = %s AND m.user_id = %s {lock}
-"""
+_LOCK_MEMBER = sql("""
+SELECT m.{membership.id} {sync} FROM {membership} m
+WHERE m.{membership.project} = %s AND m.{membership.user} = %s {lock}
+""")
 # The same lock in a project that serves gold tasks, with the labeler's gold record beside it: one
 # more probe, of the record's unique (project, labeler) index, and no extra round trip.
-_LOCK_MEMBER_GOLD = """
-SELECT m.id, g.status, g.gold_served, g.gold_answered, g.gold_correct, g.qualification_skips {sync}
-FROM annotation_membership m
-LEFT JOIN annotation_goldrecord g ON g.project_id = m.project_id AND g.labeler_id = m.user_id
-WHERE m.project_id = %s AND m.user_id = %s {lock}
-"""
+_LOCK_MEMBER_GOLD = sql("""
+SELECT m.{membership.id}, g.{goldrecord.status}, g.{goldrecord.gold_served}, g.{goldrecord.gold_answered},
+       g.{goldrecord.gold_correct}, g.{goldrecord.qualification_skips} {sync}
+FROM {membership} m
+LEFT JOIN {goldrecord} g
+  ON g.{goldrecord.project} = m.{membership.project} AND g.{goldrecord.labeler} = m.{membership.user}
+WHERE m.{membership.project} = %s AND m.{membership.user} = %s {lock}
+""")
 
 # The task of a live lease the labeler already holds in the project (resume after a reload).
-_HELD = """
-SELECT l.task_id, l.expires_at FROM annotation_lease l JOIN annotation_task t ON t.id = l.task_id
-WHERE l.labeler_id = %s AND l.project_id = %s AND l.expires_at > %s {kind}
-ORDER BY l.created_at LIMIT 1
-"""
+_HELD = sql("""
+SELECT l.{lease.task}, l.{lease.expires_at} FROM {lease} l JOIN {task} t ON t.{task.id} = l.{lease.task}
+WHERE l.{lease.labeler} = %s AND l.{lease.project} = %s AND l.{lease.expires_at} > %s {kind}
+ORDER BY l.{lease.created_at} LIMIT 1
+""")
 
 # The best open task with room that this labeler has neither done nor written a response of.
 # It walks the partial index task_claim_any / task_claim_kind in order and stops at the first hit.
 # Gold tasks are not in those indexes (NOT t.is_gold matches their condition): they have a walk of
 # their own, _GOLD_CANDIDATE.
-_CANDIDATE = """
-SELECT t.id FROM annotation_task t
-WHERE t.project_id = %s AND t.status = 'open' AND NOT t.is_gold {kind} {skipped}
-  AND t.done + (SELECT COUNT(*) FROM annotation_lease l WHERE l.task_id = t.id AND l.expires_at > %s) < t.required
-  AND NOT EXISTS (SELECT 1 FROM annotation_annotation a WHERE a.task_id = t.id AND a.labeler_id = %s)
-  AND NOT EXISTS (
-    SELECT 1 FROM annotation_taskresponse tr JOIN annotation_response r ON r.id = tr.response_id
-    WHERE tr.task_id = t.id AND r.author_id = %s
-  )
-ORDER BY t.priority DESC, t.id ASC LIMIT 1 {lock}
-"""
+_CANDIDATE = sql("""
+SELECT t.{task.id} FROM {task} t
+WHERE t.{task.project} = %s AND t.{task.status} = {open} AND NOT t.{task.is_gold} {kind} {skipped}
+  AND {room}
+  AND {not_done}
+  AND {none_authored}
+ORDER BY {order} LIMIT 1 {lock}
+""", room=has_room(others_only=False), not_done=NOT_DONE_BY, none_authored=NONE_AUTHORED_BY, order=CLAIM_ORDER)
 
 # Lease the task only if it still has room. This is a new statement, so on PostgreSQL it sees
 # every lease committed since the candidate read, which SKIP LOCKED may have missed. An expired
 # lease of the same labeler on the task is renewed in place.
-_LEASE = """
-INSERT INTO annotation_lease (task_id, labeler_id, project_id, expires_at, created_at)
-SELECT t.id, %s, t.project_id, %s, %s FROM annotation_task t
-WHERE t.id = %s AND t.done + (
-    SELECT COUNT(*) FROM annotation_lease l WHERE l.task_id = t.id AND l.expires_at > %s AND l.labeler_id <> %s
-) < t.required
-ON CONFLICT (task_id, labeler_id) DO UPDATE SET expires_at = excluded.expires_at
-"""
+_LEASE = sql("""
+INSERT INTO {lease} ({lease.task}, {lease.labeler}, {lease.project}, {lease.expires_at}, {lease.created_at})
+SELECT t.{task.id}, %s, t.{task.project}, %s, %s FROM {task} t
+WHERE t.{task.id} = %s AND {room}
+ON CONFLICT ({lease.task}, {lease.labeler}) DO UPDATE SET {lease.expires_at} = excluded.{lease.expires_at}
+""", room=has_room(others_only=True))
+
+# The same rule for a task the caller holds locked already (the heartbeat of an expired lease).
+_ROOM = sql("SELECT 1 FROM {task} t WHERE t.{task.id} = %s AND {room}", room=has_room(others_only=True))
 
 
 class GoldState(NamedTuple):
@@ -93,11 +95,11 @@ def held_lease_and_gold(
 
 def _held(*, project_id: int, labeler_id: int, kind: str | None, now: datetime, gold: bool = False):
     postgres = on_postgres()
-    sql = _LOCK_MEMBER_GOLD if gold else _LOCK_MEMBER
+    lock_member = _LOCK_MEMBER_GOLD if gold else _LOCK_MEMBER
     with connection.cursor() as cursor:
         execute(
             cursor,
-            sql.format(sync=", set_config('synchronous_commit', 'off', true)" if postgres else "",
+            lock_member.format(sync=", set_config('synchronous_commit', 'off', true)" if postgres else "",
                        lock=("FOR UPDATE OF m" if gold else "FOR UPDATE") if postgres else ""),
             [project_id, labeler_id], name="claim_lock_member_gold" if gold else "claim_lock_member",
             types=("bigint", "integer"),
@@ -107,7 +109,7 @@ def _held(*, project_id: int, labeler_id: int, kind: str | None, now: datetime, 
             return False, None, None, None
         record = GoldState(*member[1:6]) if gold and member[1] is not None else None
         execute(
-            cursor, _HELD.format(kind="AND t.kind = %s" if kind else ""),
+            cursor, _HELD.format(kind=KIND_IS if kind else ""),
             [labeler_id, project_id, db_datetime(now)] + ([kind] if kind else []),
             name="claim_held_kind" if kind else "claim_held",
             types=("integer", "bigint", "timestamptz") + (("text",) if kind else ()),
@@ -121,16 +123,16 @@ def _held(*, project_id: int, labeler_id: int, kind: str | None, now: datetime, 
 def candidate_task_id(
     *, project_id: int, labeler_id: int, kind: str | None, now: datetime, skipped: list[int]
 ) -> int | None:
-    sql = _CANDIDATE.format(
-        kind="AND t.kind = %s" if kind else "",
-        skipped=f"AND t.id NOT IN ({', '.join(['%s'] * len(skipped))})" if skipped else "",
+    statement = _CANDIDATE.format(
+        kind=KIND_IS if kind else "",
+        skipped=not_in(len(skipped)) if skipped else "",
         lock="FOR UPDATE OF t SKIP LOCKED" if on_postgres() else "",
     )
     params = [project_id] + ([kind] if kind else []) + skipped + [db_datetime(now), labeler_id, labeler_id]
     name = "" if skipped else ("claim_candidate_kind" if kind else "claim_candidate")
     types = ("bigint",) + (("text",) if kind else ()) + ("timestamptz", "integer", "integer")
     with connection.cursor() as cursor:
-        execute(cursor, sql, params, name=name, types=types)
+        execute(cursor, statement, params, name=name, types=types)
         row = cursor.fetchone()
     return row[0] if row else None
 
@@ -143,6 +145,13 @@ def lease_if_room(*, task_id: int, labeler_id: int, expires_at: datetime, now: d
         return cursor.rowcount == 1
 
 
+def task_has_room(*, task_id: int, labeler_id: int, now: datetime) -> bool:
+    """Whether the task can take this labeler now: the lease statement's rule, without the lease."""
+    row = fetch_one(_ROOM, [task_id, db_datetime(now), labeler_id], name="claim_room",
+                    types=("bigint", "timestamptz", "integer"))
+    return row is not None
+
+
 # Gold tasks ------------------------------------------------------------------------------------
 
 # The labeler's next gold task: the first, in the claim's order, that they have never been served
@@ -151,38 +160,38 @@ def lease_if_room(*, task_id: int, labeler_id: int, expires_at: datetime, now: d
 # gold tasks this labeler has done, never with the project. There is no capacity to check (a gold
 # task never fills up) and so no row to lock: the membership lock already runs this labeler's
 # claims one at a time, which is what "at most once" needs.
-_GOLD_CANDIDATE = """
-SELECT t.id FROM annotation_task t
-WHERE t.project_id = %s AND t.is_gold {kind}
-  AND NOT EXISTS (SELECT 1 FROM annotation_annotation a WHERE a.task_id = t.id AND a.labeler_id = %s)
-  AND NOT EXISTS (SELECT 1 FROM annotation_lease l WHERE l.task_id = t.id AND l.labeler_id = %s)
-  AND NOT EXISTS (
-    SELECT 1 FROM annotation_taskresponse tr JOIN annotation_response r ON r.id = tr.response_id
-    WHERE tr.task_id = t.id AND r.author_id = %s
-  )
-ORDER BY t.priority DESC, t.id ASC LIMIT 1
-"""
+_GOLD_CANDIDATE = sql("""
+SELECT t.{task.id} FROM {task} t
+WHERE t.{task.project} = %s AND t.{task.is_gold} {kind}
+  AND {not_done}
+  AND {never_served}
+  AND {none_authored}
+ORDER BY {order} LIMIT 1
+""", not_done=NOT_DONE_BY, never_served=NEVER_SERVED_TO, none_authored=NONE_AUTHORED_BY, order=CLAIM_ORDER)
 
-_LEASE_GOLD = """
-INSERT INTO annotation_lease (task_id, labeler_id, project_id, expires_at, created_at) VALUES (%s, %s, %s, %s, %s)
-"""
+_LEASE_GOLD = sql("""
+INSERT INTO {lease} ({lease.task}, {lease.labeler}, {lease.project}, {lease.expires_at}, {lease.created_at})
+VALUES (%s, %s, %s, %s, %s)
+""")
 
 # One more gold task served: the count is part of the next claim's draw (gold.gold_draw). The
 # record is made on the labeler's first gold task.
-_GOLD_SERVED = """
-INSERT INTO annotation_goldrecord (project_id, labeler_id, status, gold_served, gold_answered, gold_correct,
-                                   qualification_skips, created_at, updated_at)
-VALUES (%s, %s, 'qualifying', 1, 0, 0, 0, %s, %s)
-ON CONFLICT (project_id, labeler_id)
-DO UPDATE SET gold_served = annotation_goldrecord.gold_served + 1, updated_at = excluded.updated_at
-"""
+_GOLD_SERVED = sql("""
+INSERT INTO {goldrecord} ({goldrecord.project}, {goldrecord.labeler}, {goldrecord.status}, {goldrecord.gold_served},
+                          {goldrecord.gold_answered}, {goldrecord.gold_correct}, {goldrecord.qualification_skips},
+                          {goldrecord.created_at}, {goldrecord.updated_at})
+VALUES (%s, %s, {qualifying}, 1, 0, 0, 0, %s, %s)
+ON CONFLICT ({goldrecord.project}, {goldrecord.labeler})
+DO UPDATE SET {goldrecord.gold_served} = {goldrecord}.{goldrecord.gold_served} + 1,
+              {goldrecord.updated_at} = excluded.{goldrecord.updated_at}
+""")
 
 
 def gold_candidate_id(*, project_id: int, labeler_id: int, kind: str | None) -> int | None:
-    sql = _GOLD_CANDIDATE.format(kind="AND t.kind = %s" if kind else "")
+    statement = _GOLD_CANDIDATE.format(kind=KIND_IS if kind else "")
     params = [project_id] + ([kind] if kind else []) + [labeler_id, labeler_id, labeler_id]
     types = ("bigint",) + (("text",) if kind else ()) + ("integer", "integer", "integer")
-    row = fetch_one(sql, params, name="claim_gold_kind" if kind else "claim_gold", types=types)
+    row = fetch_one(statement, params, name="claim_gold_kind" if kind else "claim_gold", types=types)
     return row[0] if row else None
 
 
@@ -195,7 +204,9 @@ def gold_lease(*, task_id: int, project_id: int, labeler_id: int, expires_at: da
                 name="claim_gold_served", types=("bigint", "integer", "timestamptz", "timestamptz"))
 
 
-_RELEASE = "DELETE FROM annotation_lease WHERE task_id = %s AND labeler_id = %s RETURNING expires_at"
+_RELEASE = sql(
+    "DELETE FROM {lease} WHERE {lease.task} = %s AND {lease.labeler} = %s RETURNING {lease.expires_at}"
+)
 
 
 def lease_release(*, task_id: int, labeler_id: int) -> datetime | None:
@@ -205,10 +216,10 @@ def lease_release(*, task_id: int, labeler_id: int) -> datetime | None:
 
 
 # The leased task and its prompt, for the labeler's page.
-_CLAIMED = f"""
-SELECT {columns(Task, "t")}, {columns(Prompt, "pr")}
-FROM annotation_task t JOIN annotation_prompt pr ON pr.id = t.prompt_id WHERE t.id = %s
-"""
+_CLAIMED = sql("""
+SELECT {task_columns}, {prompt_columns}
+FROM {task} t JOIN {prompt} pr ON pr.{prompt.id} = t.{task.prompt} WHERE t.{task.id} = %s
+""", task_columns=columns(Task, "t"), prompt_columns=columns(Prompt, "pr"))
 
 
 def claimed_task(*, task_id: int) -> Task:

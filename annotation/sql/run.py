@@ -1,10 +1,11 @@
-"""Query helpers shared by services and selectors: ORM lookups, and plain SQL for the hot path.
+"""Running the hot path's SQL, and the ORM lookups it shares with services and selectors.
 
-The labeler API's next and submit run a handful of statements each. Built by the ORM, Django spent
-as long compiling them as PostgreSQL spent running them, so the hot ones are written as SQL:
-`execute` runs one, prepared once per connection on PostgreSQL (planning, too, cost more than
-running), and `load` turns the columns of a row into a model instance exactly as the ORM would,
-with the same backend and field converters, so callers still get ordinary instances.
+The labeler API's next and submit run a handful of statements each (claim.py, submit.py,
+reads.py). Built by the ORM, Django spent as long compiling them as PostgreSQL spent running them,
+so they are written as SQL: `execute` runs one, prepared once per connection on PostgreSQL
+(planning, too, cost more than running), and `load` turns the columns of a row into a model
+instance exactly as the ORM would, with the same backend and field converters, so callers still
+get ordinary instances.
 """
 
 import re
