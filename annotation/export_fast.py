@@ -1,0 +1,160 @@
+"""The sft, preference and raw exports at database speed: a batch of lines per batch of rows.
+
+Each writer reads one values_list() query (export_scope.kept_annotations: the filters, on
+annotation.project_id, in id order) through export_stream.row_batches, plus one query per batch
+for the texts that batch needs. Lines are assembled as strings in the order json.dumps would
+write them: string values go through json's own C encoder (the one json.dumps uses with
+ensure_ascii=False) and JSON columns are passed through as the JSON text PostgreSQL sends. The
+output is the reference writers' (export_reference.py), byte for byte; tests check it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from json.encoder import encode_basestring as _string
+
+from django.db.models import Q
+
+from .export_pairs import annotation_pairs
+from .export_reference import review_flags, review_state_name
+from .export_scope import ExportScope, kept_annotations, labeler_pseudonym, sft_rows
+from .export_stream import BATCH_ROWS, all_rows, json_text, raw_rows, row_batches
+from .models import Annotation, Project, Response, TaskResponse
+
+_BOOL = {True: "true", False: "false"}
+_ASSISTANT = '{"role": "assistant", "content": '
+_value = json.JSONEncoder(ensure_ascii=False).encode  # a value that is not a string: a number, null
+
+
+def fast_batches(*, project: Project, fmt: str, scope: ExportScope, batch_rows: int = BATCH_ROWS) -> Iterator[list[str]]:
+    """Lists of export lines, one list per batch of annotation rows read (empty lists are skipped)."""
+    writer = {"sft": _sft, "preference": _preference, "raw": _raw}[fmt]
+    return writer(project=project, scope=scope, batch_rows=batch_rows)
+
+
+def _with_assistant_turn(messages: str, content: str) -> str:
+    """A chat's JSON text with one more assistant turn at its end."""
+    turn = f"{_ASSISTANT}{content}}}]"
+    return "[" + turn if messages == "[]" else f"{messages[:-1]}, {turn}"
+
+
+def _sft(*, project: Project, scope: ExportScope, batch_rows: int) -> Iterator[list[str]]:
+    as_json = json_text()
+    query = kept_annotations(project=project, scope=scope, where=sft_rows()).values_list(
+        "kind", "text", "edited_response__text", "task__prompt__messages"
+    )
+    for batch in row_batches(query, batch_rows=batch_rows):
+        yield [
+            f'{{"messages": {_with_assistant_turn(as_json(messages), _string(text if kind == "demonstration" else edit))}}}\n'
+            for kind, text, edit, messages in batch
+        ]
+
+
+def _response_texts(ids: set[int]) -> dict[int, str]:
+    """Each response's text as a JSON string, by id (a deleted response is missing)."""
+    if not ids:
+        return {}
+    return {pk: _string(text) for pk, text in all_rows(Response.objects.filter(pk__in=ids).values_list("pk", "text"))}
+
+
+def _preference(*, project: Project, scope: ExportScope, batch_rows: int) -> Iterator[list[str]]:
+    as_json = json_text()
+    parse = json.loads if raw_rows() else None
+    query = kept_annotations(project=project, scope=scope, where=Q(kind=Annotation.Kind.COMPARISON)).values_list(
+        "ranking", "strength", "all_bad", "edited_response_id", "edited_response__edited_from_id",
+        "task__prompt__messages",
+    )
+    for batch in row_batches(query, batch_rows=batch_rows):
+        made, ids = [], set()
+        for ranking, strength, all_bad, edit, original, messages in batch:
+            pairs = annotation_pairs(
+                ranking=parse(ranking) if parse else ranking, strength=strength, all_bad=all_bad,
+                edit=(edit, original) if edit is not None and original is not None else None,
+            )
+            if pairs:
+                made.append((messages, pairs))
+                for better, worse, _ in pairs:
+                    ids.add(better)
+                    ids.add(worse)
+        texts = _response_texts(ids)
+        lines = []
+        for messages, pairs in made:
+            head = f'{{"prompt": {as_json(messages)}, "chosen": [{_ASSISTANT}'
+            for better, worse, margin in pairs:
+                chosen, rejected = texts.get(better), texts.get(worse)
+                if chosen is None or rejected is None:
+                    continue  # a response deleted since: the pair cannot be rebuilt
+                lines.append(f'{head}{chosen}}}], "rejected": [{_ASSISTANT}{rejected}}}], "margin": {margin!r}}}\n')
+        if lines:
+            yield lines
+
+
+def _shown(task_ids: set[int]) -> dict[int, str]:
+    """Each comparison task's responses in display order, as the JSON list the raw export writes."""
+    if not task_ids:
+        return {}
+    links = (
+        TaskResponse.objects.filter(task_id__in=task_ids)
+        .order_by("task_id", "position")
+        .values_list("task_id", "response_id", "response__text")
+    )
+    shown: dict[int, list[str]] = {}
+    for task_id, response_id, text in all_rows(links):
+        shown.setdefault(task_id, []).append(f'{{"id": {response_id}, "text": {_string(text)}}}')
+    return {task_id: "[" + ", ".join(items) + "]" for task_id, items in shown.items()}
+
+
+_RAW_COLUMNS = (
+    "id", "labeler_id", "review_state", "review_pending", "is_correction", "task_id", "task__kind", "kind",
+    "task__prompt__external_id", "task__prompt__messages", "created_at", "time_spent_ms", "lease_expired",
+    "text", "ranking", "strength", "flags", "all_bad", "rationale", "edited_response_id",
+    "edited_response__edited_from_id", "edited_response__text", "reason",
+)
+
+
+def _raw(*, project: Project, scope: ExportScope, batch_rows: int) -> Iterator[list[str]]:
+    as_json = json_text()
+    competence = scope.competence or {}
+    labelers: dict[int, str] = {}  # the labeler's two fields, as JSON, by labeler id
+    query = (
+        kept_annotations(project=project, scope=scope, where=Q(kind__in=Annotation.Kind.values))
+        .annotate(**review_flags())
+        .values_list(*_RAW_COLUMNS)
+    )
+    for batch in row_batches(query, batch_rows=batch_rows):
+        shown = _shown({row[5] for row in batch if row[6] == "comparison"})
+        lines = []
+        for (pk, labeler_id, review_state, review_pending, is_correction, task_id, task_kind, kind, external_id,
+             messages, created_at, time_spent_ms, lease_expired, text, ranking, strength, flags, all_bad, rationale,
+             edit_id, edited_from_id, edit_text, reason) in batch:
+            who = labelers.get(labeler_id)
+            if who is None:
+                who = labelers[labeler_id] = (
+                    f'"labeler": "{labeler_pseudonym(labeler_id)}", '
+                    f'"labeler_competence": {_value(competence.get(labeler_id))}'
+                )
+            state = review_state_name(
+                is_correction=is_correction, review_state=review_state, review_pending=review_pending
+            )
+            head = (
+                f'{{"annotation_id": {pk}, {who}, "review_state": "{state}", "task_id": {task_id}, '
+                f'"task_kind": {_string(task_kind)}, "kind": {_string(kind)}, "prompt_id": {_string(external_id)}, '
+                f'"messages": {as_json(messages)}, "created_at": "{created_at.isoformat()}", '
+                f'"time_spent_ms": {time_spent_ms}, "lease_expired": {_BOOL[lease_expired]}'
+            )
+            if kind == "demonstration":
+                lines.append(f'{head}, "text": {_string(text)}}}\n')
+            elif kind == "comparison":
+                edit = (
+                    f'{{"response_id": {_value(edited_from_id)}, "text": {_string(edit_text)}}}'
+                    if edit_id is not None else "null"
+                )
+                lines.append(
+                    f'{head}, "responses": {shown.get(task_id, "[]")}, "ranking": {as_json(ranking)}, '
+                    f'"strength": {_string(strength)}, "flags": {as_json(flags)}, "all_bad": {_BOOL[all_bad]}, '
+                    f'"rationale": {_string(rationale)}, "edit": {edit}}}\n'
+                )
+            else:
+                lines.append(f'{head}, "reason": {_string(reason)}}}\n')
+        yield lines
