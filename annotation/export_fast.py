@@ -11,20 +11,32 @@ output is the reference writers' (export_reference.py), byte for byte; tests che
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from json.encoder import encode_basestring as _string
 
 from django.db.models import Q
 
-from .export_pairs import annotation_pairs
+from .export_pairs import RANK_GAP_MARGIN, annotation_pairs
 from .export_reference import review_flags, review_state_name
 from .export_scope import ExportScope, kept_annotations, labeler_pseudonym, sft_rows
-from .export_stream import BATCH_ROWS, all_rows, json_text, raw_rows, row_batches
+from .export_stream import BATCH_ROWS, json_text, raw_rows, row_batches, rows_by_ids
 from .models import Annotation, Project, Response, TaskResponse
+from .validation import STRENGTH_MARGIN
 
 _BOOL = {True: "true", False: "false"}
 _ASSISTANT = '{"role": "assistant", "content": '
 _value = json.JSONEncoder(ensure_ascii=False).encode  # a value that is not a string: a number, null
+# The common ranking, "this one over that one", as PostgreSQL writes it: read without a JSON parser.
+_SIMPLE_PAIR = re.compile(r"\[\[(\d+)\], \[(\d+)\]\]").fullmatch
+
+
+_TEXTS = f"SELECT id, text FROM {Response._meta.db_table} WHERE id = ANY(%s)"
+_SHOWN = (
+    f"SELECT tr.task_id, tr.response_id, r.text FROM {TaskResponse._meta.db_table} tr "
+    f"JOIN {Response._meta.db_table} r ON r.id = tr.response_id WHERE tr.task_id = ANY(%s) "
+    "ORDER BY tr.task_id, tr.position"
+)
 
 
 def fast_batches(*, project: Project, fmt: str, scope: ExportScope, batch_rows: int = BATCH_ROWS) -> Iterator[list[str]]:
@@ -55,12 +67,13 @@ def _response_texts(ids: set[int]) -> dict[int, str]:
     """Each response's text as a JSON string, by id (a deleted response is missing)."""
     if not ids:
         return {}
-    return {pk: _string(text) for pk, text in all_rows(Response.objects.filter(pk__in=ids).values_list("pk", "text"))}
+    rows = rows_by_ids(sql=_TEXTS, ids=list(ids), orm=lambda: Response.objects.filter(pk__in=ids).values_list("pk", "text"))
+    return {pk: _string(text) for pk, text in rows}
 
 
 def _preference(*, project: Project, scope: ExportScope, batch_rows: int) -> Iterator[list[str]]:
     as_json = json_text()
-    parse = json.loads if raw_rows() else None
+    raw = raw_rows()
     query = kept_annotations(project=project, scope=scope, where=Q(kind=Annotation.Kind.COMPARISON)).values_list(
         "ranking", "strength", "all_bad", "edited_response_id", "edited_response__edited_from_id",
         "task__prompt__messages",
@@ -68,10 +81,14 @@ def _preference(*, project: Project, scope: ExportScope, batch_rows: int) -> Ite
     for batch in row_batches(query, batch_rows=batch_rows):
         made, ids = [], set()
         for ranking, strength, all_bad, edit, original, messages in batch:
-            pairs = annotation_pairs(
-                ranking=parse(ranking) if parse else ranking, strength=strength, all_bad=all_bad,
-                edit=(edit, original) if edit is not None and original is not None else None,
-            )
+            simple = _SIMPLE_PAIR(ranking) if raw and edit is None and not all_bad else None
+            if simple is not None:  # what annotation_pairs gives for two groups of one, without an edit
+                pairs = [(int(simple[1]), int(simple[2]), float(STRENGTH_MARGIN.get(strength, RANK_GAP_MARGIN)))]
+            else:
+                pairs = annotation_pairs(
+                    ranking=json.loads(ranking) if raw else ranking, strength=strength, all_bad=all_bad,
+                    edit=(edit, original) if edit is not None and original is not None else None,
+                )
             if pairs:
                 made.append((messages, pairs))
                 for better, worse, _ in pairs:
@@ -94,13 +111,15 @@ def _shown(task_ids: set[int]) -> dict[int, str]:
     """Each comparison task's responses in display order, as the JSON list the raw export writes."""
     if not task_ids:
         return {}
-    links = (
-        TaskResponse.objects.filter(task_id__in=task_ids)
-        .order_by("task_id", "position")
-        .values_list("task_id", "response_id", "response__text")
-    )
+    def links():
+        return (
+            TaskResponse.objects.filter(task_id__in=task_ids)
+            .order_by("task_id", "position")
+            .values_list("task_id", "response_id", "response__text")
+        )
+
     shown: dict[int, list[str]] = {}
-    for task_id, response_id, text in all_rows(links):
+    for task_id, response_id, text in rows_by_ids(sql=_SHOWN, ids=list(task_ids), orm=links):
         shown.setdefault(task_id, []).append(f'{{"id": {response_id}, "text": {_string(text)}}}')
     return {task_id: "[" + ", ".join(items) + "]" for task_id, items in shown.items()}
 
