@@ -87,6 +87,8 @@ def varied():
     ReviewItem.objects.create(project=project, annotation=rejected, task=gone, labeler=bob, reason="sample",
                               status=ReviewItem.Status.DECIDED, verdict=Annotation.ReviewState.CORRECTED,
                               reviewer=rita, correction=correction)
+    annotate(gone, carol, Annotation.Kind.COMPARISON, ranking=[[d], [k]], strength="much_better")  # a pair, half gone
+    annotate(gone, member(project, username="dora"), Annotation.Kind.COMPARISON, ranking=[[t], [k]], strength="tie")
     Response.objects.filter(pk=d).delete()
     gold = gold_comparison_task(project=project, texts=("G1", "G2"), best=0)
     g1, g2 = shown(gold)
