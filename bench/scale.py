@@ -93,6 +93,12 @@ def build(*, slug: str, tasks: int, labelers, admin) -> int:
 
     annotated = tasks // ANNOTATED_SHARE
     started = time.perf_counter()
+    steps: dict[str, float] = {}
+
+    def timed(cursor, name: str, sql: str, params=None) -> None:
+        begun = time.perf_counter()
+        cursor.execute(sql, params)
+        steps[name] = steps.get(name, 0.0) + time.perf_counter() - begun
     with transaction.atomic():
         old = Project.objects.filter(slug=slug).first()
         if old is not None:
@@ -103,7 +109,8 @@ def build(*, slug: str, tasks: int, labelers, admin) -> int:
         Membership.objects.create(project=project, user=admin, role=Membership.Role.ADMIN)
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL session_replication_role = replica")
-            cursor.execute(
+            timed(
+                cursor, "prompts",
                 """
                 INSERT INTO annotation_prompt (project_id, messages, external_id, metadata, created_at, updated_at)
                 SELECT %s, jsonb_build_array(jsonb_build_object(
@@ -113,7 +120,8 @@ def build(*, slug: str, tasks: int, labelers, admin) -> int:
                 """,
                 [project.pk, tasks],
             )
-            cursor.execute(
+            timed(
+                cursor, "tasks",
                 """
                 INSERT INTO annotation_task (project_id, prompt_id, kind, priority, required, done, status, metadata,
                                              is_gold, created_at, updated_at)
@@ -126,7 +134,8 @@ def build(*, slug: str, tasks: int, labelers, admin) -> int:
                 [annotated, annotated, project.pk],
             )
             for position, letter in enumerate("AB"):
-                cursor.execute(
+                timed(
+                    cursor, "responses",
                     """
                     INSERT INTO annotation_response (prompt_id, text, source, created_at, updated_at)
                     SELECT id, 'Answer ' || %s || ' to ' || external_id || ': ' || repeat('a considered reply, ', 10),
@@ -135,7 +144,8 @@ def build(*, slug: str, tasks: int, labelers, admin) -> int:
                     """,
                     [letter, project.pk],
                 )
-                cursor.execute(
+                timed(
+                    cursor, "shown responses",
                     """
                     INSERT INTO annotation_taskresponse (task_id, response_id, position)
                     SELECT t.id, r.id, %s FROM annotation_task t JOIN annotation_response r ON r.prompt_id = t.prompt_id
@@ -143,7 +153,8 @@ def build(*, slug: str, tasks: int, labelers, admin) -> int:
                     """,
                     [position, project.pk, f"Answer {letter} %"],
                 )
-            cursor.execute(
+            timed(
+                cursor, "annotations",
                 """
                 INSERT INTO annotation_annotation (
                   task_id, project_id, labeler_id, client_id, kind, time_spent_ms, lease_expired, text, ranking,
@@ -176,12 +187,15 @@ def build(*, slug: str, tasks: int, labelers, admin) -> int:
                 """,
                 [project.pk],
             )
+    begun = time.perf_counter()
     with connection.cursor() as cursor:
         for table in ("annotation_prompt", "annotation_task", "annotation_response", "annotation_taskresponse",
                       "annotation_annotation", "annotation_progresscounter"):
             cursor.execute(f"ANALYZE {table}")
-    print(f"built {slug}: {tasks:,} tasks, {annotated:,} annotations in {time.perf_counter() - started:.1f} s",
-          flush=True)
+    steps["analyze"] = time.perf_counter() - begun
+    detail = ", ".join(f"{name} {seconds:.1f}" for name, seconds in steps.items())
+    print(f"built {slug}: {tasks:,} tasks, {annotated:,} annotations in {time.perf_counter() - started:.1f} s "
+          f"({detail})", flush=True)
     return project.pk
 
 
