@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 
 from django.db import connection, transaction
 from django.db.models import QuerySet
@@ -27,7 +28,7 @@ from django.db.models import QuerySet
 BATCH_ROWS = 2000
 # The first batch is smaller, so the first lines leave sooner (a batch costs its rows' index lookups).
 FIRST_BATCH_ROWS = 200
-# For the export's transaction only: no JIT and no parallel workers (see the module's doc).
+# For the export's transaction (or the caller's, see row_batches): no JIT and no parallel workers (see the module's doc).
 _PLANNER = "SET LOCAL jit = off; SET LOCAL max_parallel_workers_per_gather = 0"
 
 
@@ -40,8 +41,11 @@ def row_batches(queryset: QuerySet, *, batch_rows: int = BATCH_ROWS) -> Iterator
     """The rows of a values_list() queryset, batch_rows at a time (the first batch FIRST_BATCH_ROWS at most).
 
     The transaction is opened when the first batch is asked for and ends with the last one (or
-    when the caller drops the generator). savepoint=False: inside a caller's transaction nothing
-    more is sent; a read has nothing to roll back.
+    when the caller drops the generator). Inside a caller's transaction (a run's snapshot is
+    frozen in one) the cursor is already in a transaction, so none is opened: no savepoint to
+    send, and a caller that stops reading early leaves its transaction usable (an atomic block
+    left by GeneratorExit would mark it for rollback). The planner settings then last until the
+    caller's transaction ends.
     """
     first = min(batch_rows, FIRST_BATCH_ROWS)
     if not raw_rows():
@@ -52,7 +56,8 @@ def row_batches(queryset: QuerySet, *, batch_rows: int = BATCH_ROWS) -> Iterator
             size = batch_rows
         return
     sql, params = queryset.query.sql_with_params()
-    with transaction.atomic(savepoint=False), connection.chunked_cursor() as cursor:
+    own = nullcontext() if connection.in_atomic_block else transaction.atomic()
+    with own, connection.chunked_cursor() as cursor:
         with connection.cursor() as settings:
             settings.execute(_PLANNER)
         cursor.execute(sql, params)

@@ -10,6 +10,7 @@ task; a quality report with competences; and another project's work that must no
 import uuid
 
 import pytest
+from django.db import connection
 
 from annotation import exporters
 from annotation.export_fast import fast_batches
@@ -124,3 +125,13 @@ def test_the_fixture_reaches_every_kind_of_row(varied):
         assert needle in raw
     assert "Elsewhere" not in raw
     assert Task.objects.filter(project=varied, is_gold=True).exists()
+
+
+def test_an_export_stopped_early_inside_a_transaction_leaves_it_usable(varied):
+    # The test runs inside a transaction, as a run's snapshot freezing does.
+    assert connection.in_atomic_block
+    lines = exporters.export_lines(project=varied, fmt="raw")
+    assert next(lines).startswith('{"annotation_id": ')
+    lines.close()
+    assert connection.in_atomic_block and not connection.needs_rollback
+    assert Annotation.objects.filter(project=varied).exists()
