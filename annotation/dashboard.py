@@ -481,7 +481,10 @@ def _figures_key(project_id: int) -> str:
 
 
 def dashboard_figures_refresh(*, project_id: int) -> bool:
-    """Compute a project's rollup and keep it in the cache (no expiry: the next refresh replaces it). False: no such project."""
+    """Compute a project's rollup and keep it in the cache, with no expiry (the next refresh replaces it).
+
+    False when the project is gone (deleted since the refresh was queued).
+    """
     project = Project.objects.filter(pk=project_id).first()
     if project is None:
         return False

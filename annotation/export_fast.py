@@ -1,12 +1,13 @@
 """The sft, preference and raw exports at database speed: a batch of lines per batch of rows.
 
 Each writer reads one values_list() query (export_scope.kept_annotations: the filters, on
-annotation.project_id, in id order) through export_stream.row_batches, plus one query per batch
-for the texts that batch needs. Lines are assembled as strings in the order json.dumps would
-write them: string values go through json's own C encoder (the one json.dumps uses with
-ensure_ascii=False) and JSON columns are passed through as the JSON text PostgreSQL sends. For the common pair ranking,
-PostgreSQL also looks up and encodes the two texts in the row itself (_pair_texts). The
-output is the reference writers' (export_reference.py), byte for byte; tests check it.
+annotation.project_id, in id order) through export_stream.row_batches. Lines are assembled as
+strings in the order json.dumps would write them: string values go through json's own C encoder
+(the one json.dumps uses with ensure_ascii=False) and JSON columns are passed through as the JSON
+text PostgreSQL sends. On PostgreSQL the texts of a plain pair (_pair_texts) and a comparison's
+shown responses (_shown_in_row) are looked up and encoded in the row itself; other rows' texts
+come in one query per batch. The output is the reference writers' (export_reference.py), byte
+for byte; tests check it.
 """
 
 from __future__ import annotations
@@ -31,14 +32,11 @@ _value = json.JSONEncoder(ensure_ascii=False).encode  # a value that is not a st
 
 
 _TEXTS = f"SELECT id, text FROM {Response._meta.db_table} WHERE id = ANY(%s)"
-_SHOWN = (
-    f"SELECT tr.task_id, tr.response_id, r.text FROM {TaskResponse._meta.db_table} tr "
-    f"JOIN {Response._meta.db_table} r ON r.id = tr.response_id WHERE tr.task_id = ANY(%s) "
-    "ORDER BY tr.task_id, tr.position"
-)
 
 
-def fast_batches(*, project: Project, fmt: str, scope: ExportScope, batch_rows: int = BATCH_ROWS) -> Iterator[list[str]]:
+def fast_batches(
+    *, project: Project, fmt: str, scope: ExportScope, batch_rows: int = BATCH_ROWS
+) -> Iterator[list[str]]:
     """Lists of export lines, one list per batch of annotation rows read (empty lists are skipped)."""
     writer = {"sft": _sft, "preference": _preference, "raw": _raw}[fmt]
     return writer(project=project, scope=scope, batch_rows=batch_rows)
@@ -56,17 +54,21 @@ def _sft(*, project: Project, scope: ExportScope, batch_rows: int) -> Iterator[l
         "kind", "text", "edited_response__text", "task__prompt__messages"
     )
     for batch in row_batches(query, batch_rows=batch_rows):
-        yield [
-            f'{{"messages": {_with_assistant_turn(as_json(messages), _string(text if kind == "demonstration" else edit))}}}\n'
-            for kind, text, edit, messages in batch
-        ]
+        lines = []
+        for kind, text, edit, messages in batch:
+            answer = _string(text if kind == "demonstration" else edit)
+            lines.append(f'{{"messages": {_with_assistant_turn(as_json(messages), answer)}}}\n')
+        yield lines
 
 
 def _response_texts(ids: set[int]) -> dict[int, str]:
     """Each response's text as a JSON string, by id (a deleted response is missing)."""
     if not ids:
         return {}
-    rows = rows_by_ids(sql=_TEXTS, ids=list(ids), orm=lambda: Response.objects.filter(pk__in=ids).values_list("pk", "text"))
+    def orm():
+        return Response.objects.filter(pk__in=ids).values_list("pk", "text")
+
+    rows = rows_by_ids(sql=_TEXTS, ids=list(ids), orm=orm)
     return {pk: _string(text) for pk, text in rows}
 
 

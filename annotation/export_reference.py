@@ -107,7 +107,8 @@ def _preference(*, project: Project, scope: ExportScope) -> Iterator[str]:
 def _edits_kept(*, project: Project, scope: ExportScope):
     """The kept comparisons that carry an edit, for the consensus export's edit pairs."""
     return _annotations(
-        project=project, scope=scope, where=Q(kind=Annotation.Kind.COMPARISON, edited_response__edited_from__isnull=False)
+        project=project, scope=scope,
+        where=Q(kind=Annotation.Kind.COMPARISON, edited_response__edited_from__isnull=False),
     )
 
 
@@ -162,7 +163,9 @@ def review_flags() -> dict:
 def _raw(*, project: Project, scope: ExportScope) -> Iterator[str]:
     pseudonyms: dict[int, str] = {}
     competence = scope.competence or {}
-    annotations = _annotations(project=project, scope=scope, kinds=tuple(Annotation.Kind.values), annotate=review_flags())
+    annotations = _annotations(
+        project=project, scope=scope, kinds=tuple(Annotation.Kind.values), annotate=review_flags()
+    )
     for chunk in _chunks(annotations):
         comparison_tasks = {a.task_id for a in chunk if a.task.kind == "comparison"}
         shown: dict[int, list[dict]] = {}

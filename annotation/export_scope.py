@@ -34,7 +34,8 @@ def export_scope(*, project: Project, fmt: str, filters: ExportFilters | None) -
     filters = filters or ExportFilters()
     if filters.consensus and fmt != "preference":
         raise InvalidInput("consensus applies to the preference format only.", field="consensus")
-    competence = labeler_competence(project_id=project.pk) if fmt == "raw" or filters.min_competence is not None else None
+    needs_competence = fmt == "raw" or filters.min_competence is not None
+    competence = labeler_competence(project_id=project.pk) if needs_competence else None
     where = filters.annotation_q()
     if filters.min_competence is not None:
         if competence is None:

@@ -28,7 +28,7 @@ from django.db.models import QuerySet
 BATCH_ROWS = 2000
 # The first batch is smaller, so the first lines leave sooner (a batch costs its rows' index lookups).
 FIRST_BATCH_ROWS = 200
-# For the export's transaction (or the caller's, see row_batches): no JIT and no parallel workers (see the module's doc).
+# For the export's transaction (or the caller's, see row_batches): no JIT, no parallel workers (module doc).
 _PLANNER = "SET LOCAL jit = off; SET LOCAL max_parallel_workers_per_gather = 0"
 
 

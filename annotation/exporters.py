@@ -114,7 +114,9 @@ def _preference_count(*, project: Project, scope: ExportScope) -> int:
         )
         return pairs + edits.count()
     rows = (
-        Annotation.objects.filter(ANNOTATION_COUNTS, scope.where, project_id=project.pk, kind=Annotation.Kind.COMPARISON)
+        Annotation.objects.filter(
+            ANNOTATION_COUNTS, scope.where, project_id=project.pk, kind=Annotation.Kind.COMPARISON
+        )
         .order_by("id")
         .values_list("ranking", "strength", "all_bad", "edited_response_id", "edited_response__edited_from_id")
     )
