@@ -142,18 +142,16 @@ def _preference(*, project: Project, scope: ExportScope, batch_rows: int) -> Ite
 
 
 def _shown(task_ids: set[int]) -> dict[int, str]:
-    """Each comparison task's responses in display order, as the JSON list the raw export writes."""
+    """Each comparison task's responses in display order, as the raw export's JSON list (not PostgreSQL's way)."""
     if not task_ids:
         return {}
-    def links():
-        return (
-            TaskResponse.objects.filter(task_id__in=task_ids)
-            .order_by("task_id", "position")
-            .values_list("task_id", "response_id", "response__text")
-        )
-
+    links = (
+        TaskResponse.objects.filter(task_id__in=task_ids)
+        .order_by("task_id", "position")
+        .values_list("task_id", "response_id", "response__text")
+    )
     shown: dict[int, list[str]] = {}
-    for task_id, response_id, text in rows_by_ids(sql=_SHOWN, ids=list(task_ids), orm=links):
+    for task_id, response_id, text in links:
         shown.setdefault(task_id, []).append(f'{{"id": {response_id}, "text": {_string(text)}}}')
     return {task_id: "[" + ", ".join(items) + "]" for task_id, items in shown.items()}
 
