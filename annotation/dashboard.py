@@ -1,5 +1,16 @@
 """Reads behind the project dashboard. Every number is an aggregate the database computes.
 
+What a page load reads (dashboard_get_cached) never scans a project's tasks or annotations:
+progress comes from the rolled-up counters that triggers keep exact in the annotations' own
+transactions (models.ProgressCounter) plus the live leases, and everything that needs a pass over
+the annotations (labelers, time per task, agreement, timeline, reward-model agreement, and the
+few progress figures counters do not hold: skips, scored tasks, the excess of over-full tasks)
+is, for a big project, a rollup a Celery task computes (dashboard_figures_refresh) and the cache
+keeps. A page that finds the rollup older than DASHBOARD_CACHE_SECONDS queues a refresh and shows
+the one it has; with none yet (a new big project, or a flushed cache) it shows progress at once
+and says the rest is being computed. A small project (FIGURES_INLINE_ROWS tasks plus annotations,
+read from the counters) has its figures computed in the request, a few milliseconds, as before.
+
 No function here loops over a project's annotation rows in Python. Counts, means and time
 buckets are GROUP BY queries. Medians are PERCENTILE_CONT in the same GROUP BY on PostgreSQL;
 elsewhere a window query returns at most two middle rows per group. Agreement streams only the
@@ -15,18 +26,22 @@ from datetime import timezone as dt_timezone
 from itertools import combinations
 
 from django.core.cache import cache
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Aggregate, Avg, Count, F, FloatField, Max, Min, Q, Subquery, Sum, Window
 from django.db.models.functions import RowNumber, TruncDay, TruncHour, TruncMinute, TruncWeek
 from django.utils import timezone
 
-from .models import ANNOTATION_COUNTS, Annotation, Lease, Membership, Project, Task
+from .models import ANNOTATION_COUNTS, Annotation, Lease, Membership, ProgressCounter, Project, Task
 from .reviews.selectors import review_counts
 
 AGREEMENT_CHUNK_ROWS = 2000
 # The page's numbers are recomputed at most this often per project, however many admins watch.
 DASHBOARD_CACHE_SECONDS = 30
 MAX_TIMELINE_BUCKETS = 120
+# Below this many tasks plus annotations (from the counters), a missing rollup is computed in the request.
+FIGURES_INLINE_ROWS = 20_000
+# A queued refresh is not queued again for this long (the worker may be busy).
+FIGURES_QUEUED_SECONDS = 60
 
 _KIND_LABELS = dict(Task.Kind.choices)
 
@@ -43,67 +58,53 @@ def _project_annotations(*, project: Project):
 # Progress -------------------------------------------------------------------------------------
 
 
-def dashboard_progress(*, project: Project) -> dict:
+def dashboard_progress(*, project: Project, extras: dict | None = None) -> dict:
     """Per task kind: tasks done of total, annotations stored of required, skips and live leases.
 
-    Gold tasks count for none of these (annotation/gold.py): they are never done.
+    Tasks, done tasks, annotations and required come from the rolled-up counters (exact, as of
+    the last commit); live leases are counted now (a small table). The figures counters cannot
+    hold, per kind, come from `extras` (progress_extras), by default the rollup's. Gold tasks
+    count for none of these (annotation/gold.py): they are never done.
     """
-    now = timezone.now()
-    task_rows = (
-        Task.objects.filter(project=project, is_gold=False)
+    if extras is None:
+        extras = _progress_extras_for(project=project)
+    counters = {
+        row["kind"]: row
+        for row in ProgressCounter.objects.filter(project_id=project.pk)
         .values("kind")
-        .annotate(
-            tasks=Count("id"),
-            done_tasks=Count("id", filter=Q(status=Task.Status.DONE)),
-            # A task may hold more than it needs if the overlap was lowered: cap it per task.
-            annotations=Sum("done"),
-            required=Sum("required"),
-            scored_tasks=Count("id", filter=Q(reward_margin__isnull=False)),
-        )
+        .annotate(tasks=Sum("tasks"), done_tasks=Sum("done_tasks"), annotations=Sum("annotations"),
+                  required=Sum("required"))
         .order_by()
-    )
-    capped = dict(
-        Task.objects.filter(project=project, is_gold=False, done__gt=F("required"))
-        .values("kind")
-        .annotate(extra=Sum(F("done") - F("required")))
-        .order_by()
-        .values_list("kind", "extra")
-    )
-    skips = dict(
-        _project_annotations(project=project)
-        .filter(kind=Annotation.Kind.SKIP, task__is_gold=False)
-        .values("task__kind")
-        .annotate(n=Count("id"))
-        .order_by()
-        .values_list("task__kind", "n")
-    )
+    }
     in_progress = dict(
-        Lease.objects.filter(project=project, expires_at__gt=now, task__is_gold=False)
+        Lease.objects.filter(project=project, expires_at__gt=timezone.now(), task__is_gold=False)
         .values("task__kind")
         .annotate(n=Count("id"))
         .order_by()
         .values_list("task__kind", "n")
     )
-    by_kind = {row["kind"]: row for row in task_rows}
     kinds = []
     for kind in Task.Kind.values:
-        row = by_kind.get(kind)
-        if row is None:
+        row = counters.get(kind)
+        if row is None or not row["tasks"]:
             continue
-        stored = (row["annotations"] or 0) - (capped.get(kind) or 0)
+        extra = extras.get(kind, {})
+        # A task may hold more than it needs if the overlap was lowered: its excess is taken off.
+        stored = (row["annotations"] or 0) - extra.get("excess", 0)
+        required = row["required"] or 0
         kinds.append(
             {
                 "kind": kind,
                 "label": _KIND_LABELS[kind],
                 "tasks": row["tasks"],
-                "done_tasks": row["done_tasks"],
-                "tasks_percent": _percent(row["done_tasks"], row["tasks"]),
+                "done_tasks": row["done_tasks"] or 0,
+                "tasks_percent": _percent(row["done_tasks"] or 0, row["tasks"]),
                 "annotations": stored,
-                "required": row["required"] or 0,
-                "annotations_percent": _percent(stored, row["required"] or 0),
-                "skips": skips.get(kind, 0),
+                "required": required,
+                "annotations_percent": _percent(stored, required),
+                "skips": extra.get("skips", 0),
                 "in_progress": in_progress.get(kind, 0),
-                "scored_tasks": row["scored_tasks"],
+                "scored_tasks": extra.get("scored_tasks", 0),
             }
         )
     tasks = sum(k["tasks"] for k in kinds)
@@ -122,6 +123,28 @@ def dashboard_progress(*, project: Project) -> dict:
         "in_progress": sum(k["in_progress"] for k in kinds),
         "scored_tasks": sum(k["scored_tasks"] for k in kinds),  # by the reward model (active sampling)
     }
+
+
+def progress_extras(*, project: Project) -> dict[str, dict]:
+    """{kind: {"excess", "skips", "scored_tasks"}}: the progress figures the counters do not hold (scans; Celery's)."""
+    extras: dict[str, dict] = {kind: {"excess": 0, "skips": 0, "scored_tasks": 0} for kind in Task.Kind.values}
+    tasks = Task.objects.filter(project=project, is_gold=False)
+    for kind, excess in (
+        tasks.filter(done__gt=F("required")).values("kind").annotate(n=Sum(F("done") - F("required")))
+        .order_by().values_list("kind", "n")
+    ):
+        extras[kind]["excess"] = excess or 0
+    for kind, scored in (
+        tasks.filter(reward_margin__isnull=False).values("kind").annotate(n=Count("id")).order_by()
+        .values_list("kind", "n")
+    ):
+        extras[kind]["scored_tasks"] = scored
+    for kind, skips in (
+        _project_annotations(project=project).filter(kind=Annotation.Kind.SKIP, task__is_gold=False)
+        .values("task__kind").annotate(n=Count("id")).order_by().values_list("task__kind", "n")
+    ):
+        extras[kind]["skips"] = skips
+    return extras
 
 
 # Medians ---------------------------------------------------------------------------------------
@@ -439,29 +462,112 @@ def dashboard_timeline(*, project: Project) -> dict:
 # Everything -----------------------------------------------------------------------------------
 
 
+def dashboard_figures(*, project: Project) -> dict:
+    """The numbers that need a pass over the project's annotations: what the rollup holds."""
+    return {
+        "labelers": dashboard_labelers(project=project),
+        "time_per_task": dashboard_time_per_task(project=project),
+        "agreement": dashboard_agreement(project=project),
+        "timeline": dashboard_timeline(project=project),
+        "reward_agreement": dashboard_reward_agreement(project=project),
+        "progress_extras": progress_extras(project=project),
+        "computed_at": timezone.now(),
+        "pending": False,
+    }
+
+
+def _figures_key(project_id: int) -> str:
+    return f"dashboard-figures:{project_id}"
+
+
+def dashboard_figures_refresh(*, project_id: int) -> bool:
+    """Compute a project's rollup and keep it in the cache, with no expiry (the next refresh replaces it).
+
+    False when the project is gone (deleted since the refresh was queued).
+    """
+    project = Project.objects.filter(pk=project_id).first()
+    if project is None:
+        return False
+    cache.set(_figures_key(project_id), dashboard_figures(project=project), timeout=None)
+    cache.delete(f"dashboard-figures-queued:{project_id}")
+    return True
+
+
+def _figures_queue(project_id: int) -> None:
+    """Queue one refresh of the rollup (not again while one is queued), once the caller's transaction commits."""
+    if cache.add(f"dashboard-figures-queued:{project_id}", 1, timeout=FIGURES_QUEUED_SECONDS):
+        from .tasks import dashboard_refresh
+
+        transaction.on_commit(lambda: dashboard_refresh.delay(project_id))
+
+
+def _pending_figures() -> dict:
+    """What the page shows of a big project's rollup before the first one is computed: nothing yet."""
+    empty = {"unit": "hour", "labels": [], "annotations": [], "skips": [], "total": 0}
+    reward = {
+        "annotations": 0, "top_agreeing": 0, "top_percent": None, "pairs": 0, "pairs_agreeing": 0,
+        "pairs_percent": None,
+        "timeline": {"unit": "hour", "labels": [], "top_percent": [], "pairs_percent": [], "annotations": []},
+    }
+    return {
+        "labelers": [], "time_per_task": [], "agreement": Agreement(tasks=0, pairs=0, agreeing_pairs=0),
+        "timeline": empty, "reward_agreement": reward, "progress_extras": {}, "computed_at": None, "pending": True,
+    }
+
+
+def _small(project: Project) -> bool:
+    """Whether the project is small enough (tasks plus annotations, from the counters) to compute its figures now."""
+    size = ProgressCounter.objects.filter(project_id=project.pk).aggregate(n=Sum(F("tasks") + F("annotations")))["n"]
+    return (size or 0) <= FIGURES_INLINE_ROWS
+
+
+def _figures_for(*, project: Project, max_age: int = DASHBOARD_CACHE_SECONDS) -> dict:
+    """A small project's figures computed now; a big one's rollup from the cache, refreshed when old (module doc)."""
+    if _small(project):
+        return dashboard_figures(project=project)
+    figures = cache.get(_figures_key(project.pk))
+    if figures is None or (timezone.now() - figures["computed_at"]).total_seconds() > max_age:
+        _figures_queue(project.pk)
+    return figures if figures is not None else _pending_figures()
+
+
+def _progress_extras_for(*, project: Project) -> dict:
+    if _small(project):
+        return progress_extras(project=project)
+    figures = cache.get(_figures_key(project.pk))
+    if figures is None:
+        _figures_queue(project.pk)
+        return {}
+    return figures["progress_extras"]
+
+
 def dashboard_get_cached(*, project: Project, max_age: int = DASHBOARD_CACHE_SECONDS) -> dict:
-    """dashboard_get, shared through the cache for max_age seconds (stamped with computed_at)."""
-    return cache.get_or_set(f"dashboard:{project.pk}", lambda: dashboard_get(project=project), max_age)
+    """The page's numbers, shared through the cache for max_age seconds: live progress, and the rollup."""
+    return cache.get_or_set(
+        f"dashboard:{project.pk}", lambda: _assemble(project=project, figures=_figures_for(project=project)), max_age
+    )
 
 
 def dashboard_get(*, project: Project) -> dict:
-    """All the numbers the dashboard page shows, plus the compact series its charts draw."""
-    labelers = dashboard_labelers(project=project)
-    agreement = dashboard_agreement(project=project)
-    timeline = dashboard_timeline(project=project)
-    reward_agreement = dashboard_reward_agreement(project=project)
-    progress = dashboard_progress(project=project)
-    reward_agreement["scored_tasks"] = progress["scored_tasks"]
+    """All the numbers the dashboard page shows, plus the compact series its charts draw, computed now."""
+    return _assemble(project=project, figures=dashboard_figures(project=project))
+
+
+def _assemble(*, project: Project, figures: dict) -> dict:
+    progress = dashboard_progress(project=project, extras=figures["progress_extras"])
+    labelers, timeline = figures["labelers"], figures["timeline"]
+    reward_agreement = dict(figures["reward_agreement"], scored_tasks=progress["scored_tasks"])
     return {
         "progress": progress,
         "labelers": labelers,
-        "time_per_task": dashboard_time_per_task(project=project),
-        "agreement": agreement,
+        "time_per_task": figures["time_per_task"],
+        "agreement": figures["agreement"],
         "timeline": timeline,
         "reward_agreement": reward_agreement,
         "members": Membership.objects.filter(project=project).count(),
         "reviews": review_counts(project=project),
-        "computed_at": timezone.now(),
+        "computed_at": figures["computed_at"] or timezone.now(),
+        "figures_pending": figures["pending"],
         "chart_data": {
             "labelers": {
                 "names": [row["username"] for row in labelers],

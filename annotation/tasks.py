@@ -18,3 +18,11 @@ def quality_compute_project(project_id: int) -> str:
 @shared_task(queue="default", soft_time_limit=120, time_limit=180)
 def quality_refresh_all() -> int:
     return store.quality_refresh_all()
+
+
+@shared_task(queue="default", soft_time_limit=120, time_limit=180)
+def dashboard_refresh(project_id: int) -> bool:
+    """Recompute a project's dashboard rollup (annotation/dashboard.py); queued by a page that found it stale."""
+    from .dashboard import dashboard_figures_refresh
+
+    return dashboard_figures_refresh(project_id=project_id)

@@ -122,7 +122,7 @@ class ProjectExportApi(APIView):
         fmt = request.query_params.get("format", "")
         filters = ExportFilters.from_mapping(request.query_params)
         filters = export_records.with_last_export(filters, project=project, fmt=fmt)
-        lines = exporters.export_lines(project=project, fmt=fmt, filters=filters)
+        lines = exporters.export_blocks(project=project, fmt=fmt, filters=filters)
         lines = export_records.recorded(lines, project=project, fmt=fmt, filters=filters, user=request.user)
         response = StreamingHttpResponse(lines, content_type="application/x-ndjson")
         response["Content-Disposition"] = f'attachment; filename="{project.slug}-{fmt}.jsonl"'

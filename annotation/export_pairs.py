@@ -1,0 +1,32 @@
+"""How a comparison becomes preference pairs, and their margins (the rules exporters.py's docstring states)."""
+
+from __future__ import annotations
+
+from .validation import STRENGTH_MARGIN
+
+RANK_GAP_MARGIN = 0.25
+MAX_MARGIN = 1.0
+EDIT_MARGIN = 1.0
+
+
+def ranking_pairs(*, ranking: list[list[int]], strength: str = "") -> list[tuple[int, int, float]]:
+    """(better id, worse id, margin) for each ordered pair of a ranking; ties give no pair."""
+    groups = [sorted(group) for group in ranking if group]
+    total = sum(len(group) for group in groups)
+    pairs = []
+    for i, better_group in enumerate(groups):
+        for j in range(i + 1, len(groups)):
+            if total == 2 and strength in STRENGTH_MARGIN:
+                margin = STRENGTH_MARGIN[strength]
+            else:
+                margin = min(MAX_MARGIN, RANK_GAP_MARGIN * (j - i))
+            pairs.extend((better, worse, float(margin)) for better in better_group for worse in groups[j])
+    return pairs
+
+
+def annotation_pairs(*, ranking, strength: str, all_bad: bool, edit: tuple[int, int] | None) -> list:
+    """(better id, worse id, margin) of one comparison: its ranking's pairs, then its edit's pair."""
+    pairs = ranking_pairs(ranking=ranking, strength=strength) if not all_bad and len(ranking) > 1 else []
+    if edit is not None:
+        pairs.append((*edit, EDIT_MARGIN))
+    return pairs

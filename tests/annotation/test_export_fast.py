@@ -1,0 +1,137 @@
+"""The fast export writers (annotation/export_fast.py) give the reference writers' output byte for byte.
+
+The fixture has every kind of row an export meets: demonstrations whose texts hold quotes,
+backslashes, control characters, non-ASCII and emoji; a system turn; pairs with each strength;
+rankings of three and four with ties; all bad; a flagged one; an edit; a skip; a response deleted
+since; a rejected one, a correction, an accepted one and one waiting in the review queue; a gold
+task; a quality report with competences; and another project's work that must not show.
+"""
+
+import uuid
+
+import pytest
+from django.db import connection
+
+from annotation import exporters
+from annotation.export_fast import fast_batches
+from annotation.export_filters import ExportFilters
+from annotation.export_reference import reference_lines
+from annotation.export_scope import export_scope
+from annotation.models import Annotation, AnnotationFlag, Membership, Response, ReviewItem, Task
+from annotation.reliability import store
+from tests.factories import PromptFactory, ProjectFactory, TaskFactory, comparison_task, gold_comparison_task, member
+
+pytestmark = pytest.mark.django_db
+
+TRICKY = 'Line one\nline "two"\ttab \\ back\x01\x1f é ü 中文 😀 \u2028 </script> {"json": [1]}'
+FILTERS = [
+    {},
+    {"exclude_gold": True},
+    {"reviewed_only": True},
+    {"exclude_flagged": True},
+    {"min_competence": 0.5},
+    {"labeler": "ann"},
+    {"since": "2000-01-01", "until": "2999-12-31"},
+    {"exclude_gold": True, "exclude_flagged": True, "min_competence": 0.5},
+]
+
+
+def shown(task) -> list[int]:
+    return list(task.task_responses.order_by("position").values_list("response_id", flat=True))
+
+
+def annotate(task, labeler, kind, **fields) -> Annotation:
+    return Annotation.objects.create(
+        task=task, project=task.project, labeler=labeler, kind=kind, client_id=uuid.uuid4(), **fields
+    )
+
+
+@pytest.fixture
+def varied():
+    project = ProjectFactory(overlap=3)
+    ann, bob, carol = (member(project, username=name) for name in ("ann", "bob", "carol"))
+    rita = member(project, role=Membership.Role.REVIEWER, username="rita")
+    chat = [{"role": "system", "content": "Be brief \u00e9."}, {"role": "user", "content": TRICKY}]
+    for i, labeler in enumerate((ann, bob, carol)):
+        demo = TaskFactory(project=project, prompt=PromptFactory(project=project, messages=chat, external_id=f"d{i}"))
+        state = Annotation.ReviewState.ACCEPTED if labeler is bob else ""
+        annotate(demo, labeler, Annotation.Kind.DEMONSTRATION, text=f"{TRICKY} {i}", time_spent_ms=1234 + i,
+                 review_state=state)
+    pair = comparison_task(project=project, texts=(TRICKY, "Plain."))
+    a, b = shown(pair)
+    for labeler, strength in zip((ann, bob, carol), ("much_better", "slightly_better", "")):
+        annotate(pair, labeler, Annotation.Kind.COMPARISON, ranking=[[a], [b]], strength=strength,
+                 flags={str(b): ["factual_error", "harmful"]}, rationale="Because \u201cquoted\u201d.")
+    triple = comparison_task(project=project, texts=("x", "y", "z"))
+    x, y, z = shown(triple)
+    annotate(triple, ann, Annotation.Kind.COMPARISON, ranking=[[z], [x, y]])
+    annotate(triple, bob, Annotation.Kind.COMPARISON, ranking=[[x, y, z]])
+    flagged = annotate(triple, carol, Annotation.Kind.COMPARISON, ranking=[[y], [z], [x]], all_bad=True)
+    AnnotationFlag.objects.create(annotation=flagged, project=project, reason=AnnotationFlag.Reason.FAST)
+    four = comparison_task(project=project, texts=("p", "q", "r", "s"))
+    p, q, r, s = shown(four)
+    edit = Response.objects.create(prompt=four.prompt, text=f"Edited {TRICKY}", source=Response.Source.HUMAN,
+                                   edited_from_id=p)
+    annotate(four, ann, Annotation.Kind.COMPARISON, ranking=[[p], [q, r], [s]], edited_response=edit)
+    accepted = annotate(four, bob, Annotation.Kind.COMPARISON, ranking=[[s], [r], [q], [p]],
+                        review_state=Annotation.ReviewState.ACCEPTED)
+    pending = annotate(four, carol, Annotation.Kind.SKIP, reason=f"Unclear: {TRICKY}")
+    ReviewItem.objects.create(project=project, annotation=pending, task=four, labeler=carol, reason="sample")
+    ReviewItem.objects.create(project=project, annotation=accepted, task=four, labeler=bob, reason="sample",
+                              status=ReviewItem.Status.DECIDED, verdict=Annotation.ReviewState.ACCEPTED, reviewer=rita)
+    gone = comparison_task(project=project, texts=("kept", "deleted later", "third"))
+    k, d, t = shown(gone)
+    annotate(gone, ann, Annotation.Kind.COMPARISON, ranking=[[k], [d], [t]], strength="better")
+    rejected = annotate(gone, bob, Annotation.Kind.COMPARISON, ranking=[[t], [k]],
+                        review_state=Annotation.ReviewState.CORRECTED)
+    correction = annotate(gone, rita, Annotation.Kind.COMPARISON, ranking=[[k], [t]])
+    ReviewItem.objects.create(project=project, annotation=rejected, task=gone, labeler=bob, reason="sample",
+                              status=ReviewItem.Status.DECIDED, verdict=Annotation.ReviewState.CORRECTED,
+                              reviewer=rita, correction=correction)
+    annotate(gone, carol, Annotation.Kind.COMPARISON, ranking=[[d], [k]], strength="much_better")  # a pair, half gone
+    annotate(gone, member(project, username="dora"), Annotation.Kind.COMPARISON, ranking=[[t], [k]], strength="tie")
+    Response.objects.filter(pk=d).delete()
+    gold = gold_comparison_task(project=project, texts=("G1", "G2"), best=0)
+    g1, g2 = shown(gold)
+    annotate(gold, ann, Annotation.Kind.COMPARISON, ranking=[[g1], [g2]], strength="better", lease_expired=True)
+    other = ProjectFactory()
+    stranger = member(other, username="stranger")
+    annotate(TaskFactory(project=other), stranger, Annotation.Kind.DEMONSTRATION, text="Elsewhere.")
+    store.quality_report_set(report={
+        "version": store.REPORT_VERSION, "project_id": project.pk, "data_as_of": "2026-01-01T00:00:00+00:00",
+        "labelers": [{"labeler_id": ann.pk, "dawid_skene": 0.95}, {"labeler_id": carol.pk, "dawid_skene": 0.3}],
+    })
+    return project
+
+
+@pytest.mark.parametrize("fmt", exporters.FORMATS)
+@pytest.mark.parametrize("filters", FILTERS, ids=lambda f: ",".join(f) or "none")
+def test_the_fast_writers_give_the_reference_bytes(varied, fmt, filters):
+    chosen = ExportFilters.from_mapping(filters)
+    scope = export_scope(project=varied, fmt=fmt, filters=chosen)
+    expected = "".join(reference_lines(project=varied, fmt=fmt, scope=scope))
+    assert expected  # every setting keeps some lines of every format here
+    assert "".join(exporters.export_lines(project=varied, fmt=fmt, filters=chosen)) == expected
+    assert "".join(exporters.export_blocks(project=varied, fmt=fmt, filters=chosen)) == expected
+    small = fast_batches(project=varied, fmt=fmt, scope=scope, batch_rows=2)  # batch edges inside the fixture
+    assert "".join(line for batch in small for line in batch) == expected
+
+
+def test_the_fixture_reaches_every_kind_of_row(varied):
+    raw = "".join(exporters.export_lines(project=varied, fmt="raw"))
+    for needle in ('"review_state": "pending"', '"review_state": "accepted"', '"review_state": "correction"',
+                   '"kind": "skip"', '"all_bad": true', '"lease_expired": true', '"edit": {"response_id"',
+                   '"labeler_competence": 0.95', '"labeler_competence": null', "😀", "\\u0001"):
+        assert needle in raw
+    assert "Elsewhere" not in raw
+    assert Task.objects.filter(project=varied, is_gold=True).exists()
+
+
+def test_an_export_stopped_early_inside_a_transaction_leaves_it_usable(varied):
+    # The test runs inside a transaction, as a run's snapshot freezing does.
+    assert connection.in_atomic_block
+    lines = exporters.export_lines(project=varied, fmt="raw")
+    assert next(lines).startswith('{"annotation_id": ')
+    lines.close()
+    assert connection.in_atomic_block and not connection.needs_rollback
+    assert Annotation.objects.filter(project=varied).exists()
