@@ -25,12 +25,14 @@ from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 from itertools import combinations
 
+from celery import current_app
 from django.core.cache import cache
-from django.db import connection, transaction
-from django.db.models import Aggregate, Avg, Count, F, FloatField, Max, Min, Q, Subquery, Sum, Window
-from django.db.models.functions import RowNumber, TruncDay, TruncHour, TruncMinute, TruncWeek
+from django.db import transaction
+from django.db.models import Avg, Count, F, Max, Min, Q, Subquery, Sum
+from django.db.models.functions import TruncDay, TruncHour, TruncMinute, TruncWeek
 from django.utils import timezone
 
+from .medians import Median, median_in_aggregate, medians_by_window
 from .models import ANNOTATION_COUNTS, Annotation, Lease, Membership, ProgressCounter, Project, Task
 from .reviews.selectors import review_counts
 
@@ -42,6 +44,7 @@ MAX_TIMELINE_BUCKETS = 120
 FIGURES_INLINE_ROWS = 20_000
 # A queued refresh is not queued again for this long (the worker may be busy).
 FIGURES_QUEUED_SECONDS = 60
+REFRESH_TASK = "annotation.tasks.dashboard_refresh"  # the Celery task that calls dashboard_figures_refresh
 
 _KIND_LABELS = dict(Task.Kind.choices)
 
@@ -150,44 +153,12 @@ def progress_extras(*, project: Project) -> dict[str, dict]:
 # Medians ---------------------------------------------------------------------------------------
 
 
-class Median(Aggregate):
-    """PostgreSQL's exact median, computed in the same GROUP BY pass as the counts."""
-
-    function = "PERCENTILE_CONT"
-    template = "%(function)s(0.5) WITHIN GROUP (ORDER BY %(expressions)s)"
-    output_field = FloatField()
-
-
-def _median_in_aggregate() -> bool:
-    return connection.vendor == "postgresql"
-
-
-def _medians_by_window(*, queryset, group: str) -> dict:
-    """The median time_spent_ms per value of `group`, for databases without PERCENTILE_CONT.
-
-    The database numbers each group's rows by time and keeps the middle one (odd count) or two
-    (even count); Python only averages those.
-    """
-    middle = (
-        queryset.annotate(
-            _rn=Window(RowNumber(), partition_by=[F(group)], order_by=[F("time_spent_ms").asc(), F("id").asc()]),
-            _n=Window(Count("id"), partition_by=[F(group)]),
-        )
-        .filter(Q(_rn=(F("_n") + 1) / 2) | Q(_rn=(F("_n") + 2) / 2))
-        .values_list(group, "time_spent_ms")
-    )
-    values: dict = {}
-    for key, ms in middle:
-        values.setdefault(key, []).append(ms)
-    return {key: sum(ms) / len(ms) for key, ms in values.items()}
-
-
 def _with_medians(*, rows: list[dict], queryset, group: str, median_filter: Q | None = None) -> list[dict]:
     """Fill row["median_ms"]: already there from Median() on PostgreSQL, else from the window query."""
-    if _median_in_aggregate():
+    if median_in_aggregate():
         return rows
     source = queryset.filter(median_filter) if median_filter is not None else queryset
-    medians = _medians_by_window(queryset=source, group=group)
+    medians = medians_by_window(queryset=source, group=group)
     for row in rows:
         row["median_ms"] = medians.get(row[group])
     return rows
@@ -203,7 +174,7 @@ def dashboard_labelers(*, project: Project) -> list[dict]:
     """
     annotations = _project_annotations(project=project)
     not_skip = ~Q(kind=Annotation.Kind.SKIP)
-    medians = {"median_ms": Median("time_spent_ms", filter=not_skip)} if _median_in_aggregate() else {}
+    medians = {"median_ms": Median("time_spent_ms", filter=not_skip)} if median_in_aggregate() else {}
     rows = (
         annotations.values("labeler_id", "labeler__username")
         .annotate(
@@ -243,7 +214,7 @@ def dashboard_labelers(*, project: Project) -> list[dict]:
 def dashboard_time_per_task(*, project: Project) -> list[dict]:
     """Mean and median time_spent_ms of submitted annotations, by task kind."""
     annotations = _project_annotations(project=project).exclude(kind=Annotation.Kind.SKIP)
-    medians = {"median_ms": Median("time_spent_ms")} if _median_in_aggregate() else {}
+    medians = {"median_ms": Median("time_spent_ms")} if median_in_aggregate() else {}
     grouped = annotations.values("kind").annotate(**medians, n=Count("id"), mean_ms=Avg("time_spent_ms")).order_by()
     rows = {row["kind"]: row for row in _with_medians(rows=list(grouped), queryset=annotations, group="kind")}
     result = []
@@ -496,9 +467,8 @@ def dashboard_figures_refresh(*, project_id: int) -> bool:
 def _figures_queue(project_id: int) -> None:
     """Queue one refresh of the rollup (not again while one is queued), once the caller's transaction commits."""
     if cache.add(f"dashboard-figures-queued:{project_id}", 1, timeout=FIGURES_QUEUED_SECONDS):
-        from .tasks import dashboard_refresh
-
-        transaction.on_commit(lambda: dashboard_refresh.delay(project_id))
+        # Sent by name: the task module imports this one, so this one does not import it back.
+        transaction.on_commit(lambda: current_app.tasks[REFRESH_TASK].delay(project_id))
 
 
 def _pending_figures() -> dict:

@@ -18,7 +18,7 @@ checks and before it creates the annotation, so everything here commits or rolls
 from django.contrib.auth.models import AbstractBaseUser
 
 from .errors import InvalidInput
-from .exporters import ranking_pairs
+from .export_pairs import ranking_pairs
 from .models import Annotation, Response, Task, TaskResponse
 
 

@@ -20,7 +20,7 @@ def quality_refresh_all() -> int:
     return store.quality_refresh_all()
 
 
-@shared_task(queue="default", soft_time_limit=120, time_limit=180)
+@shared_task(name="annotation.tasks.dashboard_refresh", queue="default", soft_time_limit=120, time_limit=180)
 def dashboard_refresh(project_id: int) -> bool:
     """Recompute a project's dashboard rollup (annotation/dashboard.py); queued by a page that found it stale."""
     from .dashboard import dashboard_figures_refresh

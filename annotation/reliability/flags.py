@@ -69,14 +69,14 @@ def _timed(project_id: int):
 
 def time_medians(*, project_id: int) -> dict[str, dict]:
     """{kind: {"median_ms", "timed"}} over timed, submitted annotations; one GROUP BY on PostgreSQL."""
-    from annotation.dashboard import Median, _medians_by_window
+    from annotation.medians import Median, medians_by_window
 
     timed = _timed(project_id)
     if connection.vendor == "postgresql":
         rows = timed.values("kind").annotate(timed=Count("id"), median_ms=Median("time_spent_ms")).order_by()
         return {row["kind"]: {"median_ms": row["median_ms"], "timed": row["timed"]} for row in rows}
     counts = dict(timed.values("kind").annotate(n=Count("id")).order_by().values_list("kind", "n"))
-    medians = _medians_by_window(queryset=timed, group="kind")
+    medians = medians_by_window(queryset=timed, group="kind")
     return {kind: {"median_ms": medians[kind], "timed": n} for kind, n in counts.items()}
 
 
