@@ -33,7 +33,7 @@ _COUNT_DONE = "UPDATE annotation_task SET done = %s, required = %s, status = %s,
 # under the task's row lock by the submit that fills it, to decide whether it needs one more label.
 _COUNTING_RANKINGS = """
 SELECT ranking FROM annotation_annotation
-WHERE task_id = %s AND kind = 'comparison' AND review_state NOT IN ('rejected', 'corrected')
+WHERE task_id = %s AND kind = 'comparison' AND review_state NOT IN ('rejected', 'corrected') AND NOT external_hidden
 """
 # A graded gold answer (or a skip while qualifying) into the labeler's gold record, made on first
 # use; the upsert takes the record's row lock, so two tabs' submits count one after the other.
