@@ -142,9 +142,9 @@ def test_trl_implicit_prompt_is_the_shared_prefix(client_for, admin, project):
 
 def test_trl_unpaired_rows_make_a_comparison_a_demonstration_and_an_unlabelled_task(client_for, admin, project):
     imported(client_for, admin, project, "trl_unpaired.jsonl")
-    sky = task_by_user_turn(project, "The sky is")
-    assert sky.kind == "comparison"
-    assert ranked(labels_of(sky)[0]) == [[" blue."], [" green."]]
+    grass = task_by_user_turn(project, "The grass is")
+    assert grass.kind == "comparison"
+    assert ranked(labels_of(grass)[0]) == [[" green."], [" purple."]]
     haiku = task_by_user_turn(project, "Write a haiku about rain.")
     [demo] = labels_of(haiku)
     assert (haiku.kind, demo.kind, demo.text) == (
