@@ -54,6 +54,7 @@ from dataclasses import dataclass, field
 from django.db import transaction
 
 from . import import_formats, reimport
+from .bulk_insert import rows_insert
 from .errors import InvalidInput, PayloadTooLarge
 from .gold import gold_with_ids
 from .import_formats.base import Item, Label, LineError, Passed, Rejected
@@ -715,71 +716,78 @@ class _BatchWriter:
             self._write(new)
 
     def _write(self, rows: list[_Row]) -> None:
-        prompts = Prompt.objects.bulk_create(
-            [Prompt(project=self.project, messages=r.messages, external_id=r.external_id, metadata=r.metadata)
-             for r in rows]
-        )
+        prompt_ids = rows_insert(Prompt, {
+            "project": [self.project.pk] * len(rows),
+            "messages": [r.messages for r in rows],
+            "external_id": [r.external_id for r in rows],
+            "metadata": [r.metadata for r in rows],
+        })
         if self.first_pk is None:
-            self.first_pk = min(p.pk for p in prompts)
+            self.first_pk = min(prompt_ids)
         if self.errors.count:
             return  # the file is rejected: the prompts only hold the ids for the duplicate check
-        self.result.created_prompts += len(prompts)
-        self.result.created_tasks += self._tasks_create(rows, [p.pk for p in prompts])
+        self.result.created_prompts += len(prompt_ids)
+        self.result.created_tasks += self._tasks_create(rows, prompt_ids)
 
     def _tasks_create(self, rows: list, prompt_ids: list[int]) -> int:
         """Each row's task (a comparison, with its responses in a random display order, when it has any).
 
         A gold row's task is a gold task; its ranking's indexes become the ids of the responses
-        made here. Gold or not, the display order is drawn the same way.
+        made here. Gold or not, the display order is drawn the same way. The rows go in through
+        rows_insert (bulk_insert.py), a statement per table and batch.
         """
         project = self.project
-        created = iter(Response.objects.bulk_create(
-            [
-                Response(prompt_id=prompt_id, text=text, source=Response.Source.IMPORT)
-                for row, prompt_id in zip(rows, prompt_ids)
-                for text in row.responses
-            ]
-        ))
-        response_ids = [[next(created).pk for _ in row.responses] for row in rows]
+        owners = [prompt_id for row, prompt_id in zip(rows, prompt_ids) for _ in row.responses]
+        created = iter(rows_insert(Response, {
+            "prompt": owners,
+            "text": [text for row in rows for text in row.responses],
+            "source": [Response.Source.IMPORT] * len(owners),
+        }))
+        response_ids = [[next(created) for _ in row.responses] for row in rows]
         counted = 0 if self.result.labels == "hide" else 1  # what one imported label adds to its task's done
-        tasks = Task.objects.bulk_create(
-            [
-                Task(
-                    project=project,
-                    prompt_id=prompt_id,
-                    kind=Task.Kind.COMPARISON if row.responses else Task.Kind.DEMONSTRATION,
-                    required=project.overlap,
-                    done=counted * len(row.labels),
-                    status=Task.Status.DONE if counted * len(row.labels) >= project.overlap else Task.Status.OPEN,
-                    is_gold=row.gold is not None,
-                    gold=gold_with_ids(row.gold, ids),
-                )
-                for row, prompt_id, ids in zip(rows, prompt_ids, response_ids)
-            ]
-        )
-        links = []
-        for task, ids in zip(tasks, response_ids):
+        done = [counted * len(row.labels) for row in rows]
+        task_ids = rows_insert(Task, {
+            "project": [project.pk] * len(rows),
+            "prompt": list(prompt_ids),
+            "kind": [Task.Kind.COMPARISON if row.responses else Task.Kind.DEMONSTRATION for row in rows],
+            "required": [project.overlap] * len(rows),
+            "done": done,
+            "status": [Task.Status.DONE if n >= project.overlap else Task.Status.OPEN for n in done],
+            "is_gold": [row.gold is not None for row in rows],
+            "gold": [gold_with_ids(row.gold, ids) for row, ids in zip(rows, response_ids)],
+        })
+        links: dict[str, list] = {"task": [], "response": [], "position": []}
+        for task_id, ids in zip(task_ids, response_ids):
             positions = list(range(len(ids)))
             self.rng.shuffle(positions)
-            links.extend(TaskResponse(task=task, response_id=pk, position=p) for pk, p in zip(ids, positions))
-        TaskResponse.objects.bulk_create(links)
-        self._labels_create(rows, tasks, response_ids)
-        return len(tasks)
+            links["task"].extend([task_id] * len(ids))
+            links["response"].extend(ids)
+            links["position"].extend(positions)
+        rows_insert(TaskResponse, links)
+        self._labels_create(rows, task_ids, response_ids)
+        return len(task_ids)
 
-    def _labels_create(self, rows: list, tasks: list[Task], response_ids: list[list[int]]) -> None:
+    def _labels_create(self, rows: list, task_ids: list[int], response_ids: list[list[int]]) -> None:
         """The rows' imported labels as annotations of their tasks, from the external source and no labeler."""
-        source, hidden = self.result.source, self.result.labels == "hide"
-        annotations = [
-            Annotation(
-                task=task, project=self.project, labeler=None, external_source=source, external_hidden=hidden,
-                kind=Annotation.Kind.COMPARISON if label.ranking is not None else Annotation.Kind.DEMONSTRATION,
-                ranking=[[ids[i] for i in group] for group in label.ranking] if label.ranking is not None else [],
-                strength=label.strength, text=label.text or "",
-            )
-            for row, task, ids in zip(rows, tasks, response_ids)
-            for label in row.labels
-        ]
-        if annotations:
-            Annotation.objects.bulk_create(annotations)
-            self.result.created_labels += len(annotations)
-
+        labelled = [(task_id, ids, label) for row, task_id, ids in zip(rows, task_ids, response_ids) for label in row.labels]
+        if not labelled:
+            return
+        count = len(labelled)
+        rows_insert(Annotation, {
+            "task": [task_id for task_id, _, _ in labelled],
+            "project": [self.project.pk] * count,
+            "labeler": [None] * count,
+            "external_source": [self.result.source] * count,
+            "external_hidden": [self.result.labels == "hide"] * count,
+            "kind": [
+                Annotation.Kind.COMPARISON if label.ranking is not None else Annotation.Kind.DEMONSTRATION
+                for _, _, label in labelled
+            ],
+            "ranking": [
+                [[ids[i] for i in group] for group in label.ranking] if label.ranking is not None else []
+                for _, ids, label in labelled
+            ],
+            "strength": [label.strength for _, _, label in labelled],
+            "text": [label.text or "" for _, _, label in labelled],
+        })
+        self.result.created_labels += count
