@@ -439,3 +439,9 @@ def test_the_import_page_takes_a_format_a_source_and_hidden_labels(client, admin
     assert page.status_code == 200
     assert 'data-count="created_labels">2<' in page.content.decode()
     assert set(Annotation.objects.values_list("external_source", "external_hidden")) == {("vendor-a", True)}
+
+
+def test_the_export_page_offers_the_imported_labels_filter(client, admin, project):
+    client.force_login(admin)
+    page = client.get(f"/projects/{project.pk}/export/").content.decode()
+    assert '<select name="external">' in page and '<option value="exclude">' in page
