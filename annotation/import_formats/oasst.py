@@ -16,6 +16,7 @@ Deleted messages (and what hangs below them) and prompter messages without repli
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 from .base import Item, Label, LineError, Records, Rejected, text_of
@@ -36,10 +37,18 @@ def _message(obj, where: str) -> dict:
     for key in ("message_id", "role", "text"):
         if key not in obj:
             raise LineError(f"{where} has no {key}")
-    if obj["role"] not in ROLE:
-        raise LineError(f"{where}.role must be prompter or assistant, not '{str(obj['role'])[:30]}'")
+    if not isinstance(obj["role"], str) or obj["role"] not in ROLE:
+        raise LineError(f"{where}.role must be prompter or assistant, not {json.dumps(obj['role'])[:30]}")
     text_of(obj["text"], f"{where}.text")
-    if obj.get("rank") is not None and (isinstance(obj["rank"], bool) or not isinstance(obj["rank"], int)):
+    for key in ("message_id", "parent_id", "message_tree_id"):
+        value = obj.get(key)
+        required = value is not None or key == "message_id"
+        if required and (isinstance(value, bool) or not isinstance(value, (str, int))):
+            raise LineError(f"{where}.{key} must be a string")
+    rank = obj.get("rank")
+    if isinstance(rank, float) and rank.is_integer():
+        obj = {**obj, "rank": int(rank)}  # exports written through pandas give 0.0 for 0
+    elif rank is not None and (isinstance(rank, bool) or not isinstance(rank, int)):
         raise LineError(f"{where}.rank must be a whole number (0 is the best) or null")
     return obj
 

@@ -48,9 +48,11 @@ def _native(obj: dict, used: tuple[str, ...]) -> dict:
     native: dict = {}
     if "id" in obj:
         native["id"] = obj["id"]
-    metadata = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    metadata = obj.get("metadata", {})
     extra = extra_metadata(obj, used=(*used, "id", "metadata"))
-    if extra or metadata:
+    if not isinstance(metadata, dict):
+        native["metadata"] = metadata  # the importer names it: metadata must be a JSON object
+    elif extra or metadata:
         native["metadata"] = {**metadata, **extra}
     return native
 

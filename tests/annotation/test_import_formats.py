@@ -445,3 +445,37 @@ def test_the_export_page_offers_the_imported_labels_filter(client, admin, projec
     client.force_login(admin)
     page = client.get(f"/projects/{project.pk}/export/").content.decode()
     assert '<select name="external">' in page and '<option value="exclude">' in page
+
+
+@pytest.mark.parametrize(
+    "content, error",
+    [
+        (b'{"message_id": ["a"], "parent_id": null, "message_tree_id": "a", "role": "prompter", "text": "Q"}\n',
+         "the message.message_id must be a string"),
+        (b'{"message_tree_id": "t", "prompt": {"message_id": "t", "role": "prompter", "text": "Q", "replies": '
+         b'[{"message_id": "r", "role": "assistant", "text": "A", "rank": "first"}]}}\n',
+         "prompt.replies[0].rank must be a whole number (0 is the best) or null"),
+        (b'{"prompt": "Hi", "chosen": "a", "rejected": "b", "metadata": [1]}\n', "metadata must be a JSON object"),
+        (b'{"chosen": [{"role": "user", "content": "Hi"}], "rejected": [{"role": "user", "content": "Hi"}]}\n',
+         "chosen and rejected must share every turn but their last, an assistant's; chosen has 1 turns after the "
+         "shared prefix"),
+        (b'{"data": {"prompt": "P", "answer1": "a", "answer2": "b"}, "annotations": 5}\n', "annotations must be a list"),
+        (b'{"instruction": ["x"], "completions": []}\n', "instruction must be a string"),
+    ],
+)
+def test_odd_values_are_line_errors_not_server_errors(client_for, admin, project, content, error):
+    response = upload(client_for(admin), project, "odd.jsonl", content)
+    assert response.status_code == 400
+    assert response.json()["errors"] == [{"line": 1, "error": error}]
+    assert nothing_stored(project)
+
+
+def test_oasst_ranks_written_as_floats_are_whole_numbers(client_for, admin, project):
+    rows = [
+        {"message_id": "q", "parent_id": None, "message_tree_id": "q", "role": "prompter", "text": "Q?"},
+        {"message_id": "a", "parent_id": "q", "message_tree_id": "q", "role": "assistant", "text": "Worse.", "rank": 1.0},
+        {"message_id": "b", "parent_id": "q", "message_tree_id": "q", "role": "assistant", "text": "Better.", "rank": 0.0},
+    ]
+    body = "".join(json.dumps(row) + "\n" for row in rows).encode()
+    assert upload(client_for(admin), project, "oasst.jsonl", body).status_code == 200
+    assert ranked(labels_of(task_of(project, "q"))[0]) == [["Better."], ["Worse."]]
