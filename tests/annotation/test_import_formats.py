@@ -479,3 +479,26 @@ def test_oasst_ranks_written_as_floats_are_whole_numbers(client_for, admin, proj
     body = "".join(json.dumps(row) + "\n" for row in rows).encode()
     assert upload(client_for(admin), project, "oasst.jsonl", body).status_code == 200
     assert ranked(labels_of(task_of(project, "q"))[0]) == [["Better."], ["Worse."]]
+
+
+def test_importing_the_same_file_again_adds_no_label(client_for, admin, project):
+    first = imported(client_for, admin, project, "oasst_messages.jsonl")
+    again = imported(client_for, admin, project, "oasst_messages.jsonl")
+    assert (again["created_prompts"], again["created_labels"], again["skipped_existing"]) == (
+        0, 0, first["created_prompts"]
+    )
+    assert Annotation.objects.filter(project=project).count() == first["created_labels"]
+
+
+def test_the_import_command_takes_a_format_a_source_and_hidden_labels(project):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command(
+        "import_prompts", project.slug, str(FIXTURES / "hh_rlhf.jsonl"), "--format", "hh-rlhf",
+        "--source", "anthropic", "--hide-labels", stdout=out,
+    )
+    assert "Imported 3 labels from anthropic (hh-rlhf, hidden)." in out.getvalue()
+    assert set(Annotation.objects.values_list("external_source", "external_hidden")) == {("anthropic", True)}
