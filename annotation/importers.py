@@ -39,6 +39,8 @@ read by annotation/import_formats/, detected from the first object or named with
 lines become native lines here, and the labels they carry become annotations from a named
 external source (no labeler): counted toward the task's done (labels="use") or kept hidden
 (labels="hide"), so labelers label the task again. See docs/import-formats.md.
+
+This module reads and checks; annotation/import_writing.py stores the rows that pass.
 """
 
 from __future__ import annotations
@@ -46,7 +48,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import random
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -54,19 +55,18 @@ from dataclasses import dataclass, field
 from django.db import transaction
 
 from . import import_formats, reimport
-from .bulk_insert import rows_insert
 from .errors import InvalidInput, PayloadTooLarge
-from .gold import gold_with_ids
+from .import_formats import options
 from .import_formats.base import Item, Label, LineError, Passed, Rejected
 from .import_formats.json_array import array_elements, lines_text
 from .input_checks import json_problem, json_text_is_plain
-from .models import Annotation, Project, Prompt, Response, Task, TaskResponse
+from .import_writing import BatchWriter
+from .models import Annotation, Project
 
 NATIVE_FORMATS = ("jsonl", "csv")
 FORMATS = (*NATIVE_FORMATS, *import_formats.NAMES)
-LABEL_MODES = ("use", "hide")  # imported labels count toward done, or are kept hidden and labelled again
-MAX_SOURCE_CHARS = 100  # Annotation.external_source
-SOURCE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._:/@+-]*$")
+LABEL_MODES = options.LABEL_MODES
+MAX_SOURCE_CHARS = options.MAX_SOURCE_CHARS
 EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv"}
 ROLES = ("user", "assistant", "system")
 KEYS = ("id", "prompt", "messages", "responses", "metadata", "gold", "explanation")
@@ -142,7 +142,7 @@ class ImportResult:
 
 
 @dataclass
-class _Row:
+class ImportRow:
     line: int
     external_id: str
     messages: list[dict]
@@ -195,8 +195,8 @@ def prompts_import(
     """
     if mode not in MODES:
         raise InvalidInput(f"mode must be one of {', '.join(MODES)}.", field="mode")
-    labels = _clean_label_mode(labels)
-    source = _clean_source(source)
+    labels = options.label_mode_clean(labels)
+    source = options.source_clean(source)
     size = getattr(fileobj, "size", None)
     if max_bytes is not None and isinstance(size, int) and size > max_bytes:
         raise PayloadTooLarge(what="The import file", limit=max_bytes, field="file")
@@ -216,7 +216,9 @@ def prompts_import(
     with transaction.atomic():
         # Imports into one project run one at a time (a no-op on SQLite, whose writers queue anyway).
         list(Project.objects.select_for_update().filter(pk=project.pk).values_list("pk"))
-        writer = _BatchWriter(project=project, result=result, errors=errors, update=mode == "update")
+        writer = BatchWriter(
+            project=project, result=result, errors=errors, update=mode == "update", batch_size=BATCH_SIZE
+        )
         seen = 0
         for outcome in outcomes:
             seen += 1
@@ -289,30 +291,6 @@ def _take_until_content(lines: Iterator) -> Iterator:
 def _chain(head: list, rest: Iterator) -> Iterator:
     yield from head
     yield from rest
-
-
-def _clean_label_mode(labels: str | None) -> str:
-    labels = (labels or "use").strip().lower() if isinstance(labels, str) or labels is None else labels
-    if labels not in LABEL_MODES:
-        raise InvalidInput(
-            "labels must be 'use' (imported labels count toward done) or 'hide' (kept, and labelled again).",
-            field="labels",
-        )
-    return labels
-
-
-def _clean_source(source: str | None) -> str:
-    """The external source's name as given, or "" (the format's own name then)."""
-    if source is None or (isinstance(source, str) and not source.strip()):
-        return ""
-    name = source.strip() if isinstance(source, str) else ""
-    if not name or len(name) > MAX_SOURCE_CHARS or not SOURCE_PATTERN.match(name):
-        raise InvalidInput(
-            f"source names where the labels come from: up to {MAX_SOURCE_CHARS} letters, digits, spaces and "
-            "._:/@+- , starting with a letter or digit (e.g. hh-rlhf).",
-            field="source",
-        )
-    return name
 
 
 def _pick_format(*, fmt: str | None, filename: str, head: list) -> str:
@@ -518,7 +496,7 @@ def _clean_messages(value, name: str = "messages") -> list[dict]:
     return messages
 
 
-def _clean_record(obj, *, line: int, labels: list[Label] | None = None) -> _Row:
+def _clean_record(obj, *, line: int, labels: list[Label] | None = None) -> ImportRow:
     if not isinstance(obj, dict):
         raise LineError(f"the line is not a JSON object but a JSON {type(obj).__name__}")
     unknown = sorted(set(obj) - set(KEYS))
@@ -573,7 +551,7 @@ def _clean_record(obj, *, line: int, labels: list[Label] | None = None) -> _Row:
             raise LineError("id is empty")
         if len(external_id) > MAX_ID_CHARS:
             raise LineError(f"id is longer than {MAX_ID_CHARS} characters (an oversized field)")
-    return _Row(
+    return ImportRow(
         line=line, external_id=external_id, messages=messages, responses=responses, metadata=metadata, gold=gold,
         labels=labels,
     )
@@ -657,137 +635,3 @@ def _content_id(messages: list[dict], responses: list[str], gold: dict | None = 
         content["gold"] = gold
     canonical = json.dumps(content, ensure_ascii=False, sort_keys=True)
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:40]
-
-
-# Writing ---------------------------------------------------------------------------------------
-
-
-class _BatchWriter:
-    """Writes valid rows a batch at a time; after the first error, only their prompts, to check ids.
-
-    A duplicate id within the file is caught in the batch, or, across batches, because the
-    earlier row is already in the database with a pk from this import (the project row is
-    locked, so no other import adds rows to it meanwhile). After the first error the writing goes
-    on, prompts only, so that the database still catches later duplicates while memory holds one
-    batch; the transaction rolls back anyway.
-    """
-
-    def __init__(self, *, project: Project, result: ImportResult, errors: _Errors, update: bool = False):
-        self.project = project
-        self.result = result
-        self.errors = errors
-        self.update = update
-        self.batch: dict[str, _Row] = {}
-        self.first_pk: int | None = None
-        self.rng = random.Random()
-
-    def add(self, row: _Row) -> None:
-        earlier = self.batch.get(row.external_id)
-        if earlier is not None:
-            self.errors.add(row.line, f"duplicate id '{row.external_id[:50]}' (also on line {earlier.line})")
-            return
-        self.batch[row.external_id] = row
-        if len(self.batch) >= BATCH_SIZE:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self.batch:
-            return
-        rows, self.batch = list(self.batch.values()), {}
-        existing = dict(
-            Prompt.objects.filter(project=self.project, external_id__in=[r.external_id for r in rows])
-            .values_list("external_id", "pk")
-        )
-        new, stored = [], []
-        for row in rows:
-            pk = existing.get(row.external_id)
-            if pk is None:
-                new.append(row)
-            elif self.first_pk is not None and pk >= self.first_pk:
-                self.errors.add(row.line, f"duplicate id '{row.external_id[:50]}' (also on an earlier line)")
-            else:
-                stored.append((row, pk))
-        if stored and not self.errors.count:
-            reimport.stored_lines_handle(
-                project=self.project, lines=stored, update=self.update, result=self.result,
-                tasks_create=self._tasks_create,
-            )
-        if new:
-            self._write(new)
-
-    def _write(self, rows: list[_Row]) -> None:
-        prompt_ids = rows_insert(Prompt, {
-            "project": [self.project.pk] * len(rows),
-            "messages": [r.messages for r in rows],
-            "external_id": [r.external_id for r in rows],
-            "metadata": [r.metadata for r in rows],
-        })
-        if self.first_pk is None:
-            self.first_pk = min(prompt_ids)
-        if self.errors.count:
-            return  # the file is rejected: the prompts only hold the ids for the duplicate check
-        self.result.created_prompts += len(prompt_ids)
-        self.result.created_tasks += self._tasks_create(rows, prompt_ids)
-
-    def _tasks_create(self, rows: list, prompt_ids: list[int]) -> int:
-        """Each row's task (a comparison, with its responses in a random display order, when it has any).
-
-        A gold row's task is a gold task; its ranking's indexes become the ids of the responses
-        made here. Gold or not, the display order is drawn the same way. The rows go in through
-        rows_insert (bulk_insert.py), a statement per table and batch.
-        """
-        project = self.project
-        owners = [prompt_id for row, prompt_id in zip(rows, prompt_ids) for _ in row.responses]
-        created = iter(rows_insert(Response, {
-            "prompt": owners,
-            "text": [text for row in rows for text in row.responses],
-            "source": [Response.Source.IMPORT] * len(owners),
-        }))
-        response_ids = [[next(created) for _ in row.responses] for row in rows]
-        counted = 0 if self.result.labels == "hide" else 1  # what one imported label adds to its task's done
-        done = [counted * len(row.labels) for row in rows]
-        task_ids = rows_insert(Task, {
-            "project": [project.pk] * len(rows),
-            "prompt": list(prompt_ids),
-            "kind": [Task.Kind.COMPARISON if row.responses else Task.Kind.DEMONSTRATION for row in rows],
-            "required": [project.overlap] * len(rows),
-            "done": done,
-            "status": [Task.Status.DONE if n >= project.overlap else Task.Status.OPEN for n in done],
-            "is_gold": [row.gold is not None for row in rows],
-            "gold": [gold_with_ids(row.gold, ids) for row, ids in zip(rows, response_ids)],
-        })
-        links: dict[str, list] = {"task": [], "response": [], "position": []}
-        for task_id, ids in zip(task_ids, response_ids):
-            positions = list(range(len(ids)))
-            self.rng.shuffle(positions)
-            links["task"].extend([task_id] * len(ids))
-            links["response"].extend(ids)
-            links["position"].extend(positions)
-        rows_insert(TaskResponse, links)
-        self._labels_create(rows, task_ids, response_ids)
-        return len(task_ids)
-
-    def _labels_create(self, rows: list, task_ids: list[int], response_ids: list[list[int]]) -> None:
-        """The rows' imported labels as annotations of their tasks, from the external source and no labeler."""
-        labelled = [(task_id, ids, label) for row, task_id, ids in zip(rows, task_ids, response_ids) for label in row.labels]
-        if not labelled:
-            return
-        count = len(labelled)
-        rows_insert(Annotation, {
-            "task": [task_id for task_id, _, _ in labelled],
-            "project": [self.project.pk] * count,
-            "labeler": [None] * count,
-            "external_source": [self.result.source] * count,
-            "external_hidden": [self.result.labels == "hide"] * count,
-            "kind": [
-                Annotation.Kind.COMPARISON if label.ranking is not None else Annotation.Kind.DEMONSTRATION
-                for _, _, label in labelled
-            ],
-            "ranking": [
-                [[ids[i] for i in group] for group in label.ranking] if label.ranking is not None else []
-                for _, ids, label in labelled
-            ],
-            "strength": [label.strength for _, _, label in labelled],
-            "text": [label.text or "" for _, _, label in labelled],
-        })
-        self.result.created_labels += count

@@ -383,7 +383,7 @@ def nothing_stored(project) -> bool:
                         b'{"message_id": "c", "parent_id": "a", "message_tree_id": "a", "role": "assistant", "text": "S"}\n',
          3, "tree 'a' went on earlier: a tree's messages must be on consecutive lines"),
         ("oasst.jsonl", b'{"message_id": "a", "parent_id": null, "message_tree_id": "a", "role": "robot", "text": "Q"}\n',
-         1, "the message.role must be prompter or assistant, not 'robot'"),
+         1, 'the message.role must be prompter or assistant, not "robot"'),
         ("ls.json", b'[\n  {"id": 1, "data": {"prompt": "P", "answer1": "a", "answer2": "b"}, "annotations": []},\n'
                     b'  {"id": 2, "data": {"prompt": "P", "answer1": "a", "answer2": "b"},\n'
                     b'   "annotations": [{"result": [{"type": "pairwise", "value": {"selected": "up"}}]}]}\n]\n',
