@@ -502,3 +502,12 @@ def test_the_import_command_takes_a_format_a_source_and_hidden_labels(project):
     )
     assert "Imported 3 labels from anthropic (hh-rlhf, hidden)." in out.getvalue()
     assert set(Annotation.objects.values_list("external_source", "external_hidden")) == {("anthropic", True)}
+
+
+def test_consensus_counts_each_source_as_one_worker(client_for, admin, project):
+    imported(client_for, admin, project, "label_studio_pairwise.json")
+    rows = export_lines(client_for(admin), project, format="preference", consensus="margin")
+    assert {row["chosen"][0]["content"] for row in rows} == {
+        "Joyful.", "A black hole is a region of space where gravity is so strong that nothing, not even light, can "
+        "escape. It forms when a massive star collapses under its own weight.",
+    }
