@@ -511,3 +511,13 @@ def test_consensus_counts_each_source_as_one_worker(client_for, admin, project):
         "Joyful.", "A black hole is a region of space where gravity is so strong that nothing, not even light, can "
         "escape. It forms when a massive star collapses under its own weight.",
     }
+
+
+def test_the_progress_counters_add_up_what_an_import_wrote(client_for, admin, project):
+    """Inserted tasks are counted per statement (migration 0013); the sums match a scan of the tasks."""
+    from tests.annotation.test_progress_counters import counted, scanned
+
+    imported(client_for, admin, project, "label_studio_pairwise.json")
+    imported(client_for, admin, project, "oasst_messages.jsonl", labels="hide")
+    assert counted(project) == scanned(project)
+    assert counted(project)["comparison"][2] == 3  # (tasks, done, annotations, required): hidden labels count nowhere
