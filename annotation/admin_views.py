@@ -116,7 +116,8 @@ def project_import(request, project_id: int):
             try:
                 result = importers.prompts_import(
                     project=project, fileobj=upload, filename=upload.name, mode=mode,
-                    max_bytes=settings.IMPORT_MAX_BYTES,
+                    max_bytes=settings.IMPORT_MAX_BYTES, fmt=form.cleaned_data["format"] or None,
+                    source=form.cleaned_data["source"], labels="hide" if form.cleaned_data["hide_labels"] else "use",
                 )
             except ServiceError as error:
                 context["import_error"] = error.message

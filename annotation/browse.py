@@ -88,10 +88,17 @@ def project_annotations(*, project: Project, kind: str = "", review: str = "", q
     return rows.select_related("task__prompt", "review", "edited_response", "labeler").order_by("-created_at", "-id")
 
 
+def labeler_name(annotation: Annotation) -> str:
+    """Who gave the label: the labeler's username, or the external source an imported label came from."""
+    if annotation.labeler_id is None:
+        return f"{annotation.external_source} (imported)"
+    return annotation.labeler.get_username()
+
+
 def browse_rows(annotations: list[Annotation]) -> list[dict]:
     rows = rows_for_page(annotations)
     for row, annotation in zip(rows, annotations):
-        row["labeler"] = annotation.labeler.get_username()
+        row["labeler"] = labeler_name(annotation)
         row["gold"] = annotation.task.is_gold
     return rows
 
@@ -117,7 +124,7 @@ def task_with_labels(*, project: Project, task_id) -> dict:
         for place, group in enumerate(ranking_groups(annotation.ranking), start=1):
             for response_id in group:
                 places[response_id] = place
-        labels.append({**row, "labeler": annotation.labeler.get_username(), "places": places,
+        labels.append({**row, "labeler": labeler_name(annotation), "places": places,
                        "counts": annotation.review_state not in ("rejected", "corrected")})
     for response in responses:
         response["places"] = [label["places"].get(response["id"]) for label in labels]

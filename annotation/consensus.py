@@ -90,12 +90,15 @@ def consensus_pairs(*, project: Project, where: Q | None = None) -> list[Consens
     judged = (
         Annotation.objects.filter(ANNOTATION_COUNTS, where or Q(), project=project, kind=Annotation.Kind.COMPARISON)
         .order_by("task_id", "id")
-        .values_list("task_id", "labeler_id", "ranking", "all_bad")
+        .values_list("task_id", "labeler_id", "external_source", "ranking", "all_bad")
     )
     judgments = list(judged.iterator(chunk_size=5000))
     positions = _positions(sorted({task_id for task_id, *_ in judgments}))
     best_rows, worst_rows = [], []
-    for task_id, labeler_id, ranking, all_bad in judgments:
+    external: dict[str, int] = {}  # an imported label's source is one worker, numbered below every labeler id
+    for task_id, labeler_id, source, ranking, all_bad in judgments:
+        if labeler_id is None:
+            labeler_id = external.setdefault(source, -1 - len(external))
         shown = positions.get(task_id, {})
         best = _label(ranking, all_bad, shown)
         if best is not None:

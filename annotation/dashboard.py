@@ -33,7 +33,7 @@ from django.db.models.functions import TruncDay, TruncHour, TruncMinute, TruncWe
 from django.utils import timezone
 
 from .medians import Median, median_in_aggregate, medians_by_window
-from .models import ANNOTATION_COUNTS, Annotation, Lease, Membership, ProgressCounter, Project, Task
+from .models import ANNOTATION_COUNTS, LABELER_WORK, Annotation, Lease, Membership, ProgressCounter, Project, Task
 from .reviews.selectors import review_counts
 
 AGREEMENT_CHUNK_ROWS = 2000
@@ -54,8 +54,12 @@ def _percent(part: int, whole: int) -> float:
 
 
 def _project_annotations(*, project: Project):
-    """The project's annotations that count: rejected ones, and corrected ones (their corrections count), are left out."""
-    return Annotation.objects.filter(ANNOTATION_COUNTS, project=project)
+    """The project's annotations that count: rejected ones, and corrected ones (their corrections count), are left out.
+
+    Labels imported from an external source are no labeler's work, so they are left out too; they
+    show in the progress figures through their tasks' done.
+    """
+    return Annotation.objects.filter(ANNOTATION_COUNTS, LABELER_WORK, project=project)
 
 
 # Progress -------------------------------------------------------------------------------------

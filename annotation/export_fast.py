@@ -157,7 +157,7 @@ def _shown(task_ids: set[int]) -> dict[int, str]:
 
 
 _RAW_COLUMNS = (
-    "id", "labeler_id", "review_state", "review_pending", "is_correction", "task_id", "task__kind", "kind",
+    "id", "labeler_id", "external_source", "review_state", "review_pending", "is_correction", "task_id", "task__kind", "kind",
     "task__prompt__external_id", "task__prompt__messages", "created_at", "time_spent_ms", "lease_expired",
     "text", "ranking", "strength", "flags", "all_bad", "rationale", "edited_response_id",
     "edited_response__edited_from_id", "edited_response__text", "reason", "shown",
@@ -186,7 +186,7 @@ def _shown_in_row() -> dict:
 def _raw(*, project: Project, scope: ExportScope, batch_rows: int) -> Iterator[list[str]]:
     as_json = json_text()
     competence = scope.competence or {}
-    labelers: dict[int, str] = {}  # the labeler's two fields, as JSON, by labeler id
+    labelers: dict[tuple, str] = {}  # the labeler's three fields, as JSON, by (labeler id, external source)
     query = (
         kept_annotations(project=project, scope=scope, where=Q(kind__in=Annotation.Kind.values))
         .annotate(**review_flags(), **_shown_in_row())
@@ -196,13 +196,14 @@ def _raw(*, project: Project, scope: ExportScope, batch_rows: int) -> Iterator[l
     for batch in row_batches(query, batch_rows=batch_rows):
         shown = {} if in_row else _shown({row[5] for row in batch if row[6] == "comparison"})
         lines = []
-        for (pk, labeler_id, review_state, review_pending, is_correction, task_id, task_kind, kind, external_id,
+        for (pk, labeler_id, external_source, review_state, review_pending, is_correction, task_id, task_kind, kind, external_id,
              messages, created_at, time_spent_ms, lease_expired, text, ranking, strength, flags, all_bad, rationale,
              edit_id, edited_from_id, edit_text, reason, shown_json) in batch:
-            who = labelers.get(labeler_id)
-            if who is None:
-                who = labelers[labeler_id] = (
-                    f'"labeler": "{labeler_pseudonym(labeler_id)}", '
+            who = labelers.get((labeler_id, external_source))
+            if who is None:  # an imported label has a source and no labeler
+                who = labelers[(labeler_id, external_source)] = (
+                    f'"labeler": {_string(labeler_pseudonym(labeler_id)) if labeler_id is not None else "null"}, '
+                    f'"external_source": {_string(external_source) if external_source else "null"}, '
                     f'"labeler_competence": {_value(competence.get(labeler_id))}'
                 )
             state = review_state_name(

@@ -12,6 +12,10 @@ Rejected annotations are always out, and a corrected one always gives way to its
 - consensus         preference only: one pair per comparison task from crowd-kit's Dawid-Skene
                     (annotation/consensus.py), its confidence as the pair's "margin" or as a "weight".
 
+- external          labels imported from an external source (annotation/import_formats/): kept by
+                    default, "exclude" leaves them out, "only" keeps nothing else. Labels an
+                    import hid (labels=hide) count nowhere, so no export has them.
+
 And the admin's everyday slices: `since` and `until` (a date, UTC, or an ISO time), one `labeler`
 (a username), and `since_last_export` (what came in since this project's last complete export in
 the same format, exports.py's ExportRecord; resolved into `since` when the export starts).
@@ -33,6 +37,7 @@ from django.db.models import Exists, OuterRef, Q
 from .errors import InvalidInput
 
 CONSENSUS_MODES = ("", "margin", "weight")
+EXTERNAL_MODES = ("", "exclude", "only")
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
 
@@ -64,6 +69,11 @@ class ExportFilters:
         default="", metadata={"help": "Only annotations made up to this date (YYYY-MM-DD, UTC, the whole day) or ISO time."}
     )
     labeler: str = field(default="", metadata={"help": "Only this labeler's annotations (a username)."})
+    external: str = field(
+        default="",
+        metadata={"help": "Labels imported from an external source: empty keeps them, 'exclude' leaves them out, "
+                          "'only' keeps only them.", "choices": list(EXTERNAL_MODES)},
+    )
     since_last_export: bool = field(
         default=False,
         metadata={"help": "Only annotations made since the project's last complete export in the same format."},
@@ -113,6 +123,11 @@ class ExportFilters:
             values["until"]
         ):
             raise InvalidInput("since must not be after until.", field=f"{prefix}since")
+        if data.get("external") not in (None, ""):
+            if data["external"] not in EXTERNAL_MODES:
+                raise InvalidInput("external must be empty (keep imported labels), 'exclude' or 'only'.",
+                                   field=f"{prefix}external")
+            values["external"] = data["external"]
         if data.get("labeler") not in (None, ""):
             labeler = data["labeler"]
             if not isinstance(labeler, str) or len(labeler) > 150:
@@ -146,6 +161,10 @@ class ExportFilters:
             where &= Q(created_at__lt=_end(self.until))
         if self.labeler:
             where &= Q(labeler__username=self.labeler)
+        if self.external == "exclude":
+            where &= Q(labeler__isnull=False)
+        elif self.external == "only":
+            where &= Q(labeler__isnull=True)
         return where
 
 

@@ -179,10 +179,11 @@ def _raw(*, project: Project, scope: ExportScope) -> Iterator[str]:
                 shown.setdefault(link.task_id, []).append({"id": link.response_id, "text": link.response.text})
         for a in chunk:
             if a.labeler_id not in pseudonyms:
-                pseudonyms[a.labeler_id] = labeler_pseudonym(a.labeler_id)
+                pseudonyms[a.labeler_id] = labeler_pseudonym(a.labeler_id) if a.labeler_id is not None else None
             row = {
                 "annotation_id": a.pk,
                 "labeler": pseudonyms[a.labeler_id],
+                "external_source": a.external_source or None,  # an imported label's source; it has no labeler
                 "labeler_competence": competence.get(a.labeler_id),
                 "review_state": review_state_name(
                     is_correction=a.is_correction, review_state=a.review_state, review_pending=a.review_pending

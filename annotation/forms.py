@@ -6,6 +6,7 @@ from django.db.models import Q
 from . import gold
 from . import overlap as overlap_rules
 from .errors import ServiceError
+from .importers import FORMATS as IMPORT_FORMATS
 from .models import Membership, model_version_model
 from .reviews.sampling import REVIEW_RATE_HELP, REVIEW_RATE_MAX, REVIEW_RATE_MIN
 
@@ -128,6 +129,13 @@ class MemberRoleForm(ServiceErrorMixin, forms.Form):
     role = forms.ChoiceField(choices=Membership.Role.choices)
 
 
+IMPORT_FORMAT_LABELS = {
+    "jsonl": "JSONL (this platform's lines)", "csv": "CSV with a prompt column", "trl": "TRL preference rows",
+    "hh-rlhf": "Anthropic HH-RLHF", "ultrafeedback": "UltraFeedback (raw or binarized)",
+    "oasst": "OpenAssistant message trees", "label-studio": "Label Studio JSON export",
+}
+
+
 class PromptImportForm(ServiceErrorMixin, forms.Form):
     file = forms.FileField(
         help_text='JSONL (one {"prompt": ...} or {"messages": [...]} per line) or CSV with a prompt column.'
@@ -137,4 +145,18 @@ class PromptImportForm(ServiceErrorMixin, forms.Form):
         label="Replace changed prompts",
         help_text="A line whose id exists with other content replaces that prompt, unless labelers have "
         "opened or annotated it. Unticked, such lines are only reported.",
+    )
+    format = forms.ChoiceField(
+        required=False,
+        choices=[("", "Detect from the file")]
+        + [(name, IMPORT_FORMAT_LABELS.get(name, name)) for name in IMPORT_FORMATS],
+        help_text="Which format the file is in; detected from its first line unless chosen.",
+    )
+    source = forms.CharField(
+        required=False, max_length=100, label="Source of the labels",
+        help_text="The external source imported labels are credited to (default: the format, e.g. hh-rlhf).",
+    )
+    hide_labels = forms.BooleanField(
+        required=False, label="Hide imported labels and label again",
+        help_text="Imported labels are kept but count toward no task, and are left out of exports.",
     )

@@ -33,6 +33,14 @@ is reported; in update mode the stored prompt is replaced instead, unless labele
 
 Text that cannot be stored (NUL, lone surrogates) and JSON nested too deep are line errors that
 name the field's path (annotation/input_checks.py).
+
+Public formats (TRL rows, HH-RLHF, UltraFeedback, OpenAssistant trees, Label Studio exports) are
+read by annotation/import_formats/, detected from the first object or named with `fmt`. Their
+lines become native lines here, and the labels they carry become annotations from a named
+external source (no labeler): counted toward the task's done (labels="use") or kept hidden
+(labels="hide"), so labelers label the task again. See docs/import-formats.md.
+
+This module reads and checks; annotation/import_writing.py stores the rows that pass.
 """
 
 from __future__ import annotations
@@ -40,20 +48,25 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import random
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from django.db import transaction
 
-from . import reimport
+from . import import_formats, reimport
 from .errors import InvalidInput, PayloadTooLarge
-from .gold import gold_with_ids
+from .import_formats import options
+from .import_formats.base import Item, Label, LineError, Passed, Rejected
+from .import_formats.json_array import array_elements, lines_text
 from .input_checks import json_problem, json_text_is_plain
-from .models import Project, Prompt, Response, Task, TaskResponse
+from .import_writing import BatchWriter
+from .models import Annotation, Project
 
-FORMATS = ("jsonl", "csv")
+NATIVE_FORMATS = ("jsonl", "csv")
+FORMATS = (*NATIVE_FORMATS, *import_formats.NAMES)
+LABEL_MODES = options.LABEL_MODES
+MAX_SOURCE_CHARS = options.MAX_SOURCE_CHARS
 EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv"}
 ROLES = ("user", "assistant", "system")
 KEYS = ("id", "prompt", "messages", "responses", "metadata", "gold", "explanation")
@@ -108,9 +121,13 @@ class ImportResult:
     changed_kept: int = 0  # of those, lines whose content differs from the stored prompt's
     updated_prompts: int = 0  # update mode: stored prompts replaced by a changed line
     notes: LineReports = field(default_factory=lambda: LineReports("message"))
+    format: str = "jsonl"
+    source: str = ""  # the external source the labels are credited to (a public format's import)
+    labels: str = "use"
+    created_labels: int = 0
 
     def as_dict(self) -> dict:
-        return {
+        body = {
             "created_prompts": self.created_prompts,
             "created_tasks": self.created_tasks,
             "skipped_existing": self.skipped_existing,
@@ -119,20 +136,20 @@ class ImportResult:
             "notes": self.notes.sorted_items(),
             "notes_not_listed": self.notes.not_listed,
         }
-
-
-class LineError(Exception):
-    """One line's reason for rejection."""
+        if self.format not in NATIVE_FORMATS:
+            body.update(format=self.format, source=self.source, labels=self.labels, created_labels=self.created_labels)
+        return body
 
 
 @dataclass
-class _Row:
+class ImportRow:
     line: int
     external_id: str
     messages: list[dict]
     responses: list[str]
     metadata: dict
     gold: dict | None = None  # in the line's terms: response indexes, not ids
+    labels: list[Label] = field(default_factory=list)  # a public format's labels, in the line's terms too
 
 
 class _Errors(LineReports):
@@ -164,7 +181,7 @@ def accepts_import_file(view):
 
 def prompts_import(
     *, project: Project, fileobj, filename: str = "", fmt: str | None = None, mode: str = "add",
-    max_bytes: int | None = None,
+    max_bytes: int | None = None, source: str | None = None, labels: str | None = None,
 ) -> ImportResult:
     """Import prompts from a binary file object (an UploadedFile, or open(path, "rb")).
 
@@ -172,10 +189,14 @@ def prompts_import(
     other content; "update" replaces those prompts too, where no labeler depends on them. A file
     over max_bytes (None: any size) raises PayloadTooLarge(field="file"), checked before reading
     where the size is known and while reading where it is not.
+    A public format's labels are credited to `source` (default: the format's name) and count
+    toward their tasks' done with labels="use" (the default), or are kept hidden with "hide".
     Raises InvalidInput(field="file") naming every bad line, and then nothing is stored.
     """
     if mode not in MODES:
         raise InvalidInput(f"mode must be one of {', '.join(MODES)}.", field="mode")
+    labels = options.label_mode_clean(labels)
+    source = options.source_clean(source)
     size = getattr(fileobj, "size", None)
     if max_bytes is not None and isinstance(size, int) and size > max_bytes:
         raise PayloadTooLarge(what="The import file", limit=max_bytes, field="file")
@@ -184,19 +205,33 @@ def prompts_import(
     fmt = _pick_format(fmt=fmt, filename=filename, head=head)
     lines = _chain(head, lines)
     errors = _Errors()
-    records = _jsonl_records(lines, errors) if fmt == "jsonl" else _csv_records(lines, errors)
-    result = ImportResult()
+    result = ImportResult(format=fmt, labels=labels)
+    if fmt in NATIVE_FORMATS:
+        records = _jsonl_records(lines, errors) if fmt == "jsonl" else _csv_records(lines, errors)
+        outcomes = (Item(line, obj) for line, obj in records)
+    else:
+        module = import_formats.BY_NAME[fmt]
+        result.source = source or module.SOURCE
+        outcomes = module.read(_public_records(lines, head, errors))
     with transaction.atomic():
         # Imports into one project run one at a time (a no-op on SQLite, whose writers queue anyway).
         list(Project.objects.select_for_update().filter(pk=project.pk).values_list("pk"))
-        writer = _BatchWriter(project=project, result=result, errors=errors, update=mode == "update")
+        writer = BatchWriter(
+            project=project, result=result, errors=errors, update=mode == "update", batch_size=BATCH_SIZE
+        )
         seen = 0
-        for line, obj in records:
+        for outcome in outcomes:
             seen += 1
+            if isinstance(outcome, Rejected):
+                errors.add(outcome.line, outcome.reason)
+                continue
+            if isinstance(outcome, Passed):
+                result.notes.add(outcome.line, outcome.note)
+                continue
             try:
-                row = _clean_record(obj, line=line)
+                row = _clean_record(outcome.obj, line=outcome.line, labels=outcome.labels)
             except LineError as exc:
-                errors.add(line, str(exc))
+                errors.add(outcome.line, str(exc))
                 continue
             writer.add(row)
         writer.flush()
@@ -259,17 +294,49 @@ def _chain(head: list, rest: Iterator) -> Iterator:
 
 
 def _pick_format(*, fmt: str | None, filename: str, head: list) -> str:
+    """The format named, else the file's: a JSON array is Label Studio's, a JSON object's keys tell the
+    public format (native if none matches), anything else goes by the extension, else CSV."""
     if fmt:
-        fmt = fmt.lower()
+        fmt = fmt.lower() if isinstance(fmt, str) else ""
         if fmt not in FORMATS:
             raise InvalidInput(f"format must be one of {', '.join(FORMATS)}.", field="format")
         return fmt
-    match = re.search(r"\.[A-Za-z0-9]+$", filename or "")
-    if match and match.group(0).lower() in EXTENSIONS:
-        return EXTENSIONS[match.group(0).lower()]
     first = head[-1][1] if head else b""
     first = (first or b"").lstrip(b"\xef\xbb\xbf \t\r")
-    return "jsonl" if first.startswith(b"{") else "csv"
+    match = re.search(r"\.[A-Za-z0-9]+$", filename or "")
+    by_name = EXTENSIONS.get(match.group(0).lower()) if match else None
+    if by_name == "csv":
+        return "csv"
+    if first.startswith(b"["):
+        return import_formats.label_studio.NAME
+    if first.startswith(b"{"):
+        try:
+            module = import_formats.detect(json.loads(first.decode("utf-8")))
+        except (ValueError, RecursionError):
+            module = None  # the native reader names the line's problem
+        return module.NAME if module is not None else "jsonl"
+    return by_name or "csv"
+
+
+def _public_records(lines: Iterable, head: list, errors: _Errors) -> Iterator[tuple[int, object]]:
+    """A public format's objects: one JSON array (Label Studio's export) or one object per line."""
+    first = (head[-1][1] or b"").lstrip(b"\xef\xbb\xbf \t\r") if head else b""
+    if not first.startswith(b"["):
+        yield from _jsonl_records(lines, errors)
+        return
+    text = lines_text(lines)
+    if text is None:
+        errors.add(1, "the file is not UTF-8 text, or a line is longer than allowed")
+        return
+    for line, element, problem in array_elements(text):
+        if problem is None and not isinstance(element, dict):
+            problem = f"the array's element is not a JSON object but a JSON {type(element).__name__}"
+        if problem is None:
+            problem = _storable_problem(element)
+        if problem is not None:
+            errors.add(line, problem)
+            continue
+        yield line, element
 
 
 def _decode(line: int, raw: bytes | None) -> str:
@@ -411,25 +478,25 @@ def _clean_text(value, name: str) -> str:
     return value
 
 
-def _clean_messages(value) -> list[dict]:
+def _clean_messages(value, name: str = "messages") -> list[dict]:
     if not isinstance(value, list) or not value:
-        raise LineError("messages must be a non-empty list of {role, content} objects")
+        raise LineError(f"{name} must be a non-empty list of {{role, content}} objects")
     messages = []
     for i, message in enumerate(value):
         if not isinstance(message, dict) or "role" not in message or "content" not in message:
-            raise LineError(f"messages[{i}] must be an object with role and content")
+            raise LineError(f"{name}[{i}] must be an object with role and content")
         role = message["role"]
         if not isinstance(role, str):
-            raise LineError(f"messages[{i}].role must be a string")
+            raise LineError(f"{name}[{i}].role must be a string")
         if role not in ROLES:
-            raise LineError(f"messages[{i}] has an unknown role '{role[:50]}' (use {', '.join(ROLES)})")
-        messages.append({"role": role, "content": _clean_text(message["content"], f"messages[{i}].content")})
+            raise LineError(f"{name}[{i}] has an unknown role '{role[:50]}' (use {', '.join(ROLES)})")
+        messages.append({"role": role, "content": _clean_text(message["content"], f"{name}[{i}].content")})
     if messages[-1]["role"] != "user":
         raise LineError("the last message must be from the user")
     return messages
 
 
-def _clean_record(obj, *, line: int) -> _Row:
+def _clean_record(obj, *, line: int, labels: list[Label] | None = None) -> ImportRow:
     if not isinstance(obj, dict):
         raise LineError(f"the line is not a JSON object but a JSON {type(obj).__name__}")
     unknown = sorted(set(obj) - set(KEYS))
@@ -437,7 +504,11 @@ def _clean_record(obj, *, line: int) -> _Row:
         raise LineError(f"unknown key '{unknown[0][:50]}' (use {', '.join(KEYS)})")
     if "prompt" in obj and "messages" in obj:
         raise LineError("give either prompt or messages, not both")
-    if "prompt" in obj:
+    if "prompt" in obj and isinstance(obj["prompt"], list) and obj["prompt"] and all(
+        isinstance(message, dict) for message in obj["prompt"]
+    ):
+        messages = _clean_messages(obj["prompt"], "prompt")  # TRL's conversational prompt: a chat
+    elif "prompt" in obj:
         messages = [{"role": "user", "content": _clean_text(obj["prompt"], "prompt")}]
     elif "messages" in obj:
         messages = _clean_messages(obj["messages"])
@@ -458,6 +529,7 @@ def _clean_record(obj, *, line: int) -> _Row:
             raise LineError("responses repeats the same text; each response must differ")
 
     gold = _clean_gold(obj, len(responses))
+    labels = [_clean_label(label, responses=len(responses)) for label in labels or []]
 
     metadata = obj.get("metadata")
     if metadata is None:
@@ -479,9 +551,23 @@ def _clean_record(obj, *, line: int) -> _Row:
             raise LineError("id is empty")
         if len(external_id) > MAX_ID_CHARS:
             raise LineError(f"id is longer than {MAX_ID_CHARS} characters (an oversized field)")
-    return _Row(
-        line=line, external_id=external_id, messages=messages, responses=responses, metadata=metadata, gold=gold
+    return ImportRow(
+        line=line, external_id=external_id, messages=messages, responses=responses, metadata=metadata, gold=gold,
+        labels=labels,
     )
+
+
+def _clean_label(label: Label, *, responses: int) -> Label:
+    """An imported label checked against its line: a full ranking of the responses, or a demonstration."""
+    if label.ranking is not None:
+        if not responses:
+            raise LineError("the label ranks responses, but the line has none")
+        ranking = _clean_gold_ranking(label.ranking, responses, name="the label's ranking")
+        tie = responses == 2 and len(ranking) == 1  # as a labeler's tie of a pair is stored
+        return Label(ranking=ranking, strength=Annotation.Strength.TIE if tie else label.strength)
+    if responses:
+        raise LineError("the label is a demonstration, but the line has responses to compare")
+    return Label(text=_clean_text(label.text, "the label's demonstration"))
 
 
 _GOLD_SHAPES = '{"ranking": [[0], [1]]} for a comparison, {"reference": "..."} for a demonstration'
@@ -514,31 +600,31 @@ def _clean_gold(obj: dict, responses: int) -> dict | None:
     return {"reference": _clean_text(gold["reference"], "gold.reference"), "explanation": explanation}
 
 
-def _clean_gold_ranking(value, count: int) -> list[list[int]]:
+def _clean_gold_ranking(value, count: int, name: str = "gold.ranking") -> list[list[int]]:
     """Groups of response indexes (0 to count - 1), best first; every response exactly once."""
     if not isinstance(value, list) or not value:
         raise LineError(
-            "gold.ranking must be a non-empty list of groups of response indexes, best first, e.g. [[0], [1]]"
+            f"{name} must be a non-empty list of groups of response indexes, best first, e.g. [[0], [1]]"
         )
     groups, seen = [], set()
     for i, group in enumerate(value):
         group = group if isinstance(group, list) else [group]
         if not group:
-            raise LineError(f"gold.ranking[{i}] is an empty group")
+            raise LineError(f"{name}[{i}] is an empty group")
         for index in group:
             if not isinstance(index, int) or isinstance(index, bool):
-                raise LineError(f"gold.ranking[{i}] holds {json.dumps(index)[:30]}, not a response index")
+                raise LineError(f"{name}[{i}] holds {json.dumps(index)[:30]}, not a response index")
             if not 0 <= index < count:
                 raise LineError(
-                    f"gold.ranking[{i}] names response {index}, but the line's responses are 0 to {count - 1}"
+                    f"{name}[{i}] names response {index}, but the line's responses are 0 to {count - 1}"
                 )
             if index in seen:
-                raise LineError(f"gold.ranking names response {index} twice")
+                raise LineError(f"{name} names response {index} twice")
             seen.add(index)
         groups.append(list(group))
     if len(seen) < count:
         missing = ", ".join(str(i) for i in range(count) if i not in seen)
-        raise LineError(f"gold.ranking must place every response once; it leaves out {missing}")
+        raise LineError(f"{name} must place every response once; it leaves out {missing}")
     return groups
 
 
@@ -549,109 +635,3 @@ def _content_id(messages: list[dict], responses: list[str], gold: dict | None = 
         content["gold"] = gold
     canonical = json.dumps(content, ensure_ascii=False, sort_keys=True)
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:40]
-
-
-# Writing ---------------------------------------------------------------------------------------
-
-
-class _BatchWriter:
-    """Writes valid rows a batch at a time; after the first error, only their prompts, to check ids.
-
-    A duplicate id within the file is caught in the batch, or, across batches, because the
-    earlier row is already in the database with a pk from this import (the project row is
-    locked, so no other import adds rows to it meanwhile). After the first error the writing goes
-    on, prompts only, so that the database still catches later duplicates while memory holds one
-    batch; the transaction rolls back anyway.
-    """
-
-    def __init__(self, *, project: Project, result: ImportResult, errors: _Errors, update: bool = False):
-        self.project = project
-        self.result = result
-        self.errors = errors
-        self.update = update
-        self.batch: dict[str, _Row] = {}
-        self.first_pk: int | None = None
-        self.rng = random.Random()
-
-    def add(self, row: _Row) -> None:
-        earlier = self.batch.get(row.external_id)
-        if earlier is not None:
-            self.errors.add(row.line, f"duplicate id '{row.external_id[:50]}' (also on line {earlier.line})")
-            return
-        self.batch[row.external_id] = row
-        if len(self.batch) >= BATCH_SIZE:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self.batch:
-            return
-        rows, self.batch = list(self.batch.values()), {}
-        existing = dict(
-            Prompt.objects.filter(project=self.project, external_id__in=[r.external_id for r in rows])
-            .values_list("external_id", "pk")
-        )
-        new, stored = [], []
-        for row in rows:
-            pk = existing.get(row.external_id)
-            if pk is None:
-                new.append(row)
-            elif self.first_pk is not None and pk >= self.first_pk:
-                self.errors.add(row.line, f"duplicate id '{row.external_id[:50]}' (also on an earlier line)")
-            else:
-                stored.append((row, pk))
-        if stored and not self.errors.count:
-            reimport.stored_lines_handle(
-                project=self.project, lines=stored, update=self.update, result=self.result,
-                tasks_create=self._tasks_create,
-            )
-        if new:
-            self._write(new)
-
-    def _write(self, rows: list[_Row]) -> None:
-        prompts = Prompt.objects.bulk_create(
-            [Prompt(project=self.project, messages=r.messages, external_id=r.external_id, metadata=r.metadata)
-             for r in rows]
-        )
-        if self.first_pk is None:
-            self.first_pk = min(p.pk for p in prompts)
-        if self.errors.count:
-            return  # the file is rejected: the prompts only hold the ids for the duplicate check
-        self.result.created_prompts += len(prompts)
-        self.result.created_tasks += self._tasks_create(rows, [p.pk for p in prompts])
-
-    def _tasks_create(self, rows: list, prompt_ids: list[int]) -> int:
-        """Each row's task (a comparison, with its responses in a random display order, when it has any).
-
-        A gold row's task is a gold task; its ranking's indexes become the ids of the responses
-        made here. Gold or not, the display order is drawn the same way.
-        """
-        project = self.project
-        created = iter(Response.objects.bulk_create(
-            [
-                Response(prompt_id=prompt_id, text=text, source=Response.Source.IMPORT)
-                for row, prompt_id in zip(rows, prompt_ids)
-                for text in row.responses
-            ]
-        ))
-        response_ids = [[next(created).pk for _ in row.responses] for row in rows]
-        tasks = Task.objects.bulk_create(
-            [
-                Task(
-                    project=project,
-                    prompt_id=prompt_id,
-                    kind=Task.Kind.COMPARISON if row.responses else Task.Kind.DEMONSTRATION,
-                    required=project.overlap,
-                    is_gold=row.gold is not None,
-                    gold=gold_with_ids(row.gold, ids),
-                )
-                for row, prompt_id, ids in zip(rows, prompt_ids, response_ids)
-            ]
-        )
-        links = []
-        for task, ids in zip(tasks, response_ids):
-            positions = list(range(len(ids)))
-            self.rng.shuffle(positions)
-            links.extend(TaskResponse(task=task, response_id=pk, position=p) for pk, p in zip(ids, positions))
-        TaskResponse.objects.bulk_create(links)
-        return len(tasks)
-

@@ -299,7 +299,16 @@ class Annotation(TimeStamped):
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="annotations")
     # Denormalised from the task, so dashboards aggregate one project without a join or a scan.
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="annotations")
-    labeler = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="annotations")
+    # A platform labeler's work, or a label imported from a named outside source (annotation/import_formats/):
+    # then labeler is empty and external_source names it ("hh-rlhf"). An external label is no
+    # labeler's work (reliability, agreement, review, gold, leaderboards and My work leave it out)
+    # but counts toward its task's done, unless the import hid it (external_hidden): then it is
+    # kept for reference, counts nowhere and is exported by no default export.
+    labeler = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="annotations"
+    )
+    external_source = models.CharField(max_length=100, blank=True, default="", db_default="")
+    external_hidden = models.BooleanField(default=False, db_default=False)  # db defaults: raw INSERTs need neither
     client_id = models.UUIDField(unique=True, default=uuid.uuid4)
     kind = models.CharField(max_length=16, choices=Kind.choices)
     time_spent_ms = models.PositiveIntegerField(default=0)
@@ -333,6 +342,11 @@ class Annotation(TimeStamped):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["task", "labeler"], name="annotation_once_per_labeler"),
+            models.CheckConstraint(
+                condition=(Q(labeler__isnull=False, external_source="", external_hidden=False)
+                           | (Q(labeler__isnull=True) & ~Q(external_source=""))),
+                name="annotation_labeler_or_external_source",
+            ),
             models.CheckConstraint(
                 condition=Q(edited_response__isnull=True) | Q(kind="comparison"), name="annotation_edit_on_comparison"
             ),
@@ -400,7 +414,12 @@ class AnnotationFlag(models.Model):
 
 # The annotations that count toward a task's `done`, the exports and the dashboard: a rejected
 # annotation stops counting, and a corrected one gives way to its correction (the reviewer's own).
-ANNOTATION_COUNTS = ~Q(review_state__in=[Annotation.ReviewState.REJECTED, Annotation.ReviewState.CORRECTED])
+# A hidden external label (one imported with labels=hide) counts nowhere either.
+ANNOTATION_COUNTS = ~Q(review_state__in=[Annotation.ReviewState.REJECTED, Annotation.ReviewState.CORRECTED]) & Q(
+    external_hidden=False
+)
+# The annotations that are a platform labeler's work: what reliability, agreement and leaderboards read.
+LABELER_WORK = Q(labeler__isnull=False)
 
 
 class ReviewItem(TimeStamped):

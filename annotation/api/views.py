@@ -80,6 +80,13 @@ class ProjectImportApi(APIView):
                 "properties": {
                     "file": {"type": "string", "format": "binary"},
                     "mode": {"type": "string", "enum": list(importers.MODES), "default": "add"},
+                    "format": {"type": "string", "enum": list(importers.FORMATS),
+                               "description": "The file's format; detected from its first line when left out."},
+                    "source": {"type": "string", "maxLength": importers.MAX_SOURCE_CHARS,
+                               "description": "The external source imported labels are credited to "
+                                              "(default: the format's name, e.g. hh-rlhf)."},
+                    "labels": {"type": "string", "enum": list(importers.LABEL_MODES), "default": "use",
+                               "description": "use: imported labels count toward done; hide: kept, labelled again."},
                 },
             }
         },
@@ -90,7 +97,9 @@ class ProjectImportApi(APIView):
 
         mode=add (the default) skips lines whose id exists and reports those whose content changed;
         mode=update replaces those prompts, except the ones labelers depend on (reported). A file
-        over IMPORT_MAX_BYTES is a 413 that names the limit.
+        over IMPORT_MAX_BYTES is a 413 that names the limit. Public formats (trl, hh-rlhf,
+        ultrafeedback, oasst, label-studio) are detected or named with format=; their labels become
+        annotations from the external source named by source=, counted (labels=use) or hidden (labels=hide).
         """
         project = project_for(request, project_id, Action.MANAGE)
         upload = request.FILES.get("file")
@@ -98,7 +107,8 @@ class ProjectImportApi(APIView):
             raise InvalidInput("Upload the prompts as the multipart field 'file'.", field="file")
         result = importers.prompts_import(
             project=project, fileobj=upload, filename=upload.name, mode=request.data.get("mode") or "add",
-            max_bytes=settings.IMPORT_MAX_BYTES,
+            max_bytes=settings.IMPORT_MAX_BYTES, fmt=request.data.get("format") or None,
+            source=request.data.get("source"), labels=request.data.get("labels"),
         )
         return Response(result.as_dict())
 

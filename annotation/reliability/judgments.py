@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from annotation.models import ANNOTATION_COUNTS, Annotation, Task, TaskResponse
+from annotation.models import ANNOTATION_COUNTS, LABELER_WORK, Annotation, Task, TaskResponse
 
 from . import labels
 
@@ -56,8 +56,11 @@ class JudgmentTable:
 
 
 def judged_annotations(*, task_ids: list[int]):
-    """The comparison annotations that count, of these tasks: skips never do, nor rejected or corrected ones."""
-    return Annotation.objects.filter(ANNOTATION_COUNTS, task_id__in=task_ids, kind=Annotation.Kind.COMPARISON)
+    """The comparison annotations that count, of these tasks: skips never do, nor rejected or corrected ones,
+    nor labels imported from an external source (no labeler's work)."""
+    return Annotation.objects.filter(
+        ANNOTATION_COUNTS, LABELER_WORK, task_id__in=task_ids, kind=Annotation.Kind.COMPARISON
+    )
 
 
 def judgments_read(

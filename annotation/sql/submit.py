@@ -36,6 +36,7 @@ _COUNTING_RANKINGS = sql("""
 SELECT {annotation.ranking} FROM {annotation}
 WHERE {annotation.task} = %s AND {annotation.kind} = {comparison}
   AND {annotation.review_state} NOT IN ({rejected}, {corrected})
+  AND NOT {annotation.external_hidden}
 """)
 # A graded gold answer (or a skip while qualifying) into the labeler's gold record, made on first
 # use; the upsert takes the record's row lock, so two tabs' submits count one after the other.

@@ -33,6 +33,8 @@ FILTERS = [
     {"labeler": "ann"},
     {"since": "2000-01-01", "until": "2999-12-31"},
     {"exclude_gold": True, "exclude_flagged": True, "min_competence": 0.5},
+    {"external": "exclude"},
+    {"external": "only"},
 ]
 
 
@@ -94,6 +96,14 @@ def varied():
     gold = gold_comparison_task(project=project, texts=("G1", "G2"), best=0)
     g1, g2 = shown(gold)
     annotate(gold, ann, Annotation.Kind.COMPARISON, ranking=[[g1], [g2]], strength="better", lease_expired=True)
+    imported = comparison_task(project=project, texts=("Imported \u00e9 better.", "Imported worse."))
+    i1, i2 = shown(imported)
+    annotate(imported, None, Annotation.Kind.COMPARISON, ranking=[[i1], [i2]], strength="better",
+             external_source="hh-rlhf \u201cset\u201d")
+    annotate(imported, None, Annotation.Kind.COMPARISON, ranking=[[i2], [i1]], external_source="hh-rlhf",
+             external_hidden=True)  # hidden by its import: in no export
+    answered = TaskFactory(project=project, prompt=PromptFactory(project=project, messages=chat, external_id="oa1"))
+    annotate(answered, None, Annotation.Kind.DEMONSTRATION, text="An imported reply.", external_source="oasst2")
     other = ProjectFactory()
     stranger = member(other, username="stranger")
     annotate(TaskFactory(project=other), stranger, Annotation.Kind.DEMONSTRATION, text="Elsewhere.")

@@ -1,4 +1,4 @@
-"""manage.py import_prompts <project-slug> <file> [--format jsonl|csv] [--update]"""
+"""manage.py import_prompts <project-slug> <file> [--format FORMAT] [--update] [--source NAME] [--hide-labels]"""
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -19,6 +19,12 @@ class Command(BaseCommand):
             help="replace prompts whose id exists with other content, unless labelers depend on them "
             "(without it such lines are only reported)",
         )
+        parser.add_argument(
+            "--source", help="the external source imported labels are credited to (default: the format)"
+        )
+        parser.add_argument(
+            "--hide-labels", action="store_true", help="keep imported labels hidden: they count toward no task"
+        )
 
     def handle(self, *args, **options):
         project = Project.objects.filter(slug=options["project"]).first()
@@ -28,7 +34,8 @@ class Command(BaseCommand):
             with open(options["file"], "rb") as fileobj:
                 result = prompts_import(
                     project=project, fileobj=fileobj, filename=options["file"], fmt=options["format"],
-                    mode="update" if options["update"] else "add",
+                    mode="update" if options["update"] else "add", source=options["source"],
+                    labels="hide" if options["hide_labels"] else "use",
                 )
         except OSError as exc:
             raise CommandError(f"Cannot read {options['file']}: {exc.strerror}.") from None
@@ -46,6 +53,11 @@ class Command(BaseCommand):
             f"Created {result.created_prompts} prompts and {result.created_tasks} tasks; "
             f"skipped {result.skipped_existing} that exist already."
         )
+        if result.format not in ("jsonl", "csv"):
+            hidden = ", hidden" if result.labels == "hide" else ""
+            self.stdout.write(
+                f"Imported {result.created_labels} labels from {result.source} ({result.format}{hidden})."
+            )
         if result.changed_kept or result.updated_prompts:
             hint = "." if options["update"] else " (--update replaces them where no labeler depends on them)."
             self.stdout.write(
