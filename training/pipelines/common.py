@@ -61,6 +61,10 @@ SEED_MAX = 2**32 - 1  # numpy's seed range, which transformers.set_seed feeds
 # Schedulers that TrainingArguments builds from the name alone. Not offered: reduce_lr_on_plateau
 # and greedy (they need an eval strategy; our pipelines train without one), cosine_with_min_lr,
 # cosine_warmup_with_min_lr and warmup_stable_decay (they need lr_scheduler_kwargs we do not pass).
+# Experiment trackers a run may also report to (transformers' report_to). Their files go to the
+# run's trackers/<name>/ folder; wandb runs offline unless the worker's WANDB_MODE says otherwise.
+TRACKERS = ("none", "tensorboard", "trackio", "wandb")
+TRACKER_MODULES = {"tensorboard": "tensorboard", "trackio": "trackio", "wandb": "wandb"}
 LR_SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
                  "inverse_sqrt")
 POLYNOMIAL_LR_END = 1e-7  # transformers' polynomial decay ends here and needs a larger peak
@@ -240,9 +244,15 @@ class CommonConfig:
         default=None, metadata=meta("Modules to adapt; null means all linear layers.", max_items=64))
     bf16: bool | None = field(default=None, metadata={"help": "bf16 mixed precision; null: where supported."})
     gradient_checkpointing: bool = field(default=False, metadata={"help": "Trade compute for memory."})
+    report_to: str = field(default="none", metadata=meta(
+        "Experiment tracker that also receives the metrics; its files go to the run's trackers/ folder "
+        "(wandb offline). The platform's own charts work whatever is chosen.", choices=TRACKERS))
 
     def validate(self) -> None:
         """Rules between fields (each field's own range is in its metadata). Subclasses extend it."""
+        if self.report_to != "none" and not tracker_installed(self.report_to):
+            raise ConfigError("report_to", f"{self.report_to} is not installed on this platform; "
+                                           f"choose one of {', '.join(t for t in TRACKERS if tracker_installed(t))}")
         if self.lr_scheduler_type == "polynomial" and not self.learning_rate > POLYNOMIAL_LR_END:
             raise ConfigError("learning_rate", f"must be > {POLYNOMIAL_LR_END:g} with the polynomial schedule, "
                                                f"which decays to {POLYNOMIAL_LR_END:g}")
@@ -546,6 +556,37 @@ def last_checkpoint(output_dir: str | os.PathLike) -> str | None:
     return None
 
 
+def tracker_installed(name: str) -> bool:
+    if name == "none":
+        return True
+    import importlib.util
+
+    return importlib.util.find_spec(TRACKER_MODULES[name]) is not None
+
+
+def tracker_folder(output_dir: str, name: str) -> Path:
+    return Path(output_dir) / "trackers" / name
+
+
+def trackers_setup(cfg) -> list[str]:
+    """transformers' report_to for cfg.report_to, its files pointed at the run's trackers/<name>/ folder.
+
+    The trackers read where to write from the environment (tensorboard when its callback is made,
+    trackio when it is imported), so this runs before the trainer is built, in the pipeline's process.
+    """
+    name = getattr(cfg, "report_to", "none")
+    if name == "none":
+        return []
+    folder = tracker_folder(cfg.output_dir, name)
+    folder.mkdir(parents=True, exist_ok=True)
+    os.environ.update({
+        "tensorboard": {"TENSORBOARD_LOGGING_DIR": str(folder)},
+        "trackio": {"TRACKIO_DIR": str(folder)},
+        "wandb": {"WANDB_DIR": str(folder), "WANDB_MODE": os.environ.get("WANDB_MODE", "offline")},
+    }[name])
+    return [name]
+
+
 def trainer_kwargs(cfg, device: str, bf16: bool) -> dict:
     """TrainingArguments keyword arguments shared by every pipeline (TRL configs subclass them)."""
     return dict(
@@ -566,7 +607,9 @@ def trainer_kwargs(cfg, device: str, bf16: bool) -> dict:
         save_strategy="steps",
         save_steps=cfg.save_steps,
         save_total_limit=cfg.save_total_limit,
-        report_to=[],
+        report_to=trackers_setup(cfg),
+        run_name=Path(cfg.output_dir).name,
+        project="feedbackloop",
         disable_tqdm=True,
         bf16=bf16,
         use_cpu=device == "cpu",
