@@ -9,14 +9,12 @@ with that card as README.md when the directory has none.
 from __future__ import annotations
 
 import json
-import os
-import tarfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from django.db.models import Q
 
+from . import archives
 from .models import Evaluation, GenerationJob, ModelVersion, TrainingRun
 from .registry import model_location
 
@@ -27,8 +25,6 @@ KEY_METRICS = {
     ModelVersion.Kind.POLICY: ("reward", "rewards/accuracies", "kl", "train_loss", "loss"),
     ModelVersion.Kind.BASE: (),
 }
-CHUNK = 1 << 20
-BLOCK = tarfile.BLOCKSIZE
 
 
 def metrics_key_first(model: ModelVersion) -> list[tuple[str, float, bool]]:
@@ -128,43 +124,7 @@ def model_directory(model: ModelVersion) -> Path | None:
     return folder if folder.is_dir() else None
 
 
-def _header(name: str, size: int, mtime: float, *, is_dir: bool = False) -> bytes:
-    info = tarfile.TarInfo(name)
-    info.size = 0 if is_dir else size
-    info.mtime = int(mtime)
-    info.mode = 0o755 if is_dir else 0o644
-    info.type = tarfile.DIRTYPE if is_dir else tarfile.REGTYPE
-    return info.tobuf(format=tarfile.PAX_FORMAT)
-
-
-def _padding(size: int) -> bytes:
-    return b"\0" * ((BLOCK - size % BLOCK) % BLOCK)
-
-
 def archive_chunks(model: ModelVersion, folder: Path) -> Iterator[bytes]:
-    """An uncompressed tar of the folder under <model name>/, streamed; symlinks are not followed."""
-    root = model.name
-    yield _header(root, 0, time.time(), is_dir=True)
-    has_card = (folder / "README.md").is_file()
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames.sort()
-        relative_dir = Path(dirpath).relative_to(folder)
-        for filename in sorted(filenames):
-            path = Path(dirpath) / filename
-            if path.is_symlink() or not path.is_file():
-                continue
-            stat = path.stat()
-            yield _header(f"{root}/{(relative_dir / filename).as_posix()}", stat.st_size, stat.st_mtime)
-            sent = 0
-            with open(path, "rb") as f:
-                while block := f.read(CHUNK):
-                    sent += len(block)
-                    yield block
-            if sent != stat.st_size:  # the file changed while being read: stop, rather than send a broken tar
-                raise OSError(f"{path} changed while it was being archived.")
-            yield _padding(sent)
-    if not has_card:
-        card = model_card(model).encode("utf-8")
-        yield _header(f"{root}/README.md", len(card), time.time())
-        yield card + _padding(len(card))
-    yield b"\0" * (2 * BLOCK)
+    """An uncompressed tar of the folder under <model name>/, streamed, with the card as README.md if it has none."""
+    extra = {} if (folder / "README.md").is_file() else {"README.md": model_card(model).encode("utf-8")}
+    return archives.tar_chunks(folder, root=model.name, extra=extra)

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import generation_views, model_views, views
+from . import generation_views, model_views, tracker_views, views
 
 urlpatterns = [
     path("runs/", views.run_list, name="training-run-list"),
@@ -12,6 +12,8 @@ urlpatterns = [
     path("runs/<id:run_id>/cancel/", views.run_cancel, name="training-run-cancel"),
     path("runs/<id:run_id>/resume/", views.run_resume, name="training-run-resume"),
     path("runs/<id:run_id>/retry/", views.run_retry, name="training-run-retry"),
+    path("runs/<id:run_id>/trackers/<slug:name>.tar", tracker_views.run_tracker_download,
+         name="training-run-tracker-download"),
     path("models/", views.model_list, name="training-model-list"),
     path("models/<id:model_id>/", model_views.model_page, name="training-model-detail"),
     path("models/<id:model_id>/download/", model_views.model_download, name="training-model-download"),

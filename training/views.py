@@ -17,7 +17,7 @@ from annotation.errors import ServiceError
 from annotation.ids import as_id
 from annotation.roles import Action, may_anywhere, project_access, project_ids_for, projects_for, require_anywhere
 
-from . import selectors, services, staleness
+from . import selectors, services, staleness, trackers
 from .forms import RunForm, config_groups, config_value_to_text
 from .models import ModelVersion, TrainingRun
 
@@ -218,6 +218,7 @@ def run_detail(request, run_id: int):
         "charts_ids": [chart["id"] for chart in charts],
         "metric_groups": [{"id": key, "title": title} for key, title, _ in METRIC_GROUPS],
         "api_url": run_api_url(run.pk),
+        "trackers": trackers.tracker_listing(run),
     })
 
 

@@ -62,3 +62,34 @@ def test_labelers_and_outsiders_see_no_model(client, models):
     hub = model_version(name="hub-model", kind="base", path="org/model", source="hub", project=models["project"])
     client.force_login(models["engineer"])
     assert client.get(f"/training/models/{hub.pk}/download/").status_code == 404
+
+
+def test_a_runs_tracker_files_are_listed_and_download_only_for_those_who_may_train(client, tmp_path, settings):
+    from django.contrib.auth import get_user_model
+
+    from training.models import ModelVersion
+
+    settings.STORAGE_ROOT = tmp_path
+    project = ProjectFactory()
+    admin = member(project, Membership.Role.ADMIN)
+    labeler = member(project)
+    base = ModelVersion.objects.create(name="tiny-t", kind="base", path="models/tiny")
+    run = TrainingRun.objects.create(project=project, kind="sft", base_model=base, config={"report_to": "tensorboard"},
+                                     status="succeeded", checkpoint_dir="runs/77")
+    events = tmp_path / "runs/77/trackers/tensorboard/Nov30"
+    events.mkdir(parents=True)
+    (events / "events.out.tfevents.1.host").write_bytes(b"x" * 300)
+    client.force_login(admin)
+    page = client.get(f"/training/runs/{run.pk}/").content.decode()
+    assert 'data-role="trackers"' in page and f"/training/runs/{run.pk}/trackers/tensorboard.tar" in page
+    assert "1 file, 300" in page
+    response = client.get(f"/training/runs/{run.pk}/trackers/tensorboard.tar")
+    assert response.status_code == 200 and response["Content-Type"] == "application/x-tar"
+    archive = tarfile.open(fileobj=io.BytesIO(b"".join(response.streaming_content)))
+    assert f"run-{run.pk}-tensorboard/Nov30/events.out.tfevents.1.host" in archive.getnames()
+    assert client.get(f"/training/runs/{run.pk}/trackers/trackio.tar").status_code == 404  # none written
+    assert client.get(f"/training/runs/{run.pk}/trackers/secrets.tar").status_code == 404  # not a tracker
+    client.force_login(labeler)
+    assert client.get(f"/training/runs/{run.pk}/trackers/tensorboard.tar").status_code == 404
+    client.force_login(get_user_model().objects.create_user("outsider", password="x"))
+    assert client.get(f"/training/runs/{run.pk}/trackers/tensorboard.tar").status_code == 404
