@@ -17,12 +17,14 @@ __all__ = ["generation_execute", "generation_jobs_recover_lost"]
 
 
 @shared_task(
-    queue="gpu", acks_late=True, reject_on_worker_lost=True, soft_time_limit=TIME_LIMIT, time_limit=TIME_LIMIT + 300,
+    name="training.generation_tasks.generation_execute", queue="gpu", acks_late=True, reject_on_worker_lost=True, soft_time_limit=TIME_LIMIT, time_limit=TIME_LIMIT + 300,
 )
 def generation_execute(job_id: int) -> str:
     return generation_runner.generation_execute(job_id=job_id)
 
 
-@shared_task(queue="default", soft_time_limit=60, time_limit=120)
+@shared_task(
+    name="training.generation_tasks.generation_jobs_recover_lost", queue="default", soft_time_limit=60, time_limit=120
+)
 def generation_jobs_recover_lost() -> int:
     return generation.generation_jobs_recover_lost()

@@ -16,7 +16,7 @@ TIME_LIMIT = getattr(settings, "ACTIVE_SAMPLING_TIME_LIMIT_SECONDS", 3600)
 
 
 @shared_task(
-    queue="gpu", acks_late=True, reject_on_worker_lost=True, soft_time_limit=TIME_LIMIT + 60,
+    name="training.scoring_tasks.active_sampling_run", queue="gpu", acks_late=True, reject_on_worker_lost=True, soft_time_limit=TIME_LIMIT + 60,
     time_limit=TIME_LIMIT + 300,
 )
 def active_sampling_run(project_id: int, reward_model_id: int) -> str:
@@ -24,7 +24,7 @@ def active_sampling_run(project_id: int, reward_model_id: int) -> str:
 
 
 @shared_task(
-    queue="gpu", acks_late=True, reject_on_worker_lost=True, soft_time_limit=TIME_LIMIT + 60,
+    name="training.scoring_tasks.reward_check_run", queue="gpu", acks_late=True, reject_on_worker_lost=True, soft_time_limit=TIME_LIMIT + 60,
     time_limit=TIME_LIMIT + 300,
 )
 def reward_check_run(check_id: int) -> str:
@@ -34,7 +34,9 @@ def reward_check_run(check_id: int) -> str:
     return staleness.reward_check_execute(check_id=check_id)
 
 
-@shared_task(queue="default", soft_time_limit=120, time_limit=180)
+@shared_task(
+    name="training.scoring_tasks.reward_checks_refresh", queue="default", soft_time_limit=120, time_limit=180
+)
 def reward_checks_refresh() -> int:
     """The beat sweep: queue the reward-model checks that are due (staleness.reward_checks_refresh)."""
     from . import staleness

@@ -17,7 +17,7 @@ TIME_LIMIT = getattr(settings, "TRAINING_TIME_LIMIT_SECONDS", 48 * 3600)
 
 
 @shared_task(
-    bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=MAX_ATTEMPTS - 1,
+    name="training.tasks.run_execute", bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=MAX_ATTEMPTS - 1,
     soft_time_limit=TIME_LIMIT, time_limit=TIME_LIMIT + 300,
 )
 def run_execute(self, run_id: int) -> str:
@@ -28,12 +28,16 @@ def run_execute(self, run_id: int) -> str:
     return outcome
 
 
-@shared_task(queue="default", soft_time_limit=60, time_limit=120)
+@shared_task(
+    name="training.tasks.runs_recover_lost", queue="default", soft_time_limit=60, time_limit=120
+)
 def runs_recover_lost() -> int:
     return services.runs_recover_lost()
 
 
-@shared_task(queue="default", soft_time_limit=600, time_limit=660)
+@shared_task(
+    name="training.tasks.snapshots_sweep_orphans", queue="default", soft_time_limit=600, time_limit=660
+)
 def snapshots_sweep_orphans() -> int:
     return len(snapshots.snapshots_sweep_orphans())
 
