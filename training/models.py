@@ -99,7 +99,16 @@ class TrainingRun(TimeStamped):
     reward_model = models.ForeignKey(
         ModelVersion, null=True, blank=True, on_delete=models.RESTRICT, related_name="runs_as_reward"
     )
+    # Null until the worker has frozen it: creating a run never waits on an export (runner.run_execute).
     snapshot = models.ForeignKey(DatasetSnapshot, null=True, blank=True, on_delete=models.RESTRICT, related_name="runs")
+    data_filters = models.JSONField(
+        default=dict, blank=True,
+        help_text="The run's `data`: the quality filters its snapshot is frozen with (ExportFilters.as_dict).",
+    )
+    frozen_rows = models.PositiveIntegerField(default=0, help_text="Snapshot rows written so far while it freezes.")
+    frozen_rows_expected = models.PositiveIntegerField(
+        null=True, blank=True, help_text="How many rows the snapshot will have, where a cheap count knows it.",
+    )
     config = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     step = models.PositiveIntegerField(default=0)
@@ -132,6 +141,15 @@ class TrainingRun(TimeStamped):
     @property
     def progress(self) -> float:
         return self.step / self.total_steps if self.total_steps else 0.0
+
+    @property
+    def phase(self) -> str:
+        """What an active run is doing: queued, freezing (its dataset snapshot), training; else its status."""
+        if self.status == self.Status.RUNNING and self.snapshot_id is None:
+            return "freezing"
+        if self.status == self.Status.RUNNING:
+            return "training"
+        return self.status
 
 
 class MetricPoint(models.Model):

@@ -221,10 +221,14 @@ def _read_metrics_file(folder: Path) -> dict:
 
 
 def run_execute(*, run_id: int, attempt: int = 1, max_attempts: int = 3) -> str:
-    """Claim the run, run its pipeline to the end (or until cancelled) and record the outcome."""
+    """Claim the run, freeze its dataset snapshot, run its pipeline to the end (or until cancelled), record the outcome."""
     run = services.run_claim(run_id=run_id, worker=services.worker_name())
     if run is None:
         return Outcome.SKIPPED
+    ended = services.run_snapshot_freeze(run=run)
+    if ended is not None:
+        return {TrainingRun.Status.FAILED: Outcome.FAILED, TrainingRun.Status.CANCELLED: Outcome.CANCELLED}.get(
+            ended, Outcome.STOPPED)
     try:
         config_path = run_config_write(run=run)
         command = pipeline_command(run=run, config_path=config_path)

@@ -31,7 +31,7 @@ from annotation.roles import Action, project_access
 
 from . import registry
 from .models import DatasetSnapshot, MetricPoint, ModelVersion, TrainingRun
-from .snapshots import snapshot_freeze, storage_path
+from .snapshots import snapshot_expected_rows, snapshot_freeze, snapshot_precheck, storage_path
 
 KINDS = tuple(TrainingRun.Kind.values)
 SNAPSHOT_FORMAT = {
@@ -263,9 +263,11 @@ def run_create(
     *, kind: str, project: Project, base_model: ModelVersion, reward_model: ModelVersion | None = None,
     config: dict, created_by: AbstractBaseUser, data: dict | None = None,
 ) -> TrainingRun:
-    """Validate, freeze the snapshot, create the queued run and enqueue it once the transaction commits.
+    """Validate, create the queued run and enqueue it once the transaction commits.
 
-    `data` holds the quality filters of the run's snapshot (run_data_validate); the snapshot records them.
+    `data` holds the quality filters of the run's snapshot (run_data_validate), recorded on the run.
+    The snapshot itself is frozen by the worker before it trains (run_snapshot_freeze), so this
+    answers at once at any project size; a snapshot that would surely be empty is refused here.
     """
     if kind not in KINDS:
         raise InvalidInput(f"kind must be one of {', '.join(KINDS)}.", field="kind")
@@ -292,17 +294,14 @@ def run_create(
     registry.model_files_check(base_model, field="base_model")
     if reward_model is not None:
         registry.model_files_check(reward_model, field="reward_model")
+    try:
+        snapshot_precheck(project=project, format=SNAPSHOT_FORMAT[kind], filters=filters)
+    except InvalidInput as error:
+        raise _snapshot_error(error) from None
     with transaction.atomic():
-        try:
-            snapshot = snapshot_freeze(
-                project=project, format=SNAPSHOT_FORMAT[kind], created_by=created_by, allow_empty=False,
-                filters=filters,
-            )
-        except InvalidInput as error:
-            raise _snapshot_error(error) from None
         run = TrainingRun.objects.create(
-            kind=kind, project=project, base_model=base_model, reward_model=reward_model, snapshot=snapshot,
-            config=cleaned, created_by=created_by,
+            kind=kind, project=project, base_model=base_model, reward_model=reward_model,
+            data_filters=filters.as_dict(), config=cleaned, created_by=created_by,
         )
         run.checkpoint_dir = f"runs/{run.pk}"
         run.save(update_fields=["checkpoint_dir", "updated_at"])
@@ -366,7 +365,7 @@ def run_retry(*, run: TrainingRun, created_by: AbstractBaseUser | None) -> Train
     with transaction.atomic():
         retry = TrainingRun.objects.create(
             kind=run.kind, project=run.project, base_model=run.base_model, reward_model=run.reward_model,
-            snapshot=run.snapshot, config=run.config, created_by=created_by,
+            snapshot=run.snapshot, data_filters=run.data_filters, config=run.config, created_by=created_by,
             log_tail=f"[platform] a retry of run {run.pk}, from scratch on the same snapshot",
         )
         retry.checkpoint_dir = f"runs/{retry.pk}"
@@ -493,6 +492,64 @@ def run_claim(*, run_id: int, worker: str) -> TrainingRun | None:
     return run
 
 
+class FreezeStopped(Exception):
+    """The run left `running` (cancelled, or taken over) while its snapshot was freezing."""
+
+    def __init__(self, status: str):
+        super().__init__(status)
+        self.status = status
+
+
+def run_snapshot_freeze(*, run: TrainingRun) -> str | None:
+    """The worker's first step: freeze the run's snapshot if it has none yet. Returns None to go on training.
+
+    Otherwise the status the run ended in (failed: an empty snapshot, with the reason; cancelled)
+    or the status that someone else gave it meanwhile. Every PROGRESS_ROWS rows the run's
+    frozen_rows and heartbeat are written and its status read, so the page shows the freeze's
+    progress, the recovery sweep sees a live worker, and a cancel stops the freeze.
+    """
+    if run.snapshot_id is not None:
+        return None
+    format = SNAPSHOT_FORMAT[run.kind]
+    filters = ExportFilters.from_mapping(run.data_filters)
+    expected = snapshot_expected_rows(project=run.project, format=format, filters=filters)
+    now = timezone.now()
+    run.frozen_rows, run.frozen_rows_expected = 0, expected
+    TrainingRun.objects.filter(pk=run.pk).update(frozen_rows=0, frozen_rows_expected=expected, heartbeat_at=now)
+    run_log_append(run=run, lines=[f"[platform] freezing the dataset ({format}"
+                                   + (f", {expected} rows)" if expected is not None else ")")])
+
+    def progress(rows: int) -> None:
+        run.frozen_rows = rows
+        status = run_progress_flush(run=run, step=None, total=None, points=[], log_lines=[], frozen_rows=rows)
+        if status != TrainingRun.Status.RUNNING:
+            raise FreezeStopped(status)
+
+    try:
+        snapshot = snapshot_freeze(
+            project=run.project, format=format, created_by=run.created_by, allow_empty=False, filters=filters,
+            on_progress=progress,
+        )
+    except InvalidInput as error:
+        message = _snapshot_error(error).message
+        run_finish(run=run, status=TrainingRun.Status.FAILED, error=f"Could not freeze the dataset: {message}")
+        return TrainingRun.Status.FAILED
+    except FreezeStopped as stopped:
+        if stopped.status == TrainingRun.Status.CANCELLING:
+            run_finish(run=run, status=TrainingRun.Status.CANCELLED, log_line="[platform] cancelled while freezing")
+            return TrainingRun.Status.CANCELLED
+        return stopped.status
+    TrainingRun.objects.filter(pk=run.pk, snapshot__isnull=True).update(
+        snapshot=snapshot, frozen_rows=snapshot.row_count, heartbeat_at=timezone.now(), updated_at=timezone.now(),
+    )
+    run.snapshot, run.frozen_rows = snapshot, snapshot.row_count
+    run_log_append(run=run, lines=[
+        f"[platform] froze the dataset: snapshot #{snapshot.pk}, {snapshot.row_count} rows, "
+        f"sha256 {snapshot.sha256[:12]}"
+    ])
+    return None
+
+
 def run_requeue(*, run: TrainingRun, reason: str) -> bool:
     """Put a running run back in the queue for a retry (the pipeline resumes from its last checkpoint)."""
     lines = _append_lines(run.log_tail, [f"[platform] {reason}"])
@@ -520,7 +577,7 @@ def run_started(*, run: TrainingRun, pipeline_pid: int) -> None:
 
 def run_progress_flush(
     *, run: TrainingRun, step: int | None, total: int | None, points: list[tuple[int, str, float]],
-    log_lines: list[str], resumed_at: int | None = None,
+    log_lines: list[str], resumed_at: int | None = None, frozen_rows: int | None = None,
 ) -> str:
     """Store a batch of progress: metric points, step/total, log tail, heartbeat. Returns the run's status now."""
     now = timezone.now()
@@ -544,6 +601,8 @@ def run_progress_flush(
         if log_lines:
             run.log_tail = _append_lines(run.log_tail, log_lines)
             fields["log_tail"] = run.log_tail
+        if frozen_rows is not None:
+            fields["frozen_rows"] = frozen_rows
         TrainingRun.objects.filter(pk=run.pk).update(**fields)
         status = TrainingRun.objects.filter(pk=run.pk).values_list("status", flat=True).first()
     return status or TrainingRun.Status.FAILED
