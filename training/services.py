@@ -1,7 +1,7 @@
-"""Writes of the training app: the model registry, starting and cancelling runs, and a run's lifecycle.
+"""Writes of the training app: pipeline configs, the base model, starting, resuming and cancelling runs.
 
-The worker side (claiming a run, streaming its progress, finishing it) is here too, so that every
-status change is a conditional UPDATE in one place; training/runner.py drives the subprocess.
+The worker's side of a run (claim, freeze, progress, finish) is training/run_worker.py, over the
+job lifecycle of jobs/lifecycle.py; training/runner.py drives the pipeline.
 """
 
 from __future__ import annotations
@@ -10,17 +10,13 @@ import dataclasses
 import importlib
 import json
 import os
-import socket
 import subprocess
 import sys
-from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import F, Value
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from annotation.errors import Conflict, InvalidInput
@@ -28,10 +24,12 @@ from annotation.export_filters import ExportFilters
 from annotation.input_checks import json_problem
 from annotation.models import Project
 from annotation.roles import Action, project_access
+from jobs.lifecycle import append_lines, job_cancel
+from jobs.queue import job_enqueue
 
 from . import registry
-from .models import DatasetSnapshot, MetricPoint, ModelVersion, TrainingRun
-from .snapshots import snapshot_expected_rows, snapshot_freeze, snapshot_precheck, storage_path
+from .models import DatasetSnapshot, ModelVersion, TrainingRun
+from .snapshots import snapshot_precheck, storage_path
 
 KINDS = tuple(TrainingRun.Kind.values)
 SNAPSHOT_FORMAT = {
@@ -53,8 +51,7 @@ OUTPUT_KIND = {
     TrainingRun.Kind.DPO: ModelVersion.Kind.POLICY,
     TrainingRun.Kind.RLHF: ModelVersion.Kind.POLICY,
 }
-LOG_TAIL_LINES = 200
-HEARTBEAT_STALE = timedelta(seconds=60)  # a heartbeat this old means its worker is gone (training/recovery.py)
+RUN_TASK = "training.tasks.run_execute"
 
 
 # Pipeline configs ---------------------------------------------------------------------------------
@@ -344,7 +341,7 @@ def run_resume(*, run: TrainingRun, by: AbstractBaseUser | None) -> TrainingRun:
         TrainingRun.objects.filter(pk=run.pk).update(
             status=TrainingRun.Status.QUEUED, error="", finished_at=None, worker="", pipeline_pid=None,
             heartbeat_at=None, updated_at=now,
-            log_tail=_append_lines(locked.log_tail, [f"[platform] resumed by {who}, from its last checkpoint"]),
+            log_tail=append_lines(locked.log_tail, [f"[platform] resumed by {who}, from its last checkpoint"]),
         )
         transaction.on_commit(lambda: run_enqueue(run_id=run.pk))
     run.refresh_from_db()
@@ -375,282 +372,10 @@ def run_retry(*, run: TrainingRun, created_by: AbstractBaseUser | None) -> Train
 
 
 def run_enqueue(*, run_id: int) -> None:
-    from .tasks import run_execute
-
-    run_execute.apply_async(args=[run_id])
-
-
-def job_cancel(*, model, pk: int, noun: str):
-    """Cancel a training run or generation job, locked; call inside a transaction.
-
-    A queued one is cancelled at once; a running one becomes cancelling and its worker stops
-    the subprocess. Cancelling twice is a no-op; a finished one is a conflict.
-    """
-    Status = TrainingRun.Status  # generation jobs share the run's statuses
-    job = model.objects.select_for_update().get(pk=pk)
-    if job.status == Status.QUEUED:
-        job.status, job.finished_at = Status.CANCELLED, timezone.now()
-    elif job.status == Status.RUNNING:
-        job.status = Status.CANCELLING
-    elif job.status in (Status.CANCELLING, Status.CANCELLED):
-        return job
-    else:
-        raise Conflict(f"The {noun} has already {job.status}.", field="status")
-    job.save(update_fields=["status", "finished_at", "updated_at"])
-    return job
+    """Queue the run's gpu task (training.tasks.run_execute), by its pinned name."""
+    job_enqueue(task_name=RUN_TASK, args=[run_id])
 
 
 def run_cancel(*, run: TrainingRun) -> TrainingRun:
     """A queued run is cancelled at once; a running one becomes cancelling and its worker stops it."""
-    with transaction.atomic():
-        return job_cancel(model=TrainingRun, pk=run.pk, noun="run")
-
-
-# The worker's side: claim, progress, finish -------------------------------------------------------
-
-
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie is gone for our purposes
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
-def run_worker_alive(*, run: TrainingRun, now: datetime | None = None) -> bool:
-    """Is the worker process named in run.worker still there? On this host: its pid; elsewhere: its heartbeat."""
-    host, _, pid = run.worker.rpartition(":")
-    if host == socket.gethostname() and pid.isdigit():
-        return int(pid) != os.getpid() and _pid_alive(int(pid))
-    now = now or timezone.now()
-    return run.heartbeat_at is not None and now - run.heartbeat_at < HEARTBEAT_STALE
-
-
-def pipeline_orphan_kill(*, run: TrainingRun) -> None:
-    """Kill a pipeline subprocess left behind by a lost worker on this host, so two never share a run dir."""
-    host, _, _ = run.worker.rpartition(":")
-    pid = run.pipeline_pid
-    if host != socket.gethostname() or not _pid_alive(pid):
-        return
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
-    except OSError:
-        return
-    if b"training.pipelines" not in cmdline:
-        return
-    import signal
-
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except OSError:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
-
-
-def run_claim(*, run_id: int, worker: str) -> TrainingRun | None:
-    """Take a queued run (conditional UPDATE), or resume a running one whose worker is gone. None: nothing to do.
-
-    Idempotent: a task delivered twice while its first delivery is alive claims nothing.
-    """
-    now = timezone.now()
-    claimed = TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.QUEUED).update(
-        status=TrainingRun.Status.RUNNING, worker=worker, heartbeat_at=now, updated_at=now, error="",
-        started_at=Coalesce(F("started_at"), Value(now)),
-    )
-    if claimed:
-        return TrainingRun.objects.select_related("base_model", "reward_model", "snapshot", "project").get(pk=run_id)
-    run = TrainingRun.objects.filter(pk=run_id).first()
-    if run is None or run.status not in (TrainingRun.Status.RUNNING, TrainingRun.Status.CANCELLING):
-        return None
-    if run.worker == worker or run_worker_alive(run=run, now=now):
-        return None
-    pipeline_orphan_kill(run=run)
-    if run.status == TrainingRun.Status.CANCELLING:
-        run_finish(run=run, status=TrainingRun.Status.CANCELLED, log_line="[platform] cancelled: its worker was lost")
-        return None
-    taken = TrainingRun.objects.filter(
-        pk=run_id, status=TrainingRun.Status.RUNNING, worker=run.worker
-    ).update(worker=worker, heartbeat_at=now, pipeline_pid=None, updated_at=now)
-    if not taken:
-        return None
-    run = TrainingRun.objects.select_related("base_model", "reward_model", "snapshot", "project").get(pk=run_id)
-    run_log_append(run=run, lines=[f"[platform] worker {worker} resumes the run after losing its worker"])
-    return run
-
-
-class FreezeStopped(Exception):
-    """The run left `running` (cancelled, or taken over) while its snapshot was freezing."""
-
-    def __init__(self, status: str):
-        super().__init__(status)
-        self.status = status
-
-
-def run_snapshot_freeze(*, run: TrainingRun) -> str | None:
-    """The worker's first step: freeze the run's snapshot if it has none yet. Returns None to go on training.
-
-    Otherwise the status the run ended in (failed: an empty snapshot, with the reason; cancelled)
-    or the status that someone else gave it meanwhile. Every PROGRESS_ROWS rows the run's
-    frozen_rows and heartbeat are written and its status read, so the page shows the freeze's
-    progress, the recovery sweep sees a live worker, and a cancel stops the freeze.
-    """
-    if run.snapshot_id is not None:
-        return None
-    format = SNAPSHOT_FORMAT[run.kind]
-    filters = ExportFilters.from_mapping(run.data_filters)
-    expected = snapshot_expected_rows(project=run.project, format=format, filters=filters)
-    now = timezone.now()
-    run.frozen_rows, run.frozen_rows_expected = 0, expected
-    TrainingRun.objects.filter(pk=run.pk).update(frozen_rows=0, frozen_rows_expected=expected, heartbeat_at=now)
-    run_log_append(run=run, lines=[f"[platform] freezing the dataset ({format}"
-                                   + (f", {expected} rows)" if expected is not None else ")")])
-
-    def progress(rows: int) -> None:
-        run.frozen_rows = rows
-        status = run_progress_flush(run=run, step=None, total=None, points=[], log_lines=[], frozen_rows=rows)
-        if status != TrainingRun.Status.RUNNING:
-            raise FreezeStopped(status)
-
-    try:
-        snapshot = snapshot_freeze(
-            project=run.project, format=format, created_by=run.created_by, allow_empty=False, filters=filters,
-            on_progress=progress,
-        )
-    except InvalidInput as error:
-        message = _snapshot_error(error).message
-        run_finish(run=run, status=TrainingRun.Status.FAILED, error=f"Could not freeze the dataset: {message}")
-        return TrainingRun.Status.FAILED
-    except FreezeStopped as stopped:
-        if stopped.status == TrainingRun.Status.CANCELLING:
-            run_finish(run=run, status=TrainingRun.Status.CANCELLED, log_line="[platform] cancelled while freezing")
-            return TrainingRun.Status.CANCELLED
-        return stopped.status
-    TrainingRun.objects.filter(pk=run.pk, snapshot__isnull=True).update(
-        snapshot=snapshot, frozen_rows=snapshot.row_count, heartbeat_at=timezone.now(), updated_at=timezone.now(),
-    )
-    run.snapshot, run.frozen_rows = snapshot, snapshot.row_count
-    run_log_append(run=run, lines=[
-        f"[platform] froze the dataset: snapshot #{snapshot.pk}, {snapshot.row_count} rows, "
-        f"sha256 {snapshot.sha256[:12]}"
-    ])
-    return None
-
-
-def run_requeue(*, run: TrainingRun, reason: str) -> bool:
-    """Put a running run back in the queue for a retry (the pipeline resumes from its last checkpoint)."""
-    lines = _append_lines(run.log_tail, [f"[platform] {reason}"])
-    return bool(
-        TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.Status.RUNNING).update(
-            status=TrainingRun.Status.QUEUED, worker="", pipeline_pid=None, log_tail=lines, updated_at=timezone.now()
-        )
-    )
-
-
-def _append_lines(tail: str, lines: list[str]) -> str:
-    kept = (tail.splitlines() if tail else []) + [line.rstrip("\n") for line in lines]
-    return "\n".join(kept[-LOG_TAIL_LINES:])
-
-
-def run_log_append(*, run: TrainingRun, lines: list[str]) -> None:
-    run.log_tail = _append_lines(run.log_tail, lines)
-    TrainingRun.objects.filter(pk=run.pk).update(log_tail=run.log_tail, updated_at=timezone.now())
-
-
-def run_started(*, run: TrainingRun, pipeline_pid: int) -> None:
-    run.pipeline_pid = pipeline_pid
-    TrainingRun.objects.filter(pk=run.pk).update(pipeline_pid=pipeline_pid, heartbeat_at=timezone.now())
-
-
-def run_progress_flush(
-    *, run: TrainingRun, step: int | None, total: int | None, points: list[tuple[int, str, float]],
-    log_lines: list[str], resumed_at: int | None = None, frozen_rows: int | None = None,
-) -> str:
-    """Store a batch of progress: metric points, step/total, log tail, heartbeat. Returns the run's status now."""
-    now = timezone.now()
-    with transaction.atomic():
-        if resumed_at is not None:
-            # Steps past the checkpoint are trained again; their old points would be duplicates.
-            MetricPoint.objects.filter(run=run, step__gt=resumed_at).delete()
-        if points:
-            MetricPoint.objects.bulk_create(
-                [MetricPoint(run_id=run.pk, step=s, name=n[:100], value=v) for s, n, v in points]
-            )
-        fields: dict = {"heartbeat_at": now, "updated_at": now}
-        if total is not None:
-            run.total_steps = max(int(total), 0)
-            fields["total_steps"] = run.total_steps
-        if step is not None:
-            run.step = max(int(step), 0)
-            if run.total_steps:
-                run.step = min(run.step, run.total_steps)
-            fields["step"] = run.step
-        if log_lines:
-            run.log_tail = _append_lines(run.log_tail, log_lines)
-            fields["log_tail"] = run.log_tail
-        if frozen_rows is not None:
-            fields["frozen_rows"] = frozen_rows
-        TrainingRun.objects.filter(pk=run.pk).update(**fields)
-        status = TrainingRun.objects.filter(pk=run.pk).values_list("status", flat=True).first()
-    return status or TrainingRun.Status.FAILED
-
-
-def run_finish(
-    *, run: TrainingRun, status: str, error: str = "", log_line: str = ""
-) -> TrainingRun:
-    """End a run in a final status (only from running or cancelling: a run never leaves a final status)."""
-    now = timezone.now()
-    fields = {"status": status, "finished_at": now, "heartbeat_at": now, "updated_at": now, "pipeline_pid": None}
-    if error:
-        fields["error"] = error
-    if log_line:
-        fields["log_tail"] = _append_lines(run.log_tail, [log_line])
-    TrainingRun.objects.filter(
-        pk=run.pk, status__in=[TrainingRun.Status.RUNNING, TrainingRun.Status.CANCELLING]
-    ).update(**fields)
-    run.refresh_from_db()
-    return run
-
-
-def run_succeed(*, run: TrainingRun, metrics: dict) -> ModelVersion:
-    """Register the run's model dir as a ModelVersion and mark the run succeeded (idempotent)."""
-    with transaction.atomic():
-        model = ModelVersion.objects.filter(produced_by=run).first()
-        if model is None:
-            model = ModelVersion.objects.create(
-                name=f"{run.project.slug}-{run.kind}-run{run.pk}"[:200],
-                kind=OUTPUT_KIND[run.kind],
-                path=f"{run.checkpoint_dir}/model",
-                source=ModelVersion.Source.STORAGE,
-                parent=run.base_model,
-                produced_by=run,
-                project=run.project,
-                metrics=metrics,
-            )
-        if run.total_steps:
-            TrainingRun.objects.filter(pk=run.pk).update(step=run.total_steps)
-        run_finish(run=run, status=TrainingRun.Status.SUCCEEDED, log_line=f"[platform] registered model {model.name}")
-    return model
-
-
-def runs_recover_lost(*, lost_after: timedelta | None = None) -> int:
-    """Queue again the runs whose worker is lost (training/recovery.py); they resume from their checkpoint."""
-    from . import recovery
-
-    return recovery.jobs_recover(
-        model=TrainingRun, noun="run", enqueue=lambda pk: run_enqueue(run_id=pk), append_lines=_append_lines,
-        worker_alive=run_worker_alive, orphan_kill=pipeline_orphan_kill, lost_after=lost_after or recovery.LOST_AFTER,
-    )
+    return job_cancel(model=TrainingRun, pk=run.pk, noun="run")

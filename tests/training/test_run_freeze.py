@@ -7,7 +7,7 @@ from django.test.utils import CaptureQueriesContext
 from annotation.models import Annotation, Membership
 from tests.factories import ProjectFactory, comparison_task, member, model_version
 from tests.training.labels import demonstrations_create, run_frozen
-from training import services, snapshots
+from training import run_worker, services, snapshots
 from training.models import DatasetSnapshot, TrainingRun
 
 pytestmark = pytest.mark.django_db
@@ -56,7 +56,8 @@ def test_creating_a_run_reads_no_label_row_by_row(project, admin, base, settings
     many = queries_to_create(bigger, admin, base)
     assert few == many  # the same statements at any size: no export, one EXISTS
     assert DatasetSnapshot.objects.count() == 0
-    assert not (settings.STORAGE_ROOT / "snapshots").exists() or not any((settings.STORAGE_ROOT / "snapshots").iterdir())
+    for made in (project, bigger):
+        assert not (settings.STORAGE_ROOT / "snapshots" / str(made.pk)).exists()
     assert set(TrainingRun.objects.values_list("snapshot", flat=True)) == {None}
 
 
@@ -65,7 +66,7 @@ def test_the_worker_writes_its_progress_while_it_freezes(project, admin, base, m
     run = create(project, admin, base)
     monkeypatch.setattr(snapshots, "PROGRESS_ROWS", 2)
     seen = []
-    real = services.run_progress_flush
+    real = run_worker.run_progress_flush
 
     def spy(**kwargs):
         seen.append(TrainingRun.objects.values_list("frozen_rows_expected", flat=True).get(pk=run.pk))
@@ -73,7 +74,7 @@ def test_the_worker_writes_its_progress_while_it_freezes(project, admin, base, m
         seen.append(TrainingRun.objects.values_list("frozen_rows", "status").get(pk=run.pk))
         return status
 
-    monkeypatch.setattr(services, "run_progress_flush", spy)
+    monkeypatch.setattr(run_worker, "run_progress_flush", spy)
     run = run_frozen(run)
     assert seen == [5, (2, "running"), 5, (4, "running")]
     assert run.snapshot.row_count == run.frozen_rows == 5 and run.phase == "training"
@@ -96,10 +97,10 @@ def test_a_snapshot_that_turns_out_empty_fails_the_run_with_the_reason(project, 
 def test_cancelling_while_it_freezes_stops_the_freeze_and_leaves_no_file(project, admin, base, monkeypatch, settings):
     demonstrations_create(project=project, n=3)
     run = create(project, admin, base)
-    claimed = services.run_claim(run_id=run.pk, worker="test:1")
+    claimed = run_worker.run_claim(run_id=run.pk, worker="test:1")
     services.run_cancel(run=run)
     monkeypatch.setattr(snapshots, "PROGRESS_ROWS", 1)
-    assert services.run_snapshot_freeze(run=claimed) == "cancelled"
+    assert run_worker.run_snapshot_freeze(run=claimed) == "cancelled"
     run.refresh_from_db()
     assert run.status == "cancelled" and run.snapshot is None and "cancelled while freezing" in run.log_tail
     assert DatasetSnapshot.objects.count() == 0
@@ -109,7 +110,7 @@ def test_cancelling_while_it_freezes_stops_the_freeze_and_leaves_no_file(project
 def test_a_frozen_snapshot_is_never_frozen_again_and_a_retry_reuses_it(project, admin, base):
     demonstrations_create(project=project, n=3)
     run = run_frozen(create(project, admin, base, data={"exclude_gold": True}))
-    services.run_finish(run=run, status="failed", error="boom")
+    run_worker.run_finish(run=run, status="failed", error="boom")
     retry = services.run_retry(run=run, created_by=admin)
     assert retry.snapshot_id == run.snapshot_id and retry.data_filters == {"exclude_gold": True}
     retry = run_frozen(retry)
