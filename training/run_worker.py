@@ -46,7 +46,8 @@ def run_snapshot_freeze(*, run: TrainingRun) -> str | None:
     Otherwise the status the run ended in (failed: an empty snapshot, with the reason; cancelled)
     or the status that someone else gave it meanwhile. Every PROGRESS_ROWS rows the run's
     frozen_rows and heartbeat are written and its status read, so the page shows the freeze's
-    progress, the recovery sweep sees a live worker, and a cancel stops the freeze.
+    progress and a cancel stops the freeze; between them a thread keeps the heartbeat fresh, so
+    the recovery sweep never takes a freezing worker for lost.
     """
     if run.snapshot_id is not None:
         return None
@@ -66,12 +67,13 @@ def run_snapshot_freeze(*, run: TrainingRun) -> str | None:
             raise FreezeStopped(status)
 
     try:
-        snapshot = snapshot_freeze(
-            project=run.project, format=format, created_by=run.created_by, allow_empty=False, filters=filters,
-            on_progress=progress,
-        )
+        with lifecycle.job_heartbeat_while(model=TrainingRun, pk=run.pk):
+            snapshot = snapshot_freeze(
+                project=run.project, format=format, created_by=run.created_by, allow_empty=False, filters=filters,
+                on_progress=progress,
+            )
     except InvalidInput as error:
-        message = services._snapshot_error(error).message
+        message = services.run_data_error(error).message
         run_finish(run=run, status=TrainingRun.Status.FAILED, error=f"Could not freeze the dataset: {message}")
         return TrainingRun.Status.FAILED
     except FreezeStopped as stopped:

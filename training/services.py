@@ -172,7 +172,7 @@ def run_data_validate(*, kind: str, data) -> ExportFilters:
     return filters
 
 
-def _snapshot_error(error: InvalidInput) -> InvalidInput:
+def run_data_error(error: InvalidInput) -> InvalidInput:
     """An export's error about a filter, renamed to the run's `data.<filter>`."""
     names = {f.name for f in dataclasses.fields(ExportFilters)}
     if error.field in names:
@@ -294,7 +294,7 @@ def run_create(
     try:
         snapshot_precheck(project=project, format=SNAPSHOT_FORMAT[kind], filters=filters)
     except InvalidInput as error:
-        raise _snapshot_error(error) from None
+        raise run_data_error(error) from None
     with transaction.atomic():
         run = TrainingRun.objects.create(
             kind=kind, project=project, base_model=base_model, reward_model=reward_model,

@@ -3,6 +3,7 @@
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -102,3 +103,19 @@ def test_one_lifecycle_for_every_job(model):
     assert ended.log_tail.splitlines() == ["one", "[platform] cancelled"]
     lifecycle.job_finish(model=model, job=ended, status="succeeded")  # a final status never changes
     assert model.objects.get(pk=job.pk).status == "cancelled"
+
+
+@pytest.mark.django_db(transaction=True)  # the heartbeat thread writes on its own connection
+def test_a_long_silent_step_keeps_the_heartbeat_fresh():
+    project = ProjectFactory()
+    base = model_version(name="tiny", kind="base", path="models/tiny")
+    run = TrainingRun.objects.create(kind="sft", project=project, base_model=base, status="running")
+    assert run.heartbeat_at is None
+    with lifecycle.job_heartbeat_while(model=TrainingRun, pk=run.pk, every=0.05):
+        time.sleep(0.5)  # a query that returns nothing for a while
+        first = TrainingRun.objects.get(pk=run.pk).heartbeat_at
+        time.sleep(0.3)
+        later = TrainingRun.objects.get(pk=run.pk).heartbeat_at
+    assert first is not None and later > first
+    time.sleep(0.2)
+    assert TrainingRun.objects.get(pk=run.pk).heartbeat_at == later  # it stops with the step
