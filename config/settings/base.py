@@ -186,7 +186,7 @@ if CELERY_BROKER_URL == "filesystem://":
         "control_folder": str(_broker_dir / "control"),
     }
 # A gpu worker keeps a warm launcher (torch, transformers and TRL imported) and forks each pipeline
-# from it, instead of paying those imports in a cold subprocess per job (training/pipeline_process.py).
+# from it, instead of paying those imports in a cold subprocess per job (jobs/pipeline_process.py).
 TRAINING_WARM_START = env.bool("FEEDBACKLOOP_WARM_START", default=True)
 # The longest a training run may take before Celery stops it.
 TRAINING_TIME_LIMIT_SECONDS = env.int("TRAINING_TIME_LIMIT_SECONDS", default=48 * 3600)
