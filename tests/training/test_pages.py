@@ -454,3 +454,10 @@ def test_a_run_whose_snapshot_is_freezing_says_so_with_its_progress(client, admi
     assert "Frozen by the worker when the run starts, with data filters <code>exclude_gold=true</code>" in html
     body = client.get(f"/api/training-runs/{run.pk}/").json()
     assert (body["phase"], body["frozen_rows"], body["frozen_rows_expected"]) == ("freezing", 250, 1000)
+
+
+def test_the_runs_list_says_which_run_is_freezing_its_dataset(client, admin, project, base_model):
+    TrainingRun.objects.create(kind="sft", project=project, base_model=base_model, status="running", created_by=admin)
+    client_as(client, admin)
+    html = client.get(reverse("training-run-list")).content.decode()
+    assert '<span data-role="steps">freezing the dataset</span>' in html
