@@ -59,7 +59,7 @@ def register_scorer(schedule: Callable[..., None]) -> None:
 def scoring_schedule(*, project) -> None:
     """Queue the project's scoring with the registered scorer; InvalidInput when no app provides one."""
     if not _scorers:
-        raise InvalidInput("No scorer is installed: prioritising needs the training app.", field="project")
+        raise InvalidInput("No scorer is installed: prioritising needs the loop app.", field="project")
     _scorers[-1](project=project)
 
 

@@ -9,11 +9,12 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
-
 @signals.worker_init.connect
 def start_pipeline_launcher(sender=None, **kwargs):
     """A worker on the gpu queue starts its warm pipeline launcher before its pool forks."""
-    from training import pipeline_process, services
+    from jobs import pipeline_process
+    from jobs.workers import worker_name
+    from training import services
 
     queues = sender.app.amqp.queues
     names = set((queues.consume_from or queues).keys())
@@ -21,12 +22,14 @@ def start_pipeline_launcher(sender=None, **kwargs):
     if "gpu" in names:  # so that a run asking for more GPUs than any worker has is refused up front
         from training import capacity
 
-        capacity.gpu_capacity_record(worker=services.worker_name(), gpus=capacity.visible_gpu_count())
+        capacity.gpu_capacity_record(worker=worker_name(), gpus=capacity.visible_gpu_count())
 
 
 @signals.worker_shutdown.connect
 def stop_pipeline_launcher(**kwargs):
-    from training import capacity, pipeline_process, services
+    from jobs import pipeline_process
+    from jobs.workers import worker_name
+    from training import capacity
 
     pipeline_process.launcher_stop()
-    capacity.gpu_capacity_forget(worker=services.worker_name())
+    capacity.gpu_capacity_forget(worker=worker_name())

@@ -14,4 +14,5 @@ urlpatterns = [
          name="api-docs"),
     path("", include("annotation.urls")),
     path("training/", include("training.urls")),
+    path("training/", include("loop.urls")),
 ]

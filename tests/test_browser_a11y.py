@@ -13,7 +13,7 @@ import pytest
 from annotation.models import Annotation, Membership, ReviewItem
 from tests.browser import launch_browser, login
 from tests.factories import ProjectFactory, TaskFactory, comparison_task, member, model_version
-from training import evaluation as evaluations
+from loop import evaluation as evaluations
 from training.models import GenerationJob, MetricPoint, TrainingRun
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -36,7 +36,7 @@ def violations(page) -> list[str]:
 
 @pytest.fixture
 def world(monkeypatch):
-    monkeypatch.setattr("training.generation_tasks.generation_execute.apply_async", lambda *a, **k: None)
+    monkeypatch.setattr("loop.tasks.generation_execute.apply_async", lambda *a, **k: None)
     project = ProjectFactory(name="Accessible project", overlap=1, review_rate=1.0)
     admin = member(project, Membership.Role.ADMIN, username="a11y-admin")
     labeler = member(project, Membership.Role.LABELER, username="a11y-labeler")

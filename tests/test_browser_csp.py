@@ -14,8 +14,8 @@ from annotation.reviews.sampling import review_items_enqueue
 from tests.browser import launch_browser, login
 from tests.factories import ProjectFactory, PromptFactory, TaskFactory, UserFactory, member, model_version
 from tests.training.labels import demonstrations_create
-from training import evaluation as evaluations
-from training import generation
+from loop import evaluation as evaluations
+from loop import generation
 from training.models import GenerationJob, MetricPoint, TrainingRun
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -28,7 +28,7 @@ CHART = "(id) => !!(window.Chart && Chart.getChart(id) && Chart.getChart(id).dat
 @pytest.fixture
 def site(monkeypatch, settings, tmp_path):
     """One project with something on every page: labels, a finished run with metrics, an A/B evaluation."""
-    monkeypatch.setattr("training.generation_tasks.generation_execute.apply_async", lambda args=None, **kw: None)
+    monkeypatch.setattr("loop.tasks.generation_execute.apply_async", lambda args=None, **kw: None)
     settings.STORAGE_ROOT = tmp_path
     project = ProjectFactory(name="CSP walk")
     boss = UserFactory(username="csp-admin", is_staff=True, is_superuser=True)

@@ -1,8 +1,8 @@
 """What training plugs into annotation's extension points (annotation/extension_points.py).
 
 Annotation imports nothing from training; training/apps.py calls `register()` once the apps are
-loaded. The staleness and active-sampling modules are imported on first use, as the pages that
-need them did before.
+loaded. The staleness module is imported on first use, as the pages that need it did before. The
+"Prioritise" scorer is the loop wing's (loop/annotation_hooks.py).
 """
 
 from annotation import extension_points
@@ -14,13 +14,6 @@ def reward_checks_panel(*, project) -> list[dict]:
     from .staleness import reward_checks_for_project
 
     return reward_checks_for_project(project=project)
-
-
-def prioritise(*, project) -> None:
-    """The "Prioritise by reward-model uncertainty" button: queue active sampling's scoring."""
-    from .active_sampling import active_sampling_schedule
-
-    active_sampling_schedule(project=project)
 
 
 def annotation_in_snapshot(*, annotation) -> bool:
@@ -36,5 +29,4 @@ def annotation_in_snapshot(*, annotation) -> bool:
 
 def register() -> None:
     extension_points.register_dashboard_panel(key="reward_checks", action=Action.TRAIN, build=reward_checks_panel)
-    extension_points.register_scorer(prioritise)
     extension_points.register_freeze_check(annotation_in_snapshot)

@@ -4,6 +4,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
+from jobs.models import Job, JobStatus
+
 
 class TimeStamped(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
@@ -74,22 +76,16 @@ class DatasetSnapshot(TimeStamped):
         return f"{self.project} {self.format} snapshot {self.pk} ({self.row_count} rows)"
 
 
-class TrainingRun(TimeStamped):
+class TrainingRun(Job):
+    """A training run: a job (jobs/models.py) that freezes a snapshot, trains a pipeline and registers a model."""
+
     class Kind(models.TextChoices):
         SFT = "sft", "SFT"
         REWARD = "reward", "Reward model"
         DPO = "dpo", "DPO"
         RLHF = "rlhf", "RLHF"
 
-    class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
-        CANCELLING = "cancelling", "Cancelling"
-        CANCELLED = "cancelled", "Cancelled"
-
-    ACTIVE = (Status.QUEUED, Status.RUNNING, Status.CANCELLING)
+    Status = JobStatus
 
     kind = models.CharField(max_length=16, choices=Kind.choices)
     project = models.ForeignKey("annotation.Project", on_delete=models.CASCADE, related_name="training_runs")
@@ -99,22 +95,18 @@ class TrainingRun(TimeStamped):
     reward_model = models.ForeignKey(
         ModelVersion, null=True, blank=True, on_delete=models.RESTRICT, related_name="runs_as_reward"
     )
+    # Null until the worker has frozen it: creating a run never waits on an export (runner.run_execute).
     snapshot = models.ForeignKey(DatasetSnapshot, null=True, blank=True, on_delete=models.RESTRICT, related_name="runs")
-    config = models.JSONField(default=dict, blank=True)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
-    step = models.PositiveIntegerField(default=0)
-    total_steps = models.PositiveIntegerField(default=0)
-    log_tail = models.TextField(blank=True)
-    error = models.TextField(blank=True)
-    worker = models.CharField(max_length=200, blank=True, help_text="host:pid of the Celery worker process.")
-    pipeline_pid = models.PositiveIntegerField(null=True, blank=True, help_text="The pipeline subprocess's pid.")
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    checkpoint_dir = models.CharField(max_length=500, blank=True, help_text="Relative to STORAGE_ROOT.")
-    recoveries = models.PositiveSmallIntegerField(
-        default=0, help_text="How often a lost worker's run was queued again (training/recovery.py)."
+    data_filters = models.JSONField(
+        default=dict, blank=True,
+        help_text="The run's `data`: the quality filters its snapshot is frozen with (ExportFilters.as_dict).",
     )
+    frozen_rows = models.PositiveIntegerField(default=0, help_text="Snapshot rows written so far while it freezes.")
+    frozen_rows_expected = models.PositiveIntegerField(
+        null=True, blank=True, help_text="How many rows the snapshot will have, where a cheap count knows it.",
+    )
+    config = models.JSONField(default=dict, blank=True)
+    checkpoint_dir = models.CharField(max_length=500, blank=True, help_text="Relative to STORAGE_ROOT.")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
 
     class Meta:
@@ -130,8 +122,13 @@ class TrainingRun(TimeStamped):
         return f"{self.kind} run {self.pk} ({self.status})"
 
     @property
-    def progress(self) -> float:
-        return self.step / self.total_steps if self.total_steps else 0.0
+    def phase(self) -> str:
+        """What an active run is doing: queued, freezing (its dataset snapshot), training; else its status."""
+        if self.status == self.Status.RUNNING and self.snapshot_id is None:
+            return "freezing"
+        if self.status == self.Status.RUNNING:
+            return "training"
+        return self.status
 
 
 class MetricPoint(models.Model):
@@ -172,11 +169,9 @@ class Evaluation(TimeStamped):
         return f"Evaluation {self.pk}: {self.model_a.name} vs {self.model_b.name}"
 
 
-class GenerationJob(TimeStamped):
-    """Sample responses from a model (or two, for an A/B evaluation) and make comparison tasks of them."""
+class GenerationJob(Job):
+    """Sample responses from a model (or two, for an A/B evaluation) and make comparison tasks of them (loop/)."""
 
-    Status = TrainingRun.Status
-    ACTIVE = TrainingRun.ACTIVE
     MAX_K = 8
 
     project = models.ForeignKey("annotation.Project", on_delete=models.CASCADE, related_name="generation_jobs")
@@ -195,25 +190,12 @@ class GenerationJob(TimeStamped):
     top_p = models.FloatField(default=0.95)
     max_new_tokens = models.PositiveIntegerField(default=48)
     seed = models.IntegerField(default=0)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
-    step = models.PositiveIntegerField(default=0)
-    total_steps = models.PositiveIntegerField(default=0)
     tasks_created = models.PositiveIntegerField(default=0)
     responses_created = models.PositiveIntegerField(default=0)
     prompts_skipped = models.PositiveIntegerField(
         default=0, help_text="Prompts that made no task: fewer than 2 distinct responses after deduplication."
     )
     duplicates_dropped = models.PositiveIntegerField(default=0)
-    log_tail = models.TextField(blank=True)
-    error = models.TextField(blank=True)
-    worker = models.CharField(max_length=200, blank=True, help_text="host:pid of the Celery worker process.")
-    pipeline_pid = models.PositiveIntegerField(null=True, blank=True)
-    recoveries = models.PositiveSmallIntegerField(
-        default=0, help_text="How often a lost worker's job was queued again (training/recovery.py)."
-    )
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
 
     class Meta:
@@ -233,10 +215,6 @@ class GenerationJob(TimeStamped):
 
     def __str__(self) -> str:
         return f"Generation job {self.pk} ({self.status})"
-
-    @property
-    def progress(self) -> float:
-        return self.step / self.total_steps if self.total_steps else 0.0
 
     @property
     def job_dir(self) -> str:

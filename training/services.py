@@ -1,7 +1,7 @@
-"""Writes of the training app: the model registry, starting and cancelling runs, and a run's lifecycle.
+"""Writes of the training app: pipeline configs, the base model, starting, resuming and cancelling runs.
 
-The worker side (claiming a run, streaming its progress, finishing it) is here too, so that every
-status change is a conditional UPDATE in one place; training/runner.py drives the subprocess.
+The worker's side of a run (claim, freeze, progress, finish) is training/run_worker.py, over the
+job lifecycle of jobs/lifecycle.py; training/runner.py drives the pipeline.
 """
 
 from __future__ import annotations
@@ -10,17 +10,13 @@ import dataclasses
 import importlib
 import json
 import os
-import socket
 import subprocess
 import sys
-from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import F, Value
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from annotation.errors import Conflict, InvalidInput
@@ -28,10 +24,12 @@ from annotation.export_filters import ExportFilters
 from annotation.input_checks import json_problem
 from annotation.models import Project
 from annotation.roles import Action, project_access
+from jobs.lifecycle import append_lines, job_cancel
+from jobs.queue import job_enqueue
 
 from . import registry
-from .models import DatasetSnapshot, MetricPoint, ModelVersion, TrainingRun
-from .snapshots import snapshot_freeze, storage_path
+from .models import DatasetSnapshot, ModelVersion, TrainingRun
+from .snapshots import snapshot_precheck, storage_path
 
 KINDS = tuple(TrainingRun.Kind.values)
 SNAPSHOT_FORMAT = {
@@ -53,8 +51,7 @@ OUTPUT_KIND = {
     TrainingRun.Kind.DPO: ModelVersion.Kind.POLICY,
     TrainingRun.Kind.RLHF: ModelVersion.Kind.POLICY,
 }
-LOG_TAIL_LINES = 200
-HEARTBEAT_STALE = timedelta(seconds=60)  # a heartbeat this old means its worker is gone (training/recovery.py)
+RUN_TASK = "training.tasks.run_execute"
 
 
 # Pipeline configs ---------------------------------------------------------------------------------
@@ -175,7 +172,7 @@ def run_data_validate(*, kind: str, data) -> ExportFilters:
     return filters
 
 
-def _snapshot_error(error: InvalidInput) -> InvalidInput:
+def run_data_error(error: InvalidInput) -> InvalidInput:
     """An export's error about a filter, renamed to the run's `data.<filter>`."""
     names = {f.name for f in dataclasses.fields(ExportFilters)}
     if error.field in names:
@@ -263,9 +260,11 @@ def run_create(
     *, kind: str, project: Project, base_model: ModelVersion, reward_model: ModelVersion | None = None,
     config: dict, created_by: AbstractBaseUser, data: dict | None = None,
 ) -> TrainingRun:
-    """Validate, freeze the snapshot, create the queued run and enqueue it once the transaction commits.
+    """Validate, create the queued run and enqueue it once the transaction commits.
 
-    `data` holds the quality filters of the run's snapshot (run_data_validate); the snapshot records them.
+    `data` holds the quality filters of the run's snapshot (run_data_validate), recorded on the run.
+    The snapshot itself is frozen by the worker before it trains (run_snapshot_freeze), so this
+    answers at once at any project size; a snapshot that would surely be empty is refused here.
     """
     if kind not in KINDS:
         raise InvalidInput(f"kind must be one of {', '.join(KINDS)}.", field="kind")
@@ -292,17 +291,14 @@ def run_create(
     registry.model_files_check(base_model, field="base_model")
     if reward_model is not None:
         registry.model_files_check(reward_model, field="reward_model")
+    try:
+        snapshot_precheck(project=project, format=SNAPSHOT_FORMAT[kind], filters=filters)
+    except InvalidInput as error:
+        raise run_data_error(error) from None
     with transaction.atomic():
-        try:
-            snapshot = snapshot_freeze(
-                project=project, format=SNAPSHOT_FORMAT[kind], created_by=created_by, allow_empty=False,
-                filters=filters,
-            )
-        except InvalidInput as error:
-            raise _snapshot_error(error) from None
         run = TrainingRun.objects.create(
-            kind=kind, project=project, base_model=base_model, reward_model=reward_model, snapshot=snapshot,
-            config=cleaned, created_by=created_by,
+            kind=kind, project=project, base_model=base_model, reward_model=reward_model,
+            data_filters=filters.as_dict(), config=cleaned, created_by=created_by,
         )
         run.checkpoint_dir = f"runs/{run.pk}"
         run.save(update_fields=["checkpoint_dir", "updated_at"])
@@ -345,7 +341,7 @@ def run_resume(*, run: TrainingRun, by: AbstractBaseUser | None) -> TrainingRun:
         TrainingRun.objects.filter(pk=run.pk).update(
             status=TrainingRun.Status.QUEUED, error="", finished_at=None, worker="", pipeline_pid=None,
             heartbeat_at=None, updated_at=now,
-            log_tail=_append_lines(locked.log_tail, [f"[platform] resumed by {who}, from its last checkpoint"]),
+            log_tail=append_lines(locked.log_tail, [f"[platform] resumed by {who}, from its last checkpoint"]),
         )
         transaction.on_commit(lambda: run_enqueue(run_id=run.pk))
     run.refresh_from_db()
@@ -366,7 +362,7 @@ def run_retry(*, run: TrainingRun, created_by: AbstractBaseUser | None) -> Train
     with transaction.atomic():
         retry = TrainingRun.objects.create(
             kind=run.kind, project=run.project, base_model=run.base_model, reward_model=run.reward_model,
-            snapshot=run.snapshot, config=run.config, created_by=created_by,
+            snapshot=run.snapshot, data_filters=run.data_filters, config=run.config, created_by=created_by,
             log_tail=f"[platform] a retry of run {run.pk}, from scratch on the same snapshot",
         )
         retry.checkpoint_dir = f"runs/{retry.pk}"
@@ -376,222 +372,10 @@ def run_retry(*, run: TrainingRun, created_by: AbstractBaseUser | None) -> Train
 
 
 def run_enqueue(*, run_id: int) -> None:
-    from .tasks import run_execute
-
-    run_execute.apply_async(args=[run_id])
-
-
-def job_cancel(*, model, pk: int, noun: str):
-    """Cancel a training run or generation job, locked; call inside a transaction.
-
-    A queued one is cancelled at once; a running one becomes cancelling and its worker stops
-    the subprocess. Cancelling twice is a no-op; a finished one is a conflict.
-    """
-    Status = TrainingRun.Status  # generation jobs share the run's statuses
-    job = model.objects.select_for_update().get(pk=pk)
-    if job.status == Status.QUEUED:
-        job.status, job.finished_at = Status.CANCELLED, timezone.now()
-    elif job.status == Status.RUNNING:
-        job.status = Status.CANCELLING
-    elif job.status in (Status.CANCELLING, Status.CANCELLED):
-        return job
-    else:
-        raise Conflict(f"The {noun} has already {job.status}.", field="status")
-    job.save(update_fields=["status", "finished_at", "updated_at"])
-    return job
+    """Queue the run's gpu task (training.tasks.run_execute), by its pinned name."""
+    job_enqueue(task_name=RUN_TASK, args=[run_id])
 
 
 def run_cancel(*, run: TrainingRun) -> TrainingRun:
     """A queued run is cancelled at once; a running one becomes cancelling and its worker stops it."""
-    with transaction.atomic():
-        return job_cancel(model=TrainingRun, pk=run.pk, noun="run")
-
-
-# The worker's side: claim, progress, finish -------------------------------------------------------
-
-
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie is gone for our purposes
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
-def run_worker_alive(*, run: TrainingRun, now: datetime | None = None) -> bool:
-    """Is the worker process named in run.worker still there? On this host: its pid; elsewhere: its heartbeat."""
-    host, _, pid = run.worker.rpartition(":")
-    if host == socket.gethostname() and pid.isdigit():
-        return int(pid) != os.getpid() and _pid_alive(int(pid))
-    now = now or timezone.now()
-    return run.heartbeat_at is not None and now - run.heartbeat_at < HEARTBEAT_STALE
-
-
-def pipeline_orphan_kill(*, run: TrainingRun) -> None:
-    """Kill a pipeline subprocess left behind by a lost worker on this host, so two never share a run dir."""
-    host, _, _ = run.worker.rpartition(":")
-    pid = run.pipeline_pid
-    if host != socket.gethostname() or not _pid_alive(pid):
-        return
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
-    except OSError:
-        return
-    if b"training.pipelines" not in cmdline:
-        return
-    import signal
-
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except OSError:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
-
-
-def run_claim(*, run_id: int, worker: str) -> TrainingRun | None:
-    """Take a queued run (conditional UPDATE), or resume a running one whose worker is gone. None: nothing to do.
-
-    Idempotent: a task delivered twice while its first delivery is alive claims nothing.
-    """
-    now = timezone.now()
-    claimed = TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.QUEUED).update(
-        status=TrainingRun.Status.RUNNING, worker=worker, heartbeat_at=now, updated_at=now, error="",
-        started_at=Coalesce(F("started_at"), Value(now)),
-    )
-    if claimed:
-        return TrainingRun.objects.select_related("base_model", "reward_model", "snapshot", "project").get(pk=run_id)
-    run = TrainingRun.objects.filter(pk=run_id).first()
-    if run is None or run.status not in (TrainingRun.Status.RUNNING, TrainingRun.Status.CANCELLING):
-        return None
-    if run.worker == worker or run_worker_alive(run=run, now=now):
-        return None
-    pipeline_orphan_kill(run=run)
-    if run.status == TrainingRun.Status.CANCELLING:
-        run_finish(run=run, status=TrainingRun.Status.CANCELLED, log_line="[platform] cancelled: its worker was lost")
-        return None
-    taken = TrainingRun.objects.filter(
-        pk=run_id, status=TrainingRun.Status.RUNNING, worker=run.worker
-    ).update(worker=worker, heartbeat_at=now, pipeline_pid=None, updated_at=now)
-    if not taken:
-        return None
-    run = TrainingRun.objects.select_related("base_model", "reward_model", "snapshot", "project").get(pk=run_id)
-    run_log_append(run=run, lines=[f"[platform] worker {worker} resumes the run after losing its worker"])
-    return run
-
-
-def run_requeue(*, run: TrainingRun, reason: str) -> bool:
-    """Put a running run back in the queue for a retry (the pipeline resumes from its last checkpoint)."""
-    lines = _append_lines(run.log_tail, [f"[platform] {reason}"])
-    return bool(
-        TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.Status.RUNNING).update(
-            status=TrainingRun.Status.QUEUED, worker="", pipeline_pid=None, log_tail=lines, updated_at=timezone.now()
-        )
-    )
-
-
-def _append_lines(tail: str, lines: list[str]) -> str:
-    kept = (tail.splitlines() if tail else []) + [line.rstrip("\n") for line in lines]
-    return "\n".join(kept[-LOG_TAIL_LINES:])
-
-
-def run_log_append(*, run: TrainingRun, lines: list[str]) -> None:
-    run.log_tail = _append_lines(run.log_tail, lines)
-    TrainingRun.objects.filter(pk=run.pk).update(log_tail=run.log_tail, updated_at=timezone.now())
-
-
-def run_started(*, run: TrainingRun, pipeline_pid: int) -> None:
-    run.pipeline_pid = pipeline_pid
-    TrainingRun.objects.filter(pk=run.pk).update(pipeline_pid=pipeline_pid, heartbeat_at=timezone.now())
-
-
-def run_progress_flush(
-    *, run: TrainingRun, step: int | None, total: int | None, points: list[tuple[int, str, float]],
-    log_lines: list[str], resumed_at: int | None = None,
-) -> str:
-    """Store a batch of progress: metric points, step/total, log tail, heartbeat. Returns the run's status now."""
-    now = timezone.now()
-    with transaction.atomic():
-        if resumed_at is not None:
-            # Steps past the checkpoint are trained again; their old points would be duplicates.
-            MetricPoint.objects.filter(run=run, step__gt=resumed_at).delete()
-        if points:
-            MetricPoint.objects.bulk_create(
-                [MetricPoint(run_id=run.pk, step=s, name=n[:100], value=v) for s, n, v in points]
-            )
-        fields: dict = {"heartbeat_at": now, "updated_at": now}
-        if total is not None:
-            run.total_steps = max(int(total), 0)
-            fields["total_steps"] = run.total_steps
-        if step is not None:
-            run.step = max(int(step), 0)
-            if run.total_steps:
-                run.step = min(run.step, run.total_steps)
-            fields["step"] = run.step
-        if log_lines:
-            run.log_tail = _append_lines(run.log_tail, log_lines)
-            fields["log_tail"] = run.log_tail
-        TrainingRun.objects.filter(pk=run.pk).update(**fields)
-        status = TrainingRun.objects.filter(pk=run.pk).values_list("status", flat=True).first()
-    return status or TrainingRun.Status.FAILED
-
-
-def run_finish(
-    *, run: TrainingRun, status: str, error: str = "", log_line: str = ""
-) -> TrainingRun:
-    """End a run in a final status (only from running or cancelling: a run never leaves a final status)."""
-    now = timezone.now()
-    fields = {"status": status, "finished_at": now, "heartbeat_at": now, "updated_at": now, "pipeline_pid": None}
-    if error:
-        fields["error"] = error
-    if log_line:
-        fields["log_tail"] = _append_lines(run.log_tail, [log_line])
-    TrainingRun.objects.filter(
-        pk=run.pk, status__in=[TrainingRun.Status.RUNNING, TrainingRun.Status.CANCELLING]
-    ).update(**fields)
-    run.refresh_from_db()
-    return run
-
-
-def run_succeed(*, run: TrainingRun, metrics: dict) -> ModelVersion:
-    """Register the run's model dir as a ModelVersion and mark the run succeeded (idempotent)."""
-    with transaction.atomic():
-        model = ModelVersion.objects.filter(produced_by=run).first()
-        if model is None:
-            model = ModelVersion.objects.create(
-                name=f"{run.project.slug}-{run.kind}-run{run.pk}"[:200],
-                kind=OUTPUT_KIND[run.kind],
-                path=f"{run.checkpoint_dir}/model",
-                source=ModelVersion.Source.STORAGE,
-                parent=run.base_model,
-                produced_by=run,
-                project=run.project,
-                metrics=metrics,
-            )
-        if run.total_steps:
-            TrainingRun.objects.filter(pk=run.pk).update(step=run.total_steps)
-        run_finish(run=run, status=TrainingRun.Status.SUCCEEDED, log_line=f"[platform] registered model {model.name}")
-    return model
-
-
-def runs_recover_lost(*, lost_after: timedelta | None = None) -> int:
-    """Queue again the runs whose worker is lost (training/recovery.py); they resume from their checkpoint."""
-    from . import recovery
-
-    return recovery.jobs_recover(
-        model=TrainingRun, noun="run", enqueue=lambda pk: run_enqueue(run_id=pk), append_lines=_append_lines,
-        worker_alive=run_worker_alive, orphan_kill=pipeline_orphan_kill, lost_after=lost_after or recovery.LOST_AFTER,
-    )
+    return job_cancel(model=TrainingRun, pk=run.pk, noun="run")

@@ -16,22 +16,24 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models import Q
 
 from annotation import exporters
 from annotation.errors import InvalidInput
 from annotation.export_filters import ExportFilters
-from annotation.models import Project
+from annotation.models import ANNOTATION_COUNTS, Annotation, Project
 
 from .models import DatasetSnapshot
 
 CHUNK_SIZE = 500
+PROGRESS_ROWS = 2000  # snapshot_freeze reports its progress this often
 ORPHAN_AFTER = timedelta(hours=1)
 EMPTY_MESSAGES = {
     DatasetSnapshot.Format.SFT: "The project has no demonstrations to train on.",
@@ -58,21 +60,67 @@ def _lines(*, project: Project, format: str, filters: ExportFilters) -> Iterator
     return exporters.export_lines(project=project, fmt=format, filters=filters)
 
 
-def snapshot_freeze(
-    *, project: Project, format: str, created_by: AbstractBaseUser | None = None, allow_empty: bool = True,
-    filters: ExportFilters | None = None,
-) -> DatasetSnapshot:
-    """Write the project's `format` export to a file and record it. Empty and allow_empty=False: InvalidInput.
-
-    `filters` (annotation/export_filters.py) choose which annotations the export keeps, and are
-    recorded on the snapshot. A prompts snapshot holds no annotations, so it takes none.
-    """
-    filters = filters or ExportFilters()
+def _check(*, format: str, filters: ExportFilters) -> None:
     if format not in DatasetSnapshot.Format.values:
         raise InvalidInput(f"format must be one of {', '.join(DatasetSnapshot.Format.values)}.", field="format")
     if filters and format == DatasetSnapshot.Format.PROMPTS:
         raise InvalidInput("A prompts snapshot holds no annotations, so the quality filters do not apply.",
                            field="filters")
+
+
+def _empty_error(*, format: str, filters: ExportFilters) -> InvalidInput:
+    if filters:
+        return InvalidInput(f"{EMPTY_MESSAGES[format][:-1]} once the quality filters are applied.", field="filters")
+    return InvalidInput(EMPTY_MESSAGES[format], field="project")
+
+
+def snapshot_precheck(*, project: Project, format: str, filters: ExportFilters | None = None) -> None:
+    """Before a run is queued: InvalidInput if its snapshot would surely be empty, or its filters cannot apply.
+
+    Cheap at any size: the filters are resolved as an export would resolve them, and one EXISTS
+    asks for a row that could make a line. A row can still make none (a comparison of ties only,
+    or a labeler below min_competence): then the worker's freeze fails the run with the message.
+    """
+    filters = filters or ExportFilters()
+    _check(format=format, filters=filters)
+    if format == DatasetSnapshot.Format.PROMPTS:
+        if not project.prompts.exists():
+            raise _empty_error(format=format, filters=filters)
+        return
+    exporters.export_lines(project=project, fmt=format, filters=filters)  # checks the filters; makes no line
+    if format == DatasetSnapshot.Format.SFT:
+        kind = Q(kind=Annotation.Kind.DEMONSTRATION) | Q(kind=Annotation.Kind.COMPARISON, edited_response__isnull=False)
+    else:
+        kind = Q(kind=Annotation.Kind.COMPARISON, all_bad=False) | Q(
+            kind=Annotation.Kind.COMPARISON, edited_response__isnull=False)
+    rows = Annotation.objects.filter(kind, ANNOTATION_COUNTS, filters.annotation_q(), project=project)
+    if not rows.exists():
+        raise _empty_error(format=format, filters=filters)
+
+
+def snapshot_expected_rows(*, project: Project, format: str, filters: ExportFilters | None = None) -> int | None:
+    """How many rows a freeze will write, where one COUNT says it (prompts, sft without min_competence); else None."""
+    filters = filters or ExportFilters()
+    if format == DatasetSnapshot.Format.PROMPTS:
+        return project.prompts.count()
+    if format == DatasetSnapshot.Format.SFT and filters.min_competence is None:
+        return exporters.export_count(project=project, fmt=format, filters=filters)
+    return None  # preference pairs are counted from every ranking: as slow as the export itself
+
+
+def snapshot_freeze(
+    *, project: Project, format: str, created_by: AbstractBaseUser | None = None, allow_empty: bool = True,
+    filters: ExportFilters | None = None, on_progress: Callable[[int], None] | None = None,
+) -> DatasetSnapshot:
+    """Write the project's `format` export to a file and record it. Empty and allow_empty=False: InvalidInput.
+
+    `filters` (annotation/export_filters.py) choose which annotations the export keeps, and are
+    recorded on the snapshot. A prompts snapshot holds no annotations, so it takes none.
+    `on_progress(rows)` is called every PROGRESS_ROWS rows; whatever it raises stops the freeze and
+    leaves no file behind.
+    """
+    filters = filters or ExportFilters()
+    _check(format=format, filters=filters)
     folder = Path("snapshots") / str(project.pk)
     (storage_path(folder)).mkdir(parents=True, exist_ok=True)
     tmp = storage_path(folder / f".tmp-{uuid.uuid4().hex}.jsonl")
@@ -84,11 +132,10 @@ def snapshot_freeze(
                 digest.update(data)
                 out.write(data)
                 rows += 1
+                if on_progress is not None and rows % PROGRESS_ROWS == 0:
+                    on_progress(rows)
         if rows == 0 and not allow_empty:
-            if filters:
-                raise InvalidInput(f"{EMPTY_MESSAGES[format][:-1]} once the quality filters are applied.",
-                                   field="filters")
-            raise InvalidInput(EMPTY_MESSAGES[format], field="project")
+            raise _empty_error(format=format, filters=filters)
         with transaction.atomic():
             snapshot = DatasetSnapshot.objects.create(
                 project=project, format=format, path="", sha256=digest.hexdigest(), row_count=rows,

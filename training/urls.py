@@ -1,8 +1,8 @@
-"""The training pages, included at /training/ by config/urls.py."""
+"""The training pages, included at /training/ by config/urls.py (the loop's pages are loop/urls.py)."""
 
 from django.urls import path
 
-from . import generation_views, model_views, tracker_views, views
+from . import model_views, tracker_views, views
 
 urlpatterns = [
     path("runs/", views.run_list, name="training-run-list"),
@@ -17,12 +17,5 @@ urlpatterns = [
     path("models/", views.model_list, name="training-model-list"),
     path("models/<id:model_id>/", model_views.model_page, name="training-model-detail"),
     path("models/<id:model_id>/download/", model_views.model_download, name="training-model-download"),
-    path("generation/", generation_views.generation_list, name="training-generation-list"),
-    path("generation/new/", generation_views.generation_new, name="training-generation-new"),
-    path("generation/<id:job_id>/", generation_views.generation_detail, name="training-generation-detail"),
-    path("evaluations/", generation_views.evaluation_list, name="training-evaluation-list"),
-    path("evaluations/new/", generation_views.evaluation_new, name="training-evaluation-new"),
-    path("evaluations/<id:evaluation_id>/", generation_views.evaluation_detail, name="training-evaluation-detail"),
-    path("projects/<id:project_id>/leaderboard/", generation_views.leaderboard, name="training-leaderboard"),
     path("projects/<id:project_id>/reward-checks/", views.reward_checks_start, name="training-reward-checks"),
 ]

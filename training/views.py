@@ -122,7 +122,7 @@ def _run_form(request, data=None) -> RunForm:
         initial.update({"kind": like.kind, "project": like.project_id, "base_model": like.base_model_id,
                         "reward_model": like.reward_model_id})
         initial_config = dict(like.config or {})
-        filters = like.snapshot.filters if like.snapshot_id and like.snapshot.filters else {}
+        filters = like.data_filters or {}
         initial.update({f"data_{name}": value for name, value in filters.items()})
     if request.GET.get("project"):
         initial["project"] = request.GET["project"]
@@ -208,7 +208,7 @@ def run_detail(request, run_id: int):
         "nav_section": "runs",
         "run": run,
         "active": run.status in TrainingRun.ACTIVE,
-        "percent": round(100 * run.progress, 1),
+        "percent": round(100 * _page_progress(run), 1),
         "duration": format_duration(_duration(run, timezone.now())),
         "eta": _time_left(run, timezone.now()),
         "output_model": output_model,
@@ -220,6 +220,13 @@ def run_detail(request, run_id: int):
         "api_url": run_api_url(run.pk),
         "trackers": trackers.tracker_listing(run),
     })
+
+
+def _page_progress(run: TrainingRun) -> float:
+    """The bar's share: of the snapshot's rows while the worker freezes it, else of the training steps."""
+    if run.phase == "freezing":
+        return run.frozen_rows / run.frozen_rows_expected if run.frozen_rows_expected else 0.0
+    return run.progress
 
 
 @login_required

@@ -29,6 +29,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "annotation",
     "training",
+    "loop",
 ]
 
 MIDDLEWARE = [
@@ -185,7 +186,7 @@ if CELERY_BROKER_URL == "filesystem://":
         "control_folder": str(_broker_dir / "control"),
     }
 # A gpu worker keeps a warm launcher (torch, transformers and TRL imported) and forks each pipeline
-# from it, instead of paying those imports in a cold subprocess per job (training/pipeline_process.py).
+# from it, instead of paying those imports in a cold subprocess per job (jobs/pipeline_process.py).
 TRAINING_WARM_START = env.bool("FEEDBACKLOOP_WARM_START", default=True)
 # The longest a training run may take before Celery stops it.
 TRAINING_TIME_LIMIT_SECONDS = env.int("TRAINING_TIME_LIMIT_SECONDS", default=48 * 3600)
@@ -217,7 +218,7 @@ CELERY_TASK_ROUTES = {
 }
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE = {
-    # Jobs whose worker is lost go back to the queue (training/recovery.py: every 20 s, lost after 60 s).
+    # Jobs whose worker is lost go back to the queue (jobs/recovery.py: every 20 s, lost after 60 s).
     "recover-lost-runs": {"task": "training.tasks.runs_recover_lost", "schedule": 20.0},
     "recover-lost-generation-jobs": {"task": "training.generation_tasks.generation_jobs_recover_lost", "schedule": 20.0},
     "sweep-orphaned-snapshot-files": {"task": "training.tasks.snapshots_sweep_orphans", "schedule": 3600.0},

@@ -165,15 +165,37 @@
     showNotifyChoice();
   }
 
+  // Before it trains, the worker freezes the run's dataset snapshot: rows written, of how many if known.
+  function freezeProgress(run) {
+    return run.frozen_rows_expected ? run.frozen_rows / run.frozen_rows_expected : 0;
+  }
+  function showFreezing(run, freezing) {
+    $("freezing").hidden = !freezing;
+    if (freezing) {
+      $("frozen-rows").textContent = run.frozen_rows;
+      $("frozen-expected").textContent = run.frozen_rows_expected !== null && run.frozen_rows_expected !== undefined ?
+        " of " + run.frozen_rows_expected : "";
+    }
+    var snapshot = run.snapshot, shown = $("snapshot");
+    if (snapshot && typeof snapshot === "object" && shown && shown.classList.contains("muted")) {
+      shown.classList.remove("muted");
+      shown.textContent = "#" + snapshot.id + " \u00b7 " + snapshot.format + " \u00b7 " + snapshot.row_count +
+        " row" + (snapshot.row_count === 1 ? "" : "s");
+    }
+  }
+
   function render(run) {
     var active = JobStatus.isActive(run.status);
     $("eta").textContent = active ? eta(run) : "\u2014";
     if (wasActive && !active) announceEnd(run);
     wasActive = active;
     if (!active && notifyButton) { notifyButton.hidden = true; notifyState.textContent = ""; }
-    var percent = JobStatus.paint(root, run);
+    var freezing = run.phase === "freezing";
+    var percent = JobStatus.paint(root, freezing ? { status: run.status, progress: freezeProgress(run) } : run);
     root.dataset.active = active ? "true" : "false";
     root.dataset.status = run.status;
+    root.dataset.phase = run.phase || run.status;
+    showFreezing(run, freezing);
     $("percent").textContent = Math.round(percent) + "%";
     $("step").textContent = run.step;
     $("total").textContent = run.total_steps || "?";

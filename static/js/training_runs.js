@@ -21,7 +21,9 @@
   function render(row, run) {
     var active = JobStatus.isActive(run.status);
     var percent = JobStatus.paint(row, run);
-    row.querySelector("[data-role=steps]").textContent = run.step + " / " + (run.total_steps || "?");
+    // Before it trains, the worker freezes the run's dataset snapshot (the run page shows its rows).
+    row.querySelector("[data-role=steps]").textContent = run.phase === "freezing" ? "freezing the dataset" :
+      run.step + " / " + (run.total_steps || "?");
     row.querySelector("[data-role=percent]").textContent = run.total_steps ? "· " + Math.round(percent) + "%" : "";
     row.querySelector("[data-role=started]").textContent = formatTime(run.started_at);
     row.querySelector("[data-role=finished]").textContent = formatTime(run.finished_at);

@@ -5,7 +5,7 @@ from feedbackloop_client import ApiError, Client
 
 from annotation.models import Annotation, Membership
 from tests.factories import ProjectFactory, gold_comparison_task, member, model_version
-from tests.training.labels import comparisons_create
+from tests.training.labels import comparisons_create, run_frozen
 from training.models import TrainingRun
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -33,5 +33,6 @@ def test_filters_counts_and_run_data_through_the_client(live_server, monkeypatch
     assert caught.value.status == 400 and caught.value.field == "min_competence"
 
     run = eng.runs.start(kind="reward", project=project.pk, base_model=base.pk, data={"exclude_gold": True})
-    assert run["snapshot"]["filters"] == {"exclude_gold": True}
-    assert TrainingRun.objects.get().snapshot.row_count == 3
+    assert run["snapshot"] is None and run["data"] == {"exclude_gold": True}  # the worker freezes it
+    snapshot = run_frozen(TrainingRun.objects.get()).snapshot
+    assert snapshot.row_count == 3 and snapshot.filters == {"exclude_gold": True}

@@ -13,7 +13,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 def test_dynamic_overlap_and_reward_checks_through_the_client(live_server, monkeypatch):
     sent = []
-    monkeypatch.setattr("training.scoring_tasks.reward_check_run.delay", lambda *args: sent.append(args))
+    monkeypatch.setattr("training.tasks.reward_check_run.apply_async", lambda args=None, **kw: sent.append(tuple(args)))
     project = ProjectFactory(overlap=2)
     member(project, Membership.Role.ADMIN, username="client-admin")
     rm = model_version(name="client-rm", kind="reward", path="models/client-rm", project=project,

@@ -49,3 +49,14 @@ def comparisons_create(*, project, n: int = 4) -> list[Annotation]:
         )
         done.append(annotation)
     return done
+
+
+def run_frozen(run):
+    """What a worker does first with a new run: claim it and freeze its dataset snapshot. Returns it, refreshed."""
+    from training import run_worker
+
+    claimed = run_worker.run_claim(run_id=run.pk, worker="test:1")
+    assert claimed is not None, "the run was not queued"
+    run_worker.run_snapshot_freeze(run=claimed)
+    run.refresh_from_db()
+    return run

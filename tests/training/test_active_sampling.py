@@ -18,7 +18,7 @@ from annotation import dashboard, services
 from annotation.errors import Conflict, InvalidInput
 from annotation.models import Annotation, Membership, Project, Task, TaskResponse
 from tests.factories import ProjectFactory, TaskFactory, comparison_task, member, model_version
-from training import active_sampling
+from loop import active_sampling
 from training.models import ModelVersion
 
 
@@ -170,7 +170,7 @@ def test_reward_model_is_set_by_patch_with_field_errors(client_for):
 @pytest.mark.django_db
 def test_schedule_needs_a_reward_model_and_runs_one_at_a_time(django_capture_on_commit_callbacks, monkeypatch):
     sent = []
-    monkeypatch.setattr("training.scoring_tasks.active_sampling_run.delay", lambda *args: sent.append(args))
+    monkeypatch.setattr("loop.tasks.active_sampling_run.apply_async", lambda args=None, **kw: sent.append(tuple(args)))
     project = ProjectFactory()
     with pytest.raises(InvalidInput) as error:
         active_sampling.active_sampling_schedule(project=project)
@@ -200,7 +200,7 @@ def test_schedule_needs_a_reward_model_and_runs_one_at_a_time(django_capture_on_
 @pytest.mark.django_db
 def test_after_new_tasks_schedules_only_with_a_reward_model_and_never_raises(monkeypatch):
     sent = []
-    monkeypatch.setattr("training.scoring_tasks.active_sampling_run.delay", lambda *args: sent.append(args))
+    monkeypatch.setattr("loop.tasks.active_sampling_run.apply_async", lambda args=None, **kw: sent.append(tuple(args)))
     project = ProjectFactory()
     assert active_sampling.active_sampling_after_new_tasks(project=project) is False
     project.reward_model = reward_version(project)
@@ -213,7 +213,7 @@ def test_after_new_tasks_schedules_only_with_a_reward_model_and_never_raises(mon
 @pytest.mark.django_db
 def test_settings_page_sets_the_reward_model_and_its_button_queues_scoring(client, monkeypatch):
     sent = []
-    monkeypatch.setattr("training.scoring_tasks.active_sampling_run.delay", lambda *args: sent.append(args))
+    monkeypatch.setattr("loop.tasks.active_sampling_run.apply_async", lambda args=None, **kw: sent.append(tuple(args)))
     project = ProjectFactory()
     admin, labeler = member(project, role=Membership.Role.ADMIN), member(project)
     rm = reward_version(project, name="rm-settings")

@@ -7,7 +7,7 @@ from django.conf import settings
 
 from annotation.models import Membership
 from tests.factories import ProjectFactory, UserFactory, member, model_version
-from tests.training.labels import comparisons_create, demonstrations_create
+from tests.training.labels import comparisons_create, demonstrations_create, run_frozen
 from training import selectors, services
 from training.models import DatasetSnapshot, MetricPoint, ModelVersion, TrainingRun
 
@@ -127,7 +127,7 @@ def test_an_empty_snapshot_is_a_400_and_leaves_no_file(
     assert not folder.exists() or list(folder.iterdir()) == []
 
 
-def test_start_freezes_a_snapshot_and_enqueues_once_on_commit(
+def test_start_answers_before_the_snapshot_is_frozen_and_the_worker_freezes_it(
     client_for, project, admin, base, enqueued, django_capture_on_commit_callbacks
 ):
     demonstrations_create(project=project, n=3)
@@ -141,11 +141,16 @@ def test_start_freezes_a_snapshot_and_enqueues_once_on_commit(
     assert run.config == {"max_steps": 4, "learning_rate": 1.0, "num_gpus": 1}
     assert run.checkpoint_dir == f"runs/{run.pk}"
     assert len(captured) == 1 and enqueued == [[run.pk]]
-    snapshot = run.snapshot
-    assert snapshot.format == "sft" and snapshot.row_count == 3
+    assert run.snapshot is None and body["snapshot"] is None and DatasetSnapshot.objects.count() == 0
+    assert body["phase"] == "queued" and body["data"] == {}
+    snapshot = run_frozen(run).snapshot
+    assert snapshot.format == "sft" and snapshot.row_count == 3 == run.frozen_rows
+    assert run.frozen_rows_expected == 3 and "froze the dataset" in run.log_tail
     assert not snapshot.path.startswith("/")
     data = (settings.STORAGE_ROOT / snapshot.path).read_bytes()
-    assert hashlib.sha256(data).hexdigest() == snapshot.sha256 == body["snapshot"]["sha256"]
+    detail = client_for(admin).get(f"/api/training-runs/{run.pk}/").json()
+    assert hashlib.sha256(data).hexdigest() == snapshot.sha256 == detail["snapshot"]["sha256"]
+    assert detail["phase"] == "training"
     assert data.count(b"\n") == 3 and b'"assistant"' in data
 
 
@@ -156,7 +161,8 @@ def test_reward_and_rlhf_snapshots_use_pairs_and_prompts(client_for, project, ad
     r2 = start(client_for(admin), kind="rlhf", project=project.pk, base_model=base.pk, reward_model=reward.pk,
                config={"beta": 0.1, "num_generations": 2, "batch_size": 2})
     assert r1.status_code == 201 and r2.status_code == 201, (r1.content, r2.content)
-    pairs, prompts = TrainingRun.objects.get(pk=r1.json()["id"]), TrainingRun.objects.get(pk=r2.json()["id"])
+    pairs = run_frozen(TrainingRun.objects.get(pk=r1.json()["id"]))
+    prompts = run_frozen(TrainingRun.objects.get(pk=r2.json()["id"]))
     assert (pairs.snapshot.format, pairs.snapshot.row_count) == ("preference", 2)
     assert (prompts.snapshot.format, prompts.snapshot.row_count) == ("prompts", 2)
     assert b'"chosen"' in (settings.STORAGE_ROOT / pairs.snapshot.path).read_bytes()

@@ -6,8 +6,8 @@ import pytest
 from annotation.models import Annotation, Membership, Task
 from tests.browser import launch_browser, login
 from tests.factories import ProjectFactory, PromptFactory, member, model_version
-from training import evaluation as evaluations
-from training import generation
+from loop import evaluation as evaluations
+from loop import generation
 from training.models import GenerationJob
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -18,7 +18,7 @@ def enqueued(monkeypatch):
     """The generation job 'runs' in the test itself: nothing reaches a broker or a worker."""
     sent = []
     monkeypatch.setattr(
-        "training.generation_tasks.generation_execute.apply_async", lambda args=None, **kw: sent.append(args)
+        "loop.tasks.generation_execute.apply_async", lambda args=None, **kw: sent.append(args)
     )
     return sent
 

@@ -7,8 +7,8 @@ import pytest
 
 from annotation.models import Annotation, Membership, Response, Task, TaskResponse
 from tests.factories import ProjectFactory, PromptFactory, ResponseFactory, TaskFactory, UserFactory, member, model_version
-from training import evaluation as evaluations
-from training import generation
+from loop import evaluation as evaluations
+from loop import generation
 from training.models import Evaluation, GenerationJob
 
 FINAL = {"succeeded", "failed", "cancelled"}
@@ -36,7 +36,7 @@ def models(db):
 def enqueued(monkeypatch):
     sent = []
     monkeypatch.setattr(
-        "training.generation_tasks.generation_execute.apply_async", lambda args=None, **kw: sent.append(args)
+        "loop.tasks.generation_execute.apply_async", lambda args=None, **kw: sent.append(args)
     )
     return sent
 

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from annotation.models import Membership, Response, Task, TaskResponse
 from tests.factories import ProjectFactory, PromptFactory, TaskFactory, UserFactory, member, model_version
-from training import generation
+from loop import generation
 from training.models import GenerationJob
 
 FINAL = {"succeeded", "failed", "cancelled"}
@@ -40,7 +40,7 @@ def enqueued(monkeypatch):
     """Every generation_execute message that would reach the broker."""
     sent = []
     monkeypatch.setattr(
-        "training.generation_tasks.generation_execute.apply_async", lambda args=None, **kw: sent.append(args)
+        "loop.tasks.generation_execute.apply_async", lambda args=None, **kw: sent.append(args)
     )
     return sent
 
@@ -377,7 +377,7 @@ def test_generation_pages(client, project, admin, prompts, model, enqueued, djan
 @pytest.mark.django_db
 def test_a_new_round_is_queued_for_reward_model_scoring_but_an_evaluation_is_not(project, admin, prompts, model):
     from annotation.models import Project
-    from training import generation_runner
+    from loop import generation_runner
 
     job = generation.generation_create(project=project, model_version=model, k=2, prompt_count=1, created_by=admin)
     generation.generation_claim(job_id=job.pk, worker="here:1")

@@ -134,7 +134,7 @@ def theirs():
 @pytest.fixture
 def queued(monkeypatch):
     sent = []
-    for task in ("training.tasks.run_execute", "training.generation_tasks.generation_execute"):
+    for task in ("training.tasks.run_execute", "loop.tasks.generation_execute"):
         monkeypatch.setattr(f"{task}.apply_async", lambda args=None, **kw: sent.append(args), raising=False)
         monkeypatch.setattr(f"{task}.delay", lambda *args, **kw: sent.append(args), raising=False)
     return sent

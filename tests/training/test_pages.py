@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from annotation.models import Membership
 from tests.factories import ProjectFactory, member, model_version
-from tests.training.labels import comparisons_create, demonstrations_create
+from tests.training.labels import comparisons_create, demonstrations_create, run_frozen
 from training import selectors
 from training.pipelines import common, dpo
 from training.models import DatasetSnapshot, MetricPoint, TrainingRun
@@ -56,8 +56,10 @@ def reward_model(project, base_model):
 
 @pytest.fixture
 def run(project, base_model, admin):
+    snapshot = DatasetSnapshot.objects.create(project=project, format="sft", path="snapshots/0.jsonl",
+                                              sha256="0" * 64, row_count=2)
     run = TrainingRun.objects.create(
-        kind="sft", project=project, base_model=base_model, status="running", step=3, total_steps=10,
+        kind="sft", project=project, base_model=base_model, snapshot=snapshot, status="running", step=3, total_steps=10,
         log_tail="step 1\nstep 2\nstep 3 loss=1.5", created_by=admin, config={"learning_rate": 0.001},
     )
     MetricPoint.objects.bulk_create([
@@ -303,7 +305,7 @@ def test_a_valid_form_starts_the_run_and_opens_its_page(client, admin, project, 
     assert run.status == "queued"
     assert run.config["learning_rate"] == 0.003 and run.config["max_steps"] == 7
     assert run.config["packing"] is False
-    assert run.snapshot.row_count == 2
+    assert run.snapshot is None and run_frozen(run).snapshot.row_count == 2
 
 
 # Run page ---------------------------------------------------------------------------------------------
@@ -438,3 +440,24 @@ def test_the_base_model_menu_says_which_kinds_fit_and_the_only_fitting_model_is_
     assert "reward" not in fits["dpo"] and fits["reward"] == ["base", "sft"]
     assert re.search(rf'<option value="{base_model.pk}"[^>]*data-kind="base"[^>]*selected', html) or \
         re.search(rf'<option value="{base_model.pk}"[^>]*selected[^>]*data-kind="base"', html)
+
+
+def test_a_run_whose_snapshot_is_freezing_says_so_with_its_progress(client, admin, project, base_model):
+    run = TrainingRun.objects.create(kind="sft", project=project, base_model=base_model, status="running",
+                                     frozen_rows=250, frozen_rows_expected=1000, created_by=admin,
+                                     data_filters={"exclude_gold": True})
+    client_as(client, admin)
+    html = client.get(reverse("training-run-detail", args=[run.pk])).content.decode()
+    assert re.search(r'data-role="freezing"[^>]*>Freezing the dataset: <strong data-role="frozen-rows">250</strong>'
+                     r'<span data-role="frozen-expected"> of 1000</span> rows', html)
+    assert 'max="100" value="25.0"' in html
+    assert "Frozen by the worker when the run starts, with data filters <code>exclude_gold=true</code>" in html
+    body = client.get(f"/api/training-runs/{run.pk}/").json()
+    assert (body["phase"], body["frozen_rows"], body["frozen_rows_expected"]) == ("freezing", 250, 1000)
+
+
+def test_the_runs_list_says_which_run_is_freezing_its_dataset(client, admin, project, base_model):
+    TrainingRun.objects.create(kind="sft", project=project, base_model=base_model, status="running", created_by=admin)
+    client_as(client, admin)
+    html = client.get(reverse("training-run-list")).content.decode()
+    assert '<span data-role="steps">freezing the dataset</span>' in html

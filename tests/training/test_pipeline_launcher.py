@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from training import pipeline_process
+from jobs import pipeline_process
 from training.pipelines import launcher
-from training.services import _pid_alive  # alive and not a zombie
+from jobs.workers import pid_alive as _pid_alive  # alive and not a zombie
 
 CHILD = "tests.training.launcher_child"
 

@@ -180,7 +180,7 @@ def test_without_a_policy_there_is_nothing_to_judge(stub_scorer):
 
 def test_the_button_queues_one_check_per_reward_model_and_not_twice(world, client, monkeypatch):
     sent = []
-    monkeypatch.setattr("training.scoring_tasks.reward_check_run.delay", lambda *args: sent.append(args))
+    monkeypatch.setattr("training.tasks.reward_check_run.apply_async", lambda args=None, **kw: sent.append(tuple(args)))
     client.force_login(world["engineer"])
     url = f"/training/projects/{world['project'].pk}/reward-checks/"
     response = client.post(url)
@@ -194,14 +194,14 @@ def test_the_button_queues_one_check_per_reward_model_and_not_twice(world, clien
 
 def test_the_schedule_sends_the_gpu_task_after_the_commit(world, django_capture_on_commit_callbacks, monkeypatch):
     sent = []
-    monkeypatch.setattr("training.scoring_tasks.reward_check_run.delay", lambda *args: sent.append(args))
+    monkeypatch.setattr("training.tasks.reward_check_run.apply_async", lambda args=None, **kw: sent.append(tuple(args)))
     with django_capture_on_commit_callbacks(execute=True):
         check = staleness.reward_check_schedule(project=world["project"], reward_model=world["rm"])
     assert sent == [(check.pk,)]
 
 
 def test_the_beat_sweep_queues_checks_that_are_due_and_have_new_labels(world, monkeypatch):
-    monkeypatch.setattr("training.scoring_tasks.reward_check_run.delay", lambda *args: None)
+    monkeypatch.setattr("training.tasks.reward_check_run.apply_async", lambda *args, **kw: None)
     # A reward model whose directory is gone is skipped (the next sweep tries again); the others go on.
     ModelVersion.objects.create(name=f"rm-gone-{uuid.uuid4().hex[:6]}", kind="reward", path="models/gone-rm",
                                 project=world["project"])
@@ -267,7 +267,7 @@ def test_the_registry_page_and_api_show_the_check_in_the_users_projects_only(wor
 
 
 def test_the_reward_checks_api_is_for_those_who_train(world, client_for, monkeypatch):
-    monkeypatch.setattr("training.scoring_tasks.reward_check_run.delay", lambda *args: None)
+    monkeypatch.setattr("training.tasks.reward_check_run.apply_async", lambda *args, **kw: None)
     project = world["project"]
     url = f"/api/projects/{project.pk}/reward-checks/"
     assert client_for(world["labeler"]).get(url).status_code == 403
@@ -347,7 +347,7 @@ def test_the_command_shows_the_checks_and_queues_new_ones(world, monkeypatch):
 
     from django.core.management import CommandError, call_command
 
-    monkeypatch.setattr("training.scoring_tasks.reward_check_run.delay", lambda *args: None)
+    monkeypatch.setattr("training.tasks.reward_check_run.apply_async", lambda *args, **kw: None)
     out = StringIO()
     call_command("check_reward_models", "--project", world["project"].slug, stdout=out)
     assert f"{world['rm'].name}: never checked" in out.getvalue()

@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from annotation.models import Annotation, Membership
 from tests.factories import ProjectFactory, gold_comparison_task, member, model_version
-from tests.training.labels import comparisons_create, demonstrations_create
+from tests.training.labels import comparisons_create, demonstrations_create, run_frozen
 from training.models import DatasetSnapshot, TrainingRun
 from training.snapshots import storage_path
 
@@ -63,9 +63,9 @@ def test_a_reward_run_freezes_a_filtered_snapshot_and_records_its_filters(
     response = start(client_for(admin), kind="reward", project=project.pk, base_model=base.pk, config={},
                      data={"exclude_gold": True, "consensus": "weight"})
     assert response.status_code == 201, response.content
-    run = TrainingRun.objects.get()
-    assert run.snapshot.filters == {"exclude_gold": True, "consensus": "weight"}
-    assert response.json()["snapshot"]["filters"] == run.snapshot.filters
+    assert response.json()["data"] == {"exclude_gold": True, "consensus": "weight"}
+    run = run_frozen(TrainingRun.objects.get())
+    assert run.snapshot.filters == {"exclude_gold": True, "consensus": "weight"} == run.data_filters
     rows = snapshot_rows(run.snapshot)
     assert len(rows) == run.snapshot.row_count == 4  # the gold comparison is left out
     assert all(row["weight"] == 1.0 and "margin" not in row for row in rows)  # one labeler: no doubt
@@ -77,7 +77,7 @@ def test_without_data_the_snapshot_keeps_everything_and_records_no_filter(
 ):
     response = start(client_for(admin), kind="dpo", project=project.pk, base_model=base.pk, config={})
     assert response.status_code == 201, response.content
-    snapshot = TrainingRun.objects.get().snapshot
+    snapshot = run_frozen(TrainingRun.objects.get()).snapshot
     assert snapshot.filters == {} and snapshot.row_count == 5
 
 
@@ -111,8 +111,12 @@ def test_the_run_page_shows_the_snapshot_filters(client, project, admin, base, c
     start(client_for(admin), kind="reward", project=project.pk, base_model=base.pk, config={},
           data={"exclude_gold": True})
     client.force_login(admin)
-    html = client.get(reverse("training-run-detail", args=[TrainingRun.objects.get().pk])).content.decode()
-    assert "<code>exclude_gold=true</code>" in html
+    run = TrainingRun.objects.get()
+    html = client.get(reverse("training-run-detail", args=[run.pk])).content.decode()
+    assert "Frozen by the worker when the run starts" in html and "<code>exclude_gold=true</code>" in html
+    run_frozen(run)
+    html = client.get(reverse("training-run-detail", args=[run.pk])).content.decode()
+    assert f"#{run.snapshot_id} · Preference" in html and "<code>exclude_gold=true</code>" in html
 
 
 def test_the_new_run_form_sends_its_data_filters(client, project, admin, base, comparisons, enqueued):
@@ -123,7 +127,7 @@ def test_the_new_run_form_sends_its_data_filters(client, project, admin, base, c
             "data_exclude_gold": "on", "data_consensus": "margin", "data_min_competence": ""}
     response = client.post(reverse("training-run-new"), form)
     assert response.status_code == 302, response.content.decode()[:2000]
-    assert TrainingRun.objects.get().snapshot.filters == {"exclude_gold": True, "consensus": "margin"}
+    assert run_frozen(TrainingRun.objects.get()).snapshot.filters == {"exclude_gold": True, "consensus": "margin"}
 
 
 def test_the_new_run_form_shows_a_filter_error_beside_its_field(client, project, admin, base, comparisons, enqueued):
@@ -140,7 +144,7 @@ def test_train_command_takes_data_filters(project, admin, base, comparisons, enq
     out = StringIO()
     call_command("train", "--kind", "reward", "--project", "helpful", "--base", "tiny", "--no-follow",
                  "--data", "exclude_gold=true", "--data", "consensus=margin", stdout=out)
-    assert TrainingRun.objects.get().snapshot.filters == {"exclude_gold": True, "consensus": "margin"}
+    assert run_frozen(TrainingRun.objects.get()).snapshot.filters == {"exclude_gold": True, "consensus": "margin"}
     assert "filtered by exclude_gold=True, consensus=margin" in out.getvalue()
     with pytest.raises(CommandError, match="data.min_competence"):
         call_command("train", "--kind", "reward", "--project", "helpful", "--base", "tiny", "--no-follow",

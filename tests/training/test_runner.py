@@ -17,7 +17,9 @@ from django.utils import timezone
 from annotation.models import Membership
 from tests.factories import ProjectFactory, member, model_version
 from tests.training.labels import demonstrations_create
-from training import capacity, runner, services, tasks
+from jobs import stream
+from jobs.outcome import Outcome
+from training import capacity, run_worker, runner, services, tasks
 from training.models import MetricPoint, ModelVersion, TrainingRun
 
 FAKE_PIPELINE = textwrap.dedent("""
@@ -53,7 +55,7 @@ def fake_pipeline(monkeypatch, tmp_path):
     script.write_text(FAKE_PIPELINE)
     monkeypatch.setattr(runner, "pipeline_command",
                         lambda *, run, config_path: [sys.executable, str(script), "--config", str(config_path)])
-    monkeypatch.setattr(runner, "FLUSH_SECONDS", 0.2)
+    monkeypatch.setattr(stream, "FLUSH_SECONDS", 0.2)
     return script
 
 
@@ -69,11 +71,11 @@ def queued_run(db):
 
 @pytest.mark.django_db
 def test_claim_is_idempotent(queued_run):
-    first = services.run_claim(run_id=queued_run.pk, worker="host-a:1")
+    first = run_worker.run_claim(run_id=queued_run.pk, worker="host-a:1")
     assert first is not None and first.status == "running" and first.started_at
-    assert services.run_claim(run_id=queued_run.pk, worker="host-a:1") is None
+    assert run_worker.run_claim(run_id=queued_run.pk, worker="host-a:1") is None
     # a different worker while the first still beats: nothing to do
-    assert services.run_claim(run_id=queued_run.pk, worker="host-b:2") is None
+    assert run_worker.run_claim(run_id=queued_run.pk, worker="host-b:2") is None
     assert TrainingRun.objects.get(pk=queued_run.pk).worker == "host-a:1"
 
 
@@ -83,24 +85,24 @@ def test_a_redelivered_run_whose_worker_is_gone_is_resumed(queued_run):
     TrainingRun.objects.filter(pk=queued_run.pk).update(status="running", worker=f"{here}:{os.getppid()}",
                                                         heartbeat_at=timezone.now())
     # its worker process is alive: the redelivery is a duplicate
-    assert services.run_claim(run_id=queued_run.pk, worker=f"{here}:{os.getpid()}") is None
+    assert run_worker.run_claim(run_id=queued_run.pk, worker=f"{here}:{os.getpid()}") is None
     dead_pid = 4_000_000  # above pid_max: no such process
     TrainingRun.objects.filter(pk=queued_run.pk).update(worker=f"{here}:{dead_pid}")
-    resumed = services.run_claim(run_id=queued_run.pk, worker=f"{here}:{os.getpid()}")
+    resumed = run_worker.run_claim(run_id=queued_run.pk, worker=f"{here}:{os.getpid()}")
     assert resumed is not None and resumed.worker == f"{here}:{os.getpid()}"
     assert "resumes the run" in resumed.log_tail
     # on another host, only the heartbeat tells: stale means gone
     TrainingRun.objects.filter(pk=queued_run.pk).update(worker="elsewhere:1", heartbeat_at=timezone.now())
-    assert services.run_claim(run_id=queued_run.pk, worker="me:2") is None
+    assert run_worker.run_claim(run_id=queued_run.pk, worker="me:2") is None
     TrainingRun.objects.filter(pk=queued_run.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=2))
-    assert services.run_claim(run_id=queued_run.pk, worker="me:2") is not None
+    assert run_worker.run_claim(run_id=queued_run.pk, worker="me:2") is not None
 
 
 @pytest.mark.django_db
 def test_finished_or_cancelled_runs_are_not_claimed(queued_run):
     services.run_cancel(run=queued_run)
-    assert services.run_claim(run_id=queued_run.pk, worker="w:1") is None
-    assert runner.run_execute(run_id=queued_run.pk) == runner.Outcome.SKIPPED
+    assert run_worker.run_claim(run_id=queued_run.pk, worker="w:1") is None
+    assert runner.run_execute(run_id=queued_run.pk) == Outcome.SKIPPED
     assert TrainingRun.objects.get(pk=queued_run.pk).status == "cancelled"
 
 
@@ -108,7 +110,7 @@ def test_finished_or_cancelled_runs_are_not_claimed(queued_run):
 def test_the_recovery_sweep_queues_a_lost_workers_run_again_and_gives_up_after_three(
     queued_run, monkeypatch, django_capture_on_commit_callbacks
 ):
-    from training import recovery
+    from jobs import recovery
 
     enqueued = []
     monkeypatch.setattr("training.tasks.run_execute.apply_async", lambda args=None, **kw: enqueued.append(args))
@@ -144,7 +146,7 @@ def test_the_recovery_sweep_queues_a_lost_workers_run_again_and_gives_up_after_t
 
 @pytest.mark.django_db
 def test_streaming_records_progress_metrics_log_and_the_output_model(queued_run, fake_pipeline, settings):
-    assert runner.run_execute(run_id=queued_run.pk) == runner.Outcome.SUCCEEDED
+    assert runner.run_execute(run_id=queued_run.pk) == Outcome.SUCCEEDED
     run = TrainingRun.objects.get(pk=queued_run.pk)
     assert run.status == "succeeded" and (run.step, run.total_steps) == (4, 4) and run.finished_at
     assert [p.value for p in MetricPoint.objects.filter(run=run, name="loss")] == [2.0, 1.0, 2.0 / 3, 0.5]
@@ -172,7 +174,7 @@ def test_more_gpus_than_the_worker_has_fail_the_run_instead_of_training_on_fewer
                               created_by=admin)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
     assert capacity.visible_gpu_count() == count
-    assert runner.run_execute(run_id=run.pk) == runner.Outcome.FAILED
+    assert runner.run_execute(run_id=run.pk) == Outcome.FAILED
     run.refresh_from_db()
     assert run.status == "failed" and f"num_gpus is 2, but this worker has {count} GPU" in run.error
     assert run.pipeline_pid is None and "attempt" not in run.log_tail  # nothing was started
@@ -207,7 +209,7 @@ def test_a_run_asking_more_gpus_than_any_worker_has_is_refused_when_created(clie
 @pytest.mark.django_db
 def test_a_failing_pipeline_fails_the_run_with_its_error(queued_run, fake_pipeline, monkeypatch):
     monkeypatch.setenv("FAKE_MODE", "fail")
-    assert runner.run_execute(run_id=queued_run.pk) == runner.Outcome.FAILED
+    assert runner.run_execute(run_id=queued_run.pk) == Outcome.FAILED
     run = TrainingRun.objects.get(pk=queued_run.pk)
     assert run.status == "failed" and "bad data on line 3" in run.error
     assert not ModelVersion.objects.filter(produced_by=run).exists()
@@ -219,7 +221,7 @@ def test_a_pipeline_done_after_zero_steps_fails_the_run_and_registers_no_model(
     queued_run, fake_pipeline, monkeypatch, mode
 ):
     monkeypatch.setenv("FAKE_MODE", mode)
-    assert runner.run_execute(run_id=queued_run.pk) == runner.Outcome.FAILED
+    assert runner.run_execute(run_id=queued_run.pk) == Outcome.FAILED
     run = TrainingRun.objects.get(pk=queued_run.pk)
     assert run.status == "failed" and run.finished_at
     assert "0 optimizer steps" in run.error and "no model was registered" in run.error
@@ -232,10 +234,10 @@ def test_a_pipeline_done_after_zero_steps_fails_the_run_and_registers_no_model(
 @pytest.mark.django_db
 def test_a_pipeline_killed_by_a_signal_is_requeued_until_the_last_attempt(queued_run, fake_pipeline, monkeypatch):
     monkeypatch.setenv("FAKE_MODE", "signal")
-    assert runner.run_execute(run_id=queued_run.pk, attempt=1, max_attempts=2) == runner.Outcome.RETRY
+    assert runner.run_execute(run_id=queued_run.pk, attempt=1, max_attempts=2) == Outcome.RETRY
     run = TrainingRun.objects.get(pk=queued_run.pk)
     assert run.status == "queued" and "killed by signal 9" in run.log_tail
-    assert runner.run_execute(run_id=queued_run.pk, attempt=2, max_attempts=2) == runner.Outcome.FAILED
+    assert runner.run_execute(run_id=queued_run.pk, attempt=2, max_attempts=2) == Outcome.FAILED
     assert "killed by signal 9" in TrainingRun.objects.get(pk=queued_run.pk).error
 
 
@@ -265,7 +267,7 @@ def test_cancelling_terminates_the_pipeline(fake_pipeline, monkeypatch):
     outcome = runner.run_execute(run_id=run.pk)
     canceller.join()
     run.refresh_from_db()
-    assert outcome == runner.Outcome.CANCELLED and run.status == "cancelled"
+    assert outcome == Outcome.CANCELLED and run.status == "cancelled"
     assert 1 <= run.step < 100 and time.monotonic() - started < 30
     assert run.pipeline_pid is None
 
@@ -303,7 +305,7 @@ def test_train_command_starts_follows_and_reports(fake_pipeline, monkeypatch, ca
 
 
 def test_the_log_keeps_a_progress_bar_once_and_no_terminal_colours():
-    batch, state = runner._Batch(), runner._Stream()
+    batch, state = stream.Batch(), stream.StreamState()
     raw = [
         "\x1b[33mWarning: something\x1b[0m\n",
         "Loading weights:   0%|          | 0/38 [00:00<?, ?it/s]\n",  # each \r redraw arrives as a line
@@ -316,7 +318,7 @@ def test_the_log_keeps_a_progress_bar_once_and_no_terminal_colours():
         "done.\n",
     ]
     for line in raw:
-        runner._handle_line(line, batch, state)
+        stream._handle_line(line, batch, state)
     assert batch.lines == [
         "Warning: something",
         "Loading weights: 100%|##########| 38/38 [00:00<00:00, 380.0it/s]",

@@ -22,7 +22,8 @@ from tests.factories import ProjectFactory, PromptFactory, member
 from tests.conftest import celery_worker_spawn, celery_worker_stop, worker_env
 from tests.training.labels import demonstrations_create
 from tests.training.test_worker import LONG, pid_gone, running_with_checkpoint, wait_final, wait_for
-from training import generation, services
+from loop import generation
+from training import run_worker, services
 from training.models import GenerationJob, ModelVersion, TrainingRun
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -78,7 +79,7 @@ def test_a_run_resumes_on_another_worker_after_its_worker_is_killed(
     killed_at = time.monotonic()
     kill_whole_worker(victim)
     wait_for(lambda: pid_gone(pipeline_pid), timeout=20, what="the pipeline to die with its worker")
-    recover(services.runs_recover_lost, TrainingRun, run_id)
+    recover(run_worker.runs_recover_lost, TrainingRun, run_id)
     wait_for(lambda: TrainingRun.objects.get(pk=run_id).step > 0
              and "resumed from" in TrainingRun.objects.get(pk=run_id).log_tail
              and TrainingRun.objects.get(pk=run_id).worker not in ("", run.worker),
@@ -98,7 +99,7 @@ def test_a_generation_job_starts_again_on_another_worker_after_its_worker_is_kil
     admin = member(project, Membership.Role.ADMIN)
     for i in range(120):
         PromptFactory(project=project, messages=[{"role": "user", "content": f"Say something kind, number {i}."}])
-    from training.generation_tasks import generation_execute
+    from loop.tasks import generation_execute
 
     sent = []
     real = generation_execute.apply_async

@@ -90,13 +90,20 @@ PIPELINE_DEFAULTS_SCHEMA = config_schema.PIPELINE_DEFAULTS_SCHEMA
 class TrainingRunSerializer(serializers.ModelSerializer):
     progress = serializers.FloatField(read_only=True)
     output_model = serializers.SerializerMethodField()
+    phase = serializers.CharField(
+        read_only=True,
+        help_text="freezing (the worker writes the run's dataset snapshot; snapshot is null until then), "
+                  "training, or the status when the run is not running.",
+    )
+    data = serializers.JSONField(source="data_filters", read_only=True,
+                                 help_text="The quality filters the run's snapshot is frozen with.")
 
     class Meta:
         model = TrainingRun
         fields = [
-            "id", "kind", "project", "status", "step", "total_steps", "progress", "base_model", "reward_model",
-            "snapshot", "config", "error", "output_model", "worker", "created_at", "started_at", "finished_at",
-            "heartbeat_at", "updated_at",
+            "id", "kind", "project", "status", "phase", "step", "total_steps", "progress", "base_model",
+            "reward_model", "snapshot", "data", "frozen_rows", "frozen_rows_expected", "config", "error",
+            "output_model", "worker", "created_at", "started_at", "finished_at", "heartbeat_at", "updated_at",
         ]
 
     def get_output_model(self, run) -> int | None:

@@ -11,7 +11,7 @@ own reward models, and the project's reward model if that one is global):
 3. Each label's ranking gives ordered pairs (better, worse) of different groups; the pairs between
    two of the policy's responses are kept. The reward model scores those responses on the `gpu`
    queue, through the same scoring pipeline and subprocess as active sampling
-   (active_sampling.score_pipeline_run, training.pipelines.score).
+   (training/scoring.py, training.pipelines.score).
 4. **Agreement** is the share of the pairs the scores order the same way (equal scores count
    half), the pairwise accuracy that the reward pipeline reports as `eval_accuracy` on held-out
    pairs. It is stored in RewardModelCheck with the policy, the label and pair counts, and when.

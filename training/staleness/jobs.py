@@ -1,7 +1,7 @@
 """The reward-model check as a job: queued by the button or the beat sweep, run on a `gpu` worker.
 
 The scoring is active sampling's: the same pipeline (training.pipelines.score), started and
-followed by the same code (active_sampling.score_pipeline_run). A check is claimed with a
+followed by the same code (training/scoring.py, through the job executor). A check is claimed with a
 conditional UPDATE, so a message delivered twice does no harm, and one whose worker was lost
 (quiet for STALE_RUNNING) may be queued and claimed again.
 """
@@ -21,9 +21,11 @@ from django.utils import timezone
 
 from annotation.errors import Conflict, ServiceError
 from annotation.models import Annotation, Project
+from jobs.outcome import Outcome
+from jobs.queue import job_enqueue
 from training import registry
-from training.active_sampling import STALE_RUNNING, score_command, score_pipeline_run, scores_read
 from training.models import ModelVersion, RewardModelCheck
+from training.scoring import STALE_RUNNING, score_command, score_pipeline_run, scores_read
 from training.snapshots import storage_path
 
 from .labels import current_policy, newest_labels, project_reward_models, scoring_rows
@@ -31,12 +33,7 @@ from .rule import pair_agreement, ranking_pairs
 
 REFRESH_SECONDS = getattr(settings, "REWARD_CHECK_REFRESH_SECONDS", 6 * 3600)
 Status = RewardModelCheck.Status
-
-
-class Outcome:
-    SKIPPED = "skipped"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
+CHECK_TASK = "training.scoring_tasks.reward_check_run"  # training.tasks.reward_check_run, by its pinned name
 
 
 def _busy() -> Q:
@@ -67,12 +64,7 @@ def reward_check_schedule(*, project: Project, reward_model: ModelVersion) -> Re
                 raise Conflict(f"{reward_model.name} is being checked already.", field="reward_model")
         check_id = check.pk
 
-        def enqueue() -> None:
-            from training.scoring_tasks import reward_check_run
-
-            reward_check_run.delay(check_id)
-
-        transaction.on_commit(enqueue)
+        transaction.on_commit(lambda: job_enqueue(task_name=CHECK_TASK, args=[check_id]))
     check.refresh_from_db()
     return check
 

@@ -30,6 +30,9 @@ def parse_setting(text: str, option: str = "--set") -> tuple[str, object]:
 
 
 def progress_line(run: TrainingRun, loss: float | None) -> str:
+    if run.phase == "freezing":
+        of = f" of {run.frozen_rows_expected}" if run.frozen_rows_expected is not None else ""
+        return f"\rfreezing the dataset: {run.frozen_rows}{of} rows   "
     filled = int(BAR_WIDTH * run.progress)
     bar = "#" * filled + "." * (BAR_WIDTH - filled)
     loss_text = f"  loss {loss:.4f}" if loss is not None else ""
@@ -89,10 +92,9 @@ class Command(BaseCommand):
             raise CommandError(f"{exc.message}{where}") from None
         except (PermissionDenied, Http404) as exc:
             raise CommandError(f"{opts['user']}: {exc}") from None
-        filters = ", ".join(f"{key}={value}" for key, value in run.snapshot.filters.items())
-        self.stdout.write(f"Run {run.pk}: {run.kind} on {project.slug} from {base.name}, "
-                          f"snapshot {run.snapshot.row_count} rows (sha256 {run.snapshot.sha256[:12]})"
-                          + (f", filtered by {filters}" if filters else ""))
+        filters = ", ".join(f"{key}={value}" for key, value in run.data_filters.items())
+        self.stdout.write(f"Run {run.pk}: {run.kind} on {project.slug} from {base.name}; the worker freezes its "
+                          "dataset snapshot first" + (f", filtered by {filters}" if filters else ""))
         if opts["no_follow"]:
             return
         self._follow(run, opts["poll"])

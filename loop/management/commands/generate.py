@@ -9,7 +9,7 @@ from django.http import Http404
 
 from annotation.errors import ServiceError
 from annotation.models import Project
-from training import generation
+from loop import generation
 from training.models import GenerationJob, ModelVersion
 
 FINAL = {GenerationJob.Status.SUCCEEDED, GenerationJob.Status.FAILED, GenerationJob.Status.CANCELLED}

@@ -2,9 +2,9 @@
 
 Writes (services) and the reads that scope jobs to a user. A job samples K responses per prompt
 from one model, or one response per prompt from each of two models for an A/B evaluation
-(training/evaluation.py). The gpu task (training/generation_tasks.py) runs the sampling as a
-subprocess through training/generation_runner.py; this module owns every status change and the
-creation of the comparison tasks, which happens in the same transaction as the job's success.
+(loop/evaluation.py). The gpu task (loop/tasks.py) runs the sampling as a subprocess through
+loop/generation_runner.py; this module owns the job's status changes (through jobs/lifecycle.py)
+and the creation of the comparison tasks, in the same transaction as the job's success.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, QuerySet, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Exists, OuterRef, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
@@ -24,13 +23,16 @@ from annotation.errors import InvalidInput
 from annotation.ids import as_id
 from annotation.models import Project, Prompt, Response, Task, TaskResponse
 from annotation.roles import Action, project_access, project_ids_for
-
-from . import registry, services
-from .models import Evaluation, GenerationJob, ModelVersion
+from jobs import lifecycle, recovery
+from jobs.lifecycle import append_lines
+from jobs.queue import job_enqueue
+from training import registry
+from training.models import Evaluation, GenerationJob, ModelVersion
 
 MIN_K, MAX_K = 2, GenerationJob.MAX_K
 MAX_NEW_TOKENS = 2048
 MAX_PROMPTS = 10_000
+GENERATION_TASK = "training.generation_tasks.generation_execute"  # loop.tasks.generation_execute, pinned
 SAMPLING_KINDS = (ModelVersion.Kind.BASE, ModelVersion.Kind.SFT, ModelVersion.Kind.POLICY)
 
 
@@ -158,89 +160,52 @@ def generation_create(
 
 
 def generation_enqueue(*, job_id: int) -> None:
-    from .generation_tasks import generation_execute
-
-    generation_execute.apply_async(args=[job_id])
+    job_enqueue(task_name=GENERATION_TASK, args=[job_id])
 
 
 def generation_cancel(*, job: GenerationJob) -> GenerationJob:
     """A queued job ends at once; a running one becomes cancelling and its worker stops the sampler."""
     with transaction.atomic():
-        job = services.job_cancel(model=GenerationJob, pk=job.pk, noun="job")
+        job = lifecycle.job_cancel(model=GenerationJob, pk=job.pk, noun="job")
         if job.status == GenerationJob.Status.CANCELLED:
             _evaluation_follow(job=job)
     return job
 
 
-# The worker's side: claim, progress, finish ------------------------------------------------------
+# The worker's side: claim, progress, finish (jobs/lifecycle.py) ----------------------------------
 
 
 def generation_claim(*, job_id: int, worker: str) -> GenerationJob | None:
-    """Take a queued job, or restart a running one whose worker is gone. None: nothing to do (idempotent)."""
-    now = timezone.now()
-    claimed = GenerationJob.objects.filter(pk=job_id, status=GenerationJob.Status.QUEUED).update(
-        status=GenerationJob.Status.RUNNING, worker=worker, heartbeat_at=now, updated_at=now, error="",
-        started_at=Coalesce(F("started_at"), Value(now)),
+    """Take a queued job, or restart a running one whose worker is gone. None: nothing to do (idempotent).
+
+    Sampling is cheap to redo: a worker that takes a job over starts it again from the first prompt.
+    """
+    job, _ = lifecycle.job_claim(
+        model=GenerationJob, pk=job_id, worker=worker, related=("project", "model_version", "model_version_b"),
+        restart={"step": 0}, on_final=lambda ended: _evaluation_follow(job=ended),
     )
-    if not claimed:
-        job = GenerationJob.objects.filter(pk=job_id).first()
-        if job is None or job.status not in (GenerationJob.Status.RUNNING, GenerationJob.Status.CANCELLING):
-            return None
-        if job.worker == worker or services.run_worker_alive(run=job, now=now):
-            return None
-        services.pipeline_orphan_kill(run=job)
-        if job.status == GenerationJob.Status.CANCELLING:
-            generation_finish(job=job, status=GenerationJob.Status.CANCELLED, log_line="[platform] cancelled")
-            return None
-        # Sampling is cheap to redo: the new worker starts it again from the first prompt.
-        taken = GenerationJob.objects.filter(pk=job_id, status=GenerationJob.Status.RUNNING, worker=job.worker).update(
-            worker=worker, heartbeat_at=now, pipeline_pid=None, step=0, updated_at=now
-        )
-        if not taken:
-            return None
-    job = GenerationJob.objects.select_related("project", "model_version", "model_version_b").get(pk=job_id)
-    generation_log_append(job=job, lines=[f"[platform] worker {worker} took the job"])
+    if job is not None:
+        generation_log_append(job=job, lines=[f"[platform] worker {worker} took the job"])
     return job
 
 
 def generation_log_append(*, job: GenerationJob, lines: list[str]) -> None:
-    job.log_tail = services._append_lines(job.log_tail, lines)
-    GenerationJob.objects.filter(pk=job.pk).update(log_tail=job.log_tail, updated_at=timezone.now())
+    lifecycle.job_log_append(model=GenerationJob, job=job, lines=lines)
 
 
 def generation_started(*, job: GenerationJob, pipeline_pid: int) -> None:
-    job.pipeline_pid = pipeline_pid
-    GenerationJob.objects.filter(pk=job.pk).update(pipeline_pid=pipeline_pid, heartbeat_at=timezone.now())
+    lifecycle.job_started(model=GenerationJob, job=job, pipeline_pid=pipeline_pid)
 
 
 def generation_progress_flush(*, job: GenerationJob, step: int | None, log_lines: list[str]) -> str:
     """Store progress (step of the job's total), the log tail and the heartbeat. Returns the job's status now."""
-    now = timezone.now()
-    fields: dict = {"heartbeat_at": now, "updated_at": now}
-    if step is not None:
-        job.step = min(max(int(step), 0), job.total_steps)
-        fields["step"] = job.step
-    if log_lines:
-        job.log_tail = services._append_lines(job.log_tail, log_lines)
-        fields["log_tail"] = job.log_tail
-    GenerationJob.objects.filter(pk=job.pk).update(**fields)
-    status = GenerationJob.objects.filter(pk=job.pk).values_list("status", flat=True).first()
-    return status or GenerationJob.Status.FAILED
+    return lifecycle.job_progress_flush(model=GenerationJob, job=job, step=step, log_lines=log_lines)
 
 
 def generation_finish(*, job: GenerationJob, status: str, error: str = "", log_line: str = "") -> GenerationJob:
     """End a job in a final status (only from running or cancelling: a final status never changes)."""
-    now = timezone.now()
-    fields = {"status": status, "finished_at": now, "heartbeat_at": now, "updated_at": now, "pipeline_pid": None}
-    if error:
-        fields["error"] = error
-    if log_line:
-        fields["log_tail"] = services._append_lines(job.log_tail, [log_line])
     with transaction.atomic():
-        GenerationJob.objects.filter(
-            pk=job.pk, status__in=[GenerationJob.Status.RUNNING, GenerationJob.Status.CANCELLING]
-        ).update(**fields)
-        job.refresh_from_db()
+        job = lifecycle.job_finish(model=GenerationJob, job=job, status=status, error=error, log_line=log_line)
         _evaluation_follow(job=job)
     return job
 
@@ -359,7 +324,7 @@ def generation_complete(*, job: GenerationJob, outputs: list[dict[int, list]]) -
         job.prompts_skipped, job.duplicates_dropped = skipped, duplicates
         job.status, job.finished_at, job.heartbeat_at, job.pipeline_pid = GenerationJob.Status.SUCCEEDED, now, now, None
         job.step = job.total_steps
-        job.log_tail = services._append_lines(job.log_tail, [
+        job.log_tail = append_lines(job.log_tail, [
             f"[platform] created {len(tasks)} comparison tasks from {len(responses)} responses; "
             f"{skipped} prompts made no task, {duplicates} duplicates dropped"
         ])
@@ -372,18 +337,11 @@ def generation_complete(*, job: GenerationJob, outputs: list[dict[int, list]]) -
 
 
 def generation_jobs_recover_lost(*, lost_after: timedelta | None = None) -> int:
-    """Queue again the jobs whose worker is lost (training/recovery.py); they sample again from the start."""
-    from . import recovery
-
-    def enqueue(pk: int) -> None:
-        from .generation_tasks import generation_execute
-
-        generation_execute.apply_async(args=[pk])
-
+    """Queue again the jobs whose worker is lost (jobs/recovery.py); they sample again from the start."""
     return recovery.jobs_recover(
-        model=GenerationJob, noun="generation job", enqueue=enqueue, append_lines=services._append_lines,
-        worker_alive=services.run_worker_alive, orphan_kill=services.pipeline_orphan_kill, restart={"step": 0},
-        on_final=lambda job: _evaluation_follow(job=job), lost_after=lost_after or recovery.LOST_AFTER,
+        model=GenerationJob, noun="generation job", enqueue=lambda pk: generation_enqueue(job_id=pk),
+        restart={"step": 0}, on_final=lambda job: _evaluation_follow(job=job),
+        lost_after=lost_after or recovery.LOST_AFTER,
     )
 
 

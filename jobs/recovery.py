@@ -21,18 +21,17 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from .models import TrainingRun
+from .lifecycle import append_lines
+from .models import JobStatus as Status
+from .workers import job_worker_alive, pipeline_orphan_kill
 
 LOST_AFTER = timedelta(seconds=60)  # twenty missed flushes
 SWEEP_SECONDS = 20.0
 MAX_RECOVERIES = 3
 
-Status = TrainingRun.Status  # generation jobs share the run's statuses
-
 
 def jobs_recover(
-    *, model, noun: str, enqueue: Callable[[int], None], append_lines: Callable[[str, list[str]], str],
-    worker_alive: Callable, orphan_kill: Callable, restart: dict | None = None,
+    *, model, noun: str, enqueue: Callable[[int], None], restart: dict | None = None,
     on_final: Callable | None = None, lost_after: timedelta = LOST_AFTER, now: datetime | None = None,
 ) -> int:
     """Queue again (or end) every running job of `model` whose worker is lost. Returns how many changed.
@@ -45,9 +44,9 @@ def jobs_recover(
     stale = Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
     changed = 0
     for job in model.objects.filter(stale, status__in=[Status.RUNNING, Status.CANCELLING]):
-        if worker_alive(run=job, now=now):
+        if job_worker_alive(run=job, now=now):
             continue  # a worker on this host whose process lives: slow, not lost
-        orphan_kill(run=job)  # a pipeline that outlived its worker on this host must not share the job's files
+        pipeline_orphan_kill(run=job)  # a pipeline that outlived its worker on this host must not share the job's files
         since = (job.heartbeat_at or job.started_at).isoformat()
         fields = {"worker": "", "pipeline_pid": None, "updated_at": now}
         if job.status == Status.CANCELLING:

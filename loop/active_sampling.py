@@ -3,12 +3,13 @@
 A project with a reward model (Project.reward_model) can have its open comparison tasks scored:
 
 1. active_sampling_schedule() (the dashboard and settings button, or a generation job that has
-   just made tasks) marks the project's scoring queued and enqueues
-   training.scoring_tasks.active_sampling_run on the `gpu` queue after the commit.
+   just made tasks) marks the project's scoring queued and enqueues the task
+   training.scoring_tasks.active_sampling_run (loop/tasks.py) on the `gpu` queue after the commit.
 2. The task calls active_sampling_execute(). It claims the project's scoring with a conditional
    UPDATE (a redelivered message does no harm), writes each distinct response of the open
    comparison tasks as {"id": response id, "messages": prompt + response} under STORAGE_ROOT,
-   and runs `python -m training.pipelines.score` as a subprocess: torch never loads in the worker.
+   and runs `python -m training.pipelines.score` through the job executor (training/scoring.py):
+   torch never loads in the worker.
    Progress lines become the project's scoring message.
 3. scores_store() writes each TaskResponse's score and the model that made it, and each task's
    margin (the gap between its two highest scores) and priority, PRIORITY_BASE minus the margin
@@ -23,40 +24,28 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
-import time
 import uuid
-from collections.abc import Callable
-from datetime import timedelta
 from pathlib import Path
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from annotation.errors import Conflict, InvalidInput
 from annotation.models import Project, Task, TaskResponse
-
-from . import runner, services
-from .models import ModelVersion
-from .pipeline_process import pipeline_start
-from . import registry
-from .registry import model_location
-from .snapshots import storage_path
+from jobs.outcome import Outcome
+from jobs.queue import job_enqueue
+from training import registry
+from training.models import ModelVersion
+from training.registry import model_location
+from training.scoring import STALE_RUNNING, score_command, score_pipeline_run, scores_read
+from training.snapshots import storage_path
 
 PRIORITY_BASE = 1_000_000
 MARGIN_SCALE = 1000  # priority units per unit of reward margin
 WRITE_BATCH = 1000
-SCORING_TIMEOUT_SECONDS = getattr(settings, "ACTIVE_SAMPLING_TIME_LIMIT_SECONDS", 3600)
-STALE_RUNNING = timedelta(minutes=10)  # a queued or running scoring this quiet is lost: it may start again
+SCORING_TASK = "training.scoring_tasks.active_sampling_run"  # loop.tasks.active_sampling_run, by its pinned name
 Status = Project.ScoringStatus
-
-
-class Outcome:
-    SKIPPED = "skipped"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
 
 
 def priority_for_margin(margin: float) -> int:
@@ -94,14 +83,8 @@ def active_sampling_schedule(*, project: Project) -> None:
         )
         if not claimed:
             raise Conflict("The reward model is scoring this project's tasks already.", field="reward_model")
-        project_id, model_id = project.pk, project.reward_model_id
-
-        def enqueue() -> None:
-            from .scoring_tasks import active_sampling_run
-
-            active_sampling_run.delay(project_id, model_id)
-
-        transaction.on_commit(enqueue)
+        args = [project.pk, project.reward_model_id]
+        transaction.on_commit(lambda: job_enqueue(task_name=SCORING_TASK, args=args))
     project.refresh_from_db(fields=["scoring_status", "scoring_message", "scoring_updated_at"])
 
 
@@ -168,16 +151,6 @@ def scoring_input_write(*, project: Project, path: Path) -> int:
     return n
 
 
-def scores_read(*, path: Path) -> dict[int, float]:
-    scores: dict[int, float] = {}
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                row = json.loads(line)
-                scores[int(row["id"])] = float(row["score"])
-    return scores
-
-
 def scores_store(*, project: Project, reward_model: ModelVersion, scores: dict[int, float]) -> dict:
     """Store the scores on the open comparisons' TaskResponses, then each task's margin and priority.
 
@@ -210,39 +183,6 @@ def scores_store(*, project: Project, reward_model: ModelVersion, scores: dict[i
         with transaction.atomic():
             Task.objects.bulk_update(tasks[start:start + WRITE_BATCH], ["reward_margin", "priority"])
     return {"responses": len(scores), "task_responses": len(updates), "tasks": len(tasks)}
-
-
-def score_command(*, model_dir: str, input_file: Path, output_file: Path) -> list[str]:
-    return [
-        sys.executable, "-m", "training.pipelines.score",
-        "--model", model_dir, "--input", str(input_file), "--output", str(output_file),
-    ]
-
-
-def score_pipeline_run(*, command: list[str], on_progress: Callable[[int], None]) -> tuple[int, str]:
-    """Run the scoring pipeline as a subprocess and follow it; returns (exit code, error or "").
-
-    on_progress gets the rows scored so far at each flush. Active sampling and the reward-model
-    check (training/staleness/) both score through here.
-    """
-    proc, _how = pipeline_start(command, env=services.pipeline_env())
-    deadline = time.monotonic() + SCORING_TIMEOUT_SECONDS
-
-    def flush(batch: runner._Batch) -> str:
-        if time.monotonic() > deadline:
-            return "timed out"
-        if batch.step is not None:
-            on_progress(batch.step)
-        batch.step, batch.lines, batch.points = None, [], []
-        return Status.RUNNING
-
-    code, stop_reason, state = runner.follow_pipeline(proc, flush=flush, running=Status.RUNNING)
-    if stop_reason:
-        return code or 1, f"scoring took longer than {SCORING_TIMEOUT_SECONDS} s"
-    error = state.error_message
-    if code != 0 and not error:
-        error = f"exit status {code}\n" + "\n".join(state.recent)
-    return code, error
 
 
 def _run_scoring(*, project: Project, command: list[str], total: int) -> tuple[int, str]:

@@ -7,7 +7,7 @@ seconds a cold `python -m training.pipelines.<kind>` spends importing them. What
 on that path (no launcher, a launcher still importing past the wait, an environment it cannot
 serve) falls back to the cold subprocess, and the returned note says why.
 
-Both kinds of process offer what runner.follow_pipeline uses: pid (also the process group),
+Both kinds of process offer what jobs/stream.py's follow_pipeline uses: pid (also the process group),
 stdout (text lines), poll(), wait() and send_signal(). Both die with the worker process that
 started them.
 """

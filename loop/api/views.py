@@ -15,10 +15,9 @@ from annotation.api.permissions import project_for
 from annotation.errors import InvalidInput
 from annotation.ids import as_id
 from annotation.roles import Action, require_anywhere
-from training import evaluation as evaluations
-from training import generation
-
-from .views import model_or_400
+from loop import evaluation as evaluations
+from loop import generation
+from training.api.views import model_or_400
 
 # Serializers ------------------------------------------------------------------------------------
 

@@ -1,9 +1,9 @@
 """Run one generation job: the sampler runs as a subprocess, its progress streams into the job.
 
 The worker never imports torch. For each model of the job (one, or two for an A/B evaluation) it
-writes gen-<n>.json and starts `python -m training.pipelines.generate --config gen-<n>.json` in its
-own process group, reading the JSON-lines progress with training/runner.py's line handling and
-flushing it every couple of seconds (the flush is also the heartbeat and the cancellation check).
+writes gen-<n>.json and has the job executor (jobs/executors.py) run
+`python -m training.pipelines.generate --config gen-<n>.json`, following its JSON-lines progress
+and flushing it every couple of seconds (the flush is also the heartbeat and the cancellation check).
 Then it reads the output JSONL and hands it to generation.generation_complete, which makes the
 comparison tasks and marks the job succeeded in one transaction.
 """
@@ -11,27 +11,21 @@ comparison tasks and marks the job succeeded in one transaction.
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
-
 from annotation.models import Project, Prompt
+from jobs.executors import pipeline_execute
+from jobs.outcome import Outcome
+from jobs.stream import Batch, failure_reason
+from jobs.workers import worker_name
+from training import services
+from training.models import GenerationJob
+from training.registry import model_location
+from training.snapshots import storage_path
 
-from . import generation, runner, services
-from .models import GenerationJob
-from .pipeline_process import pipeline_start
-from .registry import model_location
-from .snapshots import storage_path
-
-
-class Outcome:
-    SKIPPED = "skipped"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    STOPPED = "stopped"  # someone else ended the job (the orphan sweep) while it ran
+from . import generation
+from .active_sampling import active_sampling_after_new_tasks
 
 
 def job_folder(job: GenerationJob) -> Path:
@@ -94,7 +88,7 @@ def _fail(job: GenerationJob, error: str) -> None:
 
 def generation_execute(*, job_id: int) -> str:
     """Claim the job, sample from each of its models, and make the comparison tasks."""
-    job = generation.generation_claim(job_id=job_id, worker=services.worker_name())
+    job = generation.generation_claim(job_id=job_id, worker=worker_name())
     if job is None:
         return Outcome.SKIPPED
     try:
@@ -134,8 +128,6 @@ def _prioritise(job: GenerationJob) -> None:
     """
     if job.evaluation_id is not None or not job.tasks_created:
         return
-    from .active_sampling import active_sampling_after_new_tasks
-
     try:
         if active_sampling_after_new_tasks(project=Project.objects.get(pk=job.project_id)):
             generation.generation_log_append(job=job, lines=["[platform] queued reward-model scoring of the new tasks"])
@@ -144,26 +136,20 @@ def _prioritise(job: GenerationJob) -> None:
 
 
 def _run_pass(*, job: GenerationJob, command: list[str], offset: int) -> str:
-    proc, how = pipeline_start(command, env=services.pipeline_env())
-    generation.generation_log_append(job=job, lines=[f"[platform] {how}: {' '.join(command)}"])
-    generation.generation_started(job=job, pipeline_pid=proc.pid)
-    try:
-        return _follow(job=job, proc=proc, offset=offset)
-    except BaseException as exc:  # a time limit, a lost database: never leave the sampler behind
-        runner._signal_group(proc, signal.SIGKILL)
-        proc.wait()
-        _fail(job, f"The worker stopped the job: {exc!r}")
-        raise
+    def started(process, how: str) -> None:
+        generation.generation_log_append(job=job, lines=[f"[platform] {how}: {' '.join(command)}"])
+        generation.generation_started(job=job, pipeline_pid=process.pid)
 
-
-def _follow(*, job: GenerationJob, proc: subprocess.Popen, offset: int) -> str:
-    def flush(batch: runner._Batch) -> str:
+    def flush(batch: Batch) -> str:
         step = offset + batch.step if batch.step is not None else None
         status = generation.generation_progress_flush(job=job, step=step, log_lines=batch.lines)
         batch.step, batch.lines, batch.points = None, [], []
         return status
 
-    code, stop_reason, state = runner.follow_pipeline(proc, flush=flush, running=GenerationJob.Status.RUNNING)
+    code, stop_reason, state = pipeline_execute(
+        command=command, env=services.pipeline_env(), flush=flush, running=GenerationJob.Status.RUNNING,
+        on_start=started, on_abort=lambda exc: _fail(job, f"The worker stopped the job: {exc!r}"),
+    )
     if stop_reason == GenerationJob.Status.CANCELLING:
         generation.generation_finish(job=job, status=GenerationJob.Status.CANCELLED, log_line="[platform] cancelled")
         return Outcome.CANCELLED
@@ -171,7 +157,6 @@ def _follow(*, job: GenerationJob, proc: subprocess.Popen, offset: int) -> str:
         return Outcome.STOPPED
     if code == 0:
         return Outcome.SUCCEEDED
-    why = state.error_message or (f"killed by signal {-code}" if code < 0 else f"exit status {code}")
-    error = f"The sampler failed: {why}\n" + "\n".join(state.recent)
+    error = f"The sampler failed: {failure_reason(code, state)}\n" + "\n".join(state.recent)
     _fail(job, error.strip())
     return Outcome.FAILED

@@ -24,10 +24,10 @@ from annotation.errors import InvalidInput
 from annotation.ids import as_id
 from annotation.models import ANNOTATION_COUNTS, Annotation, Project, Response, Task, TaskResponse
 from annotation.roles import Action, project_ids_for
+from training.models import Evaluation, GenerationJob, ModelVersion
 from training.pipelines import evaluate as stats
 
 from . import generation
-from .models import Evaluation, GenerationJob, ModelVersion
 
 ELO_SCALE = 400 / math.log(10)  # a Bradley-Terry logit of 1 is ~174 Elo points
 ELO_BASE = 1000

@@ -1,6 +1,6 @@
 """Pages for generation jobs, A/B evaluations and the leaderboard.
 
-Thin views: reads come from training.generation / training.evaluation, writes go through their
+Thin views: reads come from loop.generation / loop.evaluation, writes go through their
 services, and the live parts poll the API (/api/generation-jobs/{id}/, /api/evaluations/{id}/).
 """
 
@@ -12,10 +12,12 @@ from annotation.errors import ServiceError
 from annotation.models import Project
 from annotation.roles import Action, project_access, projects_for, require_anywhere
 
+from training import selectors
+from training.forms import ModelSelect
+from training.models import GenerationJob, ModelVersion
+
 from . import evaluation as evaluations
-from .forms import ModelSelect
-from . import generation, selectors
-from .models import GenerationJob, ModelVersion
+from . import generation
 
 LIST_LIMIT = 100
 # An evaluation's status drawn with the run-status badge colours of training.css.

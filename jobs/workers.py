@@ -1,0 +1,67 @@
+"""Who holds a job: the worker's name, whether that worker still lives, and its orphaned pipeline."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from django.utils import timezone
+
+HEARTBEAT_STALE = timedelta(seconds=60)  # a heartbeat this old means its worker is gone (jobs/recovery.py)
+PIPELINE_MARK = b"training.pipelines"  # in the command line of every pipeline process
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie is gone for our purposes
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def job_worker_alive(*, run, now: datetime | None = None) -> bool:
+    """Is the worker process named in the job's `worker` still there? On this host: its pid; elsewhere: its heartbeat.
+
+    (`run` is any job row; the name is kept for the callers that pass a training run.)
+    """
+    host, _, pid = run.worker.rpartition(":")
+    if host == socket.gethostname() and pid.isdigit():
+        return int(pid) != os.getpid() and pid_alive(int(pid))
+    now = now or timezone.now()
+    return run.heartbeat_at is not None and now - run.heartbeat_at < HEARTBEAT_STALE
+
+
+def pipeline_orphan_kill(*, run) -> None:
+    """Kill a pipeline process left behind by a lost worker on this host, so two never share a job's files."""
+    host, _, _ = run.worker.rpartition(":")
+    pid = run.pipeline_pid
+    if host != socket.gethostname() or not pid_alive(pid):
+        return
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+    except OSError:
+        return
+    if PIPELINE_MARK not in cmdline:
+        return
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except OSError:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
