@@ -112,7 +112,7 @@ class TrainingRunSerializer(serializers.ModelSerializer):
 
 
 class TrainingRunDetailSerializer(TrainingRunSerializer):
-    snapshot = SnapshotSerializer(read_only=True)
+    snapshot = SnapshotSerializer(read_only=True, allow_null=True)  # null while the worker freezes it
     metrics = serializers.SerializerMethodField()
 
     class Meta(TrainingRunSerializer.Meta):

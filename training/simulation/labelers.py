@@ -45,6 +45,8 @@ from training.pipelines import synthetic
 
 TIE_GAP = min(threshold for threshold, _, _ in synthetic.STRENGTHS)  # a smaller score gap is a tie
 GENERIC_ANSWER = "That is a good and kind question, and here is a clear, warm answer."
+WRITER_DRAFTS = 20  # drafts a gold writer may write before it keeps its best
+WRITER_GOOD_SCORE = 1.0  # a draft the gold function rates at least this well is kept at once
 
 
 class SimulationError(RuntimeError):
@@ -91,11 +93,23 @@ def judge_comparison(*, messages: list[dict], responses: list[dict], noise: floa
 
 
 def write_demonstration(*, messages: list[dict], rng: random.Random) -> str:
-    """A gold writer's answer: a positive sentence about the prompt's topic."""
+    """A gold writer's answer: a positive sentence about the prompt's topic that the gold function rates well.
+
+    The sentence generator can repeat a word ("... always ... as always"), which the gold function
+    marks down; a careful writer rereads and writes again, up to WRITER_DRAFTS times, keeping the best.
+    """
     topic = synthetic.topic_of(messages)
     if not topic:
         return GENERIC_ANSWER
-    return synthetic.make_response(rng, topic, +1)
+    best, best_score = "", float("-inf")
+    for _ in range(WRITER_DRAFTS):
+        draft = synthetic.make_response(rng, topic, +1)
+        score = synthetic.gold_score(messages, draft)
+        if score > best_score:
+            best, best_score = draft, score
+        if score >= WRITER_GOOD_SCORE:
+            break
+    return best
 
 
 # Behaviours ----------------------------------------------------------------------------------------
