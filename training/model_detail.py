@@ -116,6 +116,25 @@ _INTENDED_USE = {
 }
 
 
+def card_write(model: ModelVersion) -> Path | None:
+    """Write the model's card as README.md into its directory (replacing a library's generic one); None without one.
+
+    A card that cannot be written (a read-only or vanished directory) is not the run's failure: the
+    page and the download still build it from the database.
+    """
+    folder = model_directory(model)
+    if folder is None:
+        return None
+    path = folder / "README.md"
+    try:
+        partial = path.with_name(".README.md.partial")
+        partial.write_text(model_card(model), encoding="utf-8")
+        partial.replace(path)
+    except OSError:
+        return None
+    return path
+
+
 def model_directory(model: ModelVersion) -> Path | None:
     """The model's directory on this machine, or None (a hub id, or files that are gone)."""
     if model.source == ModelVersion.Source.HUB:

@@ -17,7 +17,7 @@ from annotation.errors import InvalidInput
 from annotation.export_filters import ExportFilters
 from jobs import lifecycle, recovery
 
-from . import services
+from . import model_detail, services
 from .models import MetricPoint, ModelVersion, TrainingRun
 from .snapshots import snapshot_expected_rows, snapshot_freeze
 
@@ -147,6 +147,7 @@ def run_succeed(*, run: TrainingRun, metrics: dict) -> ModelVersion:
         if run.total_steps:
             TrainingRun.objects.filter(pk=run.pk).update(step=run.total_steps)
         run_finish(run=run, status=TrainingRun.Status.SUCCEEDED, log_line=f"[platform] registered model {model.name}")
+    model_detail.card_write(model)  # README.md with the model's metadata, beside its weights
     return model
 
 

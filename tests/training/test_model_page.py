@@ -93,3 +93,31 @@ def test_a_runs_tracker_files_are_listed_and_download_only_for_those_who_may_tra
     assert client.get(f"/training/runs/{run.pk}/trackers/tensorboard.tar").status_code == 404
     client.force_login(get_user_model().objects.create_user("outsider", password="x"))
     assert client.get(f"/training/runs/{run.pk}/trackers/tensorboard.tar").status_code == 404
+
+
+def test_a_registered_model_directory_gets_its_card_that_huggingface_hub_parses(tmp_path, settings):
+    from huggingface_hub import ModelCard
+
+    from training import run_worker
+    from training.models import ModelVersion
+
+    settings.STORAGE_ROOT = tmp_path
+    project = ProjectFactory(slug="cards")
+    base = ModelVersion.objects.create(name="tiny-c", kind="base", path="models/tiny")
+    snapshot = DatasetSnapshot.objects.create(project=project, format="sft", path="snapshots/1.jsonl",
+                                              sha256="ab" * 32, row_count=12)
+    run = TrainingRun.objects.create(project=project, kind="sft", base_model=base, snapshot=snapshot,
+                                     config={"max_steps": 6, "learning_rate": 0.001}, status="running",
+                                     checkpoint_dir="runs/9")
+    folder = tmp_path / "runs/9/model"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    (folder / "README.md").write_text("---\nlibrary_name: transformers\n---\n# A library's generic card\n")
+    model = run_worker.run_succeed(run=run, metrics={"train_loss": 0.42})
+    card = ModelCard.load(folder / "README.md")
+    data = card.data.to_dict()
+    assert data["dataset_sha256"] == "ab" * 32 and data["dataset_rows"] == 12 and data["training_run"] == run.pk
+    assert data["base_model"] == "models/tiny" and data["metrics"] == {"train_loss": 0.42}
+    assert data["training_config"] == {"learning_rate": 0.001, "max_steps": 6}
+    assert "feedbackloop" in data["tags"] and "## Intended use" in card.text
+    assert "generic card" not in card.text and model.name in card.text
