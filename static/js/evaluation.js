@@ -124,7 +124,7 @@
         text("job-step", job.step);
         var bar = $("progress");
         var percent = Math.round(1000 * (job.progress || 0)) / 10;
-        bar.value = percent;
+        bar.setAttribute("value", percent.toFixed(1));  // one decimal, as the server draws it
       })
       .catch(function () {});
   }

@@ -16,7 +16,9 @@
     badge.textContent = LABELS[item.status] || item.status;
     var bar = scope.querySelector("[data-role=progress]");
     bar.className = "run-progress run-progress--" + item.status + (active ? " run-progress--active" : "");
-    bar.value = percent;  // a native <progress>
+    // A native <progress>: its value attribute is written as the server renders it (one decimal),
+    // so a bar reads the same whether the page drew it or polling repainted it.
+    bar.setAttribute("value", percent.toFixed(1));
     bar.textContent = percent + "%";
     return percent;
   }

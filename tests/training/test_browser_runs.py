@@ -76,14 +76,14 @@ def test_start_an_sft_run_from_the_form_and_watch_it_finish(live_server, celery_
         assert page.evaluate("window.__notReloaded") is True
 
         bar = page.locator("[data-role=progress]")
-        assert bar.get_attribute("value") == "100"
+        assert bar.get_attribute("value") == "100.0"
         assert page.evaluate("document.querySelector('[data-role=progress]').position") == 1  # drawn full
         assert "run-progress--succeeded" in bar.get_attribute("class")
         assert "run-progress--active" not in bar.get_attribute("class")
         assert page.text_content("[data-role=percent]").strip() == "100%"
         assert page.text_content("[data-role=step]").strip() == "6"
         assert run.worker and page.text_content("[data-role=worker]").strip() == run.worker  # rendered, or filled in by polling
-        assert seen != {"100"}, "the bar was already full before the run started"
+        assert seen != {"100.0"}, "the bar was already full before the run started"
         # The loss curve was drawn in place by Chart.js, one point per logged step.
         points = page.evaluate("Chart.getChart('chart-loss').data.datasets[0].data.length")
         assert points >= 3
@@ -98,7 +98,7 @@ def test_start_an_sft_run_from_the_form_and_watch_it_finish(live_server, celery_
             f"() => document.querySelector(\"{row} [data-role=status]\").textContent.trim() === 'Succeeded'", timeout=10_000
         )
         assert runs_list.evaluate("window.__notReloaded") is True
-        assert runs_list.get_attribute(f"{row} [data-role=progress]", "value") == "100"
+        assert runs_list.get_attribute(f"{row} [data-role=progress]", "value") == "100.0"
         assert runs_list.text_content(f"{row} [data-role=steps]").strip() == "6 / 6"
         assert runs_list.text_content(f"{row} [data-role=finished]").strip() != "—"
 
