@@ -62,6 +62,7 @@ from .import_formats.json_array import array_elements, lines_text
 from .input_checks import json_problem, json_text_is_plain
 from .import_writing import BatchWriter
 from .models import Annotation, Project
+from .read_ahead import REPORT, Reports, read_ahead
 
 NATIVE_FORMATS = ("jsonl", "csv")
 FORMATS = (*NATIVE_FORMATS, *import_formats.NAMES)
@@ -206,13 +207,8 @@ def prompts_import(
     lines = _chain(head, lines)
     errors = _Errors()
     result = ImportResult(format=fmt, labels=labels)
-    if fmt in NATIVE_FORMATS:
-        records = _jsonl_records(lines, errors) if fmt == "jsonl" else _csv_records(lines, errors)
-        outcomes = (Item(line, obj) for line, obj in records)
-    else:
-        module = import_formats.BY_NAME[fmt]
-        result.source = source or module.SOURCE
-        outcomes = module.read(_public_records(lines, head, errors))
+    if fmt not in NATIVE_FORMATS:
+        result.source = source or import_formats.BY_NAME[fmt].SOURCE
     with transaction.atomic():
         # Imports into one project run one at a time (a no-op on SQLite, whose writers queue anyway).
         list(Project.objects.select_for_update().filter(pk=project.pk).values_list("pk"))
@@ -220,25 +216,50 @@ def prompts_import(
             project=project, result=result, errors=errors, update=mode == "update", batch_size=BATCH_SIZE
         )
         seen = 0
-        for outcome in outcomes:
-            seen += 1
-            if isinstance(outcome, Rejected):
-                errors.add(outcome.line, outcome.reason)
-                continue
-            if isinstance(outcome, Passed):
-                result.notes.add(outcome.line, outcome.note)
-                continue
-            try:
-                row = _clean_record(outcome.obj, line=outcome.line, labels=outcome.labels)
-            except LineError as exc:
-                errors.add(outcome.line, str(exc))
-                continue
-            writer.add(row)
+        # The lines are read and checked on a second thread while this one writes (read_ahead.py).
+        with read_ahead(lambda reports: _events(fmt, lines, head, reports)) as events:
+            for kind, line, value in events:
+                if kind == REPORT:
+                    errors.add(line, value)
+                    continue
+                seen += 1
+                if kind == _ROW:
+                    writer.add(value)
+                elif kind == _NOTE:
+                    result.notes.add(line, value)
+                else:
+                    errors.add(line, value)
         writer.flush()
         errors.raise_if_any()
         if not seen:
             raise InvalidInput("The file holds no prompts.", field="file")
     return result
+
+
+_ROW, _NOTE, _REJECTED = "row", "note", "rejected"
+
+
+def _events(fmt: str, lines: Iterator, head: list, reports) -> Iterator[tuple[str, int, object]]:
+    """(kind, line, value) for each record of the file, checked: a row to write, a note, or a rejection.
+
+    Runs on the reading thread: it changes nothing itself, and its readers' line reports go to
+    `reports`, which hands them on in order.
+    """
+    if fmt in NATIVE_FORMATS:
+        records = _jsonl_records(lines, reports) if fmt == "jsonl" else _csv_records(lines, reports)
+        outcomes = (Item(line, obj) for line, obj in records)
+    else:
+        outcomes = import_formats.BY_NAME[fmt].read(_public_records(lines, head, reports))
+    for outcome in outcomes:
+        if isinstance(outcome, Rejected):
+            yield _REJECTED, outcome.line, outcome.reason
+        elif isinstance(outcome, Passed):
+            yield _NOTE, outcome.line, outcome.note
+        else:
+            try:
+                yield _ROW, outcome.line, _clean_record(outcome.obj, line=outcome.line, labels=outcome.labels)
+            except LineError as exc:
+                yield _REJECTED, outcome.line, str(exc)
 
 
 # Reading ---------------------------------------------------------------------------------------
@@ -318,7 +339,7 @@ def _pick_format(*, fmt: str | None, filename: str, head: list) -> str:
     return by_name or "csv"
 
 
-def _public_records(lines: Iterable, head: list, errors: _Errors) -> Iterator[tuple[int, object]]:
+def _public_records(lines: Iterable, head: list, errors: Reports) -> Iterator[tuple[int, object]]:
     """A public format's objects: one JSON array (Label Studio's export) or one object per line."""
     first = (head[-1][1] or b"").lstrip(b"\xef\xbb\xbf \t\r") if head else b""
     if not first.startswith(b"["):
@@ -355,7 +376,7 @@ def _reject_constant(name: str):
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _jsonl_records(lines: Iterable, errors: _Errors) -> Iterator[tuple[int, object]]:
+def _jsonl_records(lines: Iterable, errors: Reports) -> Iterator[tuple[int, object]]:
     for number, raw in lines:
         try:
             text = _decode(number, raw)
@@ -378,7 +399,7 @@ def _jsonl_records(lines: Iterable, errors: _Errors) -> Iterator[tuple[int, obje
         yield number, obj
 
 
-def _csv_records(lines: Iterable, errors: _Errors) -> Iterator[tuple[int, object]]:
+def _csv_records(lines: Iterable, errors: Reports) -> Iterator[tuple[int, object]]:
     """Rows as JSONL-style objects. A quoted cell may span lines; errors name the row's first line."""
 
     def text_lines():

@@ -14,7 +14,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 
-from annotation import importers
+from annotation import importers, read_ahead
 from annotation.errors import InvalidInput, PayloadTooLarge
 from annotation.models import Membership, Prompt
 from tests.factories import ProjectFactory, member
@@ -169,6 +169,10 @@ def test_memory_stays_flat_as_a_bad_file_grows(project, monkeypatch):
     """
     monkeypatch.setattr(importers, "MAX_REPORTED_ERRORS", 10)
     monkeypatch.setattr(importers, "BATCH_SIZE", 100)
+    # Lines read ahead of the writer are a bound of their own (CHUNK x DEPTH events), like the batch:
+    # keep it small here too, so the smaller file already fills it.
+    monkeypatch.setattr(read_ahead, "CHUNK", 16)
+    monkeypatch.setattr(read_ahead, "DEPTH", 2)
     small = _peak_bytes(project, 1500)  # past RECENT_LINES, so the window of recent lines is full already
     large = _peak_bytes(ProjectFactory(), 4500)
     assert large < small * 1.1, (small, large)
