@@ -148,6 +148,8 @@ SPECTACULAR_SETTINGS = {
         "ReviewStatusEnum": "annotation.models.ReviewItem.Status",
         "ReviewStateEnum": "annotation.models.Annotation.ReviewState",
         "VerdictEnum": "annotation.reviews.services.VERDICTS",
+        "WebhookDeliveryStatusEnum": "webhooks.models.WebhookDelivery.Status",
+        "WebhookEventTypeEnum": "webhooks.models.EventType",
     },
 }
 
