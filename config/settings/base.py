@@ -301,4 +301,5 @@ WEBHOOKS_MAX_ATTEMPTS = env.int("FEEDBACKLOOP_WEBHOOKS_MAX_ATTEMPTS", default=5)
 # Attempt n (from 1) waits BACKOFF * 2**(n-1) seconds before the next: 30 s, 1 min, 2 min, 4 min.
 WEBHOOKS_BACKOFF_SECONDS = env.float("FEEDBACKLOOP_WEBHOOKS_BACKOFF_SECONDS", default=30.0)
 CELERY_TASK_ROUTES["webhooks.*"] = {"queue": "default"}
+CELERY_TASK_ROUTES["loop.evaluation_completion_check"] = {"queue": "default"}  # evaluation.completed
 CELERY_BEAT_SCHEDULE["resume-overdue-webhook-deliveries"] = {"task": "webhooks.deliveries_resume", "schedule": 60.0}
