@@ -13,5 +13,8 @@ class EndpointForm(ServiceErrorMixin, forms.Form):
         help_text="http or https. Loopback, private and link-local addresses are refused.",
     )
     description = forms.CharField(required=False, max_length=500)
-    events = forms.MultipleChoiceField(choices=EventType.choices, widget=forms.CheckboxSelectMultiple)
+    events = forms.MultipleChoiceField(
+        choices=[(value, f"{value} — {label}") for value, label in EventType.choices],
+        widget=forms.CheckboxSelectMultiple,
+    )
     active = forms.BooleanField(required=False, initial=True, help_text="Inactive endpoints receive nothing.")
