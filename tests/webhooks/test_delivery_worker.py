@@ -126,3 +126,16 @@ def test_a_4xx_fails_at_once_and_an_admin_redelivers_it(celery_worker_process, r
     assert len(receiver.verified(endpoint["secret"])) == 2
     # A succeeded delivery is never sent again.
     assert api.post(f"/api/projects/{project.pk}/webhook-deliveries/{delivery.pk}/redeliver/").status_code == 409
+
+
+def test_the_last_label_completes_the_project_once_through_the_worker(celery_worker_process, receiver):
+    project = ProjectFactory(overlap=1)
+    TaskFactory(project=project)
+    endpoint = endpoint_for(project, receiver.url, ["task.completed", "project.completed"])
+    label(project, member(project))
+    deliveries = wait_for(lambda: settled(project.pk, 2), what="two settled deliveries",
+                          log=celery_worker_process.log_path)
+    assert sorted(d.event_type for d in deliveries) == ["project.completed", "task.completed"]
+    assert all(d.status == "succeeded" and d.attempts == 1 for d in deliveries)
+    completed = next(body for body in receiver.verified(endpoint["secret"]) if body["type"] == "project.completed")
+    assert completed["data"] == {"id": project.pk, "name": project.name, "slug": project.slug, "tasks": 1}
