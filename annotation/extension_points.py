@@ -8,7 +8,11 @@ and that app registers its answer in its AppConfig.ready() (training/apps.py doe
   that hold the panel's action (the reward-model staleness panel);
 - the scorer: what the dashboard's and settings' "Prioritise" button queues (active sampling);
 - freeze checks: whether an annotation is frozen into something that depends on it (a dataset
-  snapshot), so that undo refuses to take it back.
+  snapshot), so that undo refuses to take it back;
+- label listeners: told of each new annotation (and whether it completed its task) inside the
+  submit's transaction, so that webhooks and evaluations learn of it (webhooks/annotation_hooks.py,
+  loop/annotation_hooks.py). They run on every label, so each must be cheap and queue its work
+  with transaction.on_commit.
 
 The registries are module-level lists: registering the same callable twice keeps one entry, so a
 ready() that runs twice (tests that reload apps) changes nothing.
@@ -35,6 +39,7 @@ class DashboardPanel:
 _panels: list[DashboardPanel] = []
 _scorers: list[Callable[..., None]] = []
 _freeze_checks: list[Callable[..., bool]] = []
+_label_listeners: list[Callable[..., None]] = []
 
 
 def _add(registry: list, item) -> None:
@@ -70,3 +75,16 @@ def register_freeze_check(check: Callable[..., bool]) -> None:
 
 def annotation_frozen(*, annotation) -> bool:
     return any(check(annotation=annotation) for check in _freeze_checks)
+
+
+def register_label_listener(listener: Callable[..., None]) -> None:
+    """`listener(annotation=..., task=..., completed=...)` runs in the submit's transaction after a new label.
+
+    `completed` is True when this label closed the task (it has the labels it requires).
+    """
+    _add(_label_listeners, listener)
+
+
+def label_stored(*, annotation, task, completed: bool) -> None:
+    for listener in _label_listeners:
+        listener(annotation=annotation, task=task, completed=completed)

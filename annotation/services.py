@@ -10,7 +10,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.text import slugify
 
-from . import edits, gold, qualification
+from . import edits, extension_points, gold, qualification
 from . import overlap as overlap_rules
 from .errors import Conflict, InvalidInput
 from .models import Annotation, Lease, Membership, Project, Response, Task
@@ -339,6 +339,7 @@ def _store(
                 lease_expired=lease_expires_at <= now,
                 **fields,
             ))
+            was_open = task.status == Task.Status.OPEN
             if annotation.kind != Annotation.Kind.SKIP:
                 submitting.count_done(task=task, now=now, project=project)
                 if not task.is_gold:
@@ -347,6 +348,8 @@ def _store(
                 qualification.gold_answer_record(
                     task=task, project=project, labeler_id=labeler.pk, annotation=annotation, now=now
                 )
+            completed = was_open and task.status == Task.Status.DONE
+            extension_points.label_stored(annotation=annotation, task=task, completed=completed)  # webhooks
             return annotation, True
     except IntegrityError:
         # A concurrent twin with the same client_id won the race: return what it stored.

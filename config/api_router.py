@@ -46,4 +46,6 @@ urlpatterns = [
     path("reviews/<id:review_id>/verdict/", review_api.ReviewVerdictApi.as_view(), name="api-review-verdict"),
 ]
 
-urlpatterns += [path("", include("training.api.urls")), path("", include("loop.api.urls"))]
+urlpatterns += [
+    path("", include("training.api.urls")), path("", include("loop.api.urls")), path("", include("webhooks.api.urls")),
+]

@@ -13,6 +13,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema", template_name="api/swagger_ui.html"),
          name="api-docs"),
     path("", include("annotation.urls")),
+    path("", include("webhooks.urls")),
     path("training/", include("training.urls")),
     path("training/", include("loop.urls")),
 ]

@@ -29,6 +29,8 @@ from jobs.queue import job_enqueue
 from training import registry
 from training.models import Evaluation, GenerationJob, ModelVersion
 
+from . import webhook_events
+
 MIN_K, MAX_K = 2, GenerationJob.MAX_K
 MAX_NEW_TOKENS = 2048
 MAX_PROMPTS = 10_000
@@ -333,6 +335,7 @@ def generation_complete(*, job: GenerationJob, outputs: list[dict[int, list]]) -
             "heartbeat_at", "pipeline_pid", "step", "log_tail", "updated_at",
         ])
         _evaluation_follow(job=job)
+        webhook_events.generation_completed_emit(job=job)  # sent once this transaction commits
     return job
 
 

@@ -11,7 +11,7 @@ message delivered twice does no harm.
 from celery import shared_task
 from django.conf import settings
 
-from . import active_sampling, generation, generation_runner
+from . import active_sampling, evaluation_completed, generation, generation_runner
 
 GENERATION_TIME_LIMIT = getattr(settings, "GENERATION_TIME_LIMIT_SECONDS", 12 * 3600)
 SCORING_TIME_LIMIT = getattr(settings, "ACTIVE_SAMPLING_TIME_LIMIT_SECONDS", 3600)
@@ -37,3 +37,9 @@ def generation_jobs_recover_lost() -> int:
 )
 def active_sampling_run(project_id: int, reward_model_id: int) -> str:
     return active_sampling.active_sampling_execute(project_id=project_id, reward_model_id=reward_model_id)
+
+
+@shared_task(name="loop.evaluation_completion_check", queue="default", soft_time_limit=60, time_limit=120)
+def evaluation_completion_check(evaluation_id: int) -> bool:
+    """A task of the evaluation was completed: emit evaluation.completed if it was the last one."""
+    return evaluation_completed.evaluation_completed_emit(evaluation_id=evaluation_id)

@@ -80,6 +80,9 @@ def worker_env(storage_root: Path) -> dict:
         CELERY_TASK_ALWAYS_EAGER="0",
         HF_HUB_OFFLINE="1",
         PYTHONUNBUFFERED="1",
+        # The webhook tests' receivers listen on loopback, which the SSRF rules refuse by default; the
+        # worker alone allows it (the test process keeps the default, so its refusal tests see it).
+        FEEDBACKLOOP_WEBHOOKS_ALLOW_PRIVATE_NETWORKS="1",
     )
     return env
 

@@ -1,4 +1,5 @@
-"""Training work goes to the gpu queue; the periodic sweeps and label quality runs never wait behind a run there."""
+"""Training work goes to the gpu queue; the periodic sweeps, label quality runs and webhook deliveries never wait
+behind a run there."""
 
 import pytest
 
@@ -18,6 +19,11 @@ from config.celery_app import app
         ("training.generation_tasks.generation_jobs_recover_lost", "default"),
         ("annotation.tasks.quality_compute_project", "default"),
         ("annotation.tasks.quality_refresh_all", "default"),
+        ("webhooks.event_fanout", "default"),
+        ("webhooks.deliver", "default"),
+        ("webhooks.project_completion_check", "default"),
+        ("webhooks.deliveries_resume", "default"),
+        ("loop.evaluation_completion_check", "default"),
     ],
 )
 def test_route(task, queue):

@@ -28,6 +28,7 @@ from annotation.errors import InvalidInput
 from annotation.ids import as_id
 from annotation.models import Project
 
+from . import webhook_events
 from .models import ModelVersion
 from .snapshots import storage_path
 
@@ -186,9 +187,11 @@ def model_register(
     source, stored = model_path_resolve(path)
     if ModelVersion.objects.filter(name=name).exists():
         raise InvalidInput(f"A model named '{name}' exists already.", field="name")
-    return ModelVersion.objects.create(
+    model = ModelVersion.objects.create(
         name=name, kind=kind, path=stored, source=source, parent=parent, project=project
     )
+    webhook_events.model_registered_emit(model=model)  # a project's model only; after commit
+    return model
 
 
 def model_register_setting(*, name: str, path: str) -> ModelVersion:

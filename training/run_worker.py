@@ -17,7 +17,7 @@ from annotation.errors import InvalidInput
 from annotation.export_filters import ExportFilters
 from jobs import lifecycle, recovery
 
-from . import model_detail, services
+from . import model_detail, services, webhook_events
 from .models import MetricPoint, ModelVersion, TrainingRun
 from .snapshots import snapshot_expected_rows, snapshot_freeze
 
@@ -125,8 +125,15 @@ def run_progress_flush(
 
 
 def run_finish(*, run: TrainingRun, status: str, error: str = "", log_line: str = "") -> TrainingRun:
-    """End a run in a final status (only from running or cancelling: a run never leaves a final status)."""
-    return lifecycle.job_finish(model=TrainingRun, job=run, status=status, error=error, log_line=log_line)
+    """End a run in a final status (only from running or cancelling: a run never leaves a final status).
+
+    A run that fails here emits run.failed (its id from the run and when it ended, so a repeated
+    finish names the same event).
+    """
+    run = lifecycle.job_finish(model=TrainingRun, job=run, status=status, error=error, log_line=log_line)
+    if status == TrainingRun.Status.FAILED and run.status == TrainingRun.Status.FAILED:
+        webhook_events.run_finished_emit(run=run)
+    return run
 
 
 def run_succeed(*, run: TrainingRun, metrics: dict) -> ModelVersion:
@@ -147,6 +154,9 @@ def run_succeed(*, run: TrainingRun, metrics: dict) -> ModelVersion:
         if run.total_steps:
             TrainingRun.objects.filter(pk=run.pk).update(step=run.total_steps)
         run_finish(run=run, status=TrainingRun.Status.SUCCEEDED, log_line=f"[platform] registered model {model.name}")
+        if run.status == TrainingRun.Status.SUCCEEDED:  # sent once this transaction commits
+            webhook_events.run_finished_emit(run=run)
+            webhook_events.model_registered_emit(model=model)
     model_detail.card_write(model)  # README.md with the model's metadata, beside its weights
     return model
 

@@ -148,6 +148,8 @@ SPECTACULAR_SETTINGS = {
         "ReviewStatusEnum": "annotation.models.ReviewItem.Status",
         "ReviewStateEnum": "annotation.models.Annotation.ReviewState",
         "VerdictEnum": "annotation.reviews.services.VERDICTS",
+        "WebhookDeliveryStatusEnum": "webhooks.models.WebhookDelivery.Status",
+        "WebhookEventTypeEnum": "webhooks.models.EventType",
     },
 }
 
@@ -289,3 +291,15 @@ TOKEN_TTL_DAYS = env.int("FEEDBACKLOOP_TOKEN_TTL_DAYS", default=0)
 EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="FeedbackLoop <noreply@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
+# Webhooks (docs/webhooks.md): who may receive them, how long an attempt may take, and the retries.
+INSTALLED_APPS += ["webhooks"]
+# Loopback, private and shared addresses (and this platform's own host on them) may receive webhooks.
+WEBHOOKS_ALLOW_PRIVATE_NETWORKS = env.bool("FEEDBACKLOOP_WEBHOOKS_ALLOW_PRIVATE_NETWORKS", default=False)
+WEBHOOKS_TIMEOUT_SECONDS = env.float("FEEDBACKLOOP_WEBHOOKS_TIMEOUT_SECONDS", default=10.0)
+WEBHOOKS_MAX_ATTEMPTS = env.int("FEEDBACKLOOP_WEBHOOKS_MAX_ATTEMPTS", default=5)
+# Attempt n (from 1) waits BACKOFF * 2**(n-1) seconds before the next: 30 s, 1 min, 2 min, 4 min.
+WEBHOOKS_BACKOFF_SECONDS = env.float("FEEDBACKLOOP_WEBHOOKS_BACKOFF_SECONDS", default=30.0)
+CELERY_TASK_ROUTES["webhooks.*"] = {"queue": "default"}
+CELERY_TASK_ROUTES["loop.evaluation_completion_check"] = {"queue": "default"}  # evaluation.completed
+CELERY_BEAT_SCHEDULE["resume-overdue-webhook-deliveries"] = {"task": "webhooks.deliveries_resume", "schedule": 60.0}

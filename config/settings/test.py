@@ -21,3 +21,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
 
 # Live-server threads must not keep connections open, or PostgreSQL cannot drop the test database.
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
+
+# Webhook retries wait 0.2 s, 0.4 s, ... instead of 30 s, 1 min, ...; an attempt gives up after 5 s.
+WEBHOOKS_BACKOFF_SECONDS = env.float("FEEDBACKLOOP_WEBHOOKS_BACKOFF_SECONDS", default=0.2)
+WEBHOOKS_TIMEOUT_SECONDS = env.float("FEEDBACKLOOP_WEBHOOKS_TIMEOUT_SECONDS", default=5.0)
