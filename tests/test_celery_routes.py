@@ -18,6 +18,8 @@ from config.celery_app import app
         ("training.generation_tasks.generation_jobs_recover_lost", "default"),
         ("annotation.tasks.quality_compute_project", "default"),
         ("annotation.tasks.quality_refresh_all", "default"),
+        ("annotation.tasks.hub_push_dataset", "default"),
+        ("training.hub_tasks.model_push", "default"),
     ],
 )
 def test_route(task, queue):

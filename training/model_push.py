@@ -1,0 +1,64 @@
+"""A registered model's directory pushed to the Hugging Face Hub, with its card as README.md (annotation.hub_push).
+
+Only those who may train in the model's project (its admins and engineers) may push it; a global model,
+only a superuser. A model without files here (a hub id, or a directory that is gone) has nothing to push.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+
+from annotation.errors import InvalidInput
+from annotation.hub_push import hub_push_create, hub_push_run
+from annotation.models import HubPush
+from annotation.roles import Action, project_access
+
+from . import model_detail
+from .models import ModelVersion
+
+MODEL_PUSH_TASK = "training.hub_tasks.model_push"
+
+
+def model_push_check(*, model: ModelVersion, user: AbstractBaseUser) -> Path:
+    """The model's directory if `user` may push it; PermissionDenied or InvalidInput (naming `model`) if not."""
+    if model.project_id is None:
+        if not user.is_superuser:
+            raise PermissionDenied("Only a superuser may push a global model.")
+    else:
+        project_access(user=user, project_id=model.project_id, action=Action.TRAIN)
+    folder = model_detail.model_directory(model)
+    if folder is None:
+        raise InvalidInput("This model has no files here to push (a hub id, or its directory is gone).", field="model")
+    return folder
+
+
+def model_push_start(*, model: ModelVersion, user: AbstractBaseUser, repo_id, token, private) -> HubPush:
+    model_push_check(model=model, user=user)
+    return hub_push_create(
+        kind=HubPush.Kind.MODEL, project=model.project, model_version=model, repo_id=repo_id, token=token,
+        private=private, created_by=user, task_name=MODEL_PUSH_TASK,
+    )
+
+
+def model_push_run(*, push_id: int) -> str:
+    return hub_push_run(push_id=push_id, folder_for=_model_folder)
+
+
+def _model_folder(push: HubPush, scratch: Path) -> tuple[Path, None]:
+    """The model's own directory (weights are not copied), its card written in first."""
+    model = ModelVersion.objects.select_related("project", "parent", "produced_by__snapshot").get(
+        pk=push.model_version_id
+    )
+    folder = model_detail.model_directory(model)
+    if folder is None:
+        raise InvalidInput("The model's directory is gone: there is nothing to push.", field="model")
+    model_detail.card_write(model)
+    return folder, None
+
+
+def model_pushes(*, model: ModelVersion, limit: int = 10) -> QuerySet[HubPush]:
+    return HubPush.objects.filter(model_version=model, kind=HubPush.Kind.MODEL).order_by("-created_at", "-id")[:limit]
