@@ -8,7 +8,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotation import dataset_archive, dataset_push, hub_push
+from annotation import dataset_archive, dataset_push, export_records, hub_push
 from annotation.export_filters import ExportFilters, export_filter_parameters
 from annotation.hf_dataset import DATASET_FORMATS, DEFAULT_LICENSE
 from annotation.ids import as_id
@@ -62,7 +62,8 @@ class ProjectDatasetExportApi(APIView):
         """
         project = project_for(request, project_id, Action.EXPORT)
         fmt = request.query_params.get("format", "")
-        filters = ExportFilters.from_mapping(request.query_params)
+        filters = export_records.with_last_export(ExportFilters.from_mapping(request.query_params), project=project,
+                                                  fmt=fmt)
         chunks = dataset_archive.dataset_archive_chunks(
             project=project, fmt=fmt, filters=filters, license=request.query_params.get("license"),
         )
@@ -91,8 +92,10 @@ class ProjectHubPushApi(APIView):
         """
         project = project_for(request, project_id, Action.EXPORT)
         data = request.data if hasattr(request.data, "get") else {}
+        fmt = data.get("format") or ""
+        filters = export_records.with_last_export(ExportFilters.from_mapping(data), project=project, fmt=fmt)
         push = dataset_push.dataset_push_start(
-            project=project, fmt=data.get("format") or "", filters=ExportFilters.from_mapping(data),
+            project=project, fmt=fmt, filters=filters,
             license=data.get("license"), repo_id=data.get("repo_id"), token=data.get("token"),
             private=data.get("private"), created_by=request.user,
         )

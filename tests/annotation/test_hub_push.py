@@ -174,3 +174,24 @@ def test_the_export_page_pushes_and_shows_the_status_or_the_error(client, projec
     assert 'id="hub-pushes"' in page and 'data-status="failed"' in page
     assert "The Hugging Face Hub could not be reached: x" in page
     assert f"/api/projects/{project.pk}/export/dataset/" in page
+
+
+def test_django_admin_lists_pushes_without_a_way_to_add_one(client, project, engineer):
+    from tests.factories import UserFactory
+
+    HubPush.objects.create(kind="dataset", project=project, repo_id="me/data", format="sft", status="failed",
+                           error="The Hugging Face Hub could not be reached: offline")
+    client.force_login(UserFactory(username="root", is_superuser=True, is_staff=True))
+    page = client.get("/admin/annotation/hubpush/")
+    assert page.status_code == 200 and "me/data" in page.content.decode()
+    assert client.get("/admin/annotation/hubpush/add/").status_code == 403
+
+
+def test_since_last_export_applies_to_the_dataset_export(client_for, project, engineer, labelled):  # noqa: F811
+    from annotation.models import ExportRecord
+    from django.utils import timezone
+
+    ExportRecord.objects.create(project=project, format="sft", rows=2, started_at=timezone.now())
+    response = client_for(engineer).get(f"/api/projects/{project.pk}/export/dataset/",
+                                        {"format": "sft", "since_last_export": "true"})
+    assert response.status_code == 400 and "keeps no rows with these filters" in response.json()["detail"]
