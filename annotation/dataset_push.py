@@ -8,7 +8,7 @@ from django.contrib.auth.models import AbstractBaseUser
 
 from .export_filters import ExportFilters
 from .hf_dataset import dataset_check, dataset_dir_write
-from .hub_push import hub_push_create, hub_push_run
+from .hub_push import hub_push_create, hub_push_run, private_check, repo_id_check, token_check
 from .models import HubPush, Project
 
 DATASET_PUSH_TASK = "annotation.tasks.hub_push_dataset"
@@ -19,6 +19,7 @@ def dataset_push_start(
     created_by: AbstractBaseUser | None,
 ) -> HubPush:
     """Check everything (format, filters, license, repo id, token) before anything is stored, then queue the push."""
+    repo_id, token, private = repo_id_check(repo_id), token_check(token), private_check(private)  # cheap ones first
     license = dataset_check(project=project, fmt=fmt, filters=filters, license=license)
     return hub_push_create(
         kind=HubPush.Kind.DATASET, project=project, repo_id=repo_id, token=token, private=private,
