@@ -2,16 +2,24 @@
 
 Only those who may train in the model's project (its admins and engineers) may push it; a global model,
 only a superuser. A model without files here (a hub id, or a directory that is gone) has nothing to push.
+
+The Hub checks a card's metadata before it takes a commit: `metrics` must be a list of metric ids and
+`base_model` a model on the Hub. The card the platform writes keeps its metrics as a mapping and may
+name a local base model, so the pushed card carries those two as `feedbackloop_metrics` and
+`feedbackloop_base_model` instead (the rest, and the prose, as written). The weights are not copied:
+the upload reads a scratch folder of links to the model's files, beside that card.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 
+from annotation.archives import folder_files
 from annotation.errors import InvalidInput
 from annotation.hub_push import hub_push_create, hub_push_run
 from annotation.models import HubPush
@@ -49,7 +57,7 @@ def model_push_run(*, push_id: int) -> str:
 
 
 def _model_folder(push: HubPush, scratch: Path) -> tuple[Path, None]:
-    """The model's own directory (weights are not copied), its card written in first."""
+    """Links to the model's files (the weights are not copied) and the card the Hub accepts, in `scratch`."""
     model = ModelVersion.objects.select_related("project", "parent", "produced_by__snapshot").get(
         pk=push.model_version_id
     )
@@ -57,7 +65,29 @@ def _model_folder(push: HubPush, scratch: Path) -> tuple[Path, None]:
     if folder is None:
         raise InvalidInput("The model's directory is gone: there is nothing to push.", field="model")
     model_detail.card_write(model)
-    return folder, None
+    for path, _ in folder_files(folder):
+        relative = path.relative_to(folder)
+        if relative.as_posix() == "README.md":
+            continue
+        (scratch / relative).parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(path, scratch / relative)
+    (scratch / "README.md").write_text(hub_model_card(model), encoding="utf-8")
+    return scratch, None
+
+
+def hub_model_card(model: ModelVersion) -> str:
+    """The model's card with the metadata the Hub would refuse renamed (see the module's docstring)."""
+    from huggingface_hub import ModelCard, ModelCardData
+
+    card = ModelCard(model_detail.model_card(model))
+    data = card.data.to_dict()
+    if "metrics" in data:
+        data["feedbackloop_metrics"] = data.pop("metrics")
+    root = model_detail.lineage(model)[0]
+    if "base_model" in data and root.source != ModelVersion.Source.HUB:
+        data["feedbackloop_base_model"] = data.pop("base_model")
+    card.data = ModelCardData(**data)
+    return str(card)
 
 
 def model_pushes(*, model: ModelVersion, limit: int = 10) -> QuerySet[HubPush]:

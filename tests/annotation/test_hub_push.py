@@ -89,6 +89,7 @@ class FakeHub:
     """Stands in for huggingface_hub.HfApi: records what would be created and uploaded."""
 
     calls: list = []
+    uploaded: dict = {}
 
     def __init__(self, token=None, **kwargs):
         self.token = token
@@ -102,6 +103,7 @@ class FakeHub:
 
         files = sorted(str(p.relative_to(folder_path)) for p in Path(folder_path).rglob("*") if p.is_file())
         FakeHub.calls.append(("upload_folder", repo_id, repo_type, files))
+        FakeHub.uploaded = {name: (Path(folder_path) / name).read_bytes() for name in files}
 
 
 def test_a_push_the_hub_accepts_uploads_the_directory_and_succeeds(project, engineer, labelled, monkeypatch):  # noqa: F811

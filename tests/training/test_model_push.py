@@ -41,8 +41,24 @@ def test_an_engineer_pushes_the_directory_with_its_card(models, monkeypatch):
     assert FakeHub.calls[0][:5] == ("create_repo", "my-org/rm-1", "model", True, True)
     assert FakeHub.calls[1] == ("upload_folder", "my-org/rm-1", "model",
                                 ["README.md", "config.json", "model.safetensors"])
+    assert FakeHub.uploaded["model.safetensors"] == b"\x01" * 300  # read through the link, never copied
+    card = FakeHub.uploaded["README.md"].decode()
+    assert "feedbackloop_metrics:\n  eval_accuracy: 0.83" in card and "\nmetrics:" not in card
+    assert "# rm-1" in card and "## Intended use" in card
     listed = api.get(f"/api/models/{models['rm'].pk}/hub-pushes/").json()
     assert [(row["status"], row["kind"], row["model"]) for row in listed] == [("succeeded", "model", models["rm"].pk)]
+
+
+def test_the_pushed_card_keeps_a_hub_base_model_and_renames_a_local_one(models):
+    from huggingface_hub import ModelCard
+
+    hub_child = model_version(name="sft-h", kind="sft", path="runs/2/model", parent=models["hub"],
+                              project=models["project"], metrics={"loss": 0.5})
+    assert ModelCard(model_push.hub_model_card(hub_child)).data.to_dict()["base_model"] == "org/some-model"
+    local_child = model_version(name="sft-l", kind="sft", path="runs/3/model", parent=models["rm"],
+                                project=models["project"])
+    data = ModelCard(model_push.hub_model_card(local_child)).data.to_dict()
+    assert "base_model" not in data and data["feedbackloop_base_model"] == "runs/1/model"
 
 
 def test_with_the_hub_unreachable_the_push_fails_with_the_reason(models):
