@@ -3,7 +3,7 @@
 from django.contrib import admin
 
 from .models import (
-    Annotation, GoldRecord, Lease, Membership, Project, Prompt, Response, ReviewItem, Task, TaskResponse,
+    Annotation, GoldRecord, HubPush, Lease, Membership, Project, Prompt, Response, ReviewItem, Task, TaskResponse,
 )
 
 
@@ -137,3 +137,16 @@ class GoldRecordAdmin(admin.ModelAdmin):
     search_fields = ["labeler__username"]
     raw_id_fields = ["project", "labeler", "readmitted_by"]
     readonly_fields = ["created_at", "updated_at"]
+
+
+@admin.register(HubPush)
+class HubPushAdmin(admin.ModelAdmin):
+    list_display = ["repo_id", "kind", "project", "model_version", "status", "created_by", "created_at"]
+    list_filter = ["kind", "status"]
+    list_select_related = ["project", "model_version", "created_by"]
+    search_fields = ["repo_id"]
+    raw_id_fields = ["project", "model_version", "created_by"]
+    readonly_fields = ["created_at", "updated_at", "finished_at", "status", "error", "url", "rows"]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # a push needs a token, which only the export page, the model page and the API take

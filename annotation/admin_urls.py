@@ -30,6 +30,7 @@ urlpatterns = [
     path("projects/<id:project_id>/annotations/", admin_views.project_annotations, name="project-annotations"),
     path("projects/<id:project_id>/tasks/<id:task_id>/", admin_views.project_task, name="project-task"),
     path("projects/<id:project_id>/export/", admin_views.project_export, name="project-export"),
+    path("projects/<id:project_id>/export/push/", admin_views.project_hub_push, name="project-hub-push"),
     path("projects/<id:project_id>/prioritise/", admin_views.project_prioritise, name="project-prioritise"),
     path(
         "projects/<id:project_id>/quality/recompute/", admin_views.project_quality_recompute,

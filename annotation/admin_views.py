@@ -13,12 +13,16 @@ from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
 from . import (
-    admin_services, browse, dashboard, exporters, extension_points, gold_stats, importers, qualification, services,
+    admin_services, browse, dashboard, dataset_push, exporters, extension_points, gold_stats, hub_push, importers,
+    qualification, services,
 )
 from .errors import ServiceError, size_words
+from .export_filters import ExportFilters
+from .hf_dataset import DATASET_FORMATS, DEFAULT_LICENSE
 from .forms import MemberAddForm, MemberRoleForm, ProjectCreateForm, ProjectSettingsForm, PromptImportForm
 from .models import Annotation, Membership, Project
 from .roles import Action, can_create_projects, project_access, role_actions
@@ -271,6 +275,29 @@ def project_member_remove(request, project_id: int, user_id: int):
 @login_required
 def project_export(request, project_id: int):
     project = _project(request, project_id, Action.EXPORT)
+    return _export_page(request, project)
+
+
+@login_required
+@require_POST
+@sensitive_post_parameters("token")
+def project_hub_push(request, project_id: int):
+    """Push the project's dataset directory to the Hugging Face Hub (on a worker); the page lists the pushes."""
+    project = _project(request, project_id, Action.EXPORT)
+    try:
+        push = dataset_push.dataset_push_start(
+            project=project, fmt=request.POST.get("format", ""), filters=ExportFilters.from_mapping(request.POST),
+            license=request.POST.get("license"), repo_id=request.POST.get("repo_id"),
+            token=request.POST.get("token"), private=request.POST.get("private") or "false",
+            created_by=request.user,
+        )
+    except ServiceError as error:
+        return _export_page(request, project, push_error=error, status=error.status_code)
+    messages.success(request, f"Pushing to {push.repo_id} on the Hugging Face Hub: its status is below.")
+    return redirect("project-export", project_id=project.pk)
+
+
+def _export_page(request, project: Project, *, push_error: ServiceError | None = None, status: int = 200):
     formats = [
         {"key": key, "name": name, "description": text, "url": f"/api/projects/{project.pk}/export/?format={key}"}
         for key, name, text in EXPORT_FORMATS
@@ -283,7 +310,10 @@ def project_export(request, project_id: int):
     return _page(request, "annotation/admin/export.html", project, "export", {
         "formats": formats, "progress": progress, "last_exports": list(latest.values()),
         "labelers": list(project.memberships.order_by("user__username").values_list("user__username", flat=True)),
-    })
+        "dataset_formats": DATASET_FORMATS, "default_license": DEFAULT_LICENSE,
+        "pushes": list(hub_push.dataset_pushes(project=project)), "push_error": push_error,
+        "push_values": request.POST if push_error else {},
+    }, status=status)
 
 
 BROWSE_PAGE_SIZE = 50

@@ -572,3 +572,58 @@ def model_version_model() -> type[models.Model]:
     Annotation names it only by its label in that foreign key, so it imports nothing from training.
     """
     return Project._meta.get_field("reward_model").related_model
+
+
+class HubPush(TimeStamped):
+    """One upload to the Hugging Face Hub: a project's dataset export, or a registered model's directory.
+
+    The token is never stored here (annotation.hub_push keeps it in the cache for the worker, once).
+    A push ends succeeded only after the Hub accepted every file; anything else ends failed with the reason.
+    """
+
+    class Kind(models.TextChoices):
+        DATASET = "dataset", "Dataset"
+        MODEL = "model", "Model"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Uploading"
+        SUCCEEDED = "succeeded", "Pushed"
+        FAILED = "failed", "Failed"
+
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.CASCADE, related_name="hub_pushes")
+    model_version = models.ForeignKey(
+        "training.ModelVersion", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    repo_id = models.CharField(max_length=96)
+    private = models.BooleanField(default=True)
+    format = models.CharField(max_length=16, blank=True, default="")
+    filters = models.JSONField(default=dict, blank=True)
+    license = models.CharField(max_length=64, blank=True, default="")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    error = models.TextField(blank=True, default="")
+    url = models.CharField(max_length=300, blank=True, default="")
+    rows = models.PositiveIntegerField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(kind="dataset", project__isnull=False, model_version__isnull=True)
+                           | Q(kind="model", model_version__isnull=False)),
+                name="hub_push_dataset_or_model",
+            ),
+            models.CheckConstraint(condition=Q(status__in=["queued", "running", "succeeded", "failed"]),
+                                   name="hub_push_status_known"),
+        ]
+        indexes = [
+            models.Index(fields=["project", "-created_at"], name="hub_push_project_latest"),
+            models.Index(fields=["model_version", "-created_at"], name="hub_push_model_latest"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} push to {self.repo_id} ({self.status})"

@@ -26,3 +26,11 @@ def dashboard_refresh(project_id: int) -> bool:
     from .dashboard import dashboard_figures_refresh
 
     return dashboard_figures_refresh(project_id=project_id)
+
+
+@shared_task(name="annotation.tasks.hub_push_dataset", queue="default", soft_time_limit=3600, time_limit=3660)
+def hub_push_dataset(push_id: int) -> str:
+    """Write a project's dataset directory and upload it to the Hub (annotation/hub_push.py); takes the push's id."""
+    from .dataset_push import dataset_push_run
+
+    return dataset_push_run(push_id=push_id)

@@ -3,6 +3,7 @@
 from django.urls import include, path
 
 from accounts.api import TokenCreateApi
+from annotation.api import dataset_views
 from annotation.api import gold_views
 from annotation.api import my_work_views
 from annotation.api.index import ApiIndexApi
@@ -22,6 +23,12 @@ urlpatterns = [
         "projects/<id:project_id>/export/counts/", annotation_api.ProjectExportCountsApi.as_view(),
         name="api-project-export-counts",
     ),
+    path(
+        "projects/<id:project_id>/export/dataset/", dataset_views.ProjectDatasetExportApi.as_view(),
+        name="api-project-export-dataset",
+    ),
+    path("projects/<id:project_id>/hub-pushes/", dataset_views.ProjectHubPushApi.as_view(), name="api-project-hub-pushes"),
+    path("hub-pushes/<id:push_id>/", dataset_views.HubPushDetailApi.as_view(), name="api-hub-push-detail"),
     path("projects/<id:project_id>/next/", annotation_api.TaskNextApi.as_view(), name="api-task-next"),
     path("projects/<id:project_id>/quality/", quality_api.ProjectQualityApi.as_view(), name="api-project-quality"),
     path(

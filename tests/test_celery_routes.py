@@ -24,6 +24,8 @@ from config.celery_app import app
         ("webhooks.project_completion_check", "default"),
         ("webhooks.deliveries_resume", "default"),
         ("loop.evaluation_completion_check", "default"),
+        ("annotation.tasks.hub_push_dataset", "default"),
+        ("training.hub_tasks.model_push", "default"),
     ],
 )
 def test_route(task, queue):

@@ -58,3 +58,14 @@ def reward_check_run(check_id: int) -> str:
 def reward_checks_refresh() -> int:
     """The beat sweep: queue the reward-model checks that are due (staleness.reward_checks_refresh)."""
     return staleness.reward_checks_refresh()
+
+
+@shared_task(name="training.hub_tasks.model_push", queue="default", soft_time_limit=6 * 3600, time_limit=6 * 3600 + 60)
+def model_push(push_id: int) -> str:
+    """Upload a registered model's directory to the Hugging Face Hub (training/model_push.py); takes the push's id.
+
+    The default queue: an upload needs no GPU, and a gpu worker is busy for a whole run.
+    """
+    from .model_push import model_push_run
+
+    return model_push_run(push_id=push_id)

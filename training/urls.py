@@ -17,5 +17,6 @@ urlpatterns = [
     path("models/", views.model_list, name="training-model-list"),
     path("models/<id:model_id>/", model_views.model_page, name="training-model-detail"),
     path("models/<id:model_id>/download/", model_views.model_download, name="training-model-download"),
+    path("models/<id:model_id>/push/", model_views.model_hub_push, name="training-model-hub-push"),
     path("projects/<id:project_id>/reward-checks/", views.reward_checks_start, name="training-reward-checks"),
 ]

@@ -58,6 +58,7 @@ class Client:
         self.models = _Models(self)
         self.generation = _Generation(self)
         self.evaluations = _Evaluations(self)
+        self.hub = _Hub(self)
 
     def close(self) -> None:
         self.http.close()
@@ -195,6 +196,25 @@ class _Exports(_Part):
 
         return Dataset.from_list(list(self.lines(project_id, fmt, **filters)))
 
+    def hf_dataset_to(self, project_id: int, fmt: str, path: str | Path, *, license: str | None = None,
+                      **filters) -> int:
+        """Write the Hugging Face dataset directory (parquet + card) as a tar to `path`; returns its bytes.
+
+        Extract it and `datasets.load_dataset(folder)` loads it (docs/datasets-and-hub.md).
+        """
+        params = {"format": fmt, **({"license": license} if license else {}),
+                  **{k: _param(v) for k, v in filters.items()}}
+        written = 0
+        with self.client.http.stream("GET", f"/api/projects/{project_id}/export/dataset/", params=params) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise _error(response)
+            with open(path, "wb") as out:
+                for block in response.iter_bytes():
+                    out.write(block)
+                    written += len(block)
+        return written
+
 
 class _Runs(_Part):
     def start(self, *, kind: str, project: int, base_model: int, reward_model: int | None = None,
@@ -309,3 +329,41 @@ class _Evaluations(_Part):
 
     def leaderboard(self, project_id: int) -> dict:
         return self.client._json("GET", f"/api/projects/{project_id}/leaderboard/")
+
+    def battles(self, evaluation_id: int) -> Iterator[dict]:
+        """The battle log: one row per judgement (model_a, model_b, winner, judge, tstamp, question_id), streamed."""
+        with self.client.http.stream("GET", f"/api/evaluations/{evaluation_id}/battles/") as response:
+            if response.status_code >= 400:
+                response.read()
+                raise _error(response)
+            for line in response.iter_lines():
+                if line.strip():
+                    yield json.loads(line)
+
+
+class _Hub(_Part):
+    """Pushes to the Hugging Face Hub, done by the server's workers; the token is never stored there."""
+
+    def push_dataset(self, project_id: int, *, repo_id: str, token: str, fmt: str, license: str | None = None,
+                     private: bool = True, **filters) -> dict:
+        body = {"repo_id": repo_id, "token": token, "format": fmt, "private": private,
+                **({"license": license} if license else {}), **filters}
+        return cast(dict, self.client._json("POST", f"/api/projects/{project_id}/hub-pushes/", json=body))
+
+    def push_model(self, model_id: int, *, repo_id: str, token: str, private: bool = True) -> dict:
+        body = {"repo_id": repo_id, "token": token, "private": private}
+        return cast(dict, self.client._json("POST", f"/api/models/{model_id}/hub-pushes/", json=body))
+
+    def get(self, push_id: int) -> dict:
+        return cast(dict, self.client._json("GET", f"/api/hub-pushes/{push_id}/"))
+
+    def follow(self, push_id: int, *, poll: float = 2.0, timeout: float | None = None) -> dict:
+        """Poll until the push has succeeded or failed (its `error` says why)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            push = self.get(push_id)
+            if push["status"] in ("succeeded", "failed"):
+                return push
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"Push {push_id} is still {push['status']} after {timeout} s.")
+            time.sleep(poll)

@@ -15,4 +15,8 @@ urlpatterns = [
     ),
     path("evaluations/", views.EvaluationListCreateApi.as_view(), name="api-evaluation-list"),
     path("evaluations/<id:evaluation_id>/", views.EvaluationDetailApi.as_view(), name="api-evaluation-detail"),
+    path(
+        "evaluations/<id:evaluation_id>/battles/", views.EvaluationBattlesApi.as_view(),
+        name="api-evaluation-battles",
+    ),
 ]

@@ -5,7 +5,8 @@ calls one service or selector and returns its output. Values are checked by the 
 name the field at fault; nothing is queued before they pass.
 """
 
-from drf_spectacular.utils import extend_schema
+from django.http import StreamingHttpResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -15,6 +16,7 @@ from annotation.api.permissions import project_for
 from annotation.errors import InvalidInput
 from annotation.ids import as_id
 from annotation.roles import Action, require_anywhere
+from loop import battles
 from loop import evaluation as evaluations
 from loop import generation
 from training.api.views import model_or_400
@@ -217,6 +219,24 @@ class EvaluationDetailApi(APIView):
         body = EvaluationSerializer(evaluation).data
         body["results"] = evaluations.evaluation_results(evaluation=evaluation)
         return Response(body)
+
+
+class EvaluationBattlesApi(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("format", str, enum=list(battles.BATTLE_FORMATS), default="jsonl")],
+        responses={(200, "application/x-ndjson"): str, (200, "application/json"): str},
+    )
+    def get(self, request, evaluation_id: int):
+        """The battle log: one row per judged comparison (model_a, model_b, winner, judge, tstamp, question_id),
+        as FastChat's arena statistics read it; JSON lines, or a JSON array with format=json."""
+        evaluation = evaluations.evaluation_get_for_user(user=request.user, evaluation_id=evaluation_id)
+        fmt = request.query_params.get("format") or "jsonl"
+        if fmt not in battles.BATTLE_FORMATS:
+            raise InvalidInput(f"format must be one of {', '.join(battles.BATTLE_FORMATS)}.", field="format")
+        kind = "application/x-ndjson" if fmt == "jsonl" else "application/json"
+        response = StreamingHttpResponse(battles.battle_chunks(evaluation=evaluation, fmt=fmt), content_type=kind)
+        response["Content-Disposition"] = f'attachment; filename="evaluation-{evaluation.pk}-battles.{fmt}"'
+        return response
 
 
 class LeaderboardApi(APIView):

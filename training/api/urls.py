@@ -2,10 +2,11 @@
 
 from django.urls import path
 
-from . import views
+from . import hub_views, views
 
 urlpatterns = [
     path("models/", views.ModelListCreateApi.as_view(), name="api-model-list"),
+    path("models/<id:model_id>/hub-pushes/", hub_views.ModelHubPushApi.as_view(), name="api-model-hub-pushes"),
     path("training-runs/", views.TrainingRunListCreateApi.as_view(), name="api-run-list"),
     path("training-runs/<id:run_id>/", views.TrainingRunDetailApi.as_view(), name="api-run-detail"),
     path("training-runs/<id:run_id>/cancel/", views.TrainingRunCancelApi.as_view(), name="api-run-cancel"),

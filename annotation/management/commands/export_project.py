@@ -1,10 +1,14 @@
 """manage.py export_project <project-slug> --format sft|preference|raw [--output FILE] [filters]
 
+--hf-dataset writes a Hugging Face dataset directory instead (sft or preference; docs/datasets-and-hub.md):
+into --output as a folder, or as a tar when --output ends in .tar. --license sets its card's license.
+
 Filters (docs/quality.md): --exclude-gold --reviewed-only --exclude-flagged --min-competence 0.7
 --consensus margin|weight.
 """
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -13,6 +17,9 @@ from django.core.management.base import BaseCommand, CommandError
 from annotation.errors import InvalidInput
 from annotation.export_filters import CONSENSUS_MODES, ExportFilters
 from annotation import export_records
+from annotation.archives import tar_chunks
+from annotation.dataset_archive import dataset_archive_name
+from annotation.hf_dataset import dataset_check, dataset_dir_write
 from annotation.exporters import FORMATS, export_lines
 from annotation.models import Project
 
@@ -24,6 +31,10 @@ class Command(BaseCommand):
         parser.add_argument("project", help="the project's slug")
         parser.add_argument("--format", required=True, choices=FORMATS)
         parser.add_argument("--output", help="write to this file (replaced only when complete); default stdout")
+        parser.add_argument("--hf-dataset", action="store_true",
+                            help="write a Hugging Face dataset directory (parquet + card) to --output (a folder, "
+                                 "or a .tar)")
+        parser.add_argument("--license", help="the dataset card's license with --hf-dataset (default: other)")
         filters = parser.add_argument_group("quality filters (docs/quality.md)")
         filters.add_argument("--exclude-gold", action="store_true", help="leave out annotations on gold tasks")
         filters.add_argument("--reviewed-only", action="store_true",
@@ -51,6 +62,8 @@ class Command(BaseCommand):
                  if options[key] not in (None, False)}
             )
             filters = export_records.with_last_export(filters, project=project, fmt=options["format"])
+            if options["hf_dataset"]:
+                return self._dataset(project=project, filters=filters, options=options)
             lines = export_lines(project=project, fmt=options["format"], filters=filters)
             lines = export_records.recorded(lines, project=project, fmt=options["format"], filters=filters, user=None)
         except InvalidInput as exc:
@@ -79,3 +92,30 @@ class Command(BaseCommand):
             os.unlink(tmp)
             raise
         self.stderr.write(f"Exported {count} lines to {target}.")
+
+    def _dataset(self, *, project: Project, filters: ExportFilters, options: dict) -> None:
+        """The dataset directory written into a fresh folder, or into a tar beside --output, then moved in place."""
+        license = dataset_check(project=project, fmt=options["format"], filters=filters, license=options["license"])
+        if not options["output"]:
+            raise CommandError("--hf-dataset needs --output: a folder to create, or a file ending in .tar.")
+        target = Path(options["output"])
+        if not target.parent.is_dir():
+            raise CommandError(f"No such directory: {target.parent}.")
+        if target.exists() and not (target.is_file() and target.suffix == ".tar"):
+            raise CommandError(f"{target} exists already: name a new folder (or a .tar file to replace).")
+        scratch = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+        try:
+            summary = dataset_dir_write(project=project, fmt=options["format"], filters=filters, license=license,
+                                        folder=scratch)
+            if target.suffix == ".tar":
+                fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+                with os.fdopen(fd, "wb") as out:
+                    for chunk in tar_chunks(scratch, root=dataset_archive_name(project=project, fmt=options["format"])):
+                        out.write(chunk)
+                os.chmod(tmp, 0o644)
+                os.replace(tmp, target)
+            else:
+                scratch.rename(target)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        self.stderr.write(f"Exported {summary.rows} rows in {len(summary.shards)} parquet file(s) to {target}.")
