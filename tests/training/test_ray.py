@@ -7,6 +7,7 @@ their own, whose RAY_ADDRESS points at it; the runs are sent there as in test_wo
 
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,7 +22,8 @@ from tests.conftest import celery_worker_spawn, celery_worker_stop, worker_env
 from tests.factories import ProjectFactory, member
 from tests.training.labels import demonstrations_create
 from tests.training.test_worker import FAST, LONG, wait_final, wait_for
-from training import run_worker, services
+from jobs.outcome import Outcome
+from training import run_worker, runner, services
 from training.models import MetricPoint, ModelVersion, TrainingRun
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -65,6 +67,7 @@ def ray_cluster():
     finally:
         subprocess.run([RAY, "stop", "--force"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, timeout=120,
                        check=False)
+        shutil.rmtree(temp, ignore_errors=True)  # the session's logs and sockets
 
 
 def ray_worker_spawn(*, root: Path, log: Path, name: str):
@@ -205,3 +208,13 @@ def test_ray_without_a_cluster_is_a_400_naming_the_field(client_for, tiny_base_m
         "/api/training-runs/", {"kind": "sft", "project": project.pk, "base_model": tiny_base_model.pk,
                                 "config": {"executor": "ray"}}, format="json").json()["detail"]
     assert TrainingRun.objects.count() == before
+
+
+def test_an_unreachable_cluster_fails_the_run_with_the_reason(tiny_base_model, project, admin, settings):
+    settings.RAY_ADDRESS = "http://127.0.0.1:9"  # nothing listens there
+    run = services.run_create(kind="sft", project=project, base_model=tiny_base_model,
+                              config={**FAST, "executor": "ray"}, created_by=admin)
+    assert runner.run_execute(run_id=run.pk) == Outcome.FAILED
+    run.refresh_from_db()
+    assert run.status == "failed" and run.ray_job_id == "" and run.pipeline_pid is None
+    assert "Could not start the pipeline: the Ray cluster at http://127.0.0.1:9 did not answer" in run.error, run.error
