@@ -39,6 +39,9 @@ STOP_WAIT_SECONDS = 60.0
 # send, so the run is retried from its last checkpoint (training/runner.py), as after the OOM killer.
 LOST_CODE = -signal.SIGKILL
 STOPPED_CODE = -signal.SIGTERM
+# A cluster that stays unreachable this long has lost the job for us: it ends as LOST_CODE, and the
+# retry finds the cluster back or fails the run with the reason.
+UNREACHABLE_SECONDS = 120.0
 
 
 class RayUnavailable(ExecutorUnavailable):
@@ -75,6 +78,7 @@ class RayJobHandle:
         self.returncode: int | None = None
         self.args = ["<ray job>", job_id]
         self._client = client
+        self._unreachable_since: float | None = None
         self.stdout = self._lines()
 
     def _chunks(self) -> Iterator[str]:
@@ -124,8 +128,13 @@ class RayJobHandle:
             return self.returncode
         try:
             info = self._client.get_job_info(self.ray_job_id)
-        except Exception:  # the cluster is briefly unreachable: the job's state is unknown, not ended
-            return None
+        except Exception:  # the cluster is unreachable: the job's state is unknown, not ended, for a while
+            now = time.monotonic()
+            self._unreachable_since = self._unreachable_since or now
+            if now - self._unreachable_since >= UNREACHABLE_SECONDS:
+                self.returncode = LOST_CODE
+            return self.returncode
+        self._unreachable_since = None
         status = str(info.status).rsplit(".", 1)[-1]
         if status == "SUCCEEDED":
             self.returncode = 0

@@ -14,6 +14,7 @@ import sys
 import time
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -22,6 +23,8 @@ from tests.conftest import celery_worker_spawn, celery_worker_stop, worker_env
 from tests.factories import ProjectFactory, member
 from tests.training.labels import demonstrations_create
 from tests.training.test_worker import FAST, LONG, wait_final, wait_for
+from jobs import executors_ray
+from jobs.executors_ray import RayJobHandle
 from jobs.outcome import Outcome
 from training import run_worker, runner, services
 from training.models import MetricPoint, ModelVersion, TrainingRun
@@ -218,3 +221,31 @@ def test_an_unreachable_cluster_fails_the_run_with_the_reason(tiny_base_model, p
     run.refresh_from_db()
     assert run.status == "failed" and run.ray_job_id == "" and run.pipeline_pid is None
     assert "Could not start the pipeline: the Ray cluster at http://127.0.0.1:9 did not answer" in run.error, run.error
+
+
+class FakeCluster:
+    """The one edge faked here: a cluster answering with a given job status, or not answering at all."""
+
+    def __init__(self, status: str | None, exit_code: int | None = None):
+        self.status, self.exit_code = status, exit_code
+
+    def get_job_info(self, job_id):
+        if self.status is None:
+            raise ConnectionError("connection refused")
+        return SimpleNamespace(status=self.status, driver_exit_code=self.exit_code)
+
+
+@pytest.mark.parametrize(("status", "exit_code", "code"), [
+    ("PENDING", None, None), ("RUNNING", None, None), ("SUCCEEDED", 0, 0), ("FAILED", 3, 3),
+    ("FAILED", None, -signal.SIGKILL), ("STOPPED", None, -signal.SIGTERM),
+])
+def test_a_ray_job_s_status_is_its_exit_code(status, exit_code, code):
+    assert RayJobHandle(client=FakeCluster(status, exit_code), job_id="j").poll() == code
+
+
+def test_a_cluster_that_stays_unreachable_loses_the_job(monkeypatch):
+    monkeypatch.setattr(executors_ray, "UNREACHABLE_SECONDS", 0.3)
+    handle = RayJobHandle(client=FakeCluster(None), job_id="j")
+    assert handle.poll() is None  # a blip is not an end
+    time.sleep(0.4)
+    assert handle.poll() == -signal.SIGKILL  # a signal we did not send: the run is retried from its checkpoint
