@@ -3,8 +3,8 @@
 An executor starts a pipeline's argv (`python -m training.pipelines.<kind> --config ...`, or
 `accelerate launch ...`) and gives back a process handle that jobs/stream.py can follow: pid,
 stdout (text lines), poll(), wait() and send_signal(). Stopping it is the executor's business
-too. A Ray job or a Slurm step would implement the same two methods, with a handle that reads the
-job's log stream.
+too. jobs/executors_ray.py runs the pipeline as a Ray job, with a handle that reads the job's log
+and has no local pid (None); a Slurm step would implement the same two methods.
 
 `pipeline_execute` is the one way every kind of job runs a pipeline: start it, tell the job's
 owner (its pid and how it started), follow its output to the end, and never leave it behind if
@@ -19,6 +19,10 @@ from typing import Protocol
 
 from . import pipeline_process
 from .stream import Batch, StreamState, follow_pipeline, signal_group
+
+
+class ExecutorUnavailable(Exception):
+    """The executor could not start the pipeline (its cluster is unreachable, or refused the job)."""
 
 
 class PipelineHandle(Protocol):

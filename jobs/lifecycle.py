@@ -76,10 +76,12 @@ def job_log_append(*, model: type[Model], job: Model, lines: list[str]) -> None:
     model.objects.filter(pk=job.pk).update(log_tail=job.log_tail, updated_at=timezone.now())
 
 
-def job_started(*, model: type[Model], job: Model, pipeline_pid: int) -> None:
-    """The job's pipeline process is up: its pid (to kill an orphan) and a heartbeat."""
+def job_started(*, model: type[Model], job: Model, pipeline_pid: int | None, fields: dict | None = None) -> None:
+    """The job's pipeline is up: its pid (to kill an orphan; None for a Ray job), any `fields`, and a heartbeat."""
     job.pipeline_pid = pipeline_pid
-    model.objects.filter(pk=job.pk).update(pipeline_pid=pipeline_pid, heartbeat_at=timezone.now())
+    for name, value in (fields or {}).items():
+        setattr(job, name, value)
+    model.objects.filter(pk=job.pk).update(pipeline_pid=pipeline_pid, heartbeat_at=timezone.now(), **(fields or {}))
 
 
 def job_progress_flush(

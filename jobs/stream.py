@@ -28,6 +28,10 @@ ERROR_LINES = 20
 
 
 def signal_group(proc: subprocess.Popen, sig: int) -> None:
+    """Signal the pipeline's process group; a handle with no local process (a Ray job) signals itself."""
+    if proc.pid is None:
+        proc.send_signal(sig)
+        return
     try:
         os.killpg(proc.pid, sig)
     except OSError:

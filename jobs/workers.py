@@ -8,6 +8,7 @@ import socket
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from django.conf import settings
 from django.utils import timezone
 
 HEARTBEAT_STALE = timedelta(seconds=60)  # a heartbeat this old means its worker is gone (jobs/recovery.py)
@@ -47,7 +48,17 @@ def job_worker_alive(*, run, now: datetime | None = None) -> bool:
 
 
 def pipeline_orphan_kill(*, run) -> None:
-    """Kill a pipeline process left behind by a lost worker on this host, so two never share a job's files."""
+    """Kill a pipeline process left behind by a lost worker on this host, so two never share a job's files.
+
+    A Ray job (a run's `ray_job_id`) outlives its worker on any host: it is asked to stop here, and
+    the worker that resumes the run waits until it has stopped before it submits another
+    (jobs/executors_ray.py).
+    """
+    ray_job_id = getattr(run, "ray_job_id", "")
+    if ray_job_id and settings.RAY_ADDRESS:
+        from .executors_ray import ray_job_stop_request
+
+        ray_job_stop_request(address=settings.RAY_ADDRESS, job_id=ray_job_id)
     host, _, _ = run.worker.rpartition(":")
     pid = run.pipeline_pid
     if host != socket.gethostname() or not pid_alive(pid):

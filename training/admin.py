@@ -27,10 +27,10 @@ class DatasetSnapshotAdmin(admin.ModelAdmin):
 class TrainingRunAdmin(admin.ModelAdmin):
     list_display = ["id", "kind", "project", "status", "step", "total_steps", "worker", "heartbeat_at", "created_at"]
     list_filter = ["status", "kind"]
-    search_fields = ["id", "project__name", "worker"]
+    search_fields = ["id", "project__name", "worker", "ray_job_id"]
     raw_id_fields = ["project", "base_model", "reward_model", "snapshot", "created_by"]
     readonly_fields = [
-        "step", "total_steps", "worker", "pipeline_pid", "heartbeat_at", "started_at", "finished_at", "log_tail",
+        "step", "total_steps", "worker", "pipeline_pid", "ray_job_id", "heartbeat_at", "started_at", "finished_at", "log_tail",
         "error", "checkpoint_dir", "metric_history", "created_at", "updated_at",
     ]
 

@@ -107,6 +107,10 @@ class TrainingRun(Job):
     )
     config = models.JSONField(default=dict, blank=True)
     checkpoint_dir = models.CharField(max_length=500, blank=True, help_text="Relative to STORAGE_ROOT.")
+    ray_job_id = models.CharField(
+        max_length=100, blank=True,
+        help_text="The Ray job of the run's latest attempt, when it runs on a Ray cluster (jobs/executors_ray.py).",
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
 
     class Meta:

@@ -101,8 +101,10 @@ def run_log_append(*, run: TrainingRun, lines: list[str]) -> None:
     lifecycle.job_log_append(model=TrainingRun, job=run, lines=lines)
 
 
-def run_started(*, run: TrainingRun, pipeline_pid: int) -> None:
-    lifecycle.job_started(model=TrainingRun, job=run, pipeline_pid=pipeline_pid)
+def run_started(*, run: TrainingRun, pipeline_pid: int | None, ray_job_id: str = "") -> None:
+    """The pipeline is up: its pid on this host, or its Ray job (kept after the run ends, for the record)."""
+    fields = {"ray_job_id": ray_job_id} if ray_job_id else None
+    lifecycle.job_started(model=TrainingRun, job=run, pipeline_pid=pipeline_pid, fields=fields)
 
 
 def run_progress_flush(

@@ -2,10 +2,10 @@
 
 The Celery worker never imports torch: it writes run.json and has the job executor start
 `python -m training.pipelines.<kind> --config run.json` (jobs/executors.py: forked by the worker's
-warm launcher when it has one; `accelerate launch` for several GPUs), then follows its stdout
-(jobs/stream.py). JSON progress lines become step/total and MetricPoint rows, flushed in batches
-every couple of seconds; any other line goes to the bounded log tail. Each flush is also the
-heartbeat and the cancellation check.
+warm launcher when it has one; `accelerate launch` for several GPUs; a Ray job on the `ray`
+executor, training/placement.py), then follows its stdout (jobs/stream.py). JSON progress lines
+become step/total and MetricPoint rows, flushed in batches every couple of seconds; any other line
+goes to the bounded log tail. Each flush is also the heartbeat and the cancellation check.
 """
 
 from __future__ import annotations
@@ -14,12 +14,13 @@ import json
 import sys
 from pathlib import Path
 
-from jobs.executors import pipeline_execute
+from jobs.executors import ExecutorUnavailable, pipeline_execute
+from jobs.executors_ray import RayExecutor
 from jobs.outcome import Outcome
 from jobs.stream import Batch, failure_reason
 from jobs.workers import worker_name
 
-from . import capacity, run_worker, services
+from . import capacity, placement, run_worker, services
 from .models import TrainingRun
 from .registry import model_location
 from .snapshots import storage_path
@@ -82,22 +83,30 @@ def run_execute(*, run_id: int, attempt: int = 1, max_attempts: int = 3) -> str:
             ended, Outcome.STOPPED)
     try:
         config_path = run_config_write(run=run)
-        command = pipeline_command(run=run, config_path=config_path)
+        executor = placement.run_executor(run=run)
+        if isinstance(executor, RayExecutor):
+            command = placement.ray_command(run=run, config_path=config_path)
+        else:
+            command = pipeline_command(run=run, config_path=config_path)
     except Exception as exc:  # a missing snapshot file, an unwritable storage root, ...
         run_worker.run_finish(run=run, status=TrainingRun.Status.FAILED, error=f"Could not prepare the run: {exc}")
         return Outcome.FAILED
 
     def started(process, how: str) -> None:
         run_worker.run_log_append(run=run, lines=[f"[platform] attempt {attempt}, {how}: {' '.join(command)}"])
-        run_worker.run_started(run=run, pipeline_pid=process.pid)
+        run_worker.run_started(run=run, pipeline_pid=process.pid, ray_job_id=getattr(process, "ray_job_id", ""))
 
     def aborted(exc: BaseException) -> None:  # a time limit, a lost database: the pipeline is killed already
         run_worker.run_finish(run=run, status=TrainingRun.Status.FAILED, error=f"The worker stopped the run: {exc!r}")
 
-    code, stop_reason, state = pipeline_execute(
-        command=command, env=services.pipeline_env(), flush=lambda batch: _flush(run, batch),
-        running=TrainingRun.Status.RUNNING, on_start=started, on_abort=aborted,
-    )
+    try:
+        code, stop_reason, state = pipeline_execute(
+            command=command, env=services.pipeline_env(), flush=lambda batch: _flush(run, batch),
+            running=TrainingRun.Status.RUNNING, on_start=started, on_abort=aborted, executor=executor,
+        )
+    except ExecutorUnavailable as exc:  # nothing started: the run fails with the reason, and can be resumed
+        run_worker.run_finish(run=run, status=TrainingRun.Status.FAILED, error=f"Could not start the pipeline: {exc}")
+        return Outcome.FAILED
     return _outcome(run=run, code=code, stop_reason=stop_reason, state=state, attempt=attempt,
                     max_attempts=max_attempts)
 

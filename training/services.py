@@ -27,7 +27,7 @@ from annotation.roles import Action, project_access
 from jobs.lifecycle import append_lines, job_cancel
 from jobs.queue import job_enqueue
 
-from . import registry
+from . import placement, registry
 from .models import DatasetSnapshot, ModelVersion, TrainingRun
 from .snapshots import snapshot_precheck, storage_path
 
@@ -70,6 +70,12 @@ class PlatformOptions:
 
     num_gpus: int = dataclasses.field(default=1, metadata=_pipelines_common().meta(
         "GPUs for this run; more than 1 launches the pipeline with `accelerate launch`.", ge=1, le=64))
+    executor: str = dataclasses.field(default="default", metadata=_pipelines_common().meta(
+        "Where the pipeline runs: `default` (the gpu worker's setting), `local` (beside the gpu worker) or "
+        "`ray` (a job on the Ray cluster; docs/ray.md).", choices=("default", "local", "ray")))
+    num_workers: int = dataclasses.field(default=1, metadata=_pipelines_common().meta(
+        "Data-parallel training processes of a run on the `ray` executor (torchrun inside its Ray job).",
+        ge=1, le=64))
 
 
 PLATFORM_OPTIONS = {f.name: f.metadata["help"] for f in dataclasses.fields(PlatformOptions)}
@@ -288,6 +294,7 @@ def run_create(
     cleaned = run_config_validate(kind=kind, config=config)
     filters = run_data_validate(kind=kind, data=data)
     gpus_check(cleaned.get("num_gpus", 1))
+    placement.placement_check(config=cleaned)
     registry.model_files_check(base_model, field="base_model")
     if reward_model is not None:
         registry.model_files_check(reward_model, field="reward_model")

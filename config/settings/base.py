@@ -190,6 +190,17 @@ if CELERY_BROKER_URL == "filesystem://":
 # A gpu worker keeps a warm launcher (torch, transformers and TRL imported) and forks each pipeline
 # from it, instead of paying those imports in a cold subprocess per job (jobs/pipeline_process.py).
 TRAINING_WARM_START = env.bool("FEEDBACKLOOP_WARM_START", default=True)
+# Where a gpu worker runs a training run's pipeline: `local` (a process beside the worker) or `ray`
+# (a job on the Ray cluster whose dashboard is RAY_ADDRESS, e.g. http://ray-head:8265). A run may
+# choose either with its `executor` option. docs/ray.md.
+PIPELINE_EXECUTOR = env("FEEDBACKLOOP_EXECUTOR", default="local")
+RAY_ADDRESS = env("RAY_ADDRESS", default="")
+# GPUs a Ray job asks for per training worker process: 0 on a CPU cluster, 1 where the nodes have GPUs.
+RAY_GPUS_PER_WORKER = env.float("FEEDBACKLOOP_RAY_GPUS_PER_WORKER", default=0.0)
+if PIPELINE_EXECUTOR not in ("local", "ray"):
+    raise ImproperlyConfigured(f"FEEDBACKLOOP_EXECUTOR must be local or ray, not {PIPELINE_EXECUTOR!r}.")
+if PIPELINE_EXECUTOR == "ray" and not RAY_ADDRESS:
+    raise ImproperlyConfigured("FEEDBACKLOOP_EXECUTOR is ray, but RAY_ADDRESS (the Ray dashboard's URL) is not set.")
 # The longest a training run may take before Celery stops it.
 TRAINING_TIME_LIMIT_SECONDS = env.int("TRAINING_TIME_LIMIT_SECONDS", default=48 * 3600)
 if CELERY_BROKER_URL.startswith("redis"):

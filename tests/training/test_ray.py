@@ -1,0 +1,251 @@
+"""Runs on the `ray` executor, against a real local Ray cluster that this module starts and stops.
+
+The head listens on its own ports (Redis has 6379 and 6380 here), and its dashboard serves the
+Job Submission API the gpu worker talks to. The gpu workers are real Celery workers on queues of
+their own, whose RAY_ADDRESS points at it; the runs are sent there as in test_worker_loss.py.
+"""
+
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from annotation.models import Membership
+from tests.conftest import celery_worker_spawn, celery_worker_stop, worker_env
+from tests.factories import ProjectFactory, member
+from tests.training.labels import demonstrations_create
+from tests.training.test_worker import FAST, LONG, wait_final, wait_for
+from jobs import executors_ray
+from jobs.executors_ray import RayJobHandle
+from jobs.outcome import Outcome
+from training import run_worker, runner, services
+from training.models import MetricPoint, ModelVersion, TrainingRun
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+RAY = str(Path(sys.executable).parent / "ray")
+GCS_PORT, DASHBOARD_PORT = 6390, 8275
+ADDRESS = f"http://127.0.0.1:{DASHBOARD_PORT}"
+START_TIMEOUT_S = 120
+LOST_AFTER = timedelta(seconds=3)
+
+
+def ray_client():
+    from ray.job_submission import JobSubmissionClient
+
+    return JobSubmissionClient(ADDRESS)
+
+
+def job_status(job_id: str) -> str:
+    return str(ray_client().get_job_status(job_id)).rsplit(".", 1)[-1]
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A one-node Ray cluster (head + dashboard) for the module; `ray stop` at the end."""
+    temp = f"/tmp/ray_ft_{os.getpid()}"
+    subprocess.run(
+        [RAY, "start", "--head", "--port", str(GCS_PORT), "--node-ip-address", "127.0.0.1",
+         "--dashboard-host", "127.0.0.1", "--dashboard-port", str(DASHBOARD_PORT), "--include-dashboard", "true",
+         "--num-cpus", "4", "--temp-dir", temp, "--disable-usage-stats"],
+        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, timeout=START_TIMEOUT_S,
+    )
+    try:
+        def answers() -> bool:
+            try:
+                ray_client().list_jobs()
+                return True
+            except Exception:
+                return False
+
+        wait_for(answers, timeout=START_TIMEOUT_S, what="the Ray dashboard's job API", poll=1.0)
+        yield ADDRESS
+    finally:
+        subprocess.run([RAY, "stop", "--force"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, timeout=120,
+                       check=False)
+        shutil.rmtree(temp, ignore_errors=True)  # the session's logs and sockets
+
+
+def ray_worker_spawn(*, root: Path, log: Path, name: str):
+    env = {**worker_env(root), "RAY_ADDRESS": ADDRESS}
+    proc = celery_worker_spawn(env=env, log_path=log, queues=name, name=name)
+    proc.queue = name
+    return proc
+
+
+@pytest.fixture(scope="module")
+def ray_gpu_worker(ray_cluster, django_db_setup, training_storage_root, tmp_path_factory):
+    """A real gpu worker that knows the cluster, on a queue of its own (the session's worker does not)."""
+    name = f"ray-{os.getpid()}"
+    proc = ray_worker_spawn(root=training_storage_root, log=tmp_path_factory.mktemp("ray") / "worker.log", name=name)
+    yield proc
+    celery_worker_stop(proc)
+
+
+def send_runs_to(monkeypatch, worker) -> None:
+    from training.tasks import run_execute
+
+    monkeypatch.setattr(services, "run_enqueue",
+                        lambda *, run_id: run_execute.apply_async(args=[run_id], queue=worker.queue))
+
+
+@pytest.fixture
+def project():
+    project = ProjectFactory(slug=f"ray-{time.monotonic_ns()}")
+    demonstrations_create(project=project, n=8)
+    return project
+
+
+@pytest.fixture
+def admin(project):
+    return member(project, Membership.Role.ADMIN)
+
+
+def start(client_for, admin, project, base, config) -> int:
+    response = client_for(admin).post(
+        "/api/training-runs/", {"kind": "sft", "project": project.pk, "base_model": base.pk, "config": config},
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    return response.json()["id"]
+
+
+def test_an_sft_run_with_two_workers_trains_as_a_ray_job(
+    ray_gpu_worker, tiny_base_model, client_for, project, admin, settings, monkeypatch
+):
+    settings.RAY_ADDRESS = ADDRESS
+    send_runs_to(monkeypatch, ray_gpu_worker)
+    run_id = start(client_for, admin, project, tiny_base_model, {**FAST, "executor": "ray", "num_workers": 2})
+    run = wait_final(run_id, worker=ray_gpu_worker)
+    assert run.status == "succeeded", f"{run.error}\n{run.log_tail}\n{ray_gpu_worker.log_path.read_text()[-3000:]}"
+    assert run.ray_job_id.startswith(f"feedbackloop-run-{run_id}-") and job_status(run.ray_job_id) == "SUCCEEDED"
+    assert f"Ray job {run.ray_job_id}" in run.log_tail and "--nproc_per_node 2" in run.log_tail
+    assert run.step == run.total_steps == 6 and "[platform] pipeline started at step 0/6" in run.log_tail
+    assert MetricPoint.objects.filter(run=run, name="loss").count() >= 6
+    # Two data-parallel workers take 2 x batch_size rows a step: an epoch is half as many steps as one would take.
+    rows = run.snapshot.row_count
+    first_epoch = MetricPoint.objects.get(run=run, name="epoch", step=1).value
+    assert first_epoch == pytest.approx(1 / math.ceil(rows / (2 * FAST["batch_size"])), rel=1e-3), (rows, first_epoch)
+    assert (Path(settings.STORAGE_ROOT) / f"runs/{run_id}/model/config.json").exists()
+    assert ModelVersion.objects.filter(produced_by=run).exists()
+
+
+def test_cancel_stops_the_ray_job(ray_gpu_worker, tiny_base_model, client_for, project, admin, settings, monkeypatch):
+    settings.RAY_ADDRESS = ADDRESS
+    send_runs_to(monkeypatch, ray_gpu_worker)
+    run_id = start(client_for, admin, project, tiny_base_model,
+                   {**FAST, "max_steps": 500, "save_steps": 500, "executor": "ray"})
+    wait_for(lambda: (r := TrainingRun.objects.get(pk=run_id)).status == "running" and r.step >= 1 and r.ray_job_id,
+             timeout=180, what="the Ray job to make progress")
+    job_id = TrainingRun.objects.get(pk=run_id).ray_job_id
+    assert job_status(job_id) == "RUNNING"
+    response = client_for(admin).post(f"/api/training-runs/{run_id}/cancel/")
+    assert response.status_code == 200 and response.json()["status"] == "cancelling"
+    run = wait_final(run_id, timeout=120, worker=ray_gpu_worker)
+    assert run.status == "cancelled", run.log_tail
+    assert job_status(job_id) == "STOPPED"
+    assert run.step < 500
+
+
+def test_a_killed_gpu_worker_s_ray_job_is_stopped_and_the_run_resumed_by_another_worker(
+    ray_gpu_worker, tiny_base_model, client_for, project, admin, settings, monkeypatch, training_storage_root,
+    tmp_path,
+):
+    settings.RAY_ADDRESS = ADDRESS
+    victim = ray_worker_spawn(root=training_storage_root, log=tmp_path / "victim.log",
+                              name=f"ray-victim-{os.getpid()}-{time.monotonic_ns()}")
+    try:
+        send_runs_to(monkeypatch, victim)
+        run_id = start(client_for, admin, project, tiny_base_model, {**LONG, "executor": "ray"})
+        run_dir = Path(settings.STORAGE_ROOT) / f"runs/{run_id}"
+        wait_for(lambda: running_with_checkpoint_on_ray(run_id, run_dir), timeout=240,
+                 what="the victim's Ray job to checkpoint")
+        first_job = TrainingRun.objects.get(pk=run_id).ray_job_id
+        os.killpg(victim.pid, signal.SIGKILL)  # the worker's main process and its pool child, at once
+        victim.wait()
+        assert job_status(first_job) == "RUNNING"  # a Ray job outlives the worker that submitted it
+    finally:
+        celery_worker_stop(victim)
+    send_runs_to(monkeypatch, ray_gpu_worker)  # the other worker resumes it
+    wait_for(lambda: run_worker.runs_recover_lost(lost_after=LOST_AFTER) >= 1
+             or TrainingRun.objects.get(pk=run_id).status != "running",
+             timeout=60, what="the sweep to queue the lost run again", poll=1.0)
+    run = wait_final(run_id, timeout=300, worker=ray_gpu_worker)
+    assert run.status == "succeeded", f"{run.error}\n{run.log_tail}"
+    assert run.recoveries == 1 and run.ray_job_id != first_job and "resumed from" in run.log_tail
+    assert job_status(first_job) == "STOPPED" and job_status(run.ray_job_id) == "SUCCEEDED"
+    jobs = {job.submission_id: job for job in ray_client().list_jobs()
+            if job.submission_id.startswith(f"feedbackloop-run-{run_id}-")}
+    assert set(jobs) == {first_job, run.ray_job_id}
+    # Never two copies: the second job started only after the first had ended.
+    assert jobs[first_job].end_time <= jobs[run.ray_job_id].start_time
+
+
+def running_with_checkpoint_on_ray(run_id: int, run_dir: Path) -> bool:
+    run = TrainingRun.objects.get(pk=run_id)
+    assert run.status in ("queued", "running"), f"the run ended before the kill: {run.status}\n{run.log_tail}"
+    checkpoint = any((p / "trainer_state.json").exists() for p in run_dir.glob("checkpoint-*"))
+    return checkpoint and run.status == "running" and bool(run.ray_job_id) and run.step > 0
+
+
+def test_ray_without_a_cluster_is_a_400_naming_the_field(client_for, tiny_base_model, project, admin, settings):
+    settings.RAY_ADDRESS = ""
+    before = TrainingRun.objects.count()
+    for config, field in [({**FAST, "executor": "ray"}, "config.executor"),
+                          ({**FAST, "num_workers": 2}, "config.num_workers"),
+                          ({**FAST, "executor": "cloud"}, "config.executor")]:
+        response = client_for(admin).post(
+            "/api/training-runs/",
+            {"kind": "sft", "project": project.pk, "base_model": tiny_base_model.pk, "config": config}, format="json",
+        )
+        assert response.status_code == 400, response.content
+        assert response.json()["field"] == field, response.json()
+    assert "RAY_ADDRESS" in client_for(admin).post(
+        "/api/training-runs/", {"kind": "sft", "project": project.pk, "base_model": tiny_base_model.pk,
+                                "config": {"executor": "ray"}}, format="json").json()["detail"]
+    assert TrainingRun.objects.count() == before
+
+
+def test_an_unreachable_cluster_fails_the_run_with_the_reason(tiny_base_model, project, admin, settings):
+    settings.RAY_ADDRESS = "http://127.0.0.1:9"  # nothing listens there
+    run = services.run_create(kind="sft", project=project, base_model=tiny_base_model,
+                              config={**FAST, "executor": "ray"}, created_by=admin)
+    assert runner.run_execute(run_id=run.pk) == Outcome.FAILED
+    run.refresh_from_db()
+    assert run.status == "failed" and run.ray_job_id == "" and run.pipeline_pid is None
+    assert "Could not start the pipeline: the Ray cluster at http://127.0.0.1:9 did not answer" in run.error, run.error
+
+
+class FakeCluster:
+    """The one edge faked here: a cluster answering with a given job status, or not answering at all."""
+
+    def __init__(self, status: str | None, exit_code: int | None = None):
+        self.status, self.exit_code = status, exit_code
+
+    def get_job_info(self, job_id):
+        if self.status is None:
+            raise ConnectionError("connection refused")
+        return SimpleNamespace(status=self.status, driver_exit_code=self.exit_code)
+
+
+@pytest.mark.parametrize(("status", "exit_code", "code"), [
+    ("PENDING", None, None), ("RUNNING", None, None), ("SUCCEEDED", 0, 0), ("FAILED", 3, 3),
+    ("FAILED", None, -signal.SIGKILL), ("STOPPED", None, -signal.SIGTERM),
+])
+def test_a_ray_job_s_status_is_its_exit_code(status, exit_code, code):
+    assert RayJobHandle(client=FakeCluster(status, exit_code), job_id="j").poll() == code
+
+
+def test_a_cluster_that_stays_unreachable_loses_the_job(monkeypatch):
+    monkeypatch.setattr(executors_ray, "UNREACHABLE_SECONDS", 0.3)
+    handle = RayJobHandle(client=FakeCluster(None), job_id="j")
+    assert handle.poll() is None  # a blip is not an end
+    time.sleep(0.4)
+    assert handle.poll() == -signal.SIGKILL  # a signal we did not send: the run is retried from its checkpoint
