@@ -5,11 +5,15 @@ with the same global batch (batch_size x processes x gradient_accumulation_steps
 the same order, gradients averaged across the two ranks, and only rank 0 reporting.
 """
 
+import time
+
 import psutil
 import pytest
 
-from tests.training.labels import comparisons_create
-from tests.training.test_worker import admin, pid_gone, project, wait_final, wait_for  # noqa: F401 (fixtures)
+from annotation.models import Membership
+from tests.factories import ProjectFactory, member
+from tests.training.labels import comparisons_create, demonstrations_create
+from tests.training.test_worker import pid_gone, wait_final, wait_for
 from training.models import MetricPoint, ModelVersion, TrainingRun
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -23,8 +27,20 @@ BASE = {"max_steps": STEPS, "logging_steps": 1, "save_steps": 100, "max_length":
 LOSS_REL_TOLERANCE = 1e-4
 
 
-def start(client_for, admin, project, base, kind: str, config: dict) -> int:
-    response = client_for(admin).post(
+@pytest.fixture
+def project():
+    project = ProjectFactory(slug=f"distributed-{time.monotonic_ns()}")
+    demonstrations_create(project=project, n=8)
+    return project
+
+
+@pytest.fixture
+def admin(project):
+    return member(project, Membership.Role.ADMIN)
+
+
+def start(client_for, user, project, base, kind: str, config: dict) -> int:
+    response = client_for(user).post(
         "/api/training-runs/", {"kind": kind, "project": project.pk, "base_model": base.pk, "config": config},
         format="json",
     )
@@ -44,7 +60,7 @@ def succeeded(run_id: int, worker) -> TrainingRun:
 
 @pytest.mark.parametrize("kind", ["sft", "reward"])
 def test_two_cpu_processes_train_like_one_with_the_same_global_batch(
-    celery_worker_process, tiny_base_model, client_for, project, admin, kind  # noqa: F811
+    celery_worker_process, tiny_base_model, client_for, project, admin, kind
 ):
     if kind == "reward":
         # 20 pairs, 2 held out: the 4 steps x 4 pairs fit in the first epoch. At the end of an epoch whose
@@ -70,7 +86,7 @@ def test_two_cpu_processes_train_like_one_with_the_same_global_batch(
     assert a[0][1] != a[-1][1]  # the runs trained: a matching but frozen loss would prove nothing
 
 
-def test_cancel_stops_every_rank(celery_worker_process, tiny_base_model, client_for, project, admin):  # noqa: F811
+def test_cancel_stops_every_rank(celery_worker_process, tiny_base_model, client_for, project, admin):
     run_id = start(client_for, admin, project, tiny_base_model, "sft",
                    {**BASE, "max_steps": 2000, "batch_size": 2, "cpu_processes": 2})
     wait_for(lambda: (r := TrainingRun.objects.get(pk=run_id)).status == "running" and r.step >= 1 and r.pipeline_pid,
