@@ -226,7 +226,9 @@ class CommonConfig:
         "transformers learning-rate schedule after warmup.", choices=LR_SCHEDULERS))
     warmup_steps: int = field(default=0, metadata=meta("Linear warmup steps.", ge=0, le=MAX_STEPS))
     weight_decay: float = field(default=0.0, metadata=meta("AdamW weight decay.", ge=0, le=1))
-    batch_size: int = field(default=8, metadata=meta("Per-device train batch size.", ge=1, le=MAX_BATCH))
+    batch_size: int = field(default=8, metadata=meta(
+        "Per-device (per-process) train batch size; the global batch is batch_size x processes x "
+        "gradient_accumulation_steps.", ge=1, le=MAX_BATCH))
     gradient_accumulation_steps: int = field(default=1, metadata=meta(
         "Micro-batches per optimizer step.", ge=1, le=MAX_BATCH))
     max_length: int = field(default=256, metadata=meta(
