@@ -5,6 +5,7 @@ here DPO, whose trainer also keeps a reference model, runs on its own against it
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -51,3 +52,41 @@ def test_dpo_on_two_processes_matches_one_process_with_the_same_global_batch(tin
     assert (tmp_path / "two" / "model" / "model.safetensors").exists()
     assert json.loads((tmp_path / "two" / "metrics.json").read_text())["train_loss"] == pytest.approx(
         json.loads((tmp_path / "one" / "metrics.json").read_text())["train_loss"], rel=LOSS_REL_TOLERANCE)
+
+
+def test_ranks_die_with_a_launcher_killed_outright(tiny_model, preference_files, tmp_path):
+    """The worker's SIGKILL (or its own death) reaches the launcher alone; its ranks, each in a session of
+    its own, die with it (common.die_with_launcher) instead of training on."""
+    import signal
+    import time
+
+    import psutil
+
+    (tmp_path / "run.json").write_text(json.dumps({
+        "model_path": tiny_model, "train_file": preference_files["train"], "output_dir": str(tmp_path / "out"),
+        "max_steps": 5000, "batch_size": 2, "logging_steps": 1, "save_steps": 100000, "max_length": 64}))
+    module = ["-m", "training.pipelines.dpo", "--config", str(tmp_path / "run.json")]
+    command = launch.accelerate_command(module=module, processes=2, strategy="ddp", cpu=True, bf16=None)
+    env = launch.launch_env({**os.environ, "HF_HUB_OFFLINE": "1"}, cpu=True)
+    launcher = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+                                cwd=ROOT, start_new_session=True)
+    ranks: list[psutil.Process] = []
+    try:
+        for line in launcher.stdout:  # training has started on both ranks once rank 0 reports a step
+            if '"event": "progress"' in line:
+                break
+        ranks = [p for p in psutil.Process(launcher.pid).children(recursive=True)
+                 if "training.pipelines.dpo" in " ".join(p.cmdline())]
+        assert len(ranks) == 2 and all(os.getsid(p.pid) != os.getsid(launcher.pid) for p in ranks)
+        os.kill(launcher.pid, signal.SIGKILL)  # the launcher alone, not its group
+        launcher.wait(timeout=10)
+        deadline = time.monotonic() + 15
+        while any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in ranks):
+            assert time.monotonic() < deadline, "a rank outlived its launcher"
+            time.sleep(0.2)
+    finally:
+        if launcher.poll() is None:
+            os.killpg(launcher.pid, signal.SIGKILL)
+        for rank in ranks:  # orphans by now, if the test failed: no longer anyone's children
+            with contextlib.suppress(psutil.Error):
+                rank.kill()
