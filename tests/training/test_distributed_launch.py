@@ -159,6 +159,21 @@ def test_the_new_run_page_shows_the_strategy_beside_the_gpus(client_for, sft_set
         assert f'value="{strategy}"' in page
 
 
+def test_a_pipeline_launched_in_bf16_on_a_device_without_it_names_the_field(monkeypatch):
+    from types import SimpleNamespace
+
+    from training.pipelines import common
+
+    monkeypatch.delenv("ACCELERATE_MIXED_PRECISION", raising=False)
+    assert common.use_bf16(SimpleNamespace(bf16=None), "cpu") is False
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "no")  # what a CPU launch passes
+    assert common.use_bf16(SimpleNamespace(bf16=None), "cpu") is False
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
+    with pytest.raises(common.ConfigError) as error:
+        common.use_bf16(SimpleNamespace(bf16=None), "cpu")
+    assert error.value.field == "bf16" and "set bf16 to false" in error.value.message
+
+
 # The shipped accelerate configs, loaded as `accelerate launch` loads them ----------------------
 
 

@@ -433,7 +433,14 @@ def bf16_supported(device: str) -> bool:
 
 
 def use_bf16(cfg, device: str) -> bool:
+    """The run's bf16: its own setting, or (null) where the device supports it.
+
+    Under `accelerate launch --mixed_precision bf16` (several GPUs, bf16 left null) the ranks must
+    train in bf16 too: on a device without it that is an error naming the field, not a silent mismatch.
+    """
     if cfg.bf16 is None:
+        if os.environ.get("ACCELERATE_MIXED_PRECISION") == "bf16" and not bf16_supported(device):
+            raise ConfigError("bf16", f"the launcher runs bf16, which {device} does not support; set bf16 to false")
         return bf16_supported(device)
     if cfg.bf16 and not bf16_supported(device):
         raise ConfigError("bf16", f"bf16 is not supported on {device}")
