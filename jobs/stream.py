@@ -10,6 +10,7 @@ reward-model scoring all follow their pipelines through here.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -21,6 +22,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import psutil
+
 FLUSH_SECONDS = 2.0
 TERMINATE_GRACE_SECONDS = 10.0
 MAX_LINE_CHARS = 2000
@@ -28,10 +31,17 @@ ERROR_LINES = 20
 
 
 def signal_group(proc: subprocess.Popen, sig: int) -> None:
-    """Signal the pipeline's process group; a handle with no local process (a Ray job) signals itself."""
+    """Signal the pipeline's process group, and the groups of all its descendants.
+
+    `accelerate launch` starts each rank in a session of its own (torch's elastic launcher), so
+    the launcher's group alone would leave the ranks running after a SIGKILL. The descendants are
+    listed before anything is signalled: once the launcher is gone they are no longer its children.
+    A handle with no local process (a Ray job) signals itself.
+    """
     if proc.pid is None:
         proc.send_signal(sig)
         return
+    groups = _descendant_groups(proc.pid)
     try:
         os.killpg(proc.pid, sig)
     except OSError:
@@ -39,6 +49,22 @@ def signal_group(proc: subprocess.Popen, sig: int) -> None:
             proc.send_signal(sig)
         except OSError:
             pass
+    for group in groups:
+        with contextlib.suppress(OSError):
+            os.killpg(group, sig)
+
+
+def _descendant_groups(pid: int) -> set[int]:
+    """The process groups of pid's descendants, other than pid's own and this process's."""
+    try:
+        children = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return set()
+    groups = set()
+    for child in children:
+        with contextlib.suppress(OSError):
+            groups.add(os.getpgid(child.pid))
+    return groups - {pid, os.getpgrp()}
 
 
 @dataclass
@@ -132,7 +158,9 @@ def _handle_line(raw: str, batch: Batch, state: StreamState) -> None:
         start = step if isinstance(step, int) else 0
         resumed = event.get("resumed_from")
         note = f" (resumed from {resumed})" if resumed else ""
-        batch.lines.append(f"[platform] pipeline started at step {start}/{total}{note} on {event.get('device')}")
+        ranks = event.get("world_size")
+        where = f"{event.get('device')}, world size {ranks}" if isinstance(ranks, int) and ranks > 1 else event.get("device")
+        batch.lines.append(f"[platform] pipeline started at step {start}/{total}{note} on {where}")
         if resumed:
             batch.resumed_at = start
     elif kind == "progress":

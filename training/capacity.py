@@ -22,11 +22,32 @@ KEY = "training:gpu-capacity"
 KEEP = timedelta(days=7)
 
 
+GPU_IDS_ENV = "FEEDBACKLOOP_GPU_IDS"
+
+
+def _id_list(text: str) -> list[str]:
+    return [device.strip() for device in text.split(",") if device.strip() and device.strip() != "-1"]
+
+
+def owned_gpu_ids() -> list[str] | None:
+    """The GPUs this worker owns, from FEEDBACKLOOP_GPU_IDS ("0,1"; empty: none), or None when unset.
+
+    Two gpu workers on one 8-GPU machine each own their half (FEEDBACKLOOP_GPU_IDS=0,1,2,3 and
+    4,5,6,7); the pipelines they start see only those (services.pipeline_env sets
+    CUDA_VISIBLE_DEVICES), and the worker's capacity counts only those.
+    """
+    owned = os.environ.get(GPU_IDS_ENV)
+    return None if owned is None else _id_list(owned)
+
+
 def visible_gpu_count() -> int:
     """GPUs this process can hand a pipeline, counted without torch (a worker never initialises CUDA)."""
+    owned = owned_gpu_ids()
+    if owned is not None:
+        return len(owned)
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:
-        return len([device for device in visible.split(",") if device.strip() and device.strip() != "-1"])
+        return len(_id_list(visible))
     smi = shutil.which("nvidia-smi")
     if smi is None:
         return 0

@@ -46,6 +46,11 @@ def placement_check(*, config: dict) -> None:
             "config.num_gpus applies to the local executor; on ray, set config.num_workers (each takes "
             "FEEDBACKLOOP_RAY_GPUS_PER_WORKER GPUs).", field="config.num_gpus",
         )
+    if name == "ray" and int(config.get("cpu_processes", 1) or 1) > 1:
+        raise InvalidInput(
+            "config.cpu_processes applies to the local executor; on ray, set config.num_workers "
+            "(torchrun starts that many processes in the Ray job).", field="config.cpu_processes",
+        )
 
 
 def run_executor(*, run: TrainingRun) -> Executor:

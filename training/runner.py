@@ -2,10 +2,11 @@
 
 The Celery worker never imports torch: it writes run.json and has the job executor start
 `python -m training.pipelines.<kind> --config run.json` (jobs/executors.py: forked by the worker's
-warm launcher when it has one; `accelerate launch` for several GPUs; a Ray job on the `ray`
-executor, training/placement.py), then follows its stdout (jobs/stream.py). JSON progress lines
-become step/total and MetricPoint rows, flushed in batches every couple of seconds; any other line
-goes to the bounded log tail. Each flush is also the heartbeat and the cancellation check.
+warm launcher when it has one; `accelerate launch` for several GPUs or CPU processes,
+training/launch.py; a Ray job on the `ray` executor, training/placement.py), then follows its
+stdout (jobs/stream.py). JSON progress lines become step/total and MetricPoint rows, flushed in
+batches every couple of seconds; any other line goes to the bounded log tail. Each flush is
+also the heartbeat and the cancellation check.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from jobs.outcome import Outcome
 from jobs.stream import Batch, failure_reason
 from jobs.workers import worker_name
 
-from . import capacity, placement, run_worker, services
+from . import capacity, launch, placement, run_worker, services
 from .models import TrainingRun
 from .registry import model_location
 from .snapshots import storage_path
@@ -52,16 +53,32 @@ def run_config_write(*, run: TrainingRun) -> Path:
 
 
 def pipeline_command(*, run: TrainingRun, config_path: Path) -> list[str]:
-    """The pipeline's argv: one process, or `accelerate launch` across num_gpus GPUs (which must exist here)."""
-    gpus = int(run.config.get("num_gpus", 1) or 1)
+    """The pipeline's argv: one process, or `accelerate launch` on num_gpus GPUs or cpu_processes CPU processes.
+
+    The GPUs must exist on this worker, and CPU processes are at most its cores: accelerate would
+    start the processes anyway (on the CPU, all on one device, or oversubscribed).
+    """
+    processes, cpu = launch.run_processes(run.config)
     module = ["-m", f"training.pipelines.{run.kind}", "--config", str(config_path)]
-    if gpus > 1:
+    if processes == 1:
+        return [sys.executable, *module]
+    if cpu:
+        cores = launch.cpu_count()
+        if processes > cores:
+            raise ValueError(f"config.cpu_processes is {processes}, but this worker has {cores} CPU core"
+                             f"{'' if cores == 1 else 's'}")
+    else:
         visible = capacity.visible_gpu_count()
-        if gpus > visible:
-            # accelerate would start the processes anyway (on the CPU, or all on one device).
-            raise ValueError(f"config.num_gpus is {gpus}, but this worker has {visible} GPU{'' if visible == 1 else 's'}")
-        return [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(gpus), *module]
-    return [sys.executable, *module]
+        if processes > visible:
+            raise ValueError(f"config.num_gpus is {processes}, but this worker has {visible} GPU{'' if visible == 1 else 's'}")
+    return launch.accelerate_command(module=module, processes=processes, cpu=cpu,
+                                     strategy=run.config.get("distributed", "ddp"), bf16=run.config.get("bf16"))
+
+
+def pipeline_run_env(*, run: TrainingRun) -> dict:
+    """The pipeline's environment (services.pipeline_env); a CPU launch hides the GPUs from its ranks."""
+    _, cpu = launch.run_processes(run.config)
+    return launch.launch_env(services.pipeline_env(), cpu=cpu)
 
 
 def _read_metrics_file(folder: Path) -> dict:
@@ -101,7 +118,7 @@ def run_execute(*, run_id: int, attempt: int = 1, max_attempts: int = 3) -> str:
 
     try:
         code, stop_reason, state = pipeline_execute(
-            command=command, env=services.pipeline_env(), flush=lambda batch: _flush(run, batch),
+            command=command, env=pipeline_run_env(run=run), flush=lambda batch: _flush(run, batch),
             running=TrainingRun.Status.RUNNING, on_start=started, on_abort=aborted, executor=executor,
         )
     except ExecutorUnavailable as exc:  # nothing started: the run fails with the reason, and can be resumed

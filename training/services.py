@@ -27,7 +27,7 @@ from annotation.roles import Action, project_access
 from jobs.lifecycle import append_lines, job_cancel
 from jobs.queue import job_enqueue
 
-from . import placement, registry
+from . import launch, placement, registry
 from .models import DatasetSnapshot, ModelVersion, TrainingRun
 from .snapshots import snapshot_precheck, storage_path
 
@@ -76,6 +76,28 @@ class PlatformOptions:
     num_workers: int = dataclasses.field(default=1, metadata=_pipelines_common().meta(
         "Data-parallel training processes of a run on the `ray` executor (torchrun inside its Ray job).",
         ge=1, le=64))
+
+    # Several processes on one machine (training/launch.py, docs/distributed.md).
+    distributed: str = dataclasses.field(default="ddp", metadata=_pipelines_common().meta(
+        "How several processes share the model: ddp (a full copy each), zero2 / zero3 (DeepSpeed ZeRO: "
+        "optimizer state and gradients, or the weights too, sharded) or fsdp (PyTorch FSDP, all sharded). "
+        "zero2, zero3 and fsdp need num_gpus > 1.", choices=launch.STRATEGIES))
+    cpu_processes: int = dataclasses.field(default=1, metadata=_pipelines_common().meta(
+        "Processes on the CPU, for machines without GPUs and for tests; more than 1 runs DDP over gloo "
+        "with `accelerate launch`. The global batch is batch_size x processes x gradient_accumulation_steps.",
+        ge=1, le=64))
+
+    def validate(self) -> None:
+        """The rules between the launch options (each field's range is in its metadata)."""
+        ConfigError = _pipelines_common().ConfigError
+        if self.cpu_processes > 1 and self.num_gpus > 1:
+            raise ConfigError("cpu_processes", "a run uses GPUs (num_gpus) or CPU processes, not both; "
+                                               "leave one of them at 1")
+        if self.distributed in launch.SHARDED and self.cpu_processes > 1:
+            raise ConfigError("distributed", f"{self.distributed} needs GPUs; CPU processes run ddp (over gloo)")
+        if self.distributed in launch.SHARDED and self.num_gpus < 2:
+            raise ConfigError("distributed", f"{self.distributed} shards the model across processes, so it needs "
+                                             "num_gpus > 1; one GPU runs without it")
 
 
 PLATFORM_OPTIONS = {f.name: f.metadata["help"] for f in dataclasses.fields(PlatformOptions)}
@@ -250,12 +272,17 @@ def _read_metrics(folder: Path) -> dict:
 
 
 def pipeline_env() -> dict:
-    """The environment of a pipeline subprocess: offline hub, the repository importable."""
+    """The environment of a pipeline subprocess: offline hub, the repository importable, the worker's GPUs."""
     env = dict(os.environ)
     env.setdefault("HF_HUB_OFFLINE", "1")
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     env["PYTHONUNBUFFERED"] = "1"
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(settings.BASE_DIR), env.get("PYTHONPATH", "")]))
+    from . import capacity
+
+    owned = capacity.owned_gpu_ids()
+    if owned is not None:  # the worker's own GPUs (FEEDBACKLOOP_GPU_IDS), and only those
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(owned)
     return env
 
 

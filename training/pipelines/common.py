@@ -5,11 +5,14 @@ that need them, so the web app can import this module (and the config dataclasse
 pipeline) to validate a run config without loading the ML stack. Never imports Django.
 
 Progress protocol (stdout, one JSON object per line, flushed):
-    {"event": "start", "kind": "sft", "step": 0, "total": 100, "resumed_from": null, "device": "cpu", "bf16": false}
+    {"event": "start", "kind": "sft", "step": 0, "total": 100, "resumed_from": null, "device": "cpu", "bf16": false,
+     "world_size": 1}
     {"event": "progress", "step": 3, "total": 100, "metrics": {"loss": 1.23, "learning_rate": 0.001}}
     {"event": "done", "step": 100, "metrics": {...}, "model_dir": ".../model"}
     {"event": "error", "message": "..."}            (on failure; the exit status is non-zero)
 The done event's step is the optimizer steps the model has had; the platform fails a run at 0.
+Under `accelerate launch` (several processes) only rank 0 prints events and writes metrics.json,
+pipeline_config.json and the model; world_size says how many processes train together.
 Anything else on stdout (library warnings) is not JSON and can be ignored by the reader.
 
 Output layout of every pipeline run:
@@ -223,7 +226,9 @@ class CommonConfig:
         "transformers learning-rate schedule after warmup.", choices=LR_SCHEDULERS))
     warmup_steps: int = field(default=0, metadata=meta("Linear warmup steps.", ge=0, le=MAX_STEPS))
     weight_decay: float = field(default=0.0, metadata=meta("AdamW weight decay.", ge=0, le=1))
-    batch_size: int = field(default=8, metadata=meta("Per-device train batch size.", ge=1, le=MAX_BATCH))
+    batch_size: int = field(default=8, metadata=meta(
+        "Per-device (per-process) train batch size; the global batch is batch_size x processes x "
+        "gradient_accumulation_steps.", ge=1, le=MAX_BATCH))
     gradient_accumulation_steps: int = field(default=1, metadata=meta(
         "Micro-batches per optimizer step.", ge=1, le=MAX_BATCH))
     max_length: int = field(default=256, metadata=meta(
@@ -428,7 +433,14 @@ def bf16_supported(device: str) -> bool:
 
 
 def use_bf16(cfg, device: str) -> bool:
+    """The run's bf16: its own setting, or (null) where the device supports it.
+
+    Under `accelerate launch --mixed_precision bf16` (several GPUs, bf16 left null) the ranks must
+    train in bf16 too: on a device without it that is an error naming the field, not a silent mismatch.
+    """
     if cfg.bf16 is None:
+        if os.environ.get("ACCELERATE_MIXED_PRECISION") == "bf16" and not bf16_supported(device):
+            raise ConfigError("bf16", f"the launcher runs bf16, which {device} does not support; set bf16 to false")
         return bf16_supported(device)
     if cfg.bf16 and not bf16_supported(device):
         raise ConfigError("bf16", f"bf16 is not supported on {device}")
@@ -439,9 +451,31 @@ def use_bf16(cfg, device: str) -> bool:
 # Progress
 
 
+def rank() -> int:
+    """This process's rank under `accelerate launch` (torch's elastic launcher sets RANK); 0 alone."""
+    return int(os.environ.get("RANK", "0"))
+
+
+def die_with_launcher() -> None:
+    """Linux: a rank gets SIGKILL when its launcher dies.
+
+    torch's elastic launcher starts every rank in a session of its own, so a launcher killed
+    outright (the worker's SIGKILL after a cancel's grace period, or the worker itself dying)
+    would leave the ranks training on. The launcher's SIGTERM it forwards to them itself.
+    """
+    if "LOCAL_RANK" not in os.environ or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() == 1:  # the launcher died before prctl took effect
+        os._exit(137)
+
+
 def emit(event: str, **payload) -> None:
-    """Print one progress event as a JSON line, flushed. Only the main process prints."""
-    if int(os.environ.get("RANK", "0")) != 0:
+    """Print one progress event as a JSON line, flushed. Only the main process (rank 0) prints."""
+    if rank() != 0:
         return
     line = json.dumps({"event": event, **_clean(payload)}, allow_nan=False)
     sys.stdout.write(line + "\n")
@@ -480,7 +514,7 @@ def progress_callback(kind: str, cfg, device: str, bf16: bool, resumed_from: str
 
         def on_train_begin(self, args, state, control, **kwargs):
             emit("start", kind=kind, step=state.global_step, total=state.max_steps,
-                 resumed_from=resumed_from, device=device, bf16=bf16)
+                 resumed_from=resumed_from, device=device, bf16=bf16, world_size=args.world_size)
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             metrics = numeric_metrics(logs or {})
@@ -651,7 +685,8 @@ def prepare_run(cfg, kind: str):
     bf16 = use_bf16(cfg, device)
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "pipeline_config.json").write_text(json.dumps({"kind": kind, **config_to_dict(cfg)}, indent=2))
+    if rank() == 0:
+        (out / "pipeline_config.json").write_text(json.dumps({"kind": kind, **config_to_dict(cfg)}, indent=2))
     resume = last_checkpoint(out) if cfg.resume else None
     return device, bf16, resume
 
@@ -685,9 +720,15 @@ def read_jsonl(path: str | os.PathLike, required: tuple[str, ...] = ()) -> list[
 
 
 def save_final(trainer, tokenizer, output_dir: str | os.PathLike) -> str:
-    """Save the final model (LoRA merged into the weights) and tokenizer to <output_dir>/model."""
+    """Save the final model (LoRA merged into the weights) and tokenizer to <output_dir>/model.
+
+    Every rank calls it. Under DDP each rank holds the whole model and the main process writes it;
+    under DeepSpeed or FSDP (sharded weights) see _save_sharded.
+    """
     model_dir = Path(output_dir) / "model"
     trainer.accelerator.wait_for_everyone()
+    if getattr(trainer, "is_deepspeed_enabled", False) or getattr(trainer, "is_fsdp_enabled", False):
+        return _save_sharded(trainer, tokenizer, model_dir)
     model = trainer.accelerator.unwrap_model(trainer.model)
     if trainer.accelerator.is_main_process:
         if hasattr(model, "merge_and_unload"):  # a peft model
@@ -697,13 +738,39 @@ def save_final(trainer, tokenizer, output_dir: str | os.PathLike) -> str:
     return str(model_dir)
 
 
+def _save_sharded(trainer, tokenizer, model_dir: Path) -> str:
+    """The final model of a DeepSpeed or FSDP run: the Trainer gathers the shards onto the main process.
+
+    ZeRO-3 needs zero3_save_16bit_model and FSDP a FULL_STATE_DICT (training/accelerate/*.yaml). A
+    LoRA run's adapter is saved beside it and merged on the main process into a fresh copy of the
+    base model, since the sharded base weights cannot be merged in place.
+    """
+    unwrapped = trainer.accelerator.unwrap_model(trainer.model)
+    if not hasattr(unwrapped, "merge_and_unload"):
+        trainer.save_model(str(model_dir))
+    else:
+        adapter_dir = model_dir.with_name("adapter")
+        trainer.save_model(str(adapter_dir))
+        if trainer.accelerator.is_main_process:
+            from peft import PeftModel
+
+            base_cls = type(unwrapped.get_base_model())
+            base_path = unwrapped.peft_config["default"].base_model_name_or_path
+            base = base_cls.from_pretrained(base_path, config=unwrapped.get_base_model().config)
+            PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload().save_pretrained(model_dir)
+    if trainer.accelerator.is_main_process:
+        tokenizer.save_pretrained(model_dir)
+    trainer.accelerator.wait_for_everyone()
+    return str(model_dir)
+
+
 def finish(output_dir: str | os.PathLike, metrics: dict, model_dir: str, *, step: int) -> dict:
     """Write metrics.json and print the done event, with the optimizer steps the model has had.
 
     The platform reads `step` to refuse a model that was never trained (0 steps).
     """
     metrics = numeric_metrics(metrics)
-    if int(os.environ.get("RANK", "0")) == 0:
+    if rank() == 0:
         (Path(output_dir) / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False))
     emit("done", step=step, metrics=metrics, model_dir=model_dir)
     return metrics
@@ -747,6 +814,7 @@ def main(cls, run_fn, argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(cls.__doc__ or "").strip().splitlines()[0])
     parser.add_argument("--config", required=True, help="JSON file with the fields of " + cls.__name__)
     args = parser.parse_args(argv)
+    die_with_launcher()
     try:
         cfg = load_config(cls, args.config)
     except (ConfigError, OSError) as exc:
