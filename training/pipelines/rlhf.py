@@ -59,7 +59,7 @@ def run(cfg: RlhfPipelineConfig) -> dict:
     device, bf16, resume = common.prepare_run(cfg, "rlhf")
     tokenizer = common.load_tokenizer(cfg.model_path)
     tokenizer.padding_side = "left"  # generation pads on the left
-    policy = AutoModelForCausalLM.from_pretrained(cfg.model_path)
+    policy = AutoModelForCausalLM.from_pretrained(cfg.model_path, **common.model_load_kwargs(cfg, device, bf16))
     reward_tokenizer = common.load_tokenizer(cfg.reward_model_path)
     reward_model = AutoModelForSequenceClassification.from_pretrained(cfg.reward_model_path, num_labels=1)
     reward_model.config.pad_token_id = reward_tokenizer.pad_token_id
