@@ -275,9 +275,10 @@ def memory_estimate(shape: ModelShape, *, kind: str = "sft", lora_r: int = 0, lo
     )
 
 
-def config_memory_estimate(kind: str, config: dict) -> MemoryEstimate:
-    """The estimate of a run config (a dict with model_path; its preset applied first)."""
-    data = with_preset(config)
+def config_memory_estimate(kind: str, config: dict, defaults: dict | None = None) -> MemoryEstimate:
+    """The estimate of a run config (a dict with model_path): the pipeline's defaults, under the preset's
+    values, under the config's own fields."""
+    data = {**(defaults or {}), **with_preset(config)}
     shape = model_shape(data["model_path"])
     return memory_estimate(
         shape, kind=kind, lora_r=int(data.get("lora_r") or 0), load_in_4bit=bool(data.get("load_in_4bit")),
