@@ -2,15 +2,14 @@
 
 The arithmetic is the pipelines' (training/pipelines/presets.py, no Django); this module only finds
 the model's files, fills the config with the pipeline's defaults under the user's fields, and words
-the result. The form calls it through POST /api/training-runs/estimate/ as its fields change, and the
-page draws it once on the server for the model it opens with.
+the result. The form calls it through POST /api/training-runs/estimate/ when it opens and as its fields change.
+Sizing a model builds it on the meta device, so the first estimate imports torch and transformers
+into the web process (seconds, once); the page itself never waits for that.
 """
 
 from __future__ import annotations
 
 from annotation.errors import InvalidInput
-from annotation.ids import as_id
-from annotation.roles import Action, projects_for
 
 from . import registry, services
 from .models import ModelVersion
@@ -64,17 +63,3 @@ def run_memory_estimate(*, kind: str, base_model: ModelVersion, config) -> dict:
     body["preset_values"] = {name: value for name, value in presets.PRESETS.get(size, {}).items() if name in defaults}
     return body
 
-
-def form_memory_estimate(*, user, kind: str, project_id, model_id, config: dict) -> dict | None:
-    """The estimate the new-run page opens with, or None when the form has no usable model or config yet."""
-    project_id = as_id(project_id)
-    project = projects_for(user=user, action=Action.TRAIN).filter(pk=project_id).first() if project_id else None
-    if project is None:
-        return None
-    model = registry.model_for_project(project=project, model_id=model_id)
-    if model is None:
-        return None
-    try:
-        return run_memory_estimate(kind=kind, base_model=model, config=config)
-    except InvalidInput:
-        return None

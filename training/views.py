@@ -161,15 +161,9 @@ def run_new(request):
             else:
                 return redirect("training-run-detail", run_id=run.pk)
         status = 400
-    source = form.data if form.is_bound else form.initial
-    config = form.config() if form.is_bound else {**form.config(), **form.initial_config}
-    estimate = memory_estimates.form_memory_estimate(
-        user=request.user, kind=form.selected_kind, project_id=source.get("project"),
-        model_id=source.get("base_model"), config=config)
     return render(request, "training/run_new.html", {
         "nav_section": "runs",
         "form": form,
-        "memory_estimate": estimate,
         "preset_fields": json.dumps(memory_estimates.preset_fields()),
         "config_sections": form.config_sections(),
         "defaults": form.defaults,

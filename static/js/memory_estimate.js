@@ -73,6 +73,7 @@
     }
     var mine = ++asked;
     box.setAttribute("aria-busy", "true");
+    summary.textContent = "Estimating…";
     fetch(box.dataset.url, {
       method: "POST", credentials: "same-origin",
       headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrf() },
@@ -97,5 +98,5 @@
   }
   form.addEventListener("change", later);
   form.addEventListener("input", function (event) { if (event.target.type === "number") later(event); });
-  if (!summary.dataset.drawn) ask(false);
+  ask(false);
 })();

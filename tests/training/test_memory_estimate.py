@@ -78,10 +78,9 @@ def test_a_model_whose_config_cannot_be_read_is_a_400_on_base_model(client_for, 
     assert "broken" in response.json()["detail"]
 
 
-def test_the_new_run_page_opens_with_the_estimate(client, engineer, project, tiny_base_model):
+def test_the_new_run_page_has_the_estimate_box(client, engineer, project, tiny_base_model):
     client.force_login(engineer)
-    page = client.get("/training/runs/new/").content.decode()  # one project, one model: chosen
+    page = client.get("/training/runs/new/").content.decode()
     assert 'id="memory-estimate"' in page and "Estimated memory per GPU" in page
-    assert "GiB per GPU: full fine-tuning of" in page and "fits a 24 GB GPU" in page
-    assert 'data-drawn="true"' in page and "js/memory_estimate.js" in page
-    assert 'name="config-preset"' in page
+    assert 'data-url="/api/training-runs/estimate/"' in page and "js/memory_estimate.js" in page
+    assert 'name="config-preset"' in page and "&quot;lora_r&quot;" in page  # the fields a preset fills in
