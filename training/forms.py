@@ -26,7 +26,7 @@ CONFIG_PREFIX = "config-"
 DATA_PREFIX = "data_"
 DATA_FILTERS = ("exclude_gold", "reviewed_only", "exclude_flagged", "min_competence", "consensus")
 # The config fields most runs change; the other shared ones are shown under "Advanced".
-ESSENTIAL_FIELDS = ("max_steps", "num_train_epochs", "learning_rate", "batch_size", "num_gpus", "distributed")
+ESSENTIAL_FIELDS = ("preset", "max_steps", "num_train_epochs", "learning_rate", "batch_size", "num_gpus", "distributed")
 CONFIG_GROUPS = (
     ("pipeline", "Pipeline"),
     ("essential", "Training"),

@@ -205,6 +205,54 @@ def model_register_setting(*, name: str, path: str) -> ModelVersion:
     return ModelVersion.objects.create(name=name, kind=ModelVersion.Kind.BASE, path=path, source=source)
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.model", "tokenizer_config.json")
+
+
+def model_dir_check(path: str) -> dict:
+    """Can this directory start a run? {"architecture", "parameters"} if so, else a 400 on `path` saying why.
+
+    A config.json, a tokenizer, and an architecture that this transformers builds as a causal
+    language model: read offline from the config alone (the model is built on the meta device, see
+    training/pipelines/presets.py), so the check costs no memory whatever the model's size.
+    """
+    from training.pipelines.presets import PresetError, model_shape
+
+    folder = Path(path)
+    if not folder.is_absolute() or not folder.is_dir():
+        raise InvalidInput(f"path: no model directory at {path} (give an absolute path).", field="path")
+    if not (folder / "config.json").is_file():
+        raise InvalidInput(f"path: {folder} has no config.json; save the model with save_pretrained.", field="path")
+    if not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        raise InvalidInput(f"path: {folder} has no tokenizer (none of {', '.join(TOKENIZER_FILES)}); "
+                           "save the tokenizer beside the model with save_pretrained.", field="path")
+    try:
+        shape = model_shape(str(folder))
+    except PresetError as exc:
+        raise InvalidInput(f"path: {exc.message}", field="path") from None
+    return {"architecture": shape.architecture, "parameters": shape.parameters}
+
+
+def base_model_register_dir(*, path: str, name: str) -> ModelVersion:
+    """Register a local Hugging Face model directory as a global base model (the operator's command).
+
+    The operator is trusted like the BASE_MODEL setting: no model root is needed, but the directory
+    is checked (model_dir_check) and stored resolved, so a later move of a symlink changes nothing.
+    """
+    name = (name or "").strip()
+    if not name:
+        raise InvalidInput("A model needs a name.", field="name")
+    if len(name) > 200:
+        raise InvalidInput("name is longer than 200 characters.", field="name")
+    folder = Path(path).expanduser()
+    folder = folder.resolve() if folder.is_absolute() or folder.exists() else folder
+    model_dir_check(str(folder))
+    if ModelVersion.objects.filter(name=name).exists():
+        raise InvalidInput(f"A model named '{name}' exists already.", field="name")
+    return ModelVersion.objects.create(
+        name=name, kind=ModelVersion.Kind.BASE, path=str(folder), source=Source.LOCAL, project=None,
+    )
+
+
 def global_model_or_none(model_id) -> ModelVersion | None:
     """A global model by an id from outside (a global model's parent must be global too)."""
     model_id = as_id(model_id)

@@ -173,9 +173,26 @@ def run_config_validate(*, kind: str, config) -> dict:
         cfg = common.config_from_dict(cls, {**user, **_platform_placeholders(cls)})
     except common.ConfigError as exc:
         raise InvalidInput(f"config.{exc.field}: {exc.message}.", field=f"config.{exc.field}") from None
+    _preset_check(cls, user)
     cleaned = {name: getattr(cfg, name) for name in user}
     cleaned.update({name: getattr(options, name) for name in platform})
     return cleaned
+
+
+def _preset_check(cls, user: dict) -> None:
+    """The config with its preset's values under it must pass too (auto: with every size it may pick),
+    so a rule between fields (rlhf's batch and group size) is refused now, not on the worker."""
+    presets = importlib.import_module("training.pipelines.presets")
+    preset = user.get("preset", "none")
+    sizes = presets.SIZES if preset == "auto" else (preset,) if preset in presets.PRESETS else ()
+    common = _pipelines_common()
+    for size in sizes:
+        try:
+            common.config_from_dict(cls, common.config_with_preset(cls, {
+                **user, "preset": size, **_platform_placeholders(cls)}))
+        except common.ConfigError as exc:
+            raise InvalidInput(f"config.{exc.field}: {exc.message} (with the {size} preset's values).",
+                               field=f"config.{exc.field}") from None
 
 
 def run_data_validate(*, kind: str, data) -> ExportFilters:

@@ -4,6 +4,7 @@ Thin views: reads come from training.selectors, writes go through training.servi
 live parts of the pages poll the training API (/api/training-runs/{id}/).
 """
 
+import json
 from datetime import datetime, timedelta
 
 from django.contrib import messages
@@ -17,7 +18,7 @@ from annotation.errors import ServiceError
 from annotation.ids import as_id
 from annotation.roles import Action, may_anywhere, project_access, project_ids_for, projects_for, require_anywhere
 
-from . import selectors, services, staleness, trackers
+from . import memory_estimates, selectors, services, staleness, trackers
 from .forms import RunForm, config_groups, config_value_to_text
 from .models import ModelVersion, TrainingRun
 
@@ -163,6 +164,7 @@ def run_new(request):
     return render(request, "training/run_new.html", {
         "nav_section": "runs",
         "form": form,
+        "preset_fields": json.dumps(memory_estimates.preset_fields()),
         "config_sections": form.config_sections(),
         "defaults": form.defaults,
         "config_groups": config_groups(form.defaults),

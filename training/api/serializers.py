@@ -82,6 +82,36 @@ class TrainingRunStartSerializer(serializers.Serializer):
     )
 
 
+class MemoryEstimateRequestSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=TrainingRun.Kind.choices)
+    project = serializers.IntegerField()
+    base_model = serializers.JSONField(help_text="Model version id.")
+    config = serializers.JSONField(required=False, help_text="Pipeline config fields, as for starting a run.")
+
+
+class MemoryEstimateSerializer(serializers.Serializer):
+    """Bytes per GPU by part (training/pipelines/presets.py explains each)."""
+
+    parameters = serializers.IntegerField()
+    trainable_parameters = serializers.IntegerField()
+    method = serializers.ChoiceField(choices=["full", "lora", "qlora"])
+    preset = serializers.CharField(allow_null=True, help_text="The size preset applied (auto resolved), or null.")
+    weights = serializers.IntegerField()
+    training = serializers.IntegerField(help_text="Trainable weights, gradients and AdamW states.")
+    activations = serializers.IntegerField()
+    overhead = serializers.IntegerField()
+    total = serializers.IntegerField()
+    total_gib = serializers.FloatField()
+    target_gib = serializers.IntegerField(help_text="The GPU the model's size is made for, in GB.")
+    fits = serializers.BooleanField()
+    zero3_gpus = serializers.IntegerField(allow_null=True)
+    zero3_total = serializers.IntegerField(allow_null=True, help_text="Per GPU under ZeRO-3 (full fine-tuning).")
+    zero3_total_gib = serializers.FloatField(required=False)
+    notes = serializers.ListField(child=serializers.CharField())
+    summary = serializers.CharField()
+    preset_values = serializers.DictField(help_text="The config values of the preset applied.")
+
+
 # What the schema documents for the start body and the defaults (training/api/config_schema.py).
 TRAINING_RUN_START_SCHEMA = config_schema.training_run_start_schema(TrainingRunStartSerializer)
 PIPELINE_DEFAULTS_SCHEMA = config_schema.PIPELINE_DEFAULTS_SCHEMA

@@ -12,6 +12,7 @@ urlpatterns = [
     path("training-runs/<id:run_id>/cancel/", views.TrainingRunCancelApi.as_view(), name="api-run-cancel"),
     path("training-runs/<id:run_id>/resume/", views.TrainingRunResumeApi.as_view(), name="api-run-resume"),
     path("training-runs/<id:run_id>/retry/", views.TrainingRunRetryApi.as_view(), name="api-run-retry"),
+    path("training-runs/estimate/", views.RunMemoryEstimateApi.as_view(), name="api-run-estimate"),
     path("training-runs/defaults/<str:kind>/", views.PipelineDefaultsApi.as_view(), name="api-run-defaults"),
     path("projects/<id:project_id>/reward-checks/", views.RewardChecksApi.as_view(), name="api-reward-checks"),
 ]

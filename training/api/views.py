@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 from annotation.api.permissions import project_for
 from annotation.errors import InvalidInput
 from annotation.roles import Action, project_ids_for, require_anywhere
-from training import registry, selectors, services, staleness
+from training import memory_estimates, registry, selectors, services, staleness
 
 from . import serializers
 
@@ -142,6 +142,20 @@ class PipelineDefaultsApi(APIView):
         """The config fields a user may set for a run kind, with defaults and help."""
         require_anywhere(user=request.user, action=Action.TRAIN)
         return Response(selectors.pipeline_defaults(kind=kind))
+
+
+class RunMemoryEstimateApi(APIView):
+    @extend_schema(request=serializers.MemoryEstimateRequestSerializer,
+                   responses={200: serializers.MemoryEstimateSerializer})
+    def post(self, request):
+        """Estimated memory per GPU of a run of this model and config (its preset applied), without starting it."""
+        data = serializers.MemoryEstimateRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        project = project_for(request, values["project"], Action.TRAIN)
+        base_model = model_or_400(project, values["base_model"], "base_model")
+        return Response(memory_estimates.run_memory_estimate(
+            kind=values["kind"], base_model=base_model, config=values.get("config") or {}))
 
 
 class RewardChecksApi(APIView):

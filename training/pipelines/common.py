@@ -35,6 +35,8 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from training.pipelines.presets import PRESET_NAMES, PresetError, with_preset
+
 
 class ConfigError(ValueError):
     """A config value that a pipeline cannot accept. `field` names it."""
@@ -249,12 +251,19 @@ class CommonConfig:
         default=None, metadata=meta("Modules to adapt; null means all linear layers.", max_items=64))
     bf16: bool | None = field(default=None, metadata={"help": "bf16 mixed precision; null: where supported."})
     gradient_checkpointing: bool = field(default=False, metadata={"help": "Trade compute for memory."})
+    load_in_4bit: bool = field(default=False, metadata={"help": (
+        "QLoRA: load the frozen base weights in 4-bit NF4 (bitsandbytes, CUDA GPUs only); needs lora_r > 0.")})
+    preset: str = field(default="none", metadata=meta(
+        "Settings by model size (LoRA, gradient checkpointing, batch and accumulation), applied under the "
+        "fields you set: auto picks by the base model's parameter count.", choices=PRESET_NAMES))
     report_to: str = field(default="none", metadata=meta(
         "Experiment tracker that also receives the metrics; its files go to the run's trackers/ folder "
         "(wandb offline). The platform's own charts work whatever is chosen.", choices=TRACKERS))
 
     def validate(self) -> None:
         """Rules between fields (each field's own range is in its metadata). Subclasses extend it."""
+        if self.load_in_4bit and self.lora_r <= 0:
+            raise ConfigError("load_in_4bit", "4-bit base weights are frozen: set lora_r > 0 (QLoRA) or a preset")
         if self.report_to != "none" and not tracker_installed(self.report_to):
             raise ConfigError("report_to", f"{self.report_to} is not installed on this platform; "
                                            f"choose one of {', '.join(t for t in TRACKERS if tracker_installed(t))}")
@@ -404,11 +413,25 @@ def config_to_dict(cfg) -> dict:
 
 
 def load_config(cls, path: str | os.PathLike):
+    """A pipeline's config file as its dataclass, its preset's values laid under the explicit fields."""
     try:
         data = json.loads(Path(path).read_text())
     except json.JSONDecodeError as exc:
         raise ConfigError("config", f"{path} is not valid JSON: {exc}") from None
-    return config_from_dict(cls, data)
+    return config_from_dict(cls, config_with_preset(cls, data))
+
+
+def config_with_preset(cls, data):
+    """`data` with the values of its preset (presets.py) under its own: what the pipeline runs with.
+
+    auto reads the size of data["model_path"]; the fields a preset sets but `cls` lacks are left out.
+    """
+    if not isinstance(data, dict) or "preset" not in config_fields(cls):
+        return data
+    try:
+        return with_preset(data, set(config_fields(cls)))
+    except PresetError as exc:
+        raise ConfigError(exc.field, exc.message) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -674,6 +697,32 @@ def lora_config(cfg, task_type: str = "CAUSAL_LM"):
         target_modules=cfg.lora_target_modules or "all-linear",
         task_type=task_type,
     )
+
+
+def model_load_kwargs(cfg, device: str, bf16: bool) -> dict:
+    """from_pretrained keyword arguments for the trained model: 4-bit for QLoRA, bf16 for a frozen LoRA base.
+
+    Full fine-tuning keeps fp32 weights (mixed precision casts per operation). QLoRA needs
+    bitsandbytes and a CUDA GPU: anything else is refused with a ConfigError naming load_in_4bit.
+    """
+    import torch
+
+    if getattr(cfg, "load_in_4bit", False):
+        import importlib.util
+
+        if device != "cuda" or importlib.util.find_spec("bitsandbytes") is None:
+            raise ConfigError("load_in_4bit", f"QLoRA needs bitsandbytes and a CUDA GPU; this worker has "
+                                              f"{'no bitsandbytes' if device == 'cuda' else 'no CUDA GPU'}")
+        from transformers import BitsAndBytesConfig
+
+        compute = torch.bfloat16 if bf16 else torch.float16
+        quantization = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                          bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=compute)
+        return {"quantization_config": quantization, "dtype": compute,
+                "device_map": {"": int(os.environ.get("LOCAL_RANK", "0"))}}
+    if cfg.lora_r > 0 and bf16:
+        return {"dtype": torch.bfloat16}
+    return {}
 
 
 def prepare_run(cfg, kind: str):

@@ -51,7 +51,7 @@ def run(cfg: DpoPipelineConfig) -> dict:
 
     device, bf16, resume = common.prepare_run(cfg, "dpo")
     tokenizer = common.load_tokenizer(cfg.model_path)
-    model = AutoModelForCausalLM.from_pretrained(cfg.model_path)
+    model = AutoModelForCausalLM.from_pretrained(cfg.model_path, **common.model_load_kwargs(cfg, device, bf16))
     train = preference_dataset(cfg.train_file, use_margin=False)
     evaluation = preference_dataset(cfg.eval_file, use_margin=False) if cfg.eval_file else None
     args = DPOConfig(

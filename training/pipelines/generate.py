@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from training.pipelines import common
+from training.pipelines import common, vllm_sampling
 from training.pipelines.common import MAX_BATCH, SEED_MAX, ConfigError, meta
 
 
@@ -41,11 +41,16 @@ def as_messages(prompt) -> list[dict]:
     return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
 
 
-def load_model(model_path: str):
-    """(model, tokenizer, device) ready for batched sampling."""
+VLLM = "vllm"  # the "device" of a model loaded in vLLM's engine
+
+
+def load_model(model_path: str, seed: int = 42):
+    """(model, tokenizer, device) ready for batched sampling: vLLM's engine where it runs (device "vllm")."""
     import torch
     from transformers import AutoModelForCausalLM
 
+    if vllm_sampling.use_vllm():
+        return vllm_sampling.load(model_path, seed), common.load_tokenizer(model_path), VLLM
     device = common.pick_device()
     dtype = torch.bfloat16 if common.bf16_supported(device) else torch.float32
     tokenizer = common.load_tokenizer(model_path)
@@ -109,9 +114,14 @@ def sample(model, tokenizer, device, prompts: list[list[dict]], n: int, *, tempe
     """n raw samples for each prompt (duplicates included), each ending where the assistant's turn ends."""
     import torch
 
-    stop_ids, cuts = turn_stops(tokenizer, model)
+    stop_ids, cuts = turn_stops(tokenizer, model if device != VLLM else None)
     texts = [tokenizer.apply_chat_template(as_messages(p), tokenize=False, add_generation_prompt=True)
              for p in prompts]
+    if device == VLLM:
+        params = vllm_sampling.sampling_kwargs(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
+                                               stop_token_ids=stop_ids, stop=cuts)
+        ids = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
+        return [[_cut(text, cuts) for text in row] for row in vllm_sampling.sample(model, ids, params=params)]
     batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
     with torch.no_grad():
         out = model.generate(
@@ -137,7 +147,7 @@ def generate(model_path: str, prompts: list, k: int = 4, temperature: float = 1.
     from transformers import set_seed
 
     set_seed(seed)
-    model, tokenizer, device = loaded or load_model(model_path)
+    model, tokenizer, device = loaded or load_model(model_path, seed)
     results: list[list[str]] = []
     for start in range(0, len(prompts), batch_size):
         chunk = prompts[start:start + batch_size]
@@ -168,7 +178,8 @@ def run(cfg: GeneratePipelineConfig) -> dict:
             raise ValueError(f"{cfg.prompts_file}:{i}: needs \"prompt\" or \"messages\"")
         prompts.append(as_messages(prompt))
     common.emit("start", kind="generate", step=0, total=len(prompts), resumed_from=None,
-                device=common.pick_device(), bf16=False)
+                device=common.pick_device(), bf16=False,
+                backend="vllm" if vllm_sampling.use_vllm() else "transformers")
     responses = generate(
         cfg.model_path, prompts, k=cfg.k, temperature=cfg.temperature, top_p=cfg.top_p,
         max_new_tokens=cfg.max_new_tokens, seed=cfg.seed, batch_size=cfg.batch_size, max_rounds=cfg.max_rounds,

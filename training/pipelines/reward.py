@@ -101,7 +101,8 @@ def run(cfg: RewardPipelineConfig) -> dict:
 
     device, bf16, resume = common.prepare_run(cfg, "reward")
     tokenizer = common.load_tokenizer(cfg.model_path)
-    model = AutoModelForSequenceClassification.from_pretrained(cfg.model_path, num_labels=1)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        cfg.model_path, num_labels=1, **common.model_load_kwargs(cfg, device, bf16))
     model.config.pad_token_id = tokenizer.pad_token_id
     data = preference_dataset(cfg.train_file, cfg.use_margin, cfg.margin_scale, cfg.use_weight)
     if cfg.eval_file:

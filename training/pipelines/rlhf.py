@@ -11,7 +11,7 @@ logs `kl`; it also logs `entropy`, `reward` (mean) and `reward_std` on every log
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from training.pipelines import common
+from training.pipelines import common, vllm_sampling
 from training.pipelines.common import MAX_BATCH, CommonConfig, ConfigError, meta, redefault
 
 
@@ -59,7 +59,7 @@ def run(cfg: RlhfPipelineConfig) -> dict:
     device, bf16, resume = common.prepare_run(cfg, "rlhf")
     tokenizer = common.load_tokenizer(cfg.model_path)
     tokenizer.padding_side = "left"  # generation pads on the left
-    policy = AutoModelForCausalLM.from_pretrained(cfg.model_path)
+    policy = AutoModelForCausalLM.from_pretrained(cfg.model_path, **common.model_load_kwargs(cfg, device, bf16))
     reward_tokenizer = common.load_tokenizer(cfg.reward_model_path)
     reward_model = AutoModelForSequenceClassification.from_pretrained(cfg.reward_model_path, num_labels=1)
     reward_model.config.pad_token_id = reward_tokenizer.pad_token_id
@@ -76,6 +76,7 @@ def run(cfg: RlhfPipelineConfig) -> dict:
         top_p=cfg.top_p,
         num_iterations=cfg.num_iterations,
         log_completions=False,
+        **vllm_sampling.trl_vllm_kwargs(vllm_sampling.use_vllm()),  # rollouts in colocated vLLM on a GPU
     )
     trainer, metrics = common.train(
         trainer_cls, kind="rlhf", cfg=cfg, device=device, bf16=bf16, resume=resume,

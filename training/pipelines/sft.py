@@ -47,7 +47,7 @@ def run(cfg: SftPipelineConfig) -> dict:
 
     device, bf16, resume = common.prepare_run(cfg, "sft")
     tokenizer = common.load_tokenizer(cfg.model_path)
-    model = AutoModelForCausalLM.from_pretrained(cfg.model_path)
+    model = AutoModelForCausalLM.from_pretrained(cfg.model_path, **common.model_load_kwargs(cfg, device, bf16))
     train = _dataset(cfg.train_file)
     evaluation = _dataset(cfg.eval_file) if cfg.eval_file else None
     args = SFTConfig(
