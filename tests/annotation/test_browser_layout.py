@@ -25,3 +25,22 @@ def test_four_responses_share_one_row_at_1366_px(live_server):
         narrow.wait_for_selector("#label-app[data-ready=true]")
         tops = narrow.eval_on_selector_all("article.response", "els => els.map(e => Math.round(e.getBoundingClientRect().top))")
         assert len(set(tops)) > 1  # a narrow window stacks them instead of squeezing four columns
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_date_and_search_filters_look_like_the_menus_beside_them(live_server):
+    from annotation.models import Membership
+
+    project = ProjectFactory()
+    member(project, Membership.Role.ADMIN, username="filtering-admin")
+    sizes = """() => Array.from(document.querySelectorAll(
+      'form.browse-filters select, form.browse-filters input[type=date], form.browse-filters input[type=search]')).map(el => [el.type, Math.round(el.getBoundingClientRect().height),
+      getComputedStyle(el).borderTopLeftRadius, getComputedStyle(el).paddingLeft])"""
+    with launch_browser() as browser:
+        page = browser.new_page(viewport={"width": 1366, "height": 900})
+        login(page, live_server.url, "filtering-admin", "pass-1234")
+        page.goto(f"{live_server.url}/projects/{project.pk}/annotations/")
+        fields = page.evaluate(sizes)
+        assert {kind for kind, *_ in fields} == {"select-one", "date", "search"}
+        assert len({tuple(style) for _, *style in fields}) == 1, fields  # one height, corner and padding
