@@ -44,3 +44,28 @@ def test_date_and_search_filters_look_like_the_menus_beside_them(live_server):
         fields = page.evaluate(sizes)
         assert {kind for kind, *_ in fields} == {"select-one", "date", "search"}
         assert len({tuple(style) for _, *style in fields}) == 1, fields  # one height, corner and padding
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_a_project_cards_action_and_its_waiting_count_each_stay_whole(live_server):
+    from tests.factories import TaskFactory
+
+    project = ProjectFactory(name="Card project")
+    TaskFactory.create_batch(2, project=project)
+    comparison_task(project=project)
+    member(project, username="card-labeler")
+    # Per action button: how many lines its label and its count each take.
+    lines = """() => Array.from(document.querySelectorAll('a[data-waiting]')).map(a => {
+      const label = document.createRange();
+      label.selectNodeContents(a.firstChild);
+      return [a.firstChild.textContent.trim(), label.getClientRects().length,
+              a.querySelector('.waiting-count').getClientRects().length];
+    })"""
+    with launch_browser() as browser:
+        page = browser.new_page(viewport={"width": 1366, "height": 900})
+        login(page, live_server.url, "card-labeler", "pass-1234")
+        page.goto(f"{live_server.url}/")
+        buttons = page.evaluate(lines)
+        assert [label for label, *_ in buttons] == ["Write demonstrations", "Compare responses"]
+        assert all(counts == [1, 1] for _, *counts in buttons), buttons

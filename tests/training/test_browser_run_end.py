@@ -99,6 +99,14 @@ def test_two_runs_curves_on_one_page_from_the_runs_list(live_server):
         assert charts == ["loss", "reward"]
         lines = page.evaluate("() => Chart.getChart('compare-loss').data.datasets.map(d => d.label)")
         assert lines == [f"#{runs[0].pk} sft · loss", f"#{runs[1].pk} sft · loss"]
+        # Each run's value starts where its heading does (the text, not the cell).
+        lefts = page.evaluate("""() => [2, 3].map(i => Array.from(document.querySelectorAll(
+          `.compare-config tr > :nth-child(${i})`)).map(cell => {
+            const text = document.createRange();
+            text.selectNodeContents(cell);
+            return Math.round(text.getBoundingClientRect().left);
+          }))""")
+        assert all(len(set(column)) == 1 for column in lefts), lefts
         differs = page.inner_text(".compare-config tr.differs")
         assert "learning_rate" in differs and "0.001" in differs and "0.0003" in differs
         # A run of a project the engineer may not train in is a 404; one run alone is a clear 400.
