@@ -69,3 +69,28 @@ def test_a_project_cards_action_and_its_waiting_count_each_stay_whole(live_serve
         buttons = page.evaluate(lines)
         assert [label for label, *_ in buttons] == ["Write demonstrations", "Compare responses"]
         assert all(counts == [1, 1] for _, *counts in buttons), buttons
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_code_is_highlighted_and_readable_and_guidelines_wrap_as_sentences(live_server):
+    project = ProjectFactory(guidelines="Pick the response that best\nfollows the instruction.\n\nThen rate it.")
+    code = "```python\ndef double(x):\n    return 2 * x  # twice\n```"
+    comparison_task(project=project, texts=(code, "Just multiply it by two."))
+    member(project, username="coder")
+    with launch_browser() as browser:
+        page = browser.new_page(viewport={"width": 1366, "height": 900})
+        login(page, live_server.url, "coder", "pass-1234")
+        page.goto(f"{live_server.url}/projects/{project.pk}/label/comparison/")
+        page.wait_for_selector("#label-app[data-ready=true]")
+        style = "(el) => [getComputedStyle(el).color, parseFloat(getComputedStyle(el).fontSize)]"
+        keyword = page.eval_on_selector("article.response pre .tok-k", style)
+        comment = page.eval_on_selector("article.response pre .tok-c1", style)
+        name = page.eval_on_selector("article.response pre .tok-nf", style)
+        assert len({keyword[0], comment[0], name[0]}) == 3  # a keyword, a comment and a name, each coloured
+        assert page.eval_on_selector("article.response pre code", style)[1] >= 14  # not small print
+        page.keyboard.press("g")
+        page.wait_for_selector("#guidelines:not([hidden])")
+        first = page.locator("#guidelines .drawer-body p").first
+        assert first.inner_text() == "Pick the response that best follows the instruction."  # one sentence, no <br>
+        assert first.locator("br").count() == 0
