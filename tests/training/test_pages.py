@@ -469,6 +469,14 @@ def test_a_run_whose_snapshot_is_freezing_says_so_with_its_progress(client, admi
     assert (body["phase"], body["frozen_rows"], body["frozen_rows_expected"]) == ("freezing", 250, 1000)
 
 
+
+def test_a_run_that_ended_before_its_snapshot_says_it_has_none(client, admin, project, base_model):
+    run = TrainingRun.objects.create(kind="sft", project=project, base_model=base_model, status="failed",
+                                     error="The worker was lost.", created_by=admin)
+    html = client_as(client, admin).get(reverse("training-run-detail", args=[run.pk])).content.decode()
+    assert "None: the run ended before its dataset was frozen" in html
+    assert "Frozen by the worker when the run starts" not in html  # it never will be
+
 def test_the_runs_list_says_which_run_is_freezing_its_dataset(client, admin, project, base_model):
     TrainingRun.objects.create(kind="sft", project=project, base_model=base_model, status="running", created_by=admin)
     client_as(client, admin)
