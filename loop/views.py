@@ -210,6 +210,11 @@ def _percent(value) -> float | None:
     return None if value is None else round(100 * value, 1)
 
 
+def _any_rated(board: list[dict]) -> bool:
+    """Whether the leaderboard has a rating to chart (without one, the page draws no empty chart)."""
+    return any(row["rating"] is not None for row in board)
+
+
 @login_required
 def evaluation_detail(request, evaluation_id: int):
     item = evaluations.evaluation_get_for_user(user=request.user, evaluation_id=evaluation_id)
@@ -232,6 +237,7 @@ def evaluation_detail(request, evaluation_id: int):
         "job_percent": round(100 * job.progress, 1) if job else 0,
         "job_active": bool(job and job.status in GenerationJob.ACTIVE),
         "board": board,
+        "board_rated": _any_rated(board),
         "api_url": f"/api/evaluations/{item.pk}/",
         "leaderboard_api_url": f"/api/projects/{item.project_id}/leaderboard/",
         "label_url": f"/projects/{item.project_id}/label/comparison/",
@@ -241,9 +247,11 @@ def evaluation_detail(request, evaluation_id: int):
 @login_required
 def leaderboard(request, project_id: int):
     project = project_access(user=request.user, project_id=project_id, action=Action.TRAIN).project
+    board = evaluations.leaderboard(project=project)
     return render(request, "training/leaderboard.html", {
         "nav_section": "evaluations",
         "project": project,
-        "board": evaluations.leaderboard(project=project),
+        "board": board,
+        "board_rated": _any_rated(board),
         "evaluations": evaluations.evaluation_list_for_user(user=request.user).filter(project=project)[:20],
     })

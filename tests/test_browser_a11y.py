@@ -57,10 +57,12 @@ def world(monkeypatch):
     run2 = TrainingRun.objects.create(kind="sft", project=project, base_model=base, status="succeeded", step=2,
                                       total_steps=2, created_by=admin, config={"learning_rate": 0.01})
     MetricPoint.objects.bulk_create([MetricPoint(run=run2, step=s, name="loss", value=2.0 - s / 3) for s in (1, 2)])
+    finished = ProjectFactory(name="Finished project")  # nothing left to label or review: the empty pages
+    Membership.objects.create(project=finished, user=admin, role=Membership.Role.ADMIN)
     evaluation = evaluations.evaluation_create(project=project, model_a=base, model_b=sft, prompt_count=2,
                                                created_by=admin) if project.prompts.count() >= 2 else None
     return {
-        "project": project, "admin": admin, "labeler": labeler, "reviewer": reviewer, "run": run, "run2": run2,
+        "project": project, "finished": finished, "admin": admin, "labeler": labeler, "reviewer": reviewer, "run": run, "run2": run2,
         "done": done, "sft": sft,
         "evaluation": evaluation, "job": GenerationJob.objects.order_by("id").first(),
     }
@@ -74,7 +76,9 @@ def pages_for(world) -> dict[str, list[str]]:
         f"/training/runs/{world['run'].pk}/", f"/training/runs/compare/?runs={world['run'].pk},{world['run2'].pk}",
         "/training/models/", f"/training/models/{world['sft'].pk}/", f"/projects/{p}/annotations/", f"/projects/{p}/tasks/{world['done'].pk}/", "/training/generation/",
         "/training/generation/new/", "/training/evaluations/", "/training/evaluations/new/",
-        f"/training/projects/{p}/leaderboard/", "/account/", "/training/no-such-page/",
+        f"/training/projects/{p}/leaderboard/", "/account/", "/account/password/", "/training/no-such-page/",
+        f"/projects/{world['finished'].pk}/label/comparison/", f"/projects/{world['finished'].pk}/review/",
+        "/api/docs/",
     ]
     if world["evaluation"] is not None:
         admin_pages.append(f"/training/evaluations/{world['evaluation'].pk}/")
@@ -82,7 +86,8 @@ def pages_for(world) -> dict[str, list[str]]:
         admin_pages.append(f"/training/generation/{world['job'].pk}/")
     return {
         "a11y-labeler": ["/", f"/projects/{p}/label/demonstration/", f"/projects/{p}/label/comparison/",
-                         f"/projects/{p}/my-work/", f"/projects/{p}/dashboard/"],
+                         f"/projects/{p}/my-work/", f"/projects/{p}/dashboard/",  # the dashboard is a 403 page
+                         f"/projects/{p}/settings/", "/training/runs/", "/account/"],
         "a11y-reviewer": [f"/projects/{p}/review/"],
         "a11y-admin": admin_pages,
     }
@@ -92,12 +97,13 @@ def test_no_serious_or_critical_axe_violation_on_any_page_in_either_colour_schem
     base = live_server.url
     found = {}
     with launch_browser() as browser:
-        # The login page, signed out.
+        # The pages for the signed out: the login and the password reset.
         for scheme in ("light", "dark"):
             context = browser.new_context(bypass_csp=True, color_scheme=scheme, viewport={"width": 1366, "height": 900})
             page = context.new_page()
-            page.goto(f"{base}/login/")
-            found.update({f"{scheme} /login/ ": violations(page)})
+            for path in ("/login/", "/account/password/reset/", "/account/password/reset/sent/"):
+                page.goto(f"{base}{path}")
+                found[f"{scheme} {path} signed out"] = violations(page)
             context.close()
         for username, paths in pages_for(world).items():
             for scheme in ("light", "dark"):

@@ -126,3 +126,20 @@ def test_the_schema_accepts_what_the_validator_accepts(schema, kind, config, val
         assert not valid
     else:
         assert valid
+
+
+def test_docs_page_has_the_way_back_to_the_product():
+    from django.test import Client
+
+    from annotation.models import Membership
+    from tests.factories import ProjectFactory, member
+
+    project = ProjectFactory()
+    client = Client()
+    client.force_login(member(project, Membership.Role.ENGINEER))
+    page = client.get("/api/docs/").content.decode()
+    bar = page[page.index('<header class="docs-bar">'):page.index("</header>")]
+    assert 'href="/"' in bar and 'href="/training/runs/"' in bar and '<html lang="en">' in page
+    client.force_login(member(project, Membership.Role.LABELER))
+    bar = client.get("/api/docs/").content.decode().split('<header class="docs-bar">')[1].split("</header>")[0]
+    assert 'href="/"' in bar and "/training/" not in bar  # the training area only for those who train

@@ -24,6 +24,9 @@
     var rated = rows.filter(function (r) { return r.rating !== null; });
     var canvas = document.getElementById("board-chart");
     if (!canvas || !window.Chart) return;
+    // No rated model yet: no chart at all rather than an empty axis (shown again when one is rated).
+    canvas.closest("figure").hidden = !rated.length;
+    if (!rated.length && !chart) return;
     var labels = rated.map(function (r) { return r.model.name; });
     var values = rated.map(function (r) { return r.rating; });
     // Each model's 95% bootstrap interval as a floating bar, its rating as a dot on it.
@@ -71,7 +74,7 @@
         td.className = cell[1];
         if (i === 1) {  // the model's name and kind
           var a = document.createElement("a");
-          a.href = "/training/models/#model-" + r.model.id;
+          a.href = "/training/models/" + r.model.id + "/";  // the model's page, as the server links it
           a.textContent = r.model.name;
           var tag = document.createElement("span");
           tag.className = "kind-tag kind-tag--" + r.model.kind;

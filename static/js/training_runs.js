@@ -1,4 +1,5 @@
-/* Runs list: every 2 s, refresh the rows of active runs from /api/training-runs/{id}/ in place. */
+/* Runs list: every 2 s, refresh the rows of active runs from /api/training-runs/{id}/ in place,
+   and name a run's output model once it has one. */
 (function () {
   "use strict";
   var POLL_MS = 2000;
@@ -32,6 +33,27 @@
       row.querySelector("[data-role=duration]").textContent = formatDuration(end - new Date(run.started_at));
     }
     row.dataset.active = active ? "true" : "false";
+    showOutputModel(row, run.output_model);
+  }
+
+  // The API names the output model by id: link it at once, then take its name from the list as the
+  // server draws it now (the id link stays if that fails).
+  function showOutputModel(row, modelId) {
+    var cell = row.querySelector("[data-role=output-model]");
+    if (!modelId || !cell || cell.querySelector("a")) return;
+    var link = document.createElement("a");
+    link.href = document.getElementById("runs").dataset.modelsUrl + modelId + "/";
+    link.textContent = "Model version #" + modelId;
+    cell.replaceChildren(link);
+    fetch(window.location.href, { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (response) { return response.ok ? response.text() : null; })
+      .then(function (html) {
+        if (!html) return;
+        var fresh = new DOMParser().parseFromString(html, "text/html")
+          .querySelector("#runs tr[data-run-id='" + row.dataset.runId + "'] [data-role=output-model]");
+        if (fresh && fresh.querySelector("a")) cell.replaceChildren.apply(cell, Array.prototype.slice.call(fresh.childNodes));
+      })
+      .catch(function () { /* the id link stays */ });
   }
 
   function poll() {

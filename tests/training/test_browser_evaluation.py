@@ -114,3 +114,37 @@ def test_a_labeler_judges_an_ab_comparison_and_the_win_rate_moves(live_server, e
         results_page.goto(f"{live_server.url}/training/evaluations/{evaluation.pk}/")
         assert results_page.text_content("[data-role=win-rate]").strip() == "50.0%"
         assert errors == []
+
+
+def test_the_leaderboard_draws_no_empty_chart_and_its_first_rating_arrives_by_polling(live_server, enqueued):
+    project = ProjectFactory(name="Unjudged", overlap=1)
+    admin = member(project, Membership.Role.ADMIN, username="board-admin")
+    judge = member(project, Membership.Role.LABELER, username="board-judge")
+    sft = model_version(name="sft-a", kind="sft", path="models/sft-a", project=project)
+    rlhf = model_version(name="rlhf-b", kind="policy", path="models/rlhf-b", project=project)
+    PromptFactory(project=project, messages=[{"role": "user", "content": "Say hello."}])
+    evaluation = evaluations.evaluation_create(project=project, model_a=sft, model_b=rlhf, prompt_count=1,
+                                               created_by=admin)
+    job = GenerationJob.objects.get(evaluation=evaluation)
+    generation.generation_claim(job_id=job.pk, worker="test:1")
+    generation.generation_complete(job=job, outputs=[{job.prompt_ids[0]: ["Hello."]}, {job.prompt_ids[0]: ["Hi!"]}])
+    task = Task.objects.get(metadata__evaluation=evaluation.pk)
+    by_model = {tr.response.model_version_id: tr.response_id for tr in task.task_responses.select_related("response")}
+
+    with launch_browser() as browser:
+        page = browser.new_page(viewport={"width": 1366, "height": 900})
+        login(page, live_server.url, admin.username, "pass-1234")
+        page.goto(f"{live_server.url}/training/projects/{project.pk}/leaderboard/")
+        assert page.is_hidden("figure.board-chart")
+        assert page.evaluate("() => Chart.getChart('board-chart') === undefined")
+        page.goto(f"{live_server.url}/training/evaluations/{evaluation.pk}/")
+        assert page.is_hidden("figure.board-chart")  # no judgement yet: no chart, not an empty axis
+
+        Annotation.objects.create(task=task, labeler=judge, kind="comparison",
+                                  ranking=[[by_model[rlhf.pk]], [by_model[sft.pk]]], strength="better")
+        Task.objects.filter(pk=task.pk).update(done=1, status="done")
+        page.wait_for_function("() => Chart.getChart('board-chart') !== undefined", timeout=15_000)
+        assert page.is_visible("figure.board-chart")
+        assert sorted(page.evaluate("() => Chart.getChart('board-chart').data.labels")) == ["rlhf-b", "sft-a"]
+        links = page.eval_on_selector_all("[data-role=board] tbody a", "els => els.map(a => a.getAttribute('href'))")
+        assert sorted(links) == sorted([f"/training/models/{sft.pk}/", f"/training/models/{rlhf.pk}/"])

@@ -49,6 +49,28 @@ def test_time_left_then_the_title_and_a_notification_when_the_run_ends(live_serv
         assert page.inner_text("[data-role=eta]") == "\u2014"
 
 
+
+def test_the_runs_list_names_a_runs_output_model_when_it_ends(live_server):
+    project = ProjectFactory(name="Listed")
+    engineer = member(project, Membership.Role.ENGINEER, username="lister")
+    base = model_version(name="tiny-base", kind="base", path="models/tiny", project=project)
+    run = TrainingRun.objects.create(kind="sft", project=project, base_model=base, status="running", step=1,
+                                     total_steps=4, started_at=timezone.now(), created_by=engineer)
+    with launch_browser() as browser:
+        page = browser.new_page()
+        login(page, live_server.url, engineer.username, "pass-1234")
+        page.goto(f"{live_server.url}/training/runs/")
+        cell = f"#runs tr[data-run-id='{run.pk}'] [data-role=output-model]"
+        assert page.inner_text(cell).strip() == "\u2014"
+        page.evaluate("window.__notReloaded = true")
+        TrainingRun.objects.filter(pk=run.pk).update(status="succeeded", step=4, finished_at=timezone.now())
+        made = model_version(name="sft-listed", kind="sft", path="runs/1/model", parent=base, project=project,
+                             produced_by=run)
+        page.wait_for_function(f"() => document.querySelector(\"{cell}\").textContent.trim() === 'sft-listed'",
+                               timeout=15_000)
+        assert page.get_attribute(f"{cell} a", "href") == f"/training/models/{made.pk}/"
+        assert page.evaluate("window.__notReloaded") is True
+
 def test_two_runs_curves_on_one_page_from_the_runs_list(live_server):
     from training.models import MetricPoint
 
@@ -77,6 +99,14 @@ def test_two_runs_curves_on_one_page_from_the_runs_list(live_server):
         assert charts == ["loss", "reward"]
         lines = page.evaluate("() => Chart.getChart('compare-loss').data.datasets.map(d => d.label)")
         assert lines == [f"#{runs[0].pk} sft · loss", f"#{runs[1].pk} sft · loss"]
+        # Each run's value starts where its heading does (the text, not the cell).
+        lefts = page.evaluate("""() => [2, 3].map(i => Array.from(document.querySelectorAll(
+          `.compare-config tr > :nth-child(${i})`)).map(cell => {
+            const text = document.createRange();
+            text.selectNodeContents(cell);
+            return Math.round(text.getBoundingClientRect().left);
+          }))""")
+        assert all(len(set(column)) == 1 for column in lefts), lefts
         differs = page.inner_text(".compare-config tr.differs")
         assert "learning_rate" in differs and "0.001" in differs and "0.0003" in differs
         # A run of a project the engineer may not train in is a 404; one run alone is a clear 400.

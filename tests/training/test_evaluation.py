@@ -360,3 +360,16 @@ def test_the_evaluation_form_starts_from_the_newest_model_and_its_parent(client,
     page = client.get("/training/evaluations/new/").content.decode()
     assert re.search(rf'<option value="{models[0].pk}" selected', page.split('name="model_a"')[1].split("</select>")[0])
     assert re.search(rf'<option value="{child.pk}" selected', page.split('name="model_b"')[1].split("</select>")[0])
+
+
+@pytest.mark.django_db
+def test_an_evaluations_generation_job_is_in_the_jobs_list_with_both_models(client, project, admin, models, enqueued):
+    evaluation = evaluation_with_tasks(project=project, admin=admin, model_a=models[0], model_b=models[1], n=2)
+    job = GenerationJob.objects.get(evaluation=evaluation)
+    client.force_login(admin)
+    listing = client.get("/training/generation/").content.decode()
+    row = re.search(rf'<tr data-job-id="{job.pk}">(.*?)</tr>', listing, re.S).group(1)
+    assert "sft-1" in row and "vs rlhf-1" in row
+    assert f'href="/training/evaluations/{evaluation.pk}/">evaluation #{evaluation.pk}</a>' in row
+    detail = client.get(f"/training/generation/{job.pk}/")
+    assert detail.status_code == 200 and f"/training/evaluations/{evaluation.pk}/" in detail.content.decode()

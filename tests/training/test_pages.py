@@ -188,6 +188,19 @@ def test_runs_list_filters_by_project_and_status(client, admin, run, project, ba
     assert "No runs match these filters" in html
 
 
+
+def test_runs_list_shows_each_runs_output_model(client, admin, run, project, base_model):
+    done = TrainingRun.objects.create(kind="sft", project=project, base_model=base_model, status="succeeded", step=4,
+                                      total_steps=4, created_by=admin)
+    made = model_version(name="sft-from-list", kind="sft", path="runs/9/model", parent=base_model, project=project,
+                         produced_by=done)
+    html = client_as(client, admin).get(reverse("training-run-list")).content.decode()
+    cell = lambda r: re.search(  # noqa: E731
+        rf'<tr data-run-id="{r.pk}".*?data-role="output-model">(.*?)</td>', html, re.S).group(1)
+    assert f'href="{reverse("training-model-detail", args=[made.pk])}">sft-from-list</a>' in cell(done)
+    assert "<a" not in cell(run) and "—" in cell(run)  # still running: no model yet
+    assert f'data-models-url="{reverse("training-model-list")}"' in html  # where the polling links a new one
+
 # New run ---------------------------------------------------------------------------------------------
 
 
@@ -455,6 +468,14 @@ def test_a_run_whose_snapshot_is_freezing_says_so_with_its_progress(client, admi
     body = client.get(f"/api/training-runs/{run.pk}/").json()
     assert (body["phase"], body["frozen_rows"], body["frozen_rows_expected"]) == ("freezing", 250, 1000)
 
+
+
+def test_a_run_that_ended_before_its_snapshot_says_it_has_none(client, admin, project, base_model):
+    run = TrainingRun.objects.create(kind="sft", project=project, base_model=base_model, status="failed",
+                                     error="The worker was lost.", created_by=admin)
+    html = client_as(client, admin).get(reverse("training-run-detail", args=[run.pk])).content.decode()
+    assert "None: the run ended before its dataset was frozen" in html
+    assert "Frozen by the worker when the run starts" not in html  # it never will be
 
 def test_the_runs_list_says_which_run_is_freezing_its_dataset(client, admin, project, base_model):
     TrainingRun.objects.create(kind="sft", project=project, base_model=base_model, status="running", created_by=admin)

@@ -283,6 +283,20 @@ def test_bootstrap_registers_a_hub_model_without_downloading(settings):
     assert ModelVersion.objects.filter(kind="base").count() == 1
 
 
+
+@pytest.mark.django_db
+def test_bootstrap_says_what_it_registers_and_how_long_it_took(tiny_base_model_dir):
+    """`make demo` runs this first; on a second run the model is there, and the command says so."""
+    from io import StringIO
+
+    out = StringIO()
+    call_command("bootstrap_base_model", stdout=out)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == f"Base model: tiny, already built under {tiny_base_model_dir}"
+    model = ModelVersion.objects.get(name="tiny")
+    assert lines[1].startswith(f"Registered tiny (base) at models/tiny (id {model.pk}) in ")
+    assert lines[1].endswith(" s") and len(lines) == 2
+
 @pytest.mark.django_db(transaction=True)
 def test_train_command_starts_follows_and_reports(fake_pipeline, monkeypatch, capsys):
     from django.core.management.base import CommandError
