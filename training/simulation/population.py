@@ -66,6 +66,7 @@ DEFAULT_FLIP = labelers.DEFAULT_FLIP
 REPORTED_MS = (4000, 12000)  # a careful labeler's time per label; a faster pace divides it
 DEFAULT_PACES = {"spammer": 3.0, "position": 2.0}  # labels per careful label; any other behaviour 1
 RM_TIMEOUT = 1800
+REST_PASSES = 5  # labeling passes after the shares, each until no labeler gets a task
 TARGETS = {"flag_precision": 0.9, "flag_recall": 0.9, "filtered_gap": 0.03, "unfiltered_loss": 0.1}
 # Accuracies are k/n: 0.9667 - 0.9367 is 9 pairs in 300, exactly 0.03, but 0.03000000000000014 in floats.
 EPSILON = 1e-9
@@ -471,15 +472,25 @@ class Experiment:
                 base_url=self.base_url, project_id=project.pk, accounts=accounts, seed=cfg.seed,
                 behaviours=behaviours, reported_ms=reported, max_labels=shares,
             )
-            going = [i for i, a in enumerate(accounts) if a.username not in first.stopped]
-            rest = labelers.label_project(
-                base_url=self.base_url, project_id=project.pk, accounts=[accounts[i] for i in going], seed=cfg.seed,
-                behaviours=[behaviours[i] for i in going], reported_ms=[reported[i] for i in going],
-            )
+            # Then whatever is left, until a pass labels nothing: a labeler ends when the server has no
+            # task for it, and a label that grows a task's overlap afterwards (a disagreement) can
+            # reopen work that only the labelers who already ended could do.
+            parts, stopped = [first], dict(first.stopped)
+            for _ in range(REST_PASSES):
+                going = [i for i, a in enumerate(accounts) if a.username not in stopped]
+                part = labelers.label_project(
+                    base_url=self.base_url, project_id=project.pk, accounts=[accounts[i] for i in going],
+                    seed=cfg.seed, behaviours=[behaviours[i] for i in going],
+                    reported_ms=[reported[i] for i in going],
+                )
+                parts.append(part)
+                stopped.update(part.stopped)
+                if not part.labels:
+                    break
+            rest = labelers.LabelingResult(labels=sum(part.labels for part in parts[1:]))
             share = max(shares)
-            result = labelers.LabelingResult(seconds=first.seconds + rest.seconds, stopped={**first.stopped,
-                                                                                             **rest.stopped})
-            for part in (first, rest):
+            result = labelers.LabelingResult(seconds=sum(part.seconds for part in parts), stopped=stopped)
+            for part in parts:
                 result.labels += part.labels
                 result.by_kind.update(part.by_kind)
                 result.decisions += part.decisions
