@@ -92,7 +92,7 @@ def watch_run_succeed(page) -> None:
     )
     status = page.text_content("[data-role=status]").strip()
     assert status == "Succeeded", f"the run ended {status}:\n{page.text_content('[data-role=log]')}"
-    assert page.get_attribute("[data-role=progress]", "value") == "100"
+    assert page.get_attribute("[data-role=progress]", "value") == "100.0"
     page.wait_for_function("() => window.Chart && Chart.getChart('chart-loss')")
     points = page.evaluate("() => Chart.getChart('chart-loss').data.datasets[0].data.length")
     assert points >= 1, "the loss chart has no points"
