@@ -40,6 +40,23 @@ def tab_through(page, limit: int = 160) -> dict[str, bool]:
     return seen
 
 
+def keyboard_problems(page, base_url: str, path: str) -> list[str]:
+    """Open `path` and Tab through it: the controls Tab never reaches and those it reaches with no visible focus."""
+    page.goto(base_url + path)
+    page.wait_for_load_state("load")
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
+    controls = page.evaluate(CONTROLS)
+    reached = tab_through(page, limit=len(controls) + 20)
+    missed = [c for c in controls if c not in reached]
+    hidden_focus = [name for name, visible in reached.items() if not visible]
+    problems = []
+    if missed:
+        problems.append(f"{path}: Tab never reaches {missed}")
+    if hidden_focus:
+        problems.append(f"{path}: no visible focus on {hidden_focus}")
+    return problems
+
+
 def test_tab_reaches_every_control_with_a_visible_focus(live_server):
     project = ProjectFactory(name="Keyboard project", overlap=1)
     comparison_task(project=project, texts=("One.", "Two.", "Three."))
@@ -58,17 +75,7 @@ def test_tab_reaches_every_control_with_a_visible_focus(live_server):
             page = context.new_page()
             login(page, live_server.url, username, "pass-1234")
             for path in paths:
-                page.goto(live_server.url + path)
-                page.wait_for_load_state("load")
-                page.evaluate("() => document.activeElement && document.activeElement.blur()")
-                controls = page.evaluate(CONTROLS)
-                reached = tab_through(page, limit=len(controls) + 20)
-                missed = [c for c in controls if c not in reached]
-                hidden_focus = [name for name, visible in reached.items() if not visible]
-                if missed:
-                    problems.append(f"{path}: Tab never reaches {missed}")
-                if hidden_focus:
-                    problems.append(f"{path}: no visible focus on {hidden_focus}")
+                problems += keyboard_problems(page, live_server.url, path)
             context.close()
     assert not problems, "\n".join(problems)
 
@@ -106,17 +113,7 @@ def test_tab_reaches_every_control_on_the_training_and_admin_pages(live_server, 
         page = context.new_page()
         login(page, live_server.url, admin.username, "pass-1234")
         for path in paths:
-            page.goto(live_server.url + path)
-            page.wait_for_load_state("load")
-            page.evaluate("() => document.activeElement && document.activeElement.blur()")
-            controls = page.evaluate(CONTROLS)
-            reached = tab_through(page, limit=len(controls) + 20)
-            missed = [c for c in controls if c not in reached]
-            hidden_focus = [name for name, visible in reached.items() if not visible]
-            if missed:
-                problems.append(f"{path}: Tab never reaches {missed}")
-            if hidden_focus:
-                problems.append(f"{path}: no visible focus on {hidden_focus}")
+            problems += keyboard_problems(page, live_server.url, path)
         context.close()
     assert len(paths) == 11
     assert not problems, "\n".join(problems)
