@@ -9,6 +9,8 @@ from annotation.models import Annotation, Membership, Task
 from tests.conftest import api_client_for
 from tests.factories import ProjectFactory, member
 from tests.training.test_evaluation import evaluation_with_tasks, judge
+# The evaluation tests' project, admin, models and queued-generation fixtures, shared as they are.
+from tests.training.test_evaluation import admin, enqueued, models, project  # noqa: F401
 from loop import battles
 
 pytestmark = pytest.mark.django_db
@@ -28,31 +30,6 @@ def judged(project, admin, models, enqueued):
     rejected = judge(tasks[4], labeler, "a")
     Annotation.objects.filter(pk=rejected.pk).update(review_state="rejected")
     return evaluation, tasks, labeler, made + [bad]
-
-
-@pytest.fixture
-def project():
-    return ProjectFactory(slug="ab")
-
-
-@pytest.fixture
-def admin(project):
-    return member(project, Membership.Role.ADMIN, username="abby")
-
-
-@pytest.fixture
-def models(db):
-    from tests.factories import model_version
-
-    return (
-        model_version(name="sft-1", kind="sft", path="models/a"),
-        model_version(name="rlhf-1", kind="policy", path="models/b"),
-    )
-
-
-@pytest.fixture
-def enqueued(monkeypatch):
-    monkeypatch.setattr("loop.tasks.generation_execute.apply_async", lambda args=None, **kw: None)
 
 
 def expected_winner(task, outcome):
