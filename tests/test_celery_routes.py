@@ -25,7 +25,7 @@ from config.celery_app import app
         ("webhooks.deliveries_resume", "default"),
         ("loop.evaluation_completion_check", "default"),
         ("annotation.tasks.hub_push_dataset", "default"),
-        ("training.hub_tasks.model_push", "default"),
+        ("training.tasks.model_push", "default"),
     ],
 )
 def test_route(task, queue):

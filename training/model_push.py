@@ -28,7 +28,7 @@ from annotation.roles import Action, project_access
 from . import model_detail
 from .models import ModelVersion
 
-MODEL_PUSH_TASK = "training.hub_tasks.model_push"
+MODEL_PUSH_TASK = "training.tasks.model_push"
 
 
 def model_push_check(*, model: ModelVersion, user: AbstractBaseUser) -> Path:

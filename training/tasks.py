@@ -60,7 +60,7 @@ def reward_checks_refresh() -> int:
     return staleness.reward_checks_refresh()
 
 
-@shared_task(name="training.hub_tasks.model_push", queue="default", soft_time_limit=6 * 3600, time_limit=6 * 3600 + 60)
+@shared_task(name="training.tasks.model_push", queue="default", soft_time_limit=6 * 3600, time_limit=6 * 3600 + 60)
 def model_push(push_id: int) -> str:
     """Upload a registered model's directory to the Hugging Face Hub (training/model_push.py); takes the push's id.
 

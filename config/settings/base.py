@@ -226,7 +226,7 @@ CELERY_TASK_ROUTES = {
     "training.tasks.snapshots_sweep_orphans": {"queue": "default"},
     "training.generation_tasks.generation_jobs_recover_lost": {"queue": "default"},
     "training.scoring_tasks.reward_checks_refresh": {"queue": "default"},
-    "training.hub_tasks.model_push": {"queue": "default"},  # an upload to the Hugging Face Hub needs no GPU
+    "training.tasks.model_push": {"queue": "default"},  # an upload to the Hugging Face Hub needs no GPU
     "training.tasks.*": {"queue": "gpu"},
     "training.generation_tasks.*": {"queue": "gpu"},
     "training.scoring_tasks.*": {"queue": "gpu"},

@@ -13,7 +13,7 @@ PINNED = [
     "training.scoring_tasks.active_sampling_run",
     "training.scoring_tasks.reward_check_run",
     "training.scoring_tasks.reward_checks_refresh",
-    "training.hub_tasks.model_push",
+    "training.tasks.model_push",
     "loop.evaluation_completion_check",
 ]
 
