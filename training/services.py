@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -249,8 +250,42 @@ def run_config_problems(*, kind: str, config: dict) -> dict[str, str]:
 # Model registry ----------------------------------------------------------------------------------
 
 
-def base_model_bootstrap(*, max_steps: int | None = None, force: bool = False, stdout=None) -> ModelVersion:
-    """Register settings.BASE_MODEL. For `tiny`, build it first (a subprocess) into STORAGE_ROOT/models/tiny."""
+BASE_MODEL_PIPELINE = "training.pipelines.base_model"  # the module that builds the tiny base model
+
+
+def _base_model_build(command: list[str], *, on_progress: Callable[[dict], None] | None) -> str | None:
+    """Run the tiny model's build, passing its JSON progress events to on_progress.
+
+    Returns None when it succeeded, else the reason: its exit status and the last line it wrote.
+    """
+    last = ""
+    with subprocess.Popen(
+        command, cwd=settings.BASE_DIR, env=pipeline_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True,
+    ) as process:
+        for line in process.stdout:
+            event = None
+            if line.startswith("{"):
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    pass
+            if isinstance(event, dict):
+                if event.get("event") == "progress" and on_progress is not None:
+                    on_progress(event)
+            elif line.strip():
+                last = line.strip()
+    if process.returncode == 0:
+        return None
+    return f"exit status {process.returncode}" + (f": {last[-300:]}" if last else "")
+
+
+def base_model_bootstrap(*, max_steps: int | None = None, force: bool = False,
+                         on_progress: Callable[[dict], None] | None = None) -> ModelVersion:
+    """Register settings.BASE_MODEL. For `tiny`, build it first (a subprocess) into STORAGE_ROOT/models/tiny.
+
+    `on_progress` gets each of the build's progress events ({"step", "total", "metrics"}) as it happens.
+    """
     wanted = settings.BASE_MODEL
     if wanted != "tiny":
         existing = ModelVersion.objects.filter(name=wanted).first()
@@ -261,15 +296,12 @@ def base_model_bootstrap(*, max_steps: int | None = None, force: bool = False, s
     folder = storage_path(relative)
     if force or not (folder / "config.json").exists():
         folder.parent.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "training.pipelines.base_model", "--output", str(folder)]
+        command = [sys.executable, "-m", BASE_MODEL_PIPELINE, "--output", str(folder)]
         if max_steps is not None:
             command += ["--max-steps", str(max_steps)]
-        done = subprocess.run(
-            command, cwd=settings.BASE_DIR, env=pipeline_env(), stdout=stdout or subprocess.DEVNULL,
-            stderr=subprocess.STDOUT if stdout is None else None, check=False,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"Building the tiny base model failed (exit status {done.returncode}).")
+        failure = _base_model_build(command, on_progress=on_progress)
+        if failure is not None:
+            raise RuntimeError(f"Building the tiny base model failed ({failure}).")
     metrics = _read_metrics(folder)
     model, _ = ModelVersion.objects.update_or_create(
         name="tiny", defaults={

@@ -341,3 +341,32 @@ def test_the_log_keeps_a_progress_bar_once_and_no_terminal_colours():
         "done.",
     ]
     assert batch.step == 1 and state.pending_bar is None
+
+
+@pytest.mark.django_db
+def test_bootstrap_says_what_it_builds_how_long_it_takes_and_shows_its_steps(settings, tmp_path, monkeypatch):
+    """The first `make demo` builds the tiny model: it names it and the time it takes, then prints about every
+    tenth of its steps (here a stand-in build of 20 steps, so the test does not spend a minute training)."""
+    from io import StringIO
+
+    monkeypatch.setattr(services, "BASE_MODEL_PIPELINE", "tests.training.fake_base_model")
+    settings.STORAGE_ROOT = tmp_path
+    out = StringIO()
+    call_command("bootstrap_base_model", "--max-steps", "20", stdout=out)
+    lines = out.getvalue().splitlines()
+    folder = tmp_path / "models" / "tiny"
+    assert lines[0].startswith(f"Building the tiny base model under {folder}: ")
+    assert lines[0].endswith("This takes one to two minutes, once.")
+    steps = [line.split(",")[0].strip() for line in lines[1:-1]]
+    assert steps == ["step 1/20"] + [f"step {n}/20" for n in range(2, 21, 2)]
+    assert all(", loss " in line and line.endswith(" s") for line in lines[1:-1])
+    assert lines[-1].startswith("Registered tiny (base) at models/tiny (id ")
+    assert (folder / "config.json").exists()
+
+
+@pytest.mark.django_db
+def test_a_failed_build_names_its_exit_status_and_last_line(settings, tmp_path, monkeypatch):
+    monkeypatch.setattr(services, "BASE_MODEL_PIPELINE", "tests.training.fake_base_model")
+    settings.STORAGE_ROOT = tmp_path
+    with pytest.raises(RuntimeError, match=r"failed \(exit status 2: .*--max-steps: invalid int value"):
+        services.base_model_bootstrap(max_steps="many")

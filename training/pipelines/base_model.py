@@ -128,7 +128,7 @@ def pretrain(model, ids: list[int], *, max_steps: int, seconds: float | None, ba
         opt.step()
         loss_value = loss.item()
         first_loss = loss_value if first_loss is None else first_loss
-        if step % log_every == 0 or step == 1:
+        if step % log_every == 0 or step in (1, max_steps):
             emit("progress", step=step, total=max_steps, metrics={"loss": loss_value, "learning_rate": lr})
         if seconds is not None and time.time() - start > seconds:
             break

@@ -28,8 +28,28 @@ class Command(BaseCommand):
                 self.stdout.flush()
             else:
                 self.stdout.write(f"Base model: tiny, already built under {folder}")
-        model = services.base_model_bootstrap(max_steps=max_steps, force=force)
+        model = services.base_model_bootstrap(max_steps=max_steps, force=force,
+                                              on_progress=self._progress_printer(started))
         took = time.monotonic() - started
         self.stdout.write(self.style.SUCCESS(
             f"Registered {model.name} ({model.kind}) at {model.path} (id {model.pk}) in {took:.0f} s"
         ))
+
+    def _progress_printer(self, started: float):
+        """A line at the first step and about every tenth of the steps, so a long build is never silent."""
+        shown = {"tenth": -1}
+
+        def show(event: dict) -> None:
+            step, total = int(event.get("step") or 0), int(event.get("total") or 0)
+            if total <= 0:
+                return
+            tenth = step * 10 // total
+            if tenth == shown["tenth"]:
+                return
+            shown["tenth"] = tenth
+            loss = (event.get("metrics") or {}).get("loss")
+            loss_text = f", loss {loss:.2f}" if isinstance(loss, (int, float)) else ""
+            self.stdout.write(f"  step {step}/{total}{loss_text}, {time.monotonic() - started:.0f} s")
+            self.stdout.flush()
+
+        return show
