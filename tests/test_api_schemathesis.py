@@ -4,8 +4,9 @@ One test per operation of /api/schema/ and per kind of input (valid by the schem
 called in-process through Django's WSGI app as a project admin with a token, over a project that
 has tasks of both kinds, an annotation waiting for review, a model, a run and a generation job.
 Every answer must be free of server errors and, where the schema documents its status, match the
-documented body and content type (a paginated list is documented as paginated). The examples per operation are bounded so that the
-whole file takes about a minute and a half; FEEDBACKLOOP_SCHEMATHESIS_EXAMPLES raises them for a deeper run.
+documented body and content type (a paginated list is documented as paginated). The examples per
+operation are bounded (50 each way: the API has grown past a hundred operations, and 200 made this file
+a third of the suite's time); FEEDBACKLOOP_SCHEMATHESIS_EXAMPLES=500 gives a deeper run.
 """
 
 import os
@@ -28,7 +29,7 @@ from training.models import GenerationJob, TrainingRun
 
 pytestmark = pytest.mark.django_db
 
-EXAMPLES = int(os.environ.get("FEEDBACKLOOP_SCHEMATHESIS_EXAMPLES", "200"))
+EXAMPLES = int(os.environ.get("FEEDBACKLOOP_SCHEMATHESIS_EXAMPLES", "50"))
 CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]
 
 
