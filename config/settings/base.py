@@ -314,6 +314,12 @@ WEBHOOKS_TIMEOUT_SECONDS = env.float("FEEDBACKLOOP_WEBHOOKS_TIMEOUT_SECONDS", de
 WEBHOOKS_MAX_ATTEMPTS = env.int("FEEDBACKLOOP_WEBHOOKS_MAX_ATTEMPTS", default=5)
 # Attempt n (from 1) waits BACKOFF * 2**(n-1) seconds before the next: 30 s, 1 min, 2 min, 4 min.
 WEBHOOKS_BACKOFF_SECONDS = env.float("FEEDBACKLOOP_WEBHOOKS_BACKOFF_SECONDS", default=30.0)
+# https receivers' certificates are checked against this PEM file's CAs; empty: the system's trusted CAs.
+WEBHOOKS_CA_BUNDLE = env("FEEDBACKLOOP_WEBHOOKS_CA_BUNDLE", default="")
+# After a secret rotation the old secret signs beside the new one for this long (0: not at all).
+WEBHOOKS_ROTATION_GRACE_HOURS = env.float("FEEDBACKLOOP_WEBHOOKS_ROTATION_GRACE_HOURS", default=24.0)
+if WEBHOOKS_ROTATION_GRACE_HOURS < 0:
+    raise ImproperlyConfigured("FEEDBACKLOOP_WEBHOOKS_ROTATION_GRACE_HOURS must be 0 or more.")
 CELERY_TASK_ROUTES["webhooks.*"] = {"queue": "default"}
 CELERY_TASK_ROUTES["loop.evaluation_completion_check"] = {"queue": "default"}  # evaluation.completed
 CELERY_BEAT_SCHEDULE["resume-overdue-webhook-deliveries"] = {"task": "webhooks.deliveries_resume", "schedule": 60.0}
