@@ -34,3 +34,11 @@ def hub_push_dataset(push_id: int) -> str:
     from .dataset_push import dataset_push_run
 
     return dataset_push_run(push_id=push_id)
+
+
+@shared_task(name="annotation.tasks.hub_pushes_end_lost", queue="default", soft_time_limit=60, time_limit=90)
+def hub_pushes_end_lost() -> int:
+    """Beat: end failed the Hub pushes whose worker died mid-upload (annotation/hub_push_recovery.py)."""
+    from .hub_push_recovery import hub_pushes_end_lost as end_lost
+
+    return end_lost()

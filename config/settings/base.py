@@ -238,6 +238,8 @@ CELERY_BEAT_SCHEDULE = {
     "recover-lost-runs": {"task": "training.tasks.runs_recover_lost", "schedule": 20.0},
     "recover-lost-generation-jobs": {"task": "training.generation_tasks.generation_jobs_recover_lost", "schedule": 20.0},
     "sweep-orphaned-snapshot-files": {"task": "training.tasks.snapshots_sweep_orphans", "schedule": 3600.0},
+    # Hub pushes whose worker died mid-upload end failed (annotation/hub_push_recovery.py).
+    "end-lost-hub-pushes": {"task": "annotation.tasks.hub_pushes_end_lost", "schedule": 20.0},
 }
 # Label quality (docs/quality.md): how often changed projects are recomputed, and how many of a
 # project's newest comparison judgments one run reads (it bounds the run's memory).
