@@ -11,7 +11,9 @@ and never stored, so no other worker could upload with it. The user pushes again
 makes the same commit again, so a push that had reached the Hub in part does no harm.
 
 The sweep's end and the worker's own end are both conditional on the push still running, so only
-one of them ever lands.
+one of them ever lands. The same sweep ends a push still queued when its token has expired: its
+message was lost (a worker killed between taking it and claiming the push), and no worker could
+upload it any more.
 """
 
 from __future__ import annotations
@@ -81,3 +83,15 @@ def hub_pushes_end_lost(*, lost_after: timedelta = LOST_AFTER, now: datetime | N
             stale
         ).update(status=HubPush.Status.FAILED, error=error, finished_at=now, updated_at=now)
     return ended
+
+
+def hub_pushes_end_unstarted(*, older_than: timedelta, now: datetime | None = None) -> int:
+    """End failed every push still queued `older_than` after it was made (the token's lifetime): its message was
+    lost, or no worker could take it in time, and the token it needed is gone either way. How many were ended."""
+    now = now or timezone.now()
+    hours = older_than.total_seconds() / 3600
+    error = (f"No worker began the upload within {hours:g} h, and the access token is kept only that long (it is "
+             "never stored); push again.")
+    return HubPush.objects.filter(status=HubPush.Status.QUEUED, created_at__lt=now - older_than).update(
+        status=HubPush.Status.FAILED, error=error, finished_at=now, updated_at=now
+    )

@@ -161,3 +161,18 @@ def test_the_sweep_judges_other_hosts_by_the_heartbeat_and_this_host_by_the_pid(
     # The worker's own end, arriving after the sweep's, changes nothing.
     assert hub_push._finish(silent_elsewhere, url="https://huggingface.co/datasets/me/data") == "failed"
     assert HubPush.objects.get(pk=silent_elsewhere.pk).url == ""
+
+
+def test_a_push_still_queued_when_its_token_expired_ends_failed(project):
+    from annotation.tasks import hub_pushes_end_lost as sweep
+
+    queued = HubPush.objects.create(kind="dataset", project=project, repo_id="me/data")
+    recent = HubPush.objects.create(kind="dataset", project=project, repo_id="me/data")
+    HubPush.objects.filter(pk=queued.pk).update(created_at=timezone.now() - timedelta(seconds=hub_push.TOKEN_SECONDS + 1))
+    assert sweep() == 1
+    queued.refresh_from_db()
+    assert queued.status == "failed" and queued.finished_at is not None
+    assert queued.error == ("No worker began the upload within 1 h, and the access token is kept only that long "
+                            "(it is never stored); push again.")
+    assert HubPush.objects.get(pk=recent.pk).status == "queued"
+    assert dataset_push.dataset_push_run(push_id=queued.pk) == "skipped"  # its message, if it ever comes, does nothing
