@@ -7,7 +7,8 @@ as it is read), claims the push (a conditional UPDATE, so a message delivered tw
 builds the folder to upload, and calls huggingface_hub: `HfApi.create_repo(exist_ok=True)`, then
 `upload_folder`. A push is marked succeeded only once the Hub has taken the folder; a Hub that
 cannot be reached, refuses the token, or any other failure marks it failed with the reason, and
-the reason never holds the token.
+the reason never holds the token. While it uploads, the worker's heartbeat marks the push alive; a
+push whose worker died mid-upload is ended failed by the sweep (annotation/hub_push_recovery.py).
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from .errors import InvalidInput
+from .hub_push_recovery import heartbeat
 from .models import HubPush, Project
 from .roles import Action, project_ids_for
+from .worker_processes import worker_name
 
 logger = logging.getLogger(__name__)
 
@@ -114,8 +117,9 @@ def hub_push_run(*, push_id: int, folder_for: Callable[[HubPush, Path], tuple[Pa
     """
     token = cache.get(_token_key(push_id))
     cache.delete(_token_key(push_id))
+    now = timezone.now()
     claimed = HubPush.objects.filter(pk=push_id, status=HubPush.Status.QUEUED).update(
-        status=HubPush.Status.RUNNING, updated_at=timezone.now()
+        status=HubPush.Status.RUNNING, worker=worker_name(), heartbeat_at=now, updated_at=now
     )
     if not claimed:
         return "skipped"
@@ -124,7 +128,7 @@ def hub_push_run(*, push_id: int, folder_for: Callable[[HubPush, Path], tuple[Pa
         return _finish(push, error="The access token was no longer held when the upload began (it is kept for "
                                    "an hour and never stored): push again with the token.")
     try:
-        with tempfile.TemporaryDirectory(prefix="feedbackloop-hub-") as scratch:
+        with heartbeat(push_id=push.pk), tempfile.TemporaryDirectory(prefix="feedbackloop-hub-") as scratch:
             folder, rows = folder_for(push, Path(scratch))
             url = _upload(push, folder=folder, token=token)
     except Exception as exc:  # every failure is the push's outcome, never a success
@@ -170,11 +174,12 @@ def _is_transport_error(exc: Exception) -> bool:
 
 
 def _finish(push: HubPush, *, error: str = "", url: str = "", rows: int | None = None) -> str:
+    """End the running push; one the sweep has already ended (its worker was judged lost) keeps that end."""
     status = HubPush.Status.FAILED if error else HubPush.Status.SUCCEEDED
-    HubPush.objects.filter(pk=push.pk).update(
+    ended = HubPush.objects.filter(pk=push.pk, status=HubPush.Status.RUNNING).update(
         status=status, error=error, url=url, rows=rows, finished_at=timezone.now(), updated_at=timezone.now()
     )
-    return status
+    return status if ended else HubPush.objects.values_list("status", flat=True).get(pk=push.pk)
 
 
 # Reads -------------------------------------------------------------------------------------------

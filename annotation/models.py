@@ -605,6 +605,10 @@ class HubPush(TimeStamped):
     error = models.TextField(blank=True, default="")
     url = models.CharField(max_length=300, blank=True, default="")
     rows = models.PositiveIntegerField(null=True, blank=True)
+    # The worker uploading it ("host:pid") and its last sign of life: a running push whose worker is
+    # gone is ended by the sweep (annotation/hub_push_recovery.py).
+    worker = models.CharField(max_length=200, blank=True, default="")
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -623,6 +627,7 @@ class HubPush(TimeStamped):
         indexes = [
             models.Index(fields=["project", "-created_at"], name="hub_push_project_latest"),
             models.Index(fields=["model_version", "-created_at"], name="hub_push_model_latest"),
+            models.Index(fields=["heartbeat_at"], condition=Q(status="running"), name="hub_push_running"),
         ]
 
     def __str__(self) -> str:

@@ -34,3 +34,16 @@ def hub_push_dataset(push_id: int) -> str:
     from .dataset_push import dataset_push_run
 
     return dataset_push_run(push_id=push_id)
+
+
+@shared_task(name="annotation.tasks.hub_pushes_end_lost", queue="default", soft_time_limit=60, time_limit=90)
+def hub_pushes_end_lost() -> int:
+    """Beat: end failed the Hub pushes whose worker died mid-upload, or that no worker took before their token
+    expired (annotation/hub_push_recovery.py)."""
+    from datetime import timedelta
+
+    from .hub_push import TOKEN_SECONDS
+    from .hub_push_recovery import hub_pushes_end_lost as end_lost
+    from .hub_push_recovery import hub_pushes_end_unstarted as end_unstarted
+
+    return end_lost() + end_unstarted(older_than=timedelta(seconds=TOKEN_SECONDS))

@@ -11,28 +11,12 @@ from pathlib import Path
 from django.conf import settings
 from django.utils import timezone
 
+from annotation.worker_processes import pid_alive, worker_alive, worker_name
+
+__all__ = ["HEARTBEAT_STALE", "job_worker_alive", "pid_alive", "pipeline_orphan_kill", "worker_name"]
+
 HEARTBEAT_STALE = timedelta(seconds=60)  # a heartbeat this old means its worker is gone (jobs/recovery.py)
 PIPELINE_MARK = b"training.pipelines"  # in the command line of every pipeline process
-
-
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie is gone for our purposes
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 def job_worker_alive(*, run, now: datetime | None = None) -> bool:
@@ -40,11 +24,8 @@ def job_worker_alive(*, run, now: datetime | None = None) -> bool:
 
     (`run` is any job row; the name is kept for the callers that pass a training run.)
     """
-    host, _, pid = run.worker.rpartition(":")
-    if host == socket.gethostname() and pid.isdigit():
-        return int(pid) != os.getpid() and pid_alive(int(pid))
-    now = now or timezone.now()
-    return run.heartbeat_at is not None and now - run.heartbeat_at < HEARTBEAT_STALE
+    return worker_alive(worker=run.worker, heartbeat_at=run.heartbeat_at, now=now or timezone.now(),
+                        stale=HEARTBEAT_STALE)
 
 
 def pipeline_orphan_kill(*, run) -> None:

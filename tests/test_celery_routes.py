@@ -26,6 +26,7 @@ from config.celery_app import app
         ("loop.evaluation_completion_check", "default"),
         ("annotation.tasks.hub_push_dataset", "default"),
         ("training.tasks.model_push", "default"),
+        ("annotation.tasks.hub_pushes_end_lost", "default"),
     ],
 )
 def test_route(task, queue):

@@ -1,4 +1,4 @@
-"""Webhooks in Django admin: endpoints (never their secret) and the delivery log, to look at."""
+"""Webhooks in Django admin: endpoints (never their secrets) and the delivery log, to look at."""
 
 from django.contrib import admin
 
@@ -9,8 +9,8 @@ from .models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 class WebhookEndpointAdmin(admin.ModelAdmin):
     list_display = ("id", "project", "url", "active", "created_at")
     list_filter = ("active",)
-    exclude = ("secret",)
-    readonly_fields = ("project", "url", "events", "created_by", "created_at", "updated_at")
+    exclude = ("secret", "previous_secret")
+    readonly_fields = ("project", "url", "events", "previous_secret_until", "created_by", "created_at", "updated_at")
 
 
 class WebhookAttemptInline(admin.TabularInline):

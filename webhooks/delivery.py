@@ -10,12 +10,14 @@ The rules, each kept by a statement below:
 - 2xx is success. 408, 429, 5xx, timeouts and connection errors are tried again after
   BACKOFF * 2**(attempt-1) seconds, until the delivery has made its allowed attempts. Any other
   answer (a redirect, which is never followed, or a 4xx) fails the delivery at once, as does a URL
-  the SSRF rules refuse now (webhooks/addresses.py).
+  the SSRF rules refuse now (webhooks/addresses.py) and an https certificate that does not verify
+  for the URL's host (webhooks/tls.py).
 - Every attempt is recorded (status code, response time, error, when), then the delivery's status.
 """
 
 from __future__ import annotations
 
+import ssl
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -28,7 +30,7 @@ from django.utils import timezone
 
 from annotation.errors import InvalidInput
 
-from . import addresses, signing
+from . import addresses, signing, tls
 from .models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 RETRY_STATUS = frozenset({408, 429})
@@ -91,13 +93,18 @@ def _claim(delivery_id: int) -> WebhookDelivery | None:
     return WebhookDelivery.objects.select_related("endpoint").get(pk=delivery_id)
 
 
-def _post(target: addresses.Target, *, body: str, headers: dict[str, str]) -> httpx.Response:
+def _post(
+    target: addresses.Target, *, body: str, headers: dict[str, str], verify: ssl.SSLContext | bool
+) -> httpx.Response:
     """POST to the address the check accepted, asking for the URL's host there; no redirects, no proxies."""
     url = httpx.URL(target.url).copy_with(host=target.address, port=target.port)
     default_port = 443 if target.scheme == "https" else 80
     host_header = target.host if target.port == default_port else f"{target.host}:{target.port}"
+    # https: the TLS handshake names the URL's host (SNI), and the certificate is checked for that host,
+    # never for the pinned address, against WEBHOOKS_CA_BUNDLE or else the system's trusted CAs.
     extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
-    with httpx.Client(timeout=settings.WEBHOOKS_TIMEOUT_SECONDS, follow_redirects=False, trust_env=False) as client:
+    with httpx.Client(timeout=settings.WEBHOOKS_TIMEOUT_SECONDS, follow_redirects=False, trust_env=False,
+                      verify=verify) as client:
         return client.post(
             url, content=body.encode(), extensions=extensions,
             headers={**headers, "host": host_header, "content-type": "application/json", "user-agent": USER_AGENT},
@@ -114,14 +121,23 @@ def _send(delivery: WebhookDelivery) -> tuple[int | None, int | None, str, bool]
     except InvalidInput as refused:
         return None, None, refused.message, False
     body = signing.body_encode(delivery.payload)
-    headers = signing.headers_sign(secret=endpoint.secret, event_id=delivery.event_id, timestamp=timezone.now(),
-                                   body=body)
+    now = timezone.now()
+    secrets = signing.secrets_signing(secret=endpoint.secret, previous_secret=endpoint.previous_secret,
+                                      previous_until=endpoint.previous_secret_until, now=now)
+    headers = signing.headers_sign(secrets=secrets, event_id=delivery.event_id, timestamp=now, body=body)
+    try:
+        verify = tls.client_context(settings.WEBHOOKS_CA_BUNDLE) if target.scheme == "https" else True
+    except tls.TrustStoreError as error:  # the platform's setting, not the receiver: a fix lets a retry pass
+        return None, None, str(error)[:ERROR_LIMIT], True
     started = time.monotonic()
     try:
-        response = _post(target, body=body, headers=headers)
+        response = _post(target, body=body, headers=headers, verify=verify)
     except httpx.TimeoutException:
         return None, _ms(started), f"Timed out after {settings.WEBHOOKS_TIMEOUT_SECONDS:g} s.", True
     except httpx.HTTPError as error:
+        refused = tls.certificate_refusal(error, host=target.host)
+        if refused:  # the receiver's certificate, not the network: trying again will not help
+            return None, _ms(started), refused[:ERROR_LIMIT], False
         return None, _ms(started), f"{type(error).__name__}: {error}"[:ERROR_LIMIT], True
     code = response.status_code
     if 200 <= code < 300:

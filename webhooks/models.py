@@ -33,6 +33,11 @@ class WebhookEndpoint(TimeStamped):
     # The Standard Webhooks secret, "whsec_" and base64. The platform signs with it, so it is stored
     # as it is; the API and the pages show it once, when it is made or rotated.
     secret = models.CharField(max_length=100)
+    # After a rotation the secret it replaced still signs, beside the new one, until
+    # previous_secret_until (WEBHOOKS_ROTATION_GRACE_HOURS): stored and never shown, like `secret`,
+    # and erased once the grace is over (webhooks/services.py).
+    previous_secret = models.CharField(max_length=100, blank=True, default="")
+    previous_secret_until = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
 
     class Meta:

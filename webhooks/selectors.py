@@ -1,11 +1,15 @@
 """Reads of the webhooks, always within one project the caller may manage (annotation/roles.py)."""
 
+from datetime import datetime
+
 from django.db.models import QuerySet
 from django.http import Http404
+from django.utils import timezone
 
 from annotation.ids import as_id
 from annotation.models import Project
 
+from . import signing
 from .models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 
@@ -38,3 +42,10 @@ def delivery_get(*, project: Project, delivery_id) -> WebhookDelivery:
 
 def attempt_list(*, delivery: WebhookDelivery) -> QuerySet[WebhookAttempt]:
     return WebhookAttempt.objects.filter(delivery=delivery).order_by("attempt")
+
+
+def previous_secret_valid_until(*, endpoint: WebhookEndpoint, now: datetime | None = None) -> datetime | None:
+    """Until when the secret replaced by the last rotation still signs; None when only the current one does."""
+    secrets = signing.secrets_signing(secret=endpoint.secret, previous_secret=endpoint.previous_secret,
+                                      previous_until=endpoint.previous_secret_until, now=now or timezone.now())
+    return endpoint.previous_secret_until if len(secrets) > 1 else None

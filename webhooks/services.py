@@ -1,10 +1,12 @@
-"""Writes of the webhooks: endpoints (create, update, rotate the secret, delete) and redelivery.
+"""Writes of the webhooks: endpoints (create, update, rotate the secret, end its grace, delete) and redelivery.
 
 Each checks its input and names the field at fault (InvalidInput), before anything is written.
 The caller has checked that the user manages the project (annotation/roles.py).
 """
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -93,10 +95,40 @@ def endpoint_update(*, endpoint: WebhookEndpoint, **changes) -> WebhookEndpoint:
 
 
 def endpoint_secret_rotate(*, endpoint: WebhookEndpoint) -> WebhookEndpoint:
-    """A new secret at once: the next attempt of every delivery, pending ones too, is signed with it."""
-    endpoint.secret = signing.secret_new()
-    endpoint.save(update_fields=["secret", "updated_at"])
+    """A new secret at once; the one it replaces keeps signing beside it for WEBHOOKS_ROTATION_GRACE_HOURS.
+
+    Every attempt in the grace, pending deliveries' too, carries both signatures, so a receiver still
+    holding the old secret verifies until it switches. Only the secret just replaced is kept: a second
+    rotation within the grace ends the first one's. With no grace (0) the old secret is dropped now.
+    """
+    grace = timedelta(hours=settings.WEBHOOKS_ROTATION_GRACE_HOURS)
+    with transaction.atomic():
+        endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+        keep = grace > timedelta(0)
+        endpoint.previous_secret = endpoint.secret if keep else ""
+        endpoint.previous_secret_until = timezone.now() + grace if keep else None
+        endpoint.secret = signing.secret_new()
+        endpoint.save(update_fields=["secret", "previous_secret", "previous_secret_until", "updated_at"])
     return endpoint
+
+
+def endpoint_secret_grace_end(*, endpoint: WebhookEndpoint) -> WebhookEndpoint:
+    """The previous secret stops signing now and is erased (the admin's receivers all hold the new one)."""
+    if not endpoint.previous_secret and endpoint.previous_secret_until is None:
+        raise Conflict("No previous secret is in its grace period.", field="previous_secret_until")
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(
+        previous_secret="", previous_secret_until=None, updated_at=timezone.now()
+    )
+    endpoint.refresh_from_db()
+    return endpoint
+
+
+def previous_secrets_erase_expired() -> int:
+    """Erase the previous secrets whose grace is over (beat, with the overdue deliveries); how many."""
+    now = timezone.now()
+    return WebhookEndpoint.objects.filter(previous_secret_until__lte=now).update(
+        previous_secret="", previous_secret_until=None, updated_at=now
+    )
 
 
 def endpoint_delete(*, endpoint: WebhookEndpoint) -> None:

@@ -23,11 +23,23 @@ def body_encode(payload: dict) -> str:
     return json.dumps(payload, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 
 
-def headers_sign(*, secret: str, event_id: str, timestamp: datetime, body: str) -> dict[str, str]:
-    """The three Standard Webhooks headers for one attempt (the timestamp is the attempt's, in seconds)."""
-    signature = Webhook(secret).sign(msg_id=event_id, timestamp=timestamp, data=body)
+def secrets_signing(*, secret: str, previous_secret: str = "", previous_until: datetime | None,
+                    now: datetime) -> list[str]:
+    """The secrets that sign now: the current one, and the one it replaced while its grace lasts."""
+    if previous_secret and previous_until is not None and now < previous_until:
+        return [secret, previous_secret]
+    return [secret]
+
+
+def headers_sign(*, secrets: list[str], event_id: str, timestamp: datetime, body: str) -> dict[str, str]:
+    """The three Standard Webhooks headers for one attempt (the timestamp is the attempt's, in seconds).
+
+    One signature per secret, space separated, as the spec allows: a receiver accepts the message when
+    any of them is made with the secret it holds.
+    """
+    signatures = [Webhook(secret).sign(msg_id=event_id, timestamp=timestamp, data=body) for secret in secrets]
     return {
         "webhook-id": event_id,
         "webhook-timestamp": str(int(timestamp.timestamp())),
-        "webhook-signature": signature,
+        "webhook-signature": " ".join(signatures),
     }

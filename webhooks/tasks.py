@@ -5,7 +5,7 @@ Names are pinned with `name=`, so queued messages survive a move of this module.
 
 from celery import shared_task
 
-from . import delivery, project_events
+from . import delivery, project_events, services
 
 # An attempt waits WEBHOOKS_TIMEOUT_SECONDS at most; the limits only stop a stuck worker.
 LIMITS = {"soft_time_limit": 120, "time_limit": 150}
@@ -37,7 +37,9 @@ def project_completion_check(project_id: int) -> bool:
 
 @shared_task(name="webhooks.deliveries_resume", ignore_result=True, **LIMITS)
 def deliveries_resume() -> int:
-    """Beat: send again the pending deliveries whose message was lost (a worker died mid-wait)."""
+    """Beat: send again the pending deliveries whose message was lost (a worker died mid-wait), and erase
+    the previous secrets whose grace is over."""
+    services.previous_secrets_erase_expired()
     overdue = delivery.deliveries_overdue()
     for delivery_id in overdue:
         webhook_deliver.delay(delivery_id)

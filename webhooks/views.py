@@ -4,6 +4,7 @@ Thin views: check access (404 for non-members, 403 for other roles), validate th
 service or selector, render.
 """
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -84,7 +85,9 @@ def webhook_detail(request, project_id: int, endpoint_id: int):
                                      "events": endpoint.events, "active": endpoint.active})
     deliveries = selectors.delivery_list(project=project, endpoint_id=endpoint.pk).prefetch_related("attempt_log")
     page = Paginator(deliveries, DELIVERIES_PER_PAGE).get_page(request.GET.get("page"))
-    context = {"endpoint": endpoint, "form": form, "page": page, "secret": _secret_once(request, endpoint)}
+    context = {"endpoint": endpoint, "form": form, "page": page, "secret": _secret_once(request, endpoint),
+               "previous_until": selectors.previous_secret_valid_until(endpoint=endpoint),
+               "grace_hours": settings.WEBHOOKS_ROTATION_GRACE_HOURS}
     return _page(request, "webhooks/detail.html", project, context, status=400 if form.is_bound else 200)
 
 
@@ -94,7 +97,25 @@ def webhook_rotate(request, project_id: int, endpoint_id: int):
     project = _project(request, project_id)
     endpoint = services.endpoint_secret_rotate(endpoint=selectors.endpoint_get(project=project, endpoint_id=endpoint_id))
     _stash_secret(request, endpoint)
-    messages.success(request, "A new secret signs every delivery from now on.")
+    if endpoint.previous_secret_until:
+        messages.success(request, "A new secret signs every delivery from now on; the previous one signs beside it "
+                                  "until the time shown under Secret.")
+    else:
+        messages.success(request, "A new secret signs every delivery from now on.")
+    return redirect("project-webhook", project_id=project.pk, endpoint_id=endpoint.pk)
+
+
+@login_required
+@require_POST
+def webhook_end_grace(request, project_id: int, endpoint_id: int):
+    project = _project(request, project_id)
+    endpoint = selectors.endpoint_get(project=project, endpoint_id=endpoint_id)
+    try:
+        services.endpoint_secret_grace_end(endpoint=endpoint)
+    except ServiceError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, "The previous secret signs nothing more; only the current one does.")
     return redirect("project-webhook", project_id=project.pk, endpoint_id=endpoint.pk)
 
 

@@ -238,6 +238,8 @@ CELERY_BEAT_SCHEDULE = {
     "recover-lost-runs": {"task": "training.tasks.runs_recover_lost", "schedule": 20.0},
     "recover-lost-generation-jobs": {"task": "training.generation_tasks.generation_jobs_recover_lost", "schedule": 20.0},
     "sweep-orphaned-snapshot-files": {"task": "training.tasks.snapshots_sweep_orphans", "schedule": 3600.0},
+    # Hub pushes whose worker died mid-upload end failed (annotation/hub_push_recovery.py).
+    "end-lost-hub-pushes": {"task": "annotation.tasks.hub_pushes_end_lost", "schedule": 20.0},
 }
 # Label quality (docs/quality.md): how often changed projects are recomputed, and how many of a
 # project's newest comparison judgments one run reads (it bounds the run's memory).
@@ -314,6 +316,12 @@ WEBHOOKS_TIMEOUT_SECONDS = env.float("FEEDBACKLOOP_WEBHOOKS_TIMEOUT_SECONDS", de
 WEBHOOKS_MAX_ATTEMPTS = env.int("FEEDBACKLOOP_WEBHOOKS_MAX_ATTEMPTS", default=5)
 # Attempt n (from 1) waits BACKOFF * 2**(n-1) seconds before the next: 30 s, 1 min, 2 min, 4 min.
 WEBHOOKS_BACKOFF_SECONDS = env.float("FEEDBACKLOOP_WEBHOOKS_BACKOFF_SECONDS", default=30.0)
+# https receivers' certificates are checked against this PEM file's CAs; empty: the system's trusted CAs.
+WEBHOOKS_CA_BUNDLE = env("FEEDBACKLOOP_WEBHOOKS_CA_BUNDLE", default="")
+# After a secret rotation the old secret signs beside the new one for this long (0: not at all).
+WEBHOOKS_ROTATION_GRACE_HOURS = env.float("FEEDBACKLOOP_WEBHOOKS_ROTATION_GRACE_HOURS", default=24.0)
+if WEBHOOKS_ROTATION_GRACE_HOURS < 0:
+    raise ImproperlyConfigured("FEEDBACKLOOP_WEBHOOKS_ROTATION_GRACE_HOURS must be 0 or more.")
 CELERY_TASK_ROUTES["webhooks.*"] = {"queue": "default"}
 CELERY_TASK_ROUTES["loop.evaluation_completion_check"] = {"queue": "default"}  # evaluation.completed
 CELERY_BEAT_SCHEDULE["resume-overdue-webhook-deliveries"] = {"task": "webhooks.deliveries_resume", "schedule": 60.0}

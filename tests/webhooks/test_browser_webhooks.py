@@ -1,5 +1,6 @@
 """The webhook pages in Chromium: an admin reaches them from the project's tabs, adds an endpoint, copies
-its secret (shown once), reads the delivery log and redelivers; no serious axe violation on either page."""
+its secret (shown once), reads the delivery log, redelivers, rotates the secret and ends its grace; no serious
+axe violation on either page."""
 
 import os
 
@@ -14,7 +15,7 @@ from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_an_admin_adds_an_endpoint_reads_its_log_and_redelivers(live_server, settings, monkeypatch):
+def test_an_admin_adds_an_endpoint_reads_its_log_redelivers_and_rotates_its_secret(live_server, settings, monkeypatch):
     settings.WEBHOOKS_ALLOW_PRIVATE_NETWORKS = True  # the endpoint below is on loopback
     queued = []
     monkeypatch.setattr("webhooks.services.job_enqueue", lambda *, task_name, args: queued.append((task_name, args)))
@@ -54,6 +55,13 @@ def test_an_admin_adds_an_endpoint_reads_its_log_and_redelivers(live_server, set
         assert "queued again" in page.inner_text(".messages")
         assert page.locator(f"tr[data-delivery='{delivery.pk}']").get_attribute("data-status") == "pending"
 
+        page.on("dialog", lambda dialog: dialog.accept())  # the forms' data-confirm prompts
+        page.click("#endpoint-secret button:has-text('Rotate secret')")
+        page.wait_for_selector("#previous-secret-grace")
+        endpoint.refresh_from_db()
+        assert page.inner_text("#secret-value") == endpoint.secret and endpoint.previous_secret
+        assert "stays valid until" in page.inner_text("#previous-secret-grace")
+
         # axe runs as an injected script, which the page's CSP refuses: a context that bypasses it.
         checker = browser.new_context(bypass_csp=True, viewport={"width": 1366, "height": 900}).new_page()
         login(checker, base, "hook-admin", "pass-1234")
@@ -64,5 +72,9 @@ def test_an_admin_adds_an_endpoint_reads_its_log_and_redelivers(live_server, set
             if os.environ.get("FEEDBACKLOOP_SCREENSHOTS"):
                 checker.screenshot(path=f"{os.environ['FEEDBACKLOOP_SCREENSHOTS']}/webhooks-{path.count('/')}.png",
                                    full_page=True)
+        page.click("#endpoint-secret button:has-text('End the grace now')")
+        page.wait_for_selector(".messages")
+        assert page.locator("#previous-secret-grace").count() == 0
+        assert WebhookEndpoint.objects.get().previous_secret == ""
     assert queued == [("webhooks.deliver", [delivery.pk])]
     assert not {where: v for where, v in found.items() if v}, found

@@ -1,7 +1,9 @@
 """The webhooks API's shapes. They document the bodies; the services check each value and name the field."""
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from webhooks import selectors
 from webhooks.models import EventType, WebhookDelivery
 
 
@@ -25,8 +27,16 @@ class EndpointSerializer(serializers.Serializer):
     description = serializers.CharField()
     active = serializers.BooleanField()
     events = serializers.ListField(child=serializers.CharField())
+    previous_secret_valid_until = serializers.SerializerMethodField(
+        help_text="After a rotation: until when the previous secret still signs beside the new one; null when "
+                  "only the current secret signs.")
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
+
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
+    def get_previous_secret_valid_until(self, endpoint):
+        until = selectors.previous_secret_valid_until(endpoint=endpoint)
+        return serializers.DateTimeField().to_representation(until) if until else None
 
 
 class EndpointWithSecretSerializer(EndpointSerializer):

@@ -15,6 +15,10 @@ urlpatterns = [
         name="api-webhook-rotate-secret",
     ),
     path(
+        "projects/<id:project_id>/webhooks/<id:endpoint_id>/end-secret-grace/",
+        views.EndpointSecretGraceEndApi.as_view(), name="api-webhook-end-secret-grace",
+    ),
+    path(
         "projects/<id:project_id>/webhook-deliveries/", views.DeliveryListApi.as_view(),
         name="api-webhook-delivery-list",
     ),

@@ -90,11 +90,21 @@ class EndpointDetailApi(APIView):
 class EndpointSecretRotateApi(APIView):
     @extend_schema(request=None, responses=serializers.EndpointWithSecretSerializer)
     def post(self, request, project_id: int, endpoint_id: int):
-        """A new signing secret, shown this once; the old one stops signing at once."""
+        """A new signing secret, shown this once; the old one signs beside it for the grace period, then stops."""
         project = project_for(request, project_id, Action.MANAGE)
         endpoint = selectors.endpoint_get(project=project, endpoint_id=endpoint_id)
         endpoint = services.endpoint_secret_rotate(endpoint=endpoint)
         return Response(serializers.EndpointWithSecretSerializer(endpoint).data)
+
+
+class EndpointSecretGraceEndApi(APIView):
+    @extend_schema(request=None, responses={200: serializers.EndpointSerializer, 409: dict})
+    def post(self, request, project_id: int, endpoint_id: int):
+        """End the rotation's grace now: the previous secret stops signing and is erased (409 if none)."""
+        project = project_for(request, project_id, Action.MANAGE)
+        endpoint = selectors.endpoint_get(project=project, endpoint_id=endpoint_id)
+        endpoint = services.endpoint_secret_grace_end(endpoint=endpoint)
+        return Response(serializers.EndpointSerializer(endpoint).data)
 
 
 class DeliveryListApi(APIView):
