@@ -1,16 +1,15 @@
-"""Runs on the `ray` executor, against a real local Ray cluster that this module starts and stops.
+"""Runs on the `ray` executor, against a real two-node Ray cluster on loopback (tests/training/ray_cluster.py).
 
-The head listens on its own ports (Redis has 6379 and 6380 here), and its dashboard serves the
-Job Submission API the gpu worker talks to. The gpu workers are real Celery workers on queues of
-their own, whose RAY_ADDRESS points at it; the runs are sent there as in test_worker_loss.py.
+The cluster is started once per session; its dashboard serves the Job Submission API the gpu
+worker talks to. The gpu workers are real Celery workers on queues of their own, whose RAY_ADDRESS
+points at it; the runs are sent there as in test_worker_loss.py. Each node offers one CPU, so a
+run with two workers has one rank on each node.
 """
 
 import math
 import os
-import shutil
+import re
 import signal
-import subprocess
-import sys
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -19,74 +18,24 @@ from types import SimpleNamespace
 import pytest
 
 from annotation.models import Membership
-from tests.conftest import celery_worker_spawn, celery_worker_stop, worker_env
+from tests.conftest import celery_worker_stop
 from tests.factories import ProjectFactory, member
 from tests.training.labels import demonstrations_create
+from tests.training.ray_cluster import ADDRESS, job_status, ray_client, ray_worker_spawn
+from tests.training.test_distributed_worker import LOSS_REL_TOLERANCE, losses
 from tests.training.test_worker import FAST, LONG, wait_final, wait_for
 from jobs import executors_ray
 from jobs.executors_ray import RayJobHandle
+from jobs.ray_launch import NODE_LOST_EXIT
 from jobs.outcome import Outcome
 from training import run_worker, runner, services
 from training.models import MetricPoint, ModelVersion, TrainingRun
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-RAY = str(Path(sys.executable).parent / "ray")
-GCS_PORT, DASHBOARD_PORT = 6390, 8275
-ADDRESS = f"http://127.0.0.1:{DASHBOARD_PORT}"
-START_TIMEOUT_S = 120
 LOST_AFTER = timedelta(seconds=3)
-
-
-def ray_client():
-    from ray.job_submission import JobSubmissionClient
-
-    return JobSubmissionClient(ADDRESS)
-
-
-def job_status(job_id: str) -> str:
-    return str(ray_client().get_job_status(job_id)).rsplit(".", 1)[-1]
-
-
-@pytest.fixture(scope="module")
-def ray_cluster():
-    """A one-node Ray cluster (head + dashboard) for the module; `ray stop` at the end."""
-    temp = f"/tmp/ray_ft_{os.getpid()}"
-    subprocess.run(
-        [RAY, "start", "--head", "--port", str(GCS_PORT), "--node-ip-address", "127.0.0.1",
-         "--dashboard-host", "127.0.0.1", "--dashboard-port", str(DASHBOARD_PORT), "--include-dashboard", "true",
-         "--num-cpus", "4", "--temp-dir", temp, "--disable-usage-stats"],
-        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, timeout=START_TIMEOUT_S,
-    )
-    try:
-        def answers() -> bool:
-            try:
-                ray_client().list_jobs()
-                return True
-            except Exception:
-                return False
-
-        wait_for(answers, timeout=START_TIMEOUT_S, what="the Ray dashboard's job API", poll=1.0)
-        yield ADDRESS
-    finally:
-        subprocess.run([RAY, "stop", "--force"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, timeout=120,
-                       check=False)
-        shutil.rmtree(temp, ignore_errors=True)  # the session's logs and sockets
-
-
-def ray_worker_spawn(*, root: Path, log: Path, name: str):
-    env = {**worker_env(root), "RAY_ADDRESS": ADDRESS}
-    proc = celery_worker_spawn(env=env, log_path=log, queues=name, name=name)
-    proc.queue = name
-    return proc
-
-
-@pytest.fixture(scope="module")
-def ray_gpu_worker(ray_cluster, django_db_setup, training_storage_root, tmp_path_factory):
-    """A real gpu worker that knows the cluster, on a queue of its own (the session's worker does not)."""
-    name = f"ray-{os.getpid()}"
-    proc = ray_worker_spawn(root=training_storage_root, log=tmp_path_factory.mktemp("ray") / "worker.log", name=name)
-    yield proc
-    celery_worker_stop(proc)
+# The one-process and two-worker runs of the multi-node test (the distributed tests' settings and tolerance).
+STEPS = 4
+BASE = {"max_steps": STEPS, "logging_steps": 1, "save_steps": 100, "max_length": 64, "learning_rate": 1e-3}
 
 
 def send_runs_to(monkeypatch, worker) -> None:
@@ -117,23 +66,34 @@ def start(client_for, admin, project, base, config) -> int:
     return response.json()["id"]
 
 
-def test_an_sft_run_with_two_workers_trains_as_a_ray_job(
+def test_two_workers_train_one_per_node_like_one_process(
     ray_gpu_worker, tiny_base_model, client_for, project, admin, settings, monkeypatch
 ):
     settings.RAY_ADDRESS = ADDRESS
     send_runs_to(monkeypatch, ray_gpu_worker)
-    run_id = start(client_for, admin, project, tiny_base_model, {**FAST, "executor": "ray", "num_workers": 2})
-    run = wait_final(run_id, worker=ray_gpu_worker)
-    assert run.status == "succeeded", f"{run.error}\n{run.log_tail}\n{ray_gpu_worker.log_path.read_text()[-3000:]}"
-    assert run.ray_job_id.startswith(f"feedbackloop-run-{run_id}-") and job_status(run.ray_job_id) == "SUCCEEDED"
-    assert f"Ray job {run.ray_job_id}" in run.log_tail and "--nproc_per_node 2" in run.log_tail
-    assert run.step == run.total_steps == 6 and "[platform] pipeline started at step 0/6" in run.log_tail
-    assert MetricPoint.objects.filter(run=run, name="loss").count() >= 6
-    # Two data-parallel workers take 2 x batch_size rows a step: an epoch is half as many steps as one would take.
+    one = start(client_for, admin, project, tiny_base_model, {**BASE, "batch_size": 4, "executor": "local"})
+    two = start(client_for, admin, project, tiny_base_model,
+                {**BASE, "batch_size": 2, "executor": "ray", "num_workers": 2})
+    single, run = wait_final(one, worker=ray_gpu_worker), wait_final(two, worker=ray_gpu_worker)
+    for each in (single, run):
+        assert each.status == "succeeded", f"{each.error}\n{each.log_tail}\n{ray_gpu_worker.log_path.read_text()[-3000:]}"
+    assert run.ray_job_id.startswith(f"feedbackloop-run-{two}-") and job_status(run.ray_job_id) == "SUCCEEDED"
+    assert f"Ray job {run.ray_job_id}" in run.log_tail and "-m jobs.ray_launch --workers 2" in run.log_tail
+    # One rank on each node of the cluster, and rank 0 alone reporting the progress.
+    nodes = dict(re.findall(r"\[ray\] rank (\d) on node (\w+)", run.log_tail))
+    assert set(nodes) == {"0", "1"} and nodes["0"] != nodes["1"], run.log_tail
+    assert "on cpu, world size 2" in run.log_tail and '[rank 1] {"event"' not in run.log_tail
+    assert run.step == run.total_steps == STEPS and "[platform] pipeline started at step 0/4" in run.log_tail
+    # Two workers take 2 x batch_size rows a step: the same global batch as the one process, so the same losses.
     rows = run.snapshot.row_count
     first_epoch = MetricPoint.objects.get(run=run, name="epoch", step=1).value
-    assert first_epoch == pytest.approx(1 / math.ceil(rows / (2 * FAST["batch_size"])), rel=1e-3), (rows, first_epoch)
-    assert (Path(settings.STORAGE_ROOT) / f"runs/{run_id}/model/config.json").exists()
+    assert first_epoch == pytest.approx(1 / math.ceil(rows / (2 * 2)), rel=1e-3), (rows, first_epoch)
+    a, b = losses(single), losses(run)
+    assert [step for step, _ in a] == [step for step, _ in b] and len(a) >= STEPS
+    for (step, expected), (_, got) in zip(a, b):
+        assert got == pytest.approx(expected, rel=LOSS_REL_TOLERANCE), f"step {step}: {a} vs {b}"
+    assert a[0][1] != a[-1][1]  # the runs trained: a matching but frozen loss would prove nothing
+    assert (Path(settings.STORAGE_ROOT) / f"runs/{two}/model/config.json").exists()
     assert ModelVersion.objects.filter(produced_by=run).exists()
 
 
