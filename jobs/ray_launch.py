@@ -49,13 +49,6 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def die_with_parent() -> None:  # pragma: no cover - runs in the forked child
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
 class RankProcess:
     """One rank, inside its placement-group bundle: says where it is, then runs the pipeline there."""
 
@@ -67,10 +60,14 @@ class RankProcess:
                 "gpu_ids": [str(g) for g in ray.get_gpu_ids()], "port": free_port()}
 
     def run(self, command: list[str], env: dict):
-        """Yields ("line", text) for each line of the pipeline's output, then ("exit", code)."""
+        """Yields ("line", text) for each line of the pipeline's output, then ("exit", code).
+
+        The pipeline dies with this actor: with LOCAL_RANK set it asks the kernel for SIGKILL when
+        its parent dies (training/pipelines/common.py), so a killed actor leaves no rank behind.
+        """
         process = subprocess.Popen(
             command, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            bufsize=1, preexec_fn=die_with_parent,
+            bufsize=1,
         )
         for line in process.stdout:
             yield ("line", line)

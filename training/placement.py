@@ -43,6 +43,13 @@ def placement_check(*, config: dict) -> None:
             f"config.num_workers is {workers}, but several training workers run on the ray executor only "
             "(set config.executor to ray, or use num_gpus on the gpu worker).", field="config.num_workers",
         )
+    share = settings.RAY_GPUS_PER_WORKER
+    if name == "ray" and workers > 1 and share != int(share):
+        raise InvalidInput(
+            f"config.num_workers is {workers}, but each worker takes {share:g} of a GPU "
+            "(FEEDBACKLOOP_RAY_GPUS_PER_WORKER): ranks of one run cannot share a GPU; use one worker, or "
+            "whole GPUs per worker.", field="config.num_workers",
+        )
     if name == "ray" and int(config.get("num_gpus", 1) or 1) > 1:
         raise InvalidInput(
             "config.num_gpus applies to the local executor; on ray, set config.num_workers (each takes "

@@ -18,16 +18,16 @@ from types import SimpleNamespace
 import pytest
 
 from annotation.models import Membership
+from jobs import executors_ray
+from jobs.executors_ray import RayJobHandle
+from jobs.outcome import Outcome
+from jobs.ray_launch import NODE_LOST_EXIT, exit_code, rank_envs
 from tests.conftest import celery_worker_stop
 from tests.factories import ProjectFactory, member
 from tests.training.labels import demonstrations_create
 from tests.training.ray_cluster import ADDRESS, job_status, ray_client, ray_worker_spawn
 from tests.training.test_distributed_worker import LOSS_REL_TOLERANCE, losses
 from tests.training.test_worker import FAST, LONG, wait_final, wait_for
-from jobs import executors_ray
-from jobs.executors_ray import RayJobHandle
-from jobs.ray_launch import NODE_LOST_EXIT
-from jobs.outcome import Outcome
 from training import run_worker, runner, services
 from training.models import MetricPoint, ModelVersion, TrainingRun
 
@@ -155,6 +155,34 @@ def running_with_checkpoint_on_ray(run_id: int, run_dir: Path) -> bool:
     return checkpoint and run.status == "running" and bool(run.ray_job_id) and run.step > 0
 
 
+def test_a_lost_node_fails_the_job_and_the_run_resumes_from_its_checkpoint(
+    ray_cluster, ray_gpu_worker, tiny_base_model, client_for, project, admin, settings, monkeypatch
+):
+    """The second node vanishes mid-run: the job ends NODE_LOST_EXIT, and the retry waits for the node to come back."""
+    settings.RAY_ADDRESS = ADDRESS
+    send_runs_to(monkeypatch, ray_gpu_worker)
+    run_id = start(client_for, admin, project, tiny_base_model,
+                   {**FAST, "max_steps": 100, "save_steps": 5, "executor": "ray", "num_workers": 2})
+    run_dir = Path(settings.STORAGE_ROOT) / f"runs/{run_id}"
+    wait_for(lambda: running_with_checkpoint_on_ray(run_id, run_dir), timeout=240,
+             what="the two-worker Ray job to checkpoint")
+    first_job = TrainingRun.objects.get(pk=run_id).ray_job_id
+    try:
+        ray_cluster.kill_second_node()
+        wait_for(lambda: job_status(first_job) == "FAILED", timeout=120, what="the job to fail on its lost node")
+    finally:
+        ray_cluster.start_second_node()  # the node comes back, as a cluster manager would bring it
+    run = wait_final(run_id, timeout=300, worker=ray_gpu_worker)
+    assert run.status == "succeeded", f"{run.error}\n{run.log_tail}"
+    assert ray_client().get_job_info(first_job).driver_exit_code == NODE_LOST_EXIT
+    assert "was lost" in ray_client().get_job_logs(first_job)
+    assert run.ray_job_id != first_job and job_status(run.ray_job_id) == "SUCCEEDED"
+    assert "retrying from the last checkpoint (2/3)" in run.log_tail, run.log_tail
+    resumed = re.search(r"resumed from .*checkpoint-(\d+)", run.log_tail)
+    assert resumed and int(resumed.group(1)) > 0, run.log_tail
+    assert run.step == run.total_steps == 100
+
+
 def test_ray_without_a_cluster_is_a_400_naming_the_field(client_for, tiny_base_model, project, admin, settings):
     settings.RAY_ADDRESS = ""
     before = TrainingRun.objects.count()
@@ -171,6 +199,18 @@ def test_ray_without_a_cluster_is_a_400_naming_the_field(client_for, tiny_base_m
         "/api/training-runs/", {"kind": "sft", "project": project.pk, "base_model": tiny_base_model.pk,
                                 "config": {"executor": "ray"}}, format="json").json()["detail"]
     assert TrainingRun.objects.count() == before
+
+
+def test_several_workers_sharing_a_gpu_are_a_400_naming_the_field(client_for, tiny_base_model, project, admin,
+                                                                   settings):
+    settings.RAY_ADDRESS, settings.RAY_GPUS_PER_WORKER = ADDRESS, 0.5
+    response = client_for(admin).post(
+        "/api/training-runs/", {"kind": "sft", "project": project.pk, "base_model": tiny_base_model.pk,
+                                "config": {**FAST, "executor": "ray", "num_workers": 2}}, format="json",
+    )
+    assert response.status_code == 400 and response.json()["field"] == "config.num_workers", response.content
+    assert "cannot share a GPU" in response.json()["detail"]
+    assert not TrainingRun.objects.filter(project=project).exists()
 
 
 def test_an_unreachable_cluster_fails_the_run_with_the_reason(tiny_base_model, project, admin, settings):
@@ -197,7 +237,7 @@ class FakeCluster:
 
 @pytest.mark.parametrize(("status", "exit_code", "code"), [
     ("PENDING", None, None), ("RUNNING", None, None), ("SUCCEEDED", 0, 0), ("FAILED", 3, 3),
-    ("FAILED", None, -signal.SIGKILL), ("STOPPED", None, -signal.SIGTERM),
+    ("FAILED", None, -signal.SIGKILL), ("FAILED", NODE_LOST_EXIT, -signal.SIGKILL), ("STOPPED", None, -signal.SIGTERM),
 ])
 def test_a_ray_job_s_status_is_its_exit_code(status, exit_code, code):
     assert RayJobHandle(client=FakeCluster(status, exit_code), job_id="j").poll() == code
@@ -209,3 +249,24 @@ def test_a_cluster_that_stays_unreachable_loses_the_job(monkeypatch):
     assert handle.poll() is None  # a blip is not an end
     time.sleep(0.4)
     assert handle.poll() == -signal.SIGKILL  # a signal we did not send: the run is retried from its checkpoint
+
+
+def test_each_rank_gets_torch_s_launcher_environment_from_where_it_landed():
+    places = [{"node_id": "a", "ip": "10.0.0.1", "gpu_ids": ["3"], "port": 29501},
+              {"node_id": "b", "ip": "10.0.0.2", "gpu_ids": ["0"], "port": 40000},
+              {"node_id": "a", "ip": "10.0.0.1", "gpu_ids": ["5"], "port": 40001}]
+    envs = rank_envs(places, gpus=1)
+    assert [(e["RANK"], e["LOCAL_RANK"], e["LOCAL_WORLD_SIZE"], e["GROUP_RANK"]) for e in envs] == [
+        ("0", "0", "2", "0"), ("1", "0", "1", "1"), ("2", "1", "2", "0")]
+    assert {(e["MASTER_ADDR"], e["MASTER_PORT"], e["WORLD_SIZE"]) for e in envs} == {("10.0.0.1", "29501", "3")}
+    # A node's ranks see its GPUs in local-rank order, so cuda:<LOCAL_RANK> is each one's own.
+    assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["3,5", "0", "3,5"]
+    assert {e["CUDA_VISIBLE_DEVICES"] for e in rank_envs(places, gpus=0)} == {""}
+
+
+@pytest.mark.parametrize(("ends", "code"), [
+    ({0: 0, 1: 0}, 0), ({0: 1, 1: "lost"}, NODE_LOST_EXIT), ({0: 0, 1: -signal.SIGKILL}, NODE_LOST_EXIT),
+    ({0: 0, 1: 3}, 3), ({1: 2, 0: 1}, 1),
+])
+def test_the_driver_s_exit_code_says_whether_a_node_was_lost(ends, code):
+    assert exit_code(ends) == code
