@@ -15,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
+import psutil
 import pytest
 
 from annotation.models import Membership
@@ -97,11 +98,13 @@ def test_two_workers_train_one_per_node_like_one_process(
     assert ModelVersion.objects.filter(produced_by=run).exists()
 
 
-def test_cancel_stops_the_ray_job(ray_gpu_worker, tiny_base_model, client_for, project, admin, settings, monkeypatch):
+def test_cancel_stops_the_ray_job_and_every_rank(
+    ray_gpu_worker, tiny_base_model, client_for, project, admin, settings, monkeypatch
+):
     settings.RAY_ADDRESS = ADDRESS
     send_runs_to(monkeypatch, ray_gpu_worker)
     run_id = start(client_for, admin, project, tiny_base_model,
-                   {**FAST, "max_steps": 500, "save_steps": 500, "executor": "ray"})
+                   {**FAST, "max_steps": 500, "save_steps": 500, "executor": "ray", "num_workers": 2})
     wait_for(lambda: (r := TrainingRun.objects.get(pk=run_id)).status == "running" and r.step >= 1 and r.ray_job_id,
              timeout=180, what="the Ray job to make progress")
     job_id = TrainingRun.objects.get(pk=run_id).ray_job_id
@@ -112,6 +115,10 @@ def test_cancel_stops_the_ray_job(ray_gpu_worker, tiny_base_model, client_for, p
     assert run.status == "cancelled", run.log_tail
     assert job_status(job_id) == "STOPPED"
     assert run.step < 500
+    # The driver's actors are gone, and each rank's pipeline with its actor, on both nodes.
+    config = str(Path(settings.STORAGE_ROOT) / f"runs/{run_id}/run.json")
+    wait_for(lambda: not [p for p in psutil.process_iter(["cmdline"]) if config in (p.info["cmdline"] or ())],
+             timeout=30, what="every rank's pipeline to end")
 
 
 def test_a_killed_gpu_worker_s_ray_job_is_stopped_and_the_run_resumed_by_another_worker(
