@@ -137,10 +137,14 @@ def main(argv: list[str] | None = None) -> int:
             say(f"the cluster did not hold {args.workers} workers of {bundle} within {args.wait:.0f} s")
             return 1
         remote = ray.remote(RankProcess)
-        actors = [remote.options(num_cpus=args.cpus, num_gpus=args.gpus,
-                                 scheduling_strategy=PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=i)).remote()
-                  for i in range(args.workers)]
-        places = ray.get([actor.where.remote() for actor in actors])
+        for index in range(args.workers):
+            strategy = PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=index)
+            actors.append(remote.options(num_cpus=args.cpus, num_gpus=args.gpus, scheduling_strategy=strategy).remote())
+        try:
+            places = ray.get([actor.where.remote() for actor in actors])
+        except ray.exceptions.RayError as exc:  # a node went away before the ranks started
+            say(f"a rank was lost before it started: {type(exc).__name__}; the job ends for a retry")
+            return NODE_LOST_EXIT
         for rank, place in enumerate(places):
             say(f"rank {rank} on node {place['node_id'][:12]} ({place['ip']})")
         return follow(ray, actors, command, rank_envs(places, gpus=args.gpus))

@@ -63,7 +63,7 @@ def placement_check(*, config: dict) -> None:
 
 
 def run_executor(*, run: TrainingRun) -> Executor:
-    """One worker: the entrypoint itself asks for a CPU (and its GPUs). Several: their bundles do, the driver nothing."""
+    """One worker: the entrypoint asks for a CPU (and its GPUs). Several: their bundles do, the driver nothing."""
     if executor_name(run.config) != "ray":
         return LocalExecutor()
     if int(run.config.get("num_workers", 1) or 1) > 1:

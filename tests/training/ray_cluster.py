@@ -82,7 +82,8 @@ class LocalRayCluster:
     def start_head(self) -> None:
         self._start(["--head", "--port", str(GCS_PORT), "--dashboard-host", "127.0.0.1",
                      "--dashboard-port", str(DASHBOARD_PORT), "--include-dashboard", "true",
-                     "--ray-client-server-port", str(CLIENT_PORT), "--dashboard-agent-listen-port", str(HEAD_AGENT_PORT)])
+                     "--ray-client-server-port", str(CLIENT_PORT),
+                     "--dashboard-agent-listen-port", str(HEAD_AGENT_PORT)])
 
     def start_second_node(self) -> None:
         before = _marked(self.temp)

@@ -77,7 +77,8 @@ def test_two_workers_train_one_per_node_like_one_process(
                 {**BASE, "batch_size": 2, "executor": "ray", "num_workers": 2})
     single, run = wait_final(one, worker=ray_gpu_worker), wait_final(two, worker=ray_gpu_worker)
     for each in (single, run):
-        assert each.status == "succeeded", f"{each.error}\n{each.log_tail}\n{ray_gpu_worker.log_path.read_text()[-3000:]}"
+        worker_log = ray_gpu_worker.log_path.read_text()[-3000:]
+        assert each.status == "succeeded", f"{each.error}\n{each.log_tail}\n{worker_log}"
     assert run.ray_job_id.startswith(f"feedbackloop-run-{two}-") and job_status(run.ray_job_id) == "SUCCEEDED"
     assert f"Ray job {run.ray_job_id}" in run.log_tail and "-m jobs.ray_launch --workers 2" in run.log_tail
     # One rank on each node of the cluster, and rank 0 alone reporting the progress.
