@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Iterator
 
 from .executors import ExecutorUnavailable
+from .ray_launch import NODE_LOST_EXIT
 
 JOB_PREFIX = "feedbackloop-run-"
 # Where the pipeline's environment reaches the job: what the pipeline reads (paths, the hub, threads,
@@ -35,7 +36,8 @@ JOB_PREFIX = "feedbackloop-run-"
 ENV_PREFIXES = ("PYTHON", "HF_", "TRANSFORMERS_", "TOKENIZERS_", "TORCH", "OMP_", "WANDB_", "TRACKIO_")
 POLL_SECONDS = 0.5
 STOP_WAIT_SECONDS = 60.0
-# A job that failed without a driver exit code lost its node or its driver: a signal we did not
+# A job that failed without a driver exit code lost its node or its driver, and a multi-worker job
+# whose driver exits NODE_LOST_EXIT lost a rank's node (jobs/ray_launch.py): a signal we did not
 # send, so the run is retried from its last checkpoint (training/runner.py), as after the OOM killer.
 LOST_CODE = -signal.SIGKILL
 STOPPED_CODE = -signal.SIGTERM
@@ -142,7 +144,8 @@ class RayJobHandle:
             self.returncode = STOPPED_CODE
         elif status == "FAILED":
             code = getattr(info, "driver_exit_code", None)
-            self.returncode = code if isinstance(code, int) and code != 0 else LOST_CODE
+            lost = not isinstance(code, int) or code in (0, NODE_LOST_EXIT)
+            self.returncode = LOST_CODE if lost else code
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:

@@ -75,7 +75,7 @@ class PlatformOptions:
         "Where the pipeline runs: `default` (the gpu worker's setting), `local` (beside the gpu worker) or "
         "`ray` (a job on the Ray cluster; docs/ray.md).", choices=("default", "local", "ray")))
     num_workers: int = dataclasses.field(default=1, metadata=_pipelines_common().meta(
-        "Data-parallel training processes of a run on the `ray` executor (torchrun inside its Ray job).",
+        "Data-parallel training processes of a run on the `ray` executor, placed across the cluster's nodes.",
         ge=1, le=64))
 
     # Several processes on one machine (training/launch.py, docs/distributed.md).

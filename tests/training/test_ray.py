@@ -1,92 +1,42 @@
-"""Runs on the `ray` executor, against a real local Ray cluster that this module starts and stops.
+"""Runs on the `ray` executor, against a real two-node Ray cluster on loopback (tests/training/ray_cluster.py).
 
-The head listens on its own ports (Redis has 6379 and 6380 here), and its dashboard serves the
-Job Submission API the gpu worker talks to. The gpu workers are real Celery workers on queues of
-their own, whose RAY_ADDRESS points at it; the runs are sent there as in test_worker_loss.py.
+The cluster is started once per session; its dashboard serves the Job Submission API the gpu
+worker talks to. The gpu workers are real Celery workers on queues of their own, whose RAY_ADDRESS
+points at it; the runs are sent there as in test_worker_loss.py. Each node offers one CPU, so a
+run with two workers has one rank on each node.
 """
 
 import math
 import os
-import shutil
+import re
 import signal
-import subprocess
-import sys
 import time
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
+import psutil
 import pytest
 
 from annotation.models import Membership
-from tests.conftest import celery_worker_spawn, celery_worker_stop, worker_env
-from tests.factories import ProjectFactory, member
-from tests.training.labels import demonstrations_create
-from tests.training.test_worker import FAST, LONG, wait_final, wait_for
 from jobs import executors_ray
 from jobs.executors_ray import RayJobHandle
 from jobs.outcome import Outcome
+from jobs.ray_launch import NODE_LOST_EXIT, exit_code, rank_envs
+from tests.conftest import celery_worker_stop
+from tests.factories import ProjectFactory, member
+from tests.training.labels import demonstrations_create
+from tests.training.ray_cluster import ADDRESS, job_status, ray_client, ray_worker_spawn
+from tests.training.test_distributed_worker import LOSS_REL_TOLERANCE, losses
+from tests.training.test_worker import FAST, LONG, wait_final, wait_for
 from training import run_worker, runner, services
 from training.models import MetricPoint, ModelVersion, TrainingRun
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-RAY = str(Path(sys.executable).parent / "ray")
-GCS_PORT, DASHBOARD_PORT = 6390, 8275
-ADDRESS = f"http://127.0.0.1:{DASHBOARD_PORT}"
-START_TIMEOUT_S = 120
 LOST_AFTER = timedelta(seconds=3)
-
-
-def ray_client():
-    from ray.job_submission import JobSubmissionClient
-
-    return JobSubmissionClient(ADDRESS)
-
-
-def job_status(job_id: str) -> str:
-    return str(ray_client().get_job_status(job_id)).rsplit(".", 1)[-1]
-
-
-@pytest.fixture(scope="module")
-def ray_cluster():
-    """A one-node Ray cluster (head + dashboard) for the module; `ray stop` at the end."""
-    temp = f"/tmp/ray_ft_{os.getpid()}"
-    subprocess.run(
-        [RAY, "start", "--head", "--port", str(GCS_PORT), "--node-ip-address", "127.0.0.1",
-         "--dashboard-host", "127.0.0.1", "--dashboard-port", str(DASHBOARD_PORT), "--include-dashboard", "true",
-         "--num-cpus", "4", "--temp-dir", temp, "--disable-usage-stats"],
-        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, timeout=START_TIMEOUT_S,
-    )
-    try:
-        def answers() -> bool:
-            try:
-                ray_client().list_jobs()
-                return True
-            except Exception:
-                return False
-
-        wait_for(answers, timeout=START_TIMEOUT_S, what="the Ray dashboard's job API", poll=1.0)
-        yield ADDRESS
-    finally:
-        subprocess.run([RAY, "stop", "--force"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, timeout=120,
-                       check=False)
-        shutil.rmtree(temp, ignore_errors=True)  # the session's logs and sockets
-
-
-def ray_worker_spawn(*, root: Path, log: Path, name: str):
-    env = {**worker_env(root), "RAY_ADDRESS": ADDRESS}
-    proc = celery_worker_spawn(env=env, log_path=log, queues=name, name=name)
-    proc.queue = name
-    return proc
-
-
-@pytest.fixture(scope="module")
-def ray_gpu_worker(ray_cluster, django_db_setup, training_storage_root, tmp_path_factory):
-    """A real gpu worker that knows the cluster, on a queue of its own (the session's worker does not)."""
-    name = f"ray-{os.getpid()}"
-    proc = ray_worker_spawn(root=training_storage_root, log=tmp_path_factory.mktemp("ray") / "worker.log", name=name)
-    yield proc
-    celery_worker_stop(proc)
+# The one-process and two-worker runs of the multi-node test (the distributed tests' settings and tolerance).
+STEPS = 4
+BASE = {"max_steps": STEPS, "logging_steps": 1, "save_steps": 100, "max_length": 64, "learning_rate": 1e-3}
 
 
 def send_runs_to(monkeypatch, worker) -> None:
@@ -117,31 +67,45 @@ def start(client_for, admin, project, base, config) -> int:
     return response.json()["id"]
 
 
-def test_an_sft_run_with_two_workers_trains_as_a_ray_job(
+def test_two_workers_train_one_per_node_like_one_process(
     ray_gpu_worker, tiny_base_model, client_for, project, admin, settings, monkeypatch
 ):
     settings.RAY_ADDRESS = ADDRESS
     send_runs_to(monkeypatch, ray_gpu_worker)
-    run_id = start(client_for, admin, project, tiny_base_model, {**FAST, "executor": "ray", "num_workers": 2})
-    run = wait_final(run_id, worker=ray_gpu_worker)
-    assert run.status == "succeeded", f"{run.error}\n{run.log_tail}\n{ray_gpu_worker.log_path.read_text()[-3000:]}"
-    assert run.ray_job_id.startswith(f"feedbackloop-run-{run_id}-") and job_status(run.ray_job_id) == "SUCCEEDED"
-    assert f"Ray job {run.ray_job_id}" in run.log_tail and "--nproc_per_node 2" in run.log_tail
-    assert run.step == run.total_steps == 6 and "[platform] pipeline started at step 0/6" in run.log_tail
-    assert MetricPoint.objects.filter(run=run, name="loss").count() >= 6
-    # Two data-parallel workers take 2 x batch_size rows a step: an epoch is half as many steps as one would take.
+    one = start(client_for, admin, project, tiny_base_model, {**BASE, "batch_size": 4, "executor": "local"})
+    two = start(client_for, admin, project, tiny_base_model,
+                {**BASE, "batch_size": 2, "executor": "ray", "num_workers": 2})
+    single, run = wait_final(one, worker=ray_gpu_worker), wait_final(two, worker=ray_gpu_worker)
+    for each in (single, run):
+        worker_log = ray_gpu_worker.log_path.read_text()[-3000:]
+        assert each.status == "succeeded", f"{each.error}\n{each.log_tail}\n{worker_log}"
+    assert run.ray_job_id.startswith(f"feedbackloop-run-{two}-") and job_status(run.ray_job_id) == "SUCCEEDED"
+    assert f"Ray job {run.ray_job_id}" in run.log_tail and "-m jobs.ray_launch --workers 2" in run.log_tail
+    # One rank on each node of the cluster, and rank 0 alone reporting the progress.
+    nodes = dict(re.findall(r"\[ray\] rank (\d) on node (\w+)", run.log_tail))
+    assert set(nodes) == {"0", "1"} and nodes["0"] != nodes["1"], run.log_tail
+    assert "on cpu, world size 2" in run.log_tail and '[rank 1] {"event"' not in run.log_tail
+    assert run.step == run.total_steps == STEPS and "[platform] pipeline started at step 0/4" in run.log_tail
+    # Two workers take 2 x batch_size rows a step: the same global batch as the one process, so the same losses.
     rows = run.snapshot.row_count
     first_epoch = MetricPoint.objects.get(run=run, name="epoch", step=1).value
-    assert first_epoch == pytest.approx(1 / math.ceil(rows / (2 * FAST["batch_size"])), rel=1e-3), (rows, first_epoch)
-    assert (Path(settings.STORAGE_ROOT) / f"runs/{run_id}/model/config.json").exists()
+    assert first_epoch == pytest.approx(1 / math.ceil(rows / (2 * 2)), rel=1e-3), (rows, first_epoch)
+    a, b = losses(single), losses(run)
+    assert [step for step, _ in a] == [step for step, _ in b] and len(a) >= STEPS
+    for (step, expected), (_, got) in zip(a, b):
+        assert got == pytest.approx(expected, rel=LOSS_REL_TOLERANCE), f"step {step}: {a} vs {b}"
+    assert a[0][1] != a[-1][1]  # the runs trained: a matching but frozen loss would prove nothing
+    assert (Path(settings.STORAGE_ROOT) / f"runs/{two}/model/config.json").exists()
     assert ModelVersion.objects.filter(produced_by=run).exists()
 
 
-def test_cancel_stops_the_ray_job(ray_gpu_worker, tiny_base_model, client_for, project, admin, settings, monkeypatch):
+def test_cancel_stops_the_ray_job_and_every_rank(
+    ray_gpu_worker, tiny_base_model, client_for, project, admin, settings, monkeypatch
+):
     settings.RAY_ADDRESS = ADDRESS
     send_runs_to(monkeypatch, ray_gpu_worker)
     run_id = start(client_for, admin, project, tiny_base_model,
-                   {**FAST, "max_steps": 500, "save_steps": 500, "executor": "ray"})
+                   {**FAST, "max_steps": 500, "save_steps": 500, "executor": "ray", "num_workers": 2})
     wait_for(lambda: (r := TrainingRun.objects.get(pk=run_id)).status == "running" and r.step >= 1 and r.ray_job_id,
              timeout=180, what="the Ray job to make progress")
     job_id = TrainingRun.objects.get(pk=run_id).ray_job_id
@@ -152,6 +116,10 @@ def test_cancel_stops_the_ray_job(ray_gpu_worker, tiny_base_model, client_for, p
     assert run.status == "cancelled", run.log_tail
     assert job_status(job_id) == "STOPPED"
     assert run.step < 500
+    # The driver's actors are gone, and each rank's pipeline with its actor, on both nodes.
+    config = str(Path(settings.STORAGE_ROOT) / f"runs/{run_id}/run.json")
+    wait_for(lambda: not [p for p in psutil.process_iter(["cmdline"]) if config in (p.info["cmdline"] or ())],
+             timeout=30, what="every rank's pipeline to end")
 
 
 def test_a_killed_gpu_worker_s_ray_job_is_stopped_and_the_run_resumed_by_another_worker(
@@ -195,6 +163,34 @@ def running_with_checkpoint_on_ray(run_id: int, run_dir: Path) -> bool:
     return checkpoint and run.status == "running" and bool(run.ray_job_id) and run.step > 0
 
 
+def test_a_lost_node_fails_the_job_and_the_run_resumes_from_its_checkpoint(
+    ray_cluster, ray_gpu_worker, tiny_base_model, client_for, project, admin, settings, monkeypatch
+):
+    """The second node vanishes mid-run: the job ends NODE_LOST_EXIT, and the retry waits for the node to come back."""
+    settings.RAY_ADDRESS = ADDRESS
+    send_runs_to(monkeypatch, ray_gpu_worker)
+    run_id = start(client_for, admin, project, tiny_base_model,
+                   {**FAST, "max_steps": 100, "save_steps": 5, "executor": "ray", "num_workers": 2})
+    run_dir = Path(settings.STORAGE_ROOT) / f"runs/{run_id}"
+    wait_for(lambda: running_with_checkpoint_on_ray(run_id, run_dir), timeout=240,
+             what="the two-worker Ray job to checkpoint")
+    first_job = TrainingRun.objects.get(pk=run_id).ray_job_id
+    try:
+        ray_cluster.kill_second_node()
+        wait_for(lambda: job_status(first_job) == "FAILED", timeout=120, what="the job to fail on its lost node")
+    finally:
+        ray_cluster.start_second_node()  # the node comes back, as a cluster manager would bring it
+    run = wait_final(run_id, timeout=300, worker=ray_gpu_worker)
+    assert run.status == "succeeded", f"{run.error}\n{run.log_tail}"
+    assert ray_client().get_job_info(first_job).driver_exit_code == NODE_LOST_EXIT
+    assert "was lost" in ray_client().get_job_logs(first_job)
+    assert run.ray_job_id != first_job and job_status(run.ray_job_id) == "SUCCEEDED"
+    assert "retrying from the last checkpoint (2/3)" in run.log_tail, run.log_tail
+    resumed = re.search(r"resumed from .*checkpoint-(\d+)", run.log_tail)
+    assert resumed and int(resumed.group(1)) > 0, run.log_tail
+    assert run.step == run.total_steps == 100
+
+
 def test_ray_without_a_cluster_is_a_400_naming_the_field(client_for, tiny_base_model, project, admin, settings):
     settings.RAY_ADDRESS = ""
     before = TrainingRun.objects.count()
@@ -211,6 +207,18 @@ def test_ray_without_a_cluster_is_a_400_naming_the_field(client_for, tiny_base_m
         "/api/training-runs/", {"kind": "sft", "project": project.pk, "base_model": tiny_base_model.pk,
                                 "config": {"executor": "ray"}}, format="json").json()["detail"]
     assert TrainingRun.objects.count() == before
+
+
+def test_several_workers_sharing_a_gpu_are_a_400_naming_the_field(client_for, tiny_base_model, project, admin,
+                                                                   settings):
+    settings.RAY_ADDRESS, settings.RAY_GPUS_PER_WORKER = ADDRESS, 0.5
+    response = client_for(admin).post(
+        "/api/training-runs/", {"kind": "sft", "project": project.pk, "base_model": tiny_base_model.pk,
+                                "config": {**FAST, "executor": "ray", "num_workers": 2}}, format="json",
+    )
+    assert response.status_code == 400 and response.json()["field"] == "config.num_workers", response.content
+    assert "cannot share a GPU" in response.json()["detail"]
+    assert not TrainingRun.objects.filter(project=project).exists()
 
 
 def test_an_unreachable_cluster_fails_the_run_with_the_reason(tiny_base_model, project, admin, settings):
@@ -237,7 +245,7 @@ class FakeCluster:
 
 @pytest.mark.parametrize(("status", "exit_code", "code"), [
     ("PENDING", None, None), ("RUNNING", None, None), ("SUCCEEDED", 0, 0), ("FAILED", 3, 3),
-    ("FAILED", None, -signal.SIGKILL), ("STOPPED", None, -signal.SIGTERM),
+    ("FAILED", None, -signal.SIGKILL), ("FAILED", NODE_LOST_EXIT, -signal.SIGKILL), ("STOPPED", None, -signal.SIGTERM),
 ])
 def test_a_ray_job_s_status_is_its_exit_code(status, exit_code, code):
     assert RayJobHandle(client=FakeCluster(status, exit_code), job_id="j").poll() == code
@@ -249,3 +257,24 @@ def test_a_cluster_that_stays_unreachable_loses_the_job(monkeypatch):
     assert handle.poll() is None  # a blip is not an end
     time.sleep(0.4)
     assert handle.poll() == -signal.SIGKILL  # a signal we did not send: the run is retried from its checkpoint
+
+
+def test_each_rank_gets_torch_s_launcher_environment_from_where_it_landed():
+    places = [{"node_id": "a", "ip": "10.0.0.1", "gpu_ids": ["3"], "port": 29501},
+              {"node_id": "b", "ip": "10.0.0.2", "gpu_ids": ["0"], "port": 40000},
+              {"node_id": "a", "ip": "10.0.0.1", "gpu_ids": ["5"], "port": 40001}]
+    envs = rank_envs(places, gpus=1)
+    assert [(e["RANK"], e["LOCAL_RANK"], e["LOCAL_WORLD_SIZE"], e["GROUP_RANK"]) for e in envs] == [
+        ("0", "0", "2", "0"), ("1", "0", "1", "1"), ("2", "1", "2", "0")]
+    assert {(e["MASTER_ADDR"], e["MASTER_PORT"], e["WORLD_SIZE"]) for e in envs} == {("10.0.0.1", "29501", "3")}
+    # A node's ranks see its GPUs in local-rank order, so cuda:<LOCAL_RANK> is each one's own.
+    assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["3,5", "0", "3,5"]
+    assert {e["CUDA_VISIBLE_DEVICES"] for e in rank_envs(places, gpus=0)} == {""}
+
+
+@pytest.mark.parametrize(("ends", "code"), [
+    ({0: 0, 1: 0}, 0), ({0: 1, 1: "lost"}, NODE_LOST_EXIT), ({0: 0, 1: -signal.SIGKILL}, NODE_LOST_EXIT),
+    ({0: 0, 1: 3}, 3), ({1: 2, 0: 1}, 1),
+])
+def test_the_driver_s_exit_code_says_whether_a_node_was_lost(ends, code):
+    assert exit_code(ends) == code
