@@ -84,10 +84,10 @@ def _preference(*, project: Project, scope: ExportScope, batch_rows: int) -> Ite
         wrap = partial(preference_sql, plain_margin=repr(float(RANK_GAP_MARGIN)))
     else:
         query = query.annotate(export_line=Value(None, output_field=TextField()))
-        query, wrap = query.values_list("export_line", *PREFERENCE_COLUMNS[1:]), None
+        query, wrap = query.values_list("id", "export_line", *PREFERENCE_COLUMNS[1:]), None
     for batch in row_batches(query, batch_rows=batch_rows, wrap=wrap):
         made, ids = [], set()  # made: a ready line, or (messages, pairs) waiting for the batch's texts
-        for line, ranking, strength, all_bad, edit, original, messages in batch:
+        for _, line, ranking, strength, all_bad, edit, original, messages in batch:
             if line is not None:
                 made.append(line)
                 continue
@@ -166,7 +166,7 @@ def _raw(*, project: Project, scope: ExportScope, batch_rows: int) -> Iterator[l
     labelers: dict[tuple, str] = {}  # _who's text by (labeler id, external source)
     for batch in row_batches(query, batch_rows=batch_rows, wrap=raw_sql):
         lines = []
-        for head, labeler_id, external_source, tail in batch:
+        for _, head, labeler_id, external_source, tail in batch:
             who = labelers.get((labeler_id, external_source))
             if who is None:
                 who = labelers[(labeler_id, external_source)] = _who(labeler_id, external_source, competence)

@@ -2,7 +2,8 @@
 
 Each function takes the compiled SQL of an export's values_list() query (the filters, in id
 order: export_scope.kept_annotations) and wraps it: the outer SELECT reads the inner one's
-columns as `k` and concatenates the line from them, so the filters stay the ORM's and the line
+columns as `k` and concatenates the line from them (the id comes first, and the rows in id order:
+export_halves.py splits and merges on it), so the filters stay the ORM's and the line
 is written once, here. Python then handles no column per row, and no value is converted twice.
 
 Why the text matches the reference writers' json.dumps(..., ensure_ascii=False) byte for byte:
@@ -61,7 +62,7 @@ def _text_of(group: int) -> str:
 
 
 def preference_sql(inner: str, params: list, *, plain_margin: str) -> tuple[str, list]:
-    """The preference query: a plain pair's whole line, or null where Python makes the row's lines.
+    """The preference query: the id, then a plain pair's whole line, or null where Python makes the row's lines.
 
     A plain pair is a ranking of two groups of one id each, not all bad and without an edit: one
     line (annotation_pairs), whose two texts PostgreSQL looks up in the row's own plan. Its
@@ -82,7 +83,7 @@ def preference_sql(inner: str, params: list, *, plain_margin: str) -> tuple[str,
         f"|| CASE k.strength {margins} ELSE %s END || E'}}\\n' END"
     )
     columns = ", ".join(f"k.{name}" for name in PREFERENCE_COLUMNS[1:])
-    sql = f"SELECT {line}, {columns} FROM ({inner}) k ORDER BY k.id"
+    sql = f"SELECT k.id, {line}, {columns} FROM ({inner}) k ORDER BY k.id"
     return sql, [*margin_params, plain_margin, *params]
 
 
@@ -109,7 +110,7 @@ def _iso(expr: str) -> str:
 
 
 def raw_sql(inner: str, params: list) -> tuple[str, list]:
-    """The raw query: (the line up to the labeler, labeler id, external source, the rest of the line).
+    """The raw query: (id, the line up to the labeler, labeler id, external source, the rest of the line).
 
     The labeler's three fields are the pseudonym (an HMAC keyed by the secret key) and the
     competence, which Python writes once per labeler and puts between the two parts. The review
@@ -147,7 +148,7 @@ def raw_sql(inner: str, params: list) -> tuple[str, list]:
         "ELSE ', \"reason\": ' || " + _string("k.reason") + " END || E'}\\n'"
     )
     sql = (
-        "SELECT '{\"annotation_id\": ' || k.id || ', ', k.labeler_id, k.external_source, " + tail + " "
+        "SELECT k.id, '{\"annotation_id\": ' || k.id || ', ', k.labeler_id, k.external_source, " + tail + " "
         f"FROM ({inner}) k ORDER BY k.id"
     )
     tail_params = [Annotation.ReviewState.ACCEPTED.value, kinds.DEMONSTRATION.value, kinds.COMPARISON.value,

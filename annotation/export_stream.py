@@ -25,11 +25,15 @@ from contextlib import nullcontext
 from django.db import connection, transaction
 from django.db.models import QuerySet
 
+from .export_halves import halves
+
 BATCH_ROWS = 2000
 # The first batch is smaller, so the first lines leave sooner (a batch costs its rows' index lookups).
 FIRST_BATCH_ROWS = 200
 # For the export's transaction (or the caller's, see row_batches): no JIT, no parallel workers (module doc).
 _PLANNER = "SET LOCAL jit = off; SET LOCAL max_parallel_workers_per_gather = 0"
+# A wrapped export in its own transaction reads past its first batch with two backends (export_halves.py).
+READ_IN_HALVES = True
 
 
 def raw_rows() -> bool:
@@ -55,6 +59,11 @@ def row_batches(
     send, and a caller that stops reading early leaves its transaction usable (an atomic block
     left by GeneratorExit would mark it for rollback). The planner settings then last until the
     caller's transaction ends.
+
+    A wrapped query (its first column the id) in a transaction of its own is read past a full
+    first batch by two backends at once (export_halves.py); the transaction is then REPEATABLE
+    READ, so that the second backend can share its snapshot. Inside a caller's transaction a
+    second connection would not see the caller's own writes, so one cursor reads it all.
     """
     first = min(batch_rows, FIRST_BATCH_ROWS)
     if not raw_rows():
@@ -68,15 +77,22 @@ def row_batches(
         sql, params = queryset.query.sql_with_params()
     else:
         sql, params = wrap(*_unordered_sql(queryset))
+    in_halves = READ_IN_HALVES and wrap is not None and not connection.in_atomic_block
     own = nullcontext() if connection.in_atomic_block else transaction.atomic()
     with own, connection.chunked_cursor() as cursor:
         with connection.cursor() as settings:
-            settings.execute(_PLANNER)
+            settings.execute(("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ; " if in_halves else "") + _PLANNER)
         cursor.execute(sql, params)
-        size = first
-        while batch := cursor.fetchmany(size):
+        batch = cursor.fetchmany(first)
+        if not batch:
+            return
+        yield batch
+        if in_halves and len(batch) == first:
+            cursor.close()
+            yield from halves(sql=sql, params=params, after=batch[-1][0], batch_rows=batch_rows, planner=_PLANNER)
+            return
+        while batch := cursor.fetchmany(batch_rows):
             yield batch
-            size = batch_rows
 
 
 def _unordered_sql(queryset: QuerySet) -> tuple[str, list]:

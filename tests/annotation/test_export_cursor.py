@@ -1,5 +1,7 @@
 """An export streams: its rows come from a cursor opened inside a transaction, never WITH HOLD, and the
-first lines are out while the cursor still holds the rest (annotation/export_stream.py)."""
+first lines are out while the cursor still holds the rest (annotation/export_stream.py). Past the
+first batch two backends read it (annotation/export_halves.py), and their rows merge into the same
+bytes."""
 
 import uuid
 
@@ -8,9 +10,10 @@ from django.db import connection
 
 from annotation import exporters
 from annotation.export_fast import fast_batches
+from annotation.export_reference import reference_lines
 from annotation.export_scope import export_scope
 from annotation.models import Annotation
-from tests.factories import ProjectFactory, TaskFactory, member
+from tests.factories import ProjectFactory, TaskFactory, comparison_task, member
 
 pytestmark = pytest.mark.django_db(transaction=True)  # no test transaction around: the export's own is seen
 
@@ -60,3 +63,53 @@ def test_a_dropped_export_closes_its_cursor_and_transaction(project):
     assert not connection.in_atomic_block
     if connection.vendor == "postgresql":
         assert open_cursors() == []
+
+
+def client_backends() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                       "AND backend_type = 'client backend'")
+        return cursor.fetchone()[0]
+
+
+@pytest.fixture
+def mixed(project):
+    """Plain pairs, a ranking of three, a tie, a skip and the demonstrations, over more ids than a first batch."""
+    labeler = member(project, username="second")
+    for i in range(5):
+        pair = comparison_task(project=project, texts=(f"A {i} \u00e9 \"q\"", f"B {i}\n"))
+        a, b = pair.task_responses.order_by("position").values_list("response_id", flat=True)
+        Annotation.objects.create(task=pair, project=project, labeler=labeler, kind=Annotation.Kind.COMPARISON,
+                                  ranking=[[b], [a]] if i % 2 else [[a], [b]], strength="better", client_id=uuid.uuid4())
+    triple = comparison_task(project=project, texts=("x", "y", "z"))
+    x, y, z = triple.task_responses.order_by("position").values_list("response_id", flat=True)
+    Annotation.objects.create(task=triple, project=project, labeler=labeler, kind=Annotation.Kind.COMPARISON,
+                              ranking=[[z], [x, y]], client_id=uuid.uuid4())
+    Annotation.objects.create(task=TaskFactory(project=project), project=project, labeler=labeler,
+                              kind=Annotation.Kind.SKIP, reason="Unclear.", client_id=uuid.uuid4())
+    return project
+
+
+@pytest.mark.parametrize("fmt", ["preference", "raw"])
+def test_two_backends_read_past_the_first_batch_and_give_the_reference_bytes(mixed, fmt):
+    scope = export_scope(project=mixed, fmt=fmt, filters=None)
+    expected = "".join(reference_lines(project=mixed, fmt=fmt, scope=scope))
+    before = client_backends()
+    batches = fast_batches(project=mixed, fmt=fmt, scope=scope, batch_rows=2)
+    lines = next(batches)
+    lines += next(batches)  # past the first batch: the second connection reads the odd ids
+    assert client_backends() == before + 1
+    lines += [line for batch in batches for line in batch]
+    assert "".join(lines) == expected
+    assert client_backends() == before  # the second connection is closed
+    assert not connection.in_atomic_block and open_cursors() == []
+
+
+def test_an_export_dropped_while_two_backends_read_closes_both(mixed):
+    before = client_backends()
+    lines = exporters.export_lines(project=mixed, fmt="raw")
+    for _ in range(3):
+        next(lines)
+    lines.close()
+    assert client_backends() == before
+    assert not connection.in_atomic_block and open_cursors() == []
