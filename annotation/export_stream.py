@@ -60,8 +60,8 @@ def row_batches(
     left by GeneratorExit would mark it for rollback). The planner settings then last until the
     caller's transaction ends.
 
-    A wrapped query (its first column the id) in a transaction of its own is read past a full
-    first batch by two backends at once (export_halves.py); the transaction is then REPEATABLE
+    A wrapped query (its first column the id) in a transaction of its own is read past its
+    second batch, if that one was full, by two backends at once (export_halves.py); the transaction is then REPEATABLE
     READ, so that the second backend can share its snapshot. Inside a caller's transaction a
     second connection would not see the caller's own writes, so one cursor reads it all.
     """
@@ -83,16 +83,15 @@ def row_batches(
         with connection.cursor() as settings:
             settings.execute(("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ; " if in_halves else "") + _PLANNER)
         cursor.execute(sql, params)
-        batch = cursor.fetchmany(first)
-        if not batch:
-            return
-        yield batch
-        if in_halves and len(batch) == first:
-            cursor.close()
-            yield from halves(sql=sql, params=params, after=batch[-1][0], batch_rows=batch_rows, planner=_PLANNER)
-            return
-        while batch := cursor.fetchmany(batch_rows):
+        size, read = first, 0
+        while batch := cursor.fetchmany(size):
             yield batch
+            read += 1
+            if in_halves and read == 2 and len(batch) == batch_rows:
+                cursor.close()  # a full second batch: a big export, worth a second connection
+                yield from halves(sql=sql, params=params, after=batch[-1][0], batch_rows=batch_rows, planner=_PLANNER)
+                return
+            size = batch_rows
 
 
 def _unordered_sql(queryset: QuerySet) -> tuple[str, list]:

@@ -1,9 +1,10 @@
 """An export streams: its rows come from a cursor opened inside a transaction, never WITH HOLD, and the
-first lines are out while the cursor still holds the rest (annotation/export_stream.py). Past the
-first batch two backends read it (annotation/export_halves.py), and their rows merge into the same
+first lines are out while the cursor still holds the rest (annotation/export_stream.py). Past a
+full second batch two backends read it (annotation/export_halves.py), and their rows merge into the same
 bytes."""
 
 import uuid
+from contextlib import closing
 
 import pytest
 from django.db import connection
@@ -66,7 +67,8 @@ def test_a_dropped_export_closes_its_cursor_and_transaction(project):
 
 
 def client_backends() -> int:
-    with connection.cursor() as cursor:
+    with connection.cursor() as cursor:  # inside the export's transaction: not the figures cached when first read
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
         cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
                        "AND backend_type = 'client backend'")
         return cursor.fetchone()[0]
@@ -95,11 +97,12 @@ def test_two_backends_read_past_the_first_batch_and_give_the_reference_bytes(mix
     scope = export_scope(project=mixed, fmt=fmt, filters=None)
     expected = "".join(reference_lines(project=mixed, fmt=fmt, scope=scope))
     before = client_backends()
-    batches = fast_batches(project=mixed, fmt=fmt, scope=scope, batch_rows=2)
-    lines = next(batches)
-    lines += next(batches)  # past the first batch: the second connection reads the odd ids
-    assert client_backends() == before + 1
-    lines += [line for batch in batches for line in batch]
+    with closing(fast_batches(project=mixed, fmt=fmt, scope=scope, batch_rows=2)) as batches:  # closed if one fails
+        lines = next(batches) + next(batches)
+        assert client_backends() == before  # the first two batches: one cursor
+        lines += next(batches)  # past a full second batch: the second connection reads the odd ids
+        assert client_backends() == before + 1
+        lines += [line for batch in batches for line in batch]
     assert "".join(lines) == expected
     assert client_backends() == before  # the second connection is closed
     assert not connection.in_atomic_block and open_cursors() == []
@@ -107,9 +110,10 @@ def test_two_backends_read_past_the_first_batch_and_give_the_reference_bytes(mix
 
 def test_an_export_dropped_while_two_backends_read_closes_both(mixed):
     before = client_backends()
-    lines = exporters.export_lines(project=mixed, fmt="raw")
-    for _ in range(3):
-        next(lines)
-    lines.close()
+    scope = export_scope(project=mixed, fmt="raw", filters=None)
+    with closing(fast_batches(project=mixed, fmt="raw", scope=scope, batch_rows=2)) as batches:
+        for _ in range(3):
+            next(batches)
+        assert client_backends() == before + 1
     assert client_backends() == before
     assert not connection.in_atomic_block and open_cursors() == []
