@@ -36,11 +36,17 @@ _TEXTS = f"SELECT id, text FROM {Response._meta.db_table} WHERE id = ANY(%s)"
 
 
 def fast_batches(
-    *, project: Project, fmt: str, scope: ExportScope, batch_rows: int = BATCH_ROWS
+    *, project: Project, fmt: str, scope: ExportScope, batch_rows: int = BATCH_ROWS, two_backends: bool = False
 ) -> Iterator[list[str]]:
-    """Lists of export lines, one list per batch of annotation rows read (empty lists are skipped)."""
-    writer = {"sft": _sft, "preference": _preference, "raw": _raw}[fmt]
-    return writer(project=project, scope=scope, batch_rows=batch_rows)
+    """Lists of export lines, one list per batch of annotation rows read (empty lists are skipped).
+
+    two_backends: a big preference or raw export is read by two PostgreSQL backends in a
+    REPEATABLE READ transaction of its own (export_stream.row_batches, export_halves.py).
+    """
+    if fmt == "sft":
+        return _sft(project=project, scope=scope, batch_rows=batch_rows)
+    writer = {"preference": _preference, "raw": _raw}[fmt]
+    return writer(project=project, scope=scope, batch_rows=batch_rows, two_backends=two_backends)
 
 
 def _with_assistant_turn(messages: str, content: str) -> str:
@@ -73,7 +79,7 @@ def _response_texts(ids: set[int]) -> dict[int, str]:
     return {pk: _string(text) for pk, text in rows}
 
 
-def _preference(*, project: Project, scope: ExportScope, batch_rows: int) -> Iterator[list[str]]:
+def _preference(*, project: Project, scope: ExportScope, batch_rows: int, two_backends: bool) -> Iterator[list[str]]:
     as_json = json_text()
     raw = raw_rows()
     query = kept_annotations(project=project, scope=scope, where=Q(kind=Annotation.Kind.COMPARISON)).annotate(
@@ -85,7 +91,7 @@ def _preference(*, project: Project, scope: ExportScope, batch_rows: int) -> Ite
     else:
         query = query.annotate(export_line=Value(None, output_field=TextField()))
         query, wrap = query.values_list("id", "export_line", *PREFERENCE_COLUMNS[1:]), None
-    for batch in row_batches(query, batch_rows=batch_rows, wrap=wrap):
+    for batch in row_batches(query, batch_rows=batch_rows, wrap=wrap, two_backends=two_backends):
         made, ids = [], set()  # made: a ready line, or (messages, pairs) waiting for the batch's texts
         for _, line, ranking, strength, all_bad, edit, original, messages in batch:
             if line is not None:
@@ -153,7 +159,7 @@ def _who(labeler_id: int | None, external_source: str, competence: dict[int, flo
     )
 
 
-def _raw(*, project: Project, scope: ExportScope, batch_rows: int) -> Iterator[list[str]]:
+def _raw(*, project: Project, scope: ExportScope, batch_rows: int, two_backends: bool) -> Iterator[list[str]]:
     competence = scope.competence or {}
     query = (
         kept_annotations(project=project, scope=scope, where=Q(kind__in=Annotation.Kind.values))
@@ -164,7 +170,7 @@ def _raw(*, project: Project, scope: ExportScope, batch_rows: int) -> Iterator[l
         yield from _raw_portable(query, competence=competence, batch_rows=batch_rows)
         return
     labelers: dict[tuple, str] = {}  # _who's text by (labeler id, external source)
-    for batch in row_batches(query, batch_rows=batch_rows, wrap=raw_sql):
+    for batch in row_batches(query, batch_rows=batch_rows, wrap=raw_sql, two_backends=two_backends):
         lines = []
         for _, head, labeler_id, external_source, tail in batch:
             who = labelers.get((labeler_id, external_source))

@@ -42,7 +42,8 @@ def raw_rows() -> bool:
 
 
 def row_batches(
-    queryset: QuerySet, *, batch_rows: int = BATCH_ROWS, wrap: Callable[[str, list], tuple[str, list]] | None = None
+    queryset: QuerySet, *, batch_rows: int = BATCH_ROWS, wrap: Callable[[str, list], tuple[str, list]] | None = None,
+    two_backends: bool = False,
 ) -> Iterator[list[tuple]]:
     """The rows of a values_list() queryset, batch_rows at a time (the first batch FIRST_BATCH_ROWS at most).
 
@@ -60,10 +61,13 @@ def row_batches(
     left by GeneratorExit would mark it for rollback). The planner settings then last until the
     caller's transaction ends.
 
-    A wrapped query (its first column the id) in a transaction of its own is read past its
-    second batch, if that one was full, by two backends at once (export_halves.py); the transaction is then REPEATABLE
-    READ, so that the second backend can share its snapshot. Inside a caller's transaction a
-    second connection would not see the caller's own writes, so one cursor reads it all.
+    With two_backends, a wrapped query (its first column the id) in a transaction of its own is
+    read past its second batch, if that one was full, by two backends at once (export_halves.py);
+    the transaction is then REPEATABLE READ, so that the second backend can share its snapshot.
+    Only the streamed HTTP export asks for it: a run's snapshot freeze writes its progress and
+    reads the run's status (a cancel) in the same connection while it reads the export, which
+    needs READ COMMITTED. Inside a caller's transaction a second connection would not see the
+    caller's own writes, so one cursor reads it all there too.
     """
     first = min(batch_rows, FIRST_BATCH_ROWS)
     if not raw_rows():
@@ -77,7 +81,7 @@ def row_batches(
         sql, params = queryset.query.sql_with_params()
     else:
         sql, params = wrap(*_unordered_sql(queryset))
-    in_halves = READ_IN_HALVES and wrap is not None and not connection.in_atomic_block
+    in_halves = two_backends and READ_IN_HALVES and wrap is not None and not connection.in_atomic_block
     own = nullcontext() if connection.in_atomic_block else transaction.atomic()
     with own, connection.chunked_cursor() as cursor:
         with connection.cursor() as settings:

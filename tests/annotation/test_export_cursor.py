@@ -97,7 +97,7 @@ def test_two_backends_read_past_the_first_batch_and_give_the_reference_bytes(mix
     scope = export_scope(project=mixed, fmt=fmt, filters=None)
     expected = "".join(reference_lines(project=mixed, fmt=fmt, scope=scope))
     before = client_backends()
-    with closing(fast_batches(project=mixed, fmt=fmt, scope=scope, batch_rows=2)) as batches:  # closed if one fails
+    with closing(fast_batches(project=mixed, fmt=fmt, scope=scope, batch_rows=2, two_backends=True)) as batches:
         lines = next(batches) + next(batches)
         assert client_backends() == before  # the first two batches: one cursor
         lines += next(batches)  # past a full second batch: the second connection reads the odd ids
@@ -108,10 +108,32 @@ def test_two_backends_read_past_the_first_batch_and_give_the_reference_bytes(mix
     assert not connection.in_atomic_block and open_cursors() == []
 
 
-def test_an_export_dropped_while_two_backends_read_closes_both(mixed):
+def test_without_two_backends_one_cursor_reads_it_all_in_read_committed(mixed):
+    # A run's freeze reads export_lines and, in the same connection, its run's status: it must see a cancel.
     before = client_backends()
     scope = export_scope(project=mixed, fmt="raw", filters=None)
     with closing(fast_batches(project=mixed, fmt="raw", scope=scope, batch_rows=2)) as batches:
+        for _ in range(4):
+            next(batches)
+        assert client_backends() == before
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW transaction_isolation")
+            assert cursor.fetchone()[0] == "read committed"
+
+
+def test_only_the_streamed_blocks_ask_for_two_backends(mixed, monkeypatch):
+    asked = []
+    real = exporters.fast_batches
+    monkeypatch.setattr(exporters, "fast_batches", lambda **kwargs: asked.append(kwargs["two_backends"]) or real(**kwargs))
+    assert "".join(exporters.export_lines(project=mixed, fmt="raw")) == "".join(
+        exporters.export_blocks(project=mixed, fmt="raw"))
+    assert asked == [False, True]
+
+
+def test_an_export_dropped_while_two_backends_read_closes_both(mixed):
+    before = client_backends()
+    scope = export_scope(project=mixed, fmt="raw", filters=None)
+    with closing(fast_batches(project=mixed, fmt="raw", scope=scope, batch_rows=2, two_backends=True)) as batches:
         for _ in range(3):
             next(batches)
         assert client_backends() == before + 1
