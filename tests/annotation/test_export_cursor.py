@@ -3,6 +3,7 @@ first lines are out while the cursor still holds the rest (annotation/export_str
 full second batch two backends read it (annotation/export_halves.py), and their rows merge into the same
 bytes."""
 
+import time
 import uuid
 from contextlib import closing
 
@@ -66,12 +67,22 @@ def test_a_dropped_export_closes_its_cursor_and_transaction(project):
         assert open_cursors() == []
 
 
-def client_backends() -> int:
+def second_connections() -> int:
+    """Other backends of this database reading an export's half: the second connection, while it is open."""
     with connection.cursor() as cursor:  # inside the export's transaction: not the figures cached when first read
         cursor.execute("SELECT pg_stat_clear_snapshot()")
         cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                       "AND backend_type = 'client backend'")
+                       "AND pid <> pg_backend_pid() AND query LIKE '%%export_half_%%'")
         return cursor.fetchone()[0]
+
+
+def closed_soon() -> bool:
+    """True once no second connection is left (a closed connection's backend leaves a moment after)."""
+    for _ in range(40):
+        if second_connections() == 0:
+            return True
+        time.sleep(0.05)
+    return False
 
 
 @pytest.fixture
@@ -96,26 +107,24 @@ def mixed(project):
 def test_two_backends_read_past_the_first_batch_and_give_the_reference_bytes(mixed, fmt):
     scope = export_scope(project=mixed, fmt=fmt, filters=None)
     expected = "".join(reference_lines(project=mixed, fmt=fmt, scope=scope))
-    before = client_backends()
     with closing(fast_batches(project=mixed, fmt=fmt, scope=scope, batch_rows=2, two_backends=True)) as batches:
         lines = next(batches) + next(batches)
-        assert client_backends() == before  # the first two batches: one cursor
+        assert second_connections() == 0  # the first two batches: one cursor
         lines += next(batches)  # past a full second batch: the second connection reads the odd ids
-        assert client_backends() == before + 1
+        assert second_connections() == 1
         lines += [line for batch in batches for line in batch]
     assert "".join(lines) == expected
-    assert client_backends() == before  # the second connection is closed
+    assert closed_soon()
     assert not connection.in_atomic_block and open_cursors() == []
 
 
 def test_without_two_backends_one_cursor_reads_it_all_in_read_committed(mixed):
     # A run's freeze reads export_lines and, in the same connection, its run's status: it must see a cancel.
-    before = client_backends()
     scope = export_scope(project=mixed, fmt="raw", filters=None)
     with closing(fast_batches(project=mixed, fmt="raw", scope=scope, batch_rows=2)) as batches:
         for _ in range(4):
             next(batches)
-        assert client_backends() == before
+        assert second_connections() == 0
         with connection.cursor() as cursor:
             cursor.execute("SHOW transaction_isolation")
             assert cursor.fetchone()[0] == "read committed"
@@ -131,11 +140,10 @@ def test_only_the_streamed_blocks_ask_for_two_backends(mixed, monkeypatch):
 
 
 def test_an_export_dropped_while_two_backends_read_closes_both(mixed):
-    before = client_backends()
     scope = export_scope(project=mixed, fmt="raw", filters=None)
     with closing(fast_batches(project=mixed, fmt="raw", scope=scope, batch_rows=2, two_backends=True)) as batches:
         for _ in range(3):
             next(batches)
-        assert client_backends() == before + 1
-    assert client_backends() == before
+        assert second_connections() == 1
+    assert closed_soon()
     assert not connection.in_atomic_block and open_cursors() == []
