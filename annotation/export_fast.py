@@ -4,27 +4,28 @@ Each writer reads one values_list() query (export_scope.kept_annotations: the fi
 annotation.project_id, in id order) through export_stream.row_batches. Lines are assembled as
 strings in the order json.dumps would write them: string values go through json's own C encoder
 (the one json.dumps uses with ensure_ascii=False) and JSON columns are passed through as the JSON
-text PostgreSQL sends. On PostgreSQL the texts of a plain pair (_pair_texts) and a comparison's
-shown responses (_shown_in_row) are looked up and encoded in the row itself; other rows' texts
-come in one query per batch. The output is the reference writers' (export_reference.py), byte
-for byte; tests check it.
+text PostgreSQL sends. On PostgreSQL, PostgreSQL itself builds each raw line (all but the
+labeler's fields) and each plain pair's preference line (export_sql.py), so Python only joins
+them; other preference rows' texts come in one query per batch. Elsewhere (SQLite) every line is
+made here. The output is the reference writers' (export_reference.py), byte for byte; tests
+check it.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from functools import partial
 from json.encoder import encode_basestring as _string
 
-from django.db.models import Q, TextField, Value
-from django.db.models.expressions import RawSQL
+from django.db.models import F, Q, TextField, Value
 
 from .export_pairs import RANK_GAP_MARGIN, annotation_pairs
 from .export_reference import review_flags, review_state_name
 from .export_scope import ExportScope, kept_annotations, labeler_pseudonym, sft_rows
+from .export_sql import PREFERENCE_COLUMNS, RAW_COLUMNS, preference_sql, raw_sql
 from .export_stream import BATCH_ROWS, json_text, raw_rows, row_batches, rows_by_ids
-from .models import Annotation, Project, Response, Task, TaskResponse
-from .validation import STRENGTH_MARGIN
+from .models import Annotation, Project, Response, TaskResponse
 
 _BOOL = {True: "true", False: "false"}
 _ASSISTANT = '{"role": "assistant", "content": '
@@ -35,11 +36,17 @@ _TEXTS = f"SELECT id, text FROM {Response._meta.db_table} WHERE id = ANY(%s)"
 
 
 def fast_batches(
-    *, project: Project, fmt: str, scope: ExportScope, batch_rows: int = BATCH_ROWS
+    *, project: Project, fmt: str, scope: ExportScope, batch_rows: int = BATCH_ROWS, two_backends: bool = False
 ) -> Iterator[list[str]]:
-    """Lists of export lines, one list per batch of annotation rows read (empty lists are skipped)."""
-    writer = {"sft": _sft, "preference": _preference, "raw": _raw}[fmt]
-    return writer(project=project, scope=scope, batch_rows=batch_rows)
+    """Lists of export lines, one list per batch of annotation rows read (empty lists are skipped).
+
+    two_backends: a big preference or raw export is read by two PostgreSQL backends in a
+    REPEATABLE READ transaction of its own (export_stream.row_batches, export_halves.py).
+    """
+    if fmt == "sft":
+        return _sft(project=project, scope=scope, batch_rows=batch_rows)
+    writer = {"preference": _preference, "raw": _raw}[fmt]
+    return writer(project=project, scope=scope, batch_rows=batch_rows, two_backends=two_backends)
 
 
 def _with_assistant_turn(messages: str, content: str) -> str:
@@ -72,48 +79,23 @@ def _response_texts(ids: set[int]) -> dict[int, str]:
     return {pk: _string(text) for pk, text in rows}
 
 
-def _pair_texts() -> dict:
-    """The chosen and rejected texts, as JSON strings, of a plain pair ranking: made by PostgreSQL in the row.
-
-    A ranking whose JSON text is "[[a], [b]]" (two groups of one id each, matched on the text),
-    not all bad and without an edit, is one pair (annotation_pairs): PostgreSQL
-    looks both texts up in the row's own plan and encodes them (to_json escapes as json.dumps
-    does), which spares the batch lookup and the encoding here. Null for any other row, or for a
-    response deleted since; those rows take the general way. Elsewhere (SQLite): always null.
-    """
-    if not raw_rows():
-        return {"chosen": Value(None, output_field=TextField()), "rejected": Value(None, output_field=TextField())}
-    a = f'"{Annotation._meta.db_table}"'
-    simple = (
-        f"NOT {a}.all_bad AND {a}.edited_response_id IS NULL "
-        f"AND {a}.ranking::text ~ '^\\[\\[[0-9]{{1,18}}\\], \\[[0-9]{{1,18}}\\]\\]$'"
-    )
-    text = (
-        f"CASE WHEN {simple} THEN (SELECT to_json(r.text)::text FROM {Response._meta.db_table} r "
-        f"WHERE r.id = ({a}.ranking -> GROUP ->> 0)::bigint) END"
-    )
-    return {"chosen": RawSQL(text.replace("GROUP", "0"), []), "rejected": RawSQL(text.replace("GROUP", "1"), [])}
-
-
-def _preference(*, project: Project, scope: ExportScope, batch_rows: int) -> Iterator[list[str]]:
+def _preference(*, project: Project, scope: ExportScope, batch_rows: int, two_backends: bool) -> Iterator[list[str]]:
     as_json = json_text()
     raw = raw_rows()
-    margins = {strength: repr(float(margin)) for strength, margin in STRENGTH_MARGIN.items()}
-    plain_margin = repr(float(RANK_GAP_MARGIN))  # a pair without a known strength: one rank apart
-    query = (
-        kept_annotations(project=project, scope=scope, where=Q(kind=Annotation.Kind.COMPARISON))
-        .annotate(**_pair_texts())
-        .values_list("ranking", "strength", "all_bad", "edited_response_id", "edited_response__edited_from_id",
-                     "task__prompt__messages", "chosen", "rejected")
+    query = kept_annotations(project=project, scope=scope, where=Q(kind=Annotation.Kind.COMPARISON)).annotate(
+        export_original=F("edited_response__edited_from_id"), export_messages=F("task__prompt__messages")
     )
-    for batch in row_batches(query, batch_rows=batch_rows):
+    if raw:  # a plain pair's line comes whole from PostgreSQL (export_sql.preference_sql)
+        query = query.values_list(*PREFERENCE_COLUMNS)
+        wrap = partial(preference_sql, plain_margin=repr(float(RANK_GAP_MARGIN)))
+    else:
+        query = query.annotate(export_line=Value(None, output_field=TextField()))
+        query, wrap = query.values_list("id", "export_line", *PREFERENCE_COLUMNS[1:]), None
+    for batch in row_batches(query, batch_rows=batch_rows, wrap=wrap, two_backends=two_backends):
         made, ids = [], set()  # made: a ready line, or (messages, pairs) waiting for the batch's texts
-        for ranking, strength, all_bad, edit, original, messages, chosen, rejected in batch:
-            if chosen is not None and rejected is not None:
-                made.append(
-                    f'{{"prompt": {as_json(messages)}, "chosen": [{_ASSISTANT}{chosen}}}], "rejected": [{_ASSISTANT}'
-                    f'{rejected}}}], "margin": {margins.get(strength, plain_margin)}}}\n'
-                )
+        for _, line, ranking, strength, all_bad, edit, original, messages in batch:
+            if line is not None:
+                made.append(line)
                 continue
             pairs = annotation_pairs(
                 ranking=json.loads(ranking) if raw else ranking, strength=strength, all_bad=all_bad,
@@ -124,6 +106,10 @@ def _preference(*, project: Project, scope: ExportScope, batch_rows: int) -> Ite
                 for better, worse, _ in pairs:
                     ids.add(better)
                     ids.add(worse)
+        if not ids:
+            if made:
+                yield made
+            continue
         texts = _response_texts(ids)
         lines = []
         for item in made:
@@ -156,56 +142,57 @@ def _shown(task_ids: set[int]) -> dict[int, str]:
     return {task_id: "[" + ", ".join(items) + "]" for task_id, items in shown.items()}
 
 
-_RAW_COLUMNS = (
-    "id", "labeler_id", "external_source", "review_state", "review_pending", "is_correction", "task_id", "task__kind", "kind",
-    "task__prompt__external_id", "task__prompt__messages", "created_at", "time_spent_ms", "lease_expired",
-    "text", "ranking", "strength", "flags", "all_bad", "rationale", "edited_response_id",
-    "edited_response__edited_from_id", "edited_response__text", "reason", "shown",
-)
+# The columns of other tables that the raw export reads (export_sql.RAW_COLUMNS names them).
+_RAW_JOINED = {
+    "export_task_kind": F("task__kind"), "export_external_id": F("task__prompt__external_id"),
+    "export_messages": F("task__prompt__messages"), "export_original": F("edited_response__edited_from_id"),
+    "export_edit_text": F("edited_response__text"),
+}
 
 
-def _shown_in_row() -> dict:
-    """A comparison's responses in display order as the raw export's JSON list, made by PostgreSQL in the row.
-
-    The same list _shown builds ([{"id", "text"}, ...], "[]" when none), for comparison
-    annotations on comparison tasks; null for other rows and elsewhere (SQLite), where _shown runs.
-    """
-    if not raw_rows():
-        return {"shown": Value(None, output_field=TextField())}
-    a, t = f'"{Annotation._meta.db_table}"', f'"{Task._meta.db_table}"'
-    return {"shown": RawSQL(
-        f"CASE WHEN {a}.kind = 'comparison' AND {t}.kind = 'comparison' THEN ("
-        f"SELECT '[' || COALESCE(string_agg('{{\"id\": ' || r.id || ', \"text\": ' || to_json(r.text)::text || '}}', "
-        f"', ' ORDER BY tr.position), '') || ']' "
-        f"FROM {TaskResponse._meta.db_table} tr JOIN {Response._meta.db_table} r ON r.id = tr.response_id "
-        f"WHERE tr.task_id = {a}.task_id) END",
-        [],
-    )}
+def _who(labeler_id: int | None, external_source: str, competence: dict[int, float]) -> str:
+    """The labeler's three fields of a raw line, as JSON (an imported label has a source and no labeler)."""
+    return (
+        f'"labeler": {_string(labeler_pseudonym(labeler_id)) if labeler_id is not None else "null"}, '
+        f'"external_source": {_string(external_source) if external_source else "null"}, '
+        f'"labeler_competence": {_value(competence.get(labeler_id))}'
+    )
 
 
-def _raw(*, project: Project, scope: ExportScope, batch_rows: int) -> Iterator[list[str]]:
-    as_json = json_text()
+def _raw(*, project: Project, scope: ExportScope, batch_rows: int, two_backends: bool) -> Iterator[list[str]]:
     competence = scope.competence or {}
-    labelers: dict[tuple, str] = {}  # the labeler's three fields, as JSON, by (labeler id, external source)
     query = (
         kept_annotations(project=project, scope=scope, where=Q(kind__in=Annotation.Kind.values))
-        .annotate(**review_flags(), **_shown_in_row())
-        .values_list(*_RAW_COLUMNS)
+        .annotate(**review_flags(), **_RAW_JOINED)
+        .values_list(*RAW_COLUMNS)
     )
-    in_row = raw_rows()
+    if not raw_rows():
+        yield from _raw_portable(query, competence=competence, batch_rows=batch_rows)
+        return
+    labelers: dict[tuple, str] = {}  # _who's text by (labeler id, external source)
+    for batch in row_batches(query, batch_rows=batch_rows, wrap=raw_sql, two_backends=two_backends):
+        lines = []
+        for _, head, labeler_id, external_source, tail in batch:
+            who = labelers.get((labeler_id, external_source))
+            if who is None:
+                who = labelers[(labeler_id, external_source)] = _who(labeler_id, external_source, competence)
+            lines.append(head + who + tail)
+        yield lines
+
+
+def _raw_portable(query, *, competence: dict[int, float], batch_rows: int) -> Iterator[list[str]]:
+    """The raw lines made in Python from the ORM's values (SQLite): what export_sql.raw_sql makes on PostgreSQL."""
+    as_json = json_text()
+    labelers: dict[tuple, str] = {}
     for batch in row_batches(query, batch_rows=batch_rows):
-        shown = {} if in_row else _shown({row[5] for row in batch if row[6] == "comparison"})
+        shown = _shown({row[6] for row in batch if row[7] == "comparison" and row[8] == "comparison"})
         lines = []
         for (pk, labeler_id, external_source, review_state, review_pending, is_correction, task_id, task_kind, kind, external_id,
              messages, created_at, time_spent_ms, lease_expired, text, ranking, strength, flags, all_bad, rationale,
-             edit_id, edited_from_id, edit_text, reason, shown_json) in batch:
+             edit_id, edited_from_id, edit_text, reason) in batch:
             who = labelers.get((labeler_id, external_source))
-            if who is None:  # an imported label has a source and no labeler
-                who = labelers[(labeler_id, external_source)] = (
-                    f'"labeler": {_string(labeler_pseudonym(labeler_id)) if labeler_id is not None else "null"}, '
-                    f'"external_source": {_string(external_source) if external_source else "null"}, '
-                    f'"labeler_competence": {_value(competence.get(labeler_id))}'
-                )
+            if who is None:
+                who = labelers[(labeler_id, external_source)] = _who(labeler_id, external_source, competence)
             state = review_state_name(
                 is_correction=is_correction, review_state=review_state, review_pending=review_pending
             )
@@ -223,7 +210,7 @@ def _raw(*, project: Project, scope: ExportScope, batch_rows: int) -> Iterator[l
                     if edit_id is not None else "null"
                 )
                 lines.append(
-                    f'{head}, "responses": {shown_json or shown.get(task_id, "[]")}, "ranking": {as_json(ranking)}, '
+                    f'{head}, "responses": {shown.get(task_id, "[]")}, "ranking": {as_json(ranking)}, '
                     f'"strength": {_string(strength)}, "flags": {as_json(flags)}, "all_bad": {_BOOL[all_bad]}, '
                     f'"rationale": {_string(rationale)}, "edit": {edit}}}\n'
                 )

@@ -17,9 +17,17 @@ the same figures the triggers would have added. About a minute on 2 cores for 1M
 Then it measures, for each project, through Django's test client with the admin logged in:
   - the preference and the raw export (GET /api/projects/<id>/export/): lines per second, the
     time to the first byte, and the peak growth of this process's RSS while streaming;
+  - what bounds the export rate, in figures the machine's load changes less: the export's own
+    query run alone in PostgreSQL through one cursor (declared as the export declares it, then
+    MOVE ALL: no row leaves the server), in lines per second now and per CPU second of its
+    backend (what one core of PostgreSQL gives, whatever Python does; the export reads past
+    its first batch with two backends, export_halves.py), and the lines per CPU second of this
+    process (Django, the writers, the test client). The backend's CPU needs the database on this
+    machine (/proc/<backend pid>); elsewhere it is blank;
   - freezing a preference snapshot (training.snapshots.snapshot_freeze);
   - POST /api/training-runs/ (a reward run on a hub-id base model; the run and its snapshot are
-    deleted after, and Celery messages go to an in-memory broker unless CELERY_BROKER_URL is set);
+    deleted after, and Celery messages go to an in-memory broker unless CELERY_BROKER_URL is set),
+    the best of --repeat (the process's first one also imports the run's code and sets up Celery);
   - the dashboard page and the project list page (and GET /api/projects/) on a cold cache: the
     cache is cleared first, the best of --repeat tries. For the dashboard that is with the rollup
     a Celery worker keeps (annotation/dashboard.py; put back after the clear, untimed) and, on
@@ -50,6 +58,12 @@ TARGETS = {
     "preference first byte ms": ("<=", 100),
     "raw first byte ms": ("<=", 100),
     "export peak RSS growth MB": (None, None),
+    "preference query alone lines/s": (None, None),
+    "preference query alone lines/CPU-s": (None, None),
+    "preference Python lines/CPU-s": (None, None),
+    "raw query alone lines/s": (None, None),
+    "raw query alone lines/CPU-s": (None, None),
+    "raw Python lines/CPU-s": (None, None),
     "snapshot freeze s": (None, None),
     "POST /api/training-runs/ ms": ("<", 200),
     "dashboard cold ms": ("<=", 200),
@@ -263,9 +277,43 @@ class PeakRss:
         return (self.peak - self.start) / 2**20
 
 
+def backend_cpu_s() -> float:
+    """CPU seconds used so far by the PostgreSQL backend of Django's connection (nan where it is not on this machine)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+class LargestQuery:
+    """The longest statement that reads annotation_annotation while it is active: an export's own query."""
+
+    def __init__(self):
+        self.sql, self.params = "", None
+
+    def __call__(self, execute, sql, params, many, context):
+        if "annotation_annotation" in sql and len(sql) > len(self.sql):
+            self.sql, self.params = sql, params
+        return execute(sql, params, many, context)
+
+
 def measure_export(client, project_id: int, fmt: str) -> dict:
-    """Lines per second, first byte ms and peak RSS growth of one streamed export through the API view."""
-    with PeakRss() as rss:
+    """One streamed export through the API view: lines per second, first byte, peak RSS growth, this process's CPU.
+
+    Also its query run alone (query_alone).
+    """
+    from django.db import connection
+
+    query = LargestQuery()
+    here_before = time.process_time()
+    with PeakRss() as rss, connection.execute_wrapper(query):
         started = time.perf_counter()
         response = client.get(f"/api/projects/{project_id}/export/", {"format": fmt})
         assert response.status_code == 200, response.status_code
@@ -277,7 +325,33 @@ def measure_export(client, project_id: int, fmt: str) -> dict:
             lines += chunk.count(b"\n")
         elapsed = time.perf_counter() - started
         response.close()
-    return {"rows": lines, "rows_s": lines / elapsed, "first_ms": 1000 * first_byte, "rss_mb": rss.growth_mb}
+    cpu = time.process_time() - here_before
+    alone_s, alone_cpu = query_alone(query.sql, query.params)
+    return {"rows": lines, "rows_s": lines / elapsed, "first_ms": 1000 * first_byte, "rss_mb": rss.growth_mb,
+            "rows_cpu_s": _per_cpu_s(lines, cpu), "alone_rows_s": lines / alone_s,
+            "alone_rows_cpu_s": _per_cpu_s(lines, alone_cpu)}
+
+
+def _per_cpu_s(lines: int, cpu_s: float) -> float:
+    """Lines per CPU second, or nan when the CPU time is below what /proc counts reliably (0.05 s: 5 ticks)."""
+    return lines / cpu_s if cpu_s >= 0.05 else float("nan")
+
+
+def query_alone(sql: str, params) -> tuple[float, float]:
+    """Seconds and backend CPU seconds PostgreSQL takes to run an export's query through a cursor, sending no row.
+
+    The cursor is declared as the export declares it (inside a transaction, JIT and parallel
+    workers off), so the plan is the one the export gets; MOVE ALL runs it to the end. (EXPLAIN
+    ANALYZE plans for all rows, not for a cursor's first rows, and so measures another plan.)
+    """
+    from django.db import connection, transaction
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL jit = off; SET LOCAL max_parallel_workers_per_gather = 0")
+        cursor.execute(f"DECLARE bench_alone NO SCROLL CURSOR FOR {sql}", params)
+        cpu, started = backend_cpu_s(), time.perf_counter()
+        cursor.execute("MOVE ALL IN bench_alone")
+        return time.perf_counter() - started, backend_cpu_s() - cpu
 
 
 def measure_snapshot(project_id: int) -> float:
@@ -350,9 +424,12 @@ def measure(*, project_id: int, admin, repeat: int) -> dict:
         figures[f"{fmt} rows/s"] = result["rows_s"]
         figures[f"{fmt} first byte ms"] = result["first_ms"]
         figures[f"{fmt} rows"] = result["rows"]
+        figures[f"{fmt} Python lines/CPU-s"] = result["rows_cpu_s"]
+        figures[f"{fmt} query alone lines/s"] = result["alone_rows_s"]
+        figures[f"{fmt} query alone lines/CPU-s"] = result["alone_rows_cpu_s"]
         figures["export peak RSS growth MB"] = max(figures.get("export peak RSS growth MB", 0.0), result["rss_mb"])
     figures["snapshot freeze s"] = measure_snapshot(project_id)
-    figures["POST /api/training-runs/ ms"] = 1000 * measure_run_create(client, project_id)
+    figures["POST /api/training-runs/ ms"] = 1000 * min(measure_run_create(client, project_id) for _ in range(repeat))
     from annotation import dashboard as dashboard_module
 
     def refresh():  # what the Celery task does (a checkout from before the rollup has none: nothing to do)
@@ -390,6 +467,8 @@ def _meets(value: float, op: str, target: float) -> bool:
 
 
 def _fmt(value: float) -> str:
+    if value != value:  # nan: not measured here
+        return "-"
     return f"{value:,.0f}" if value >= 100 else f"{value:.2f}" if value < 10 else f"{value:.1f}"
 
 

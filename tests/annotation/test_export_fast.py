@@ -8,6 +8,7 @@ task; a quality report with competences; and another project's work that must no
 """
 
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 from django.db import connection
@@ -104,6 +105,13 @@ def varied():
              external_hidden=True)  # hidden by its import: in no export
     answered = TaskFactory(project=project, prompt=PromptFactory(project=project, messages=chat, external_id="oa1"))
     annotate(answered, None, Annotation.Kind.DEMONSTRATION, text="An imported reply.", external_source="oasst2")
+    odd = comparison_task(project=project, texts=("Odd first.", "Odd second."))
+    o1, o2 = shown(odd)  # a pair whose id is stored as a float: not the plain pair PostgreSQL writes whole
+    annotate(odd, bob, Annotation.Kind.COMPARISON, ranking=[[float(o1)], [o2]], strength="much_better")
+    # Timestamps isoformat() writes without microseconds, and with leading zeros in them.
+    whole, small = Annotation.objects.filter(project=project).order_by("id")[:2]
+    Annotation.objects.filter(pk=whole.pk).update(created_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
+    Annotation.objects.filter(pk=small.pk).update(created_at=datetime(2026, 1, 2, 3, 4, 5, 1000, tzinfo=UTC))
     other = ProjectFactory()
     stranger = member(other, username="stranger")
     annotate(TaskFactory(project=other), stranger, Annotation.Kind.DEMONSTRATION, text="Elsewhere.")
@@ -131,7 +139,8 @@ def test_the_fixture_reaches_every_kind_of_row(varied):
     raw = "".join(exporters.export_lines(project=varied, fmt="raw"))
     for needle in ('"review_state": "pending"', '"review_state": "accepted"', '"review_state": "correction"',
                    '"kind": "skip"', '"all_bad": true', '"lease_expired": true', '"edit": {"response_id"',
-                   '"labeler_competence": 0.95', '"labeler_competence": null', "😀", "\\u0001"):
+                   '"labeler_competence": 0.95', '"labeler_competence": null', "😀", "\\u0001",
+                   '"created_at": "2026-01-02T03:04:05+00:00"', '"created_at": "2026-01-02T03:04:05.001000+00:00"'):
         assert needle in raw
     assert "Elsewhere" not in raw
     assert Task.objects.filter(project=varied, is_gold=True).exists()
