@@ -8,12 +8,16 @@ from annotation.exporters import labeler_pseudonym
 from annotation.models import Annotation, Membership, Task
 from tests.conftest import api_client_for
 from tests.factories import ProjectFactory, member
+from tests.training import test_evaluation as evaluation_tests
 from tests.training.test_evaluation import evaluation_with_tasks, judge
-# The evaluation tests' project, admin, models and queued-generation fixtures, shared as they are.
-from tests.training.test_evaluation import admin, enqueued, models, project  # noqa: F401
 from loop import battles
 
 pytestmark = pytest.mark.django_db
+
+# The evaluation tests' project, admin, models and queued-generation fixtures, shared as they are.
+project, admin, models, enqueued = (
+    evaluation_tests.project, evaluation_tests.admin, evaluation_tests.models, evaluation_tests.enqueued
+)
 
 FIELDS = {"question_id", "task_id", "model_a", "model_b", "winner", "judge", "turn", "anony", "tstamp", "evaluation"}
 
