@@ -36,17 +36,18 @@ class Command(BaseCommand):
         ))
 
     def _progress_printer(self, started: float):
-        """A line at the first step and about every tenth of the steps, so a long build is never silent."""
-        shown = {"tenth": -1}
+        """A line at the first step, about every tenth of the steps, and at least every 15 s, so a long build
+        is never silent (the build also stops at its time budget, so on a slow machine it ends before its last step)."""
+        shown = {"tenth": -1, "at": 0.0}
 
         def show(event: dict) -> None:
             step, total = int(event.get("step") or 0), int(event.get("total") or 0)
             if total <= 0:
                 return
             tenth = step * 10 // total
-            if tenth == shown["tenth"]:
+            if tenth == shown["tenth"] and time.monotonic() - shown["at"] < 15:
                 return
-            shown["tenth"] = tenth
+            shown["tenth"], shown["at"] = tenth, time.monotonic()
             loss = (event.get("metrics") or {}).get("loss")
             loss_text = f", loss {loss:.2f}" if isinstance(loss, (int, float)) else ""
             self.stdout.write(f"  step {step}/{total}{loss_text}, {time.monotonic() - started:.0f} s")
