@@ -16,6 +16,7 @@ from django.utils import timezone
 from annotation import services
 from annotation.models import Annotation, Membership, Project, Task
 from training.models import MetricPoint, ModelVersion, TrainingRun
+from training.snapshots import snapshot_freeze
 
 rng = random.Random(7)
 project = Project.objects.get(slug="demo")
@@ -52,8 +53,9 @@ base = ModelVersion.objects.filter(kind=ModelVersion.Kind.BASE).order_by("id").f
 admin = users.objects.get(username="demo-admin")
 if base is not None and not TrainingRun.objects.filter(project=project).exists():
     now = timezone.now()
+    snapshot = snapshot_freeze(project=project, format="preference", created_by=admin)  # the labels it trained on
     run = TrainingRun.objects.create(
-        kind="reward", project=project, base_model=base, status="succeeded", step=200, total_steps=200,
+        kind="reward", project=project, base_model=base, snapshot=snapshot, status="succeeded", step=200, total_steps=200,
         started_at=now - timedelta(minutes=7), finished_at=now - timedelta(minutes=1), created_by=admin,
         worker="gpu-worker-1", config={"learning_rate": 0.0005, "max_steps": 200, "batch_size": 32},
         log_tail="step 200/200 loss=0.412 accuracy=0.842\nSaved the model to runs/1/model",
