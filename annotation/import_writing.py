@@ -122,7 +122,7 @@ class BatchWriter:
             links["task"].extend([task_id] * len(ids))
             links["response"].extend(ids)
             links["position"].extend(positions)
-        rows_insert(TaskResponse, links)
+        rows_insert(TaskResponse, links, returning=False)
         self._labels_create(rows, task_ids, response_ids)
         return len(task_ids)
 
@@ -148,5 +148,5 @@ class BatchWriter:
             ],
             "strength": [label.strength for _, _, label in labelled],
             "text": [label.text or "" for _, _, label in labelled],
-        })
+        }, returning=False)
         self.result.created_labels += count
