@@ -81,7 +81,7 @@ def rows_insert(model: type[models.Model], columns: Mapping[str, Sequence], *, r
         else:
             texts.append(_encoded(field, values))
     quoted = ", ".join(connection.ops.quote_name(name) for name in names)
-    data = "".join(f"{line}\n" for line in map("\t".join, zip(*texts)))
+    data = "\n".join(map("\t".join, zip(*texts))) + "\n"
     with connection.cursor() as cursor:
         cursor.copy_expert(
             f"COPY {connection.ops.quote_name(model._meta.db_table)} ({quoted}) FROM STDIN",
@@ -124,7 +124,8 @@ def _constant(values: Sequence) -> bool:
         return True
     if isinstance(first, (dict, list)):
         return all(value is first for value in values)
-    return all(type(value) is type(first) and value == first for value in values)
+    # Both counts run in C; the type check keeps True from passing for 1.
+    return len(set(map(type, values))) == 1 and values.count(first) == len(values)
 
 
 def _fields(model) -> dict[str, models.Field]:
@@ -141,6 +142,20 @@ def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
+def _escape_all(texts: list[str]) -> list[str]:
+    """_escape of each text, done on the whole column at once: joined by NUL, escaped, split again.
+
+    PostgreSQL stores no NUL in text, so none is expected; a text holding one is escaped on its
+    own instead (and the server then rejects it), so that no value can shift into the next row.
+    """
+    joined = "\0".join(texts)
+    escaped = _escape(joined)
+    if escaped is joined:
+        return texts
+    column = escaped.split("\0")
+    return column if len(column) == len(texts) else [_escape(text) for text in texts]
+
+
 def _encoded(field: models.Field, values: Sequence) -> list[str]:
     """The column's values as COPY text: \\N for NULL, JSON for a JSONField, the value's text otherwise."""
     if isinstance(field, models.JSONField):
@@ -150,18 +165,20 @@ def _encoded(field: models.Field, values: Sequence) -> list[str]:
         column = []
         for value in values:
             if value is None:
-                column.append("\\N")
+                column.append(None)
             elif not value and type(value) in (dict, list):
                 column.append("{}" if type(value) is dict else "[]")
             else:
                 text = encoded.get(id(value))
                 if text is None:
-                    text = encoded[id(value)] = _escape(encode(value))
+                    text = encoded[id(value)] = encode(value)
                 column.append(text)
-        return column
+        if None not in column:
+            return _escape_all(column)
+        return ["\\N" if text is None else _escape(text) for text in column]
     kinds = set(map(type, values))
     if all(issubclass(kind, str) for kind in kinds):
-        return list(map(_escape, values))
+        return _escape_all(list(values))
     if kinds == {int}:
         return list(map(str, values))
     return [_value_text(value) for value in values]

@@ -73,3 +73,12 @@ def test_random_uuids_are_distinct_version_4_uuids():
     parsed = [uuid.UUID(text) for text in made]
     assert len(set(made)) == 2000 and [str(u) for u in parsed] == made
     assert all(u.version == 4 and u.variant == uuid.RFC_4122 for u in parsed)
+
+
+def test_a_column_is_escaped_at_once_and_a_nul_cannot_shift_a_value_into_the_next_row():
+    from annotation.bulk_insert import _escape_all
+
+    assert _escape_all(["a\tb", "c\\d", "e\nf\r"]) == ["a\\tb", "c\\\\d", "e\\nf\\r"]
+    plain = ["x", "y"]
+    assert _escape_all(plain) is plain
+    assert _escape_all(["nul\0inside\n", "next"]) == ["nul\0inside\\n", "next"]
