@@ -7,7 +7,11 @@ transaction, through rows_insert (bulk_insert.py).
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
+
+from django.db import connection
 
 from . import reimport
 from .bulk_insert import rows_insert
@@ -53,10 +57,7 @@ class BatchWriter:
         if not self.batch:
             return
         rows, self.batch = list(self.batch.values()), {}
-        existing = dict(
-            Prompt.objects.filter(project=self.project, external_id__in=[r.external_id for r in rows])
-            .values_list("external_id", "pk")
-        )
+        existing = _stored_prompt_ids(self.project.pk, [r.external_id for r in rows])
         new, stored = [], []
         for row in rows:
             pk = existing.get(row.external_id)
@@ -75,6 +76,10 @@ class BatchWriter:
             self._write(new)
 
     def _write(self, rows: list[ImportRow]) -> None:
+        with _foreign_keys_checked_per_statement():
+            self._write_checked(rows)
+
+    def _write_checked(self, rows: list[ImportRow]) -> None:
         prompt_ids = rows_insert(Prompt, {
             "project": [self.project.pk] * len(rows),
             "messages": [r.messages for r in rows],
@@ -122,7 +127,7 @@ class BatchWriter:
             links["task"].extend([task_id] * len(ids))
             links["response"].extend(ids)
             links["position"].extend(positions)
-        rows_insert(TaskResponse, links)
+        rows_insert(TaskResponse, links, returning=False)
         self._labels_create(rows, task_ids, response_ids)
         return len(task_ids)
 
@@ -148,5 +153,48 @@ class BatchWriter:
             ],
             "strength": [label.strength for _, _, label in labelled],
             "text": [label.text or "" for _, _, label in labelled],
-        })
+        }, returning=False)
         self.result.created_labels += count
+
+
+def _stored_prompt_ids(project_id: int, external_ids: list[str]) -> dict[str, int]:
+    """{external id: prompt pk} for the ids the project holds already.
+
+    On PostgreSQL the ids travel as one array parameter, probed through the unique (project,
+    external_id) index: the ORM's IN list prepares a thousand parameters one by one per batch.
+    """
+    if connection.vendor != "postgresql":
+        return dict(
+            Prompt.objects.filter(project_id=project_id, external_id__in=external_ids).values_list("external_id", "pk")
+        )
+    meta, quote = Prompt._meta, connection.ops.quote_name
+    external_id, project = quote(meta.get_field("external_id").column), quote(meta.get_field("project").column)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {external_id}, {quote(meta.pk.column)} FROM {quote(meta.db_table)} "
+            f"WHERE {project} = %s AND {external_id} = ANY(%s)",
+            [project_id, external_ids],
+        )
+        return dict(cursor.fetchall())
+
+
+@contextmanager
+def _foreign_keys_checked_per_statement() -> Iterator[None]:
+    """PostgreSQL checks the batch's foreign keys as each table's rows go in, not all at commit.
+
+    The keys are DEFERRABLE INITIALLY DEFERRED (Django's), so by default the server queues a
+    check per key and row until the commit: about twenty per HH-RLHF line, a queue that grows
+    with the file in the server's memory and is then worked off alone at the end, while the
+    import's reading thread has nothing left to overlap it with. Checked per statement, the
+    queue holds one batch, and the checks run while the next lines are parsed. The batch's
+    tables go in parents first, so every check passes as it comes; a failure is an
+    IntegrityError either way, and the transaction rolls back.
+    """
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL DEFERRED")  # as the rest of the transaction expects

@@ -78,7 +78,7 @@ MAX_ID_CHARS = 200  # Prompt.external_id
 MAX_RESPONSES = 16
 MAX_REPORTED_ERRORS = 1000  # line errors (and notes about changed lines) listed; the rest are counted
 RECENT_LINES = 1024  # how far back a second report about the same line is recognised (one per line)
-BATCH_SIZE = 1000
+BATCH_SIZE = 3000  # rows a batch writes; each table costs a few statements per batch, so fewer batches cost less
 READ_CHUNK_BYTES = 64 * 1024
 MODES = reimport.MODES
 

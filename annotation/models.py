@@ -115,7 +115,8 @@ class Membership(TimeStamped):
 
 
 class Prompt(TimeStamped):
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="prompts")
+    # Lookups by project use the unique (project, external_id) index, whose first column it is.
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="prompts", db_index=False)
     messages = models.JSONField(help_text="A chat: a list of {role, content}; the last turn is the user's.")
     external_id = models.CharField(max_length=200)
     metadata = models.JSONField(default=dict, blank=True)
@@ -136,16 +137,28 @@ class Response(TimeStamped):
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="responses")
     text = models.TextField()
     source = models.CharField(max_length=16, choices=Source.choices)
+    # These three are empty for most responses (an import's, a model's): each is indexed only where
+    # it is set (Meta.indexes), so writing a response adds no index entry for an empty one.
     model_version = models.ForeignKey(
-        "training.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="responses"
+        "training.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="responses",
+        db_index=False,
     )
     author = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="responses"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="responses",
+        db_index=False,
     )
     # A labeler's rewrite of another response ("edit to improve") points at the response it improves.
     edited_from = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="edits"
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="edits", db_index=False
     )
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["model_version"], name="response_model_version_set",
+                         condition=Q(model_version__isnull=False)),
+            models.Index(fields=["author"], name="response_author_set", condition=Q(author__isnull=False)),
+            models.Index(fields=["edited_from"], name="response_edited_from_set", condition=Q(edited_from__isnull=False)),
+        ]
 
     def __str__(self) -> str:
         return f"Response {self.pk} ({self.source})"
@@ -237,12 +250,13 @@ class ProgressCounter(models.Model):
 class TaskResponse(models.Model):
     """A response shown by a comparison task, at its stored random display position."""
 
-    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="task_responses")
+    # The task's lookups use the unique (task, ...) indexes below, whose first column it is.
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="task_responses", db_index=False)
     response = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="task_responses")
     position = models.PositiveSmallIntegerField()
     reward_score = models.FloatField(null=True, blank=True, help_text="The reward model's score of this response.")
-    reward_model = models.ForeignKey(
-        "training.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    reward_model = models.ForeignKey(  # indexed only where set (Meta.indexes): most responses are never scored
+        "training.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
     scored_at = models.DateTimeField(null=True, blank=True)
 
@@ -251,6 +265,9 @@ class TaskResponse(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["task", "response"], name="task_response_unique"),
             models.UniqueConstraint(fields=["task", "position"], name="task_response_position_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["reward_model"], name="task_response_scorer_set", condition=Q(reward_model__isnull=False)),
         ]
 
 
@@ -296,16 +313,19 @@ class Annotation(TimeStamped):
         FACTUAL_ERROR = "factual_error", "Factual error"
         HARMFUL = "harmful", "Harmful"
 
-    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="annotations")
+    # task, project and labeler are each the first column of an index in Meta (task's is the unique
+    # (task, labeler)), which serves their lookups, so they have no index of their own.
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="annotations", db_index=False)
     # Denormalised from the task, so dashboards aggregate one project without a join or a scan.
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="annotations")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="annotations", db_index=False)
     # A platform labeler's work, or a label imported from a named outside source (annotation/import_formats/):
     # then labeler is empty and external_source names it ("hh-rlhf"). An external label is no
     # labeler's work (reliability, agreement, review, gold, leaderboards and My work leave it out)
     # but counts toward its task's done, unless the import hid it (external_hidden): then it is
     # kept for reference, counts nowhere and is exported by no default export.
     labeler = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="annotations"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="annotations",
+        db_index=False,
     )
     external_source = models.CharField(max_length=100, blank=True, default="", db_default="")
     external_hidden = models.BooleanField(default=False, db_default=False)  # db defaults: raw INSERTs need neither
@@ -355,7 +375,8 @@ class Annotation(TimeStamped):
             ),
         ]
         indexes = [
-            models.Index(fields=["labeler", "task"], name="annotation_by_labeler"),
+            # A labeler's own annotations; an imported label has no labeler, so it needs no entry here.
+            models.Index(fields=["labeler", "task"], name="annotation_by_labeler", condition=Q(labeler__isnull=False)),
             models.Index(fields=["project", "labeler"], name="annotation_project_labeler"),
             models.Index(fields=["project", "created_at"], name="annotation_project_created"),
             models.Index(fields=["project", "kind"], name="annotation_project_kind"),

@@ -1,10 +1,11 @@
-"""rows_insert on PostgreSQL: the rows and their ids in order, defaults as the ORM gives them, a
-constant column sent once, and a UUID default made per row by the server."""
+"""rows_insert on PostgreSQL: the rows and their ids in order, defaults as the ORM gives them, text
+that COPY must escape kept as it was, and a random UUID per row."""
+
+import uuid
 
 import pytest
-from django.db import connection
 
-from annotation.bulk_insert import rows_insert
+from annotation.bulk_insert import random_uuids, rows_insert
 from annotation.models import Annotation, Prompt, Response
 from tests.factories import ProjectFactory, TaskFactory
 
@@ -44,20 +45,40 @@ def test_a_uuid_default_is_a_new_random_uuid_per_row():
     assert len(set(client_ids)) == 3 and all(c.version == 4 for c in client_ids)
 
 
-def test_a_constant_column_travels_once_as_a_parameter():
+def test_text_with_copy_separators_and_backslashes_comes_back_unchanged():
     prompt = Prompt.objects.create(project=ProjectFactory(), messages=[{"role": "user", "content": "q"}])
-    with connection.execute_wrapper(_capture := _Capture()):
-        rows_insert(Response, {"prompt": [prompt.pk] * 500, "text": [f"r{i}" for i in range(500)]})
-    (sql, params), = _capture.calls
-    arrays = [p for p in params if isinstance(p, list)]
-    assert arrays == [[f"r{i}" for i in range(500)]]  # only the text varies
-    assert "unnest(" in sql and "gen_random_uuid" not in sql
+    texts = ["tab\there", "two\nlines\r\n", "back\\slash \\N", "\\.", "naïve ✓"]
+    ids = rows_insert(Response, {"prompt": [prompt.pk] * len(texts), "text": texts})
+    stored = dict(Response.objects.filter(pk__in=ids).values_list("pk", "text"))
+    assert [stored[pk] for pk in ids] == texts
+    ids = rows_insert(Prompt, {
+        "project": [prompt.project_id] * 2, "external_id": ["x\ty", "z\\"],
+        "messages": [[{"role": "user", "content": "a\n\tb\\"}], [{"role": "user", "content": "\\N"}]],
+        "metadata": [{"k": "v\\\n"}, {}],
+    })
+    rows = {p.pk: p for p in Prompt.objects.filter(pk__in=ids)}
+    assert [rows[pk].external_id for pk in ids] == ["x\ty", "z\\"]
+    assert [rows[pk].messages[0]["content"] for pk in ids] == ["a\n\tb\\", "\\N"]
+    assert [rows[pk].metadata for pk in ids] == [{"k": "v\\\n"}, {}]
 
 
-class _Capture:
-    def __init__(self):
-        self.calls = []
+def test_without_returning_the_rows_are_written_and_no_ids_come_back():
+    prompt = Prompt.objects.create(project=ProjectFactory(), messages=[{"role": "user", "content": "q"}])
+    assert rows_insert(Response, {"prompt": [prompt.pk] * 3, "text": ["a", "b", "c"]}, returning=False) == []
+    assert sorted(Response.objects.filter(prompt=prompt).values_list("text", flat=True)) == ["a", "b", "c"]
 
-    def __call__(self, execute, sql, params, many, context):
-        self.calls.append((sql, params))
-        return execute(sql, params, many, context)
+
+def test_random_uuids_are_distinct_version_4_uuids():
+    made = random_uuids(2000)
+    parsed = [uuid.UUID(text) for text in made]
+    assert len(set(made)) == 2000 and [str(u) for u in parsed] == made
+    assert all(u.version == 4 and u.variant == uuid.RFC_4122 for u in parsed)
+
+
+def test_a_column_is_escaped_at_once_and_a_nul_cannot_shift_a_value_into_the_next_row():
+    from annotation.bulk_insert import _escape_all
+
+    assert _escape_all(["a\tb", "c\\d", "e\nf\r"]) == ["a\\tb", "c\\\\d", "e\\nf\\r"]
+    plain = ["x", "y"]
+    assert _escape_all(plain) is plain
+    assert _escape_all(["nul\0inside\n", "next"]) == ["nul\0inside\\n", "next"]
