@@ -16,7 +16,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('annotation', '0015_hub_pushes'),
+        ('annotation', '0016_hub_push_heartbeat'),
         ('training', '0010_run_ray_job_id'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
