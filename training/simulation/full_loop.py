@@ -67,8 +67,8 @@ class LoopConfig:
     labelers: int = 8
     noise: float = 0.0
     seed: int = 0
-    demo_prompts: int = 240          # imported prompts, one demonstration each
-    comparison_prompts: int = 240    # prompts the SFT model answers K times
+    demo_prompts: int = 480          # imported prompts, one demonstration each
+    comparison_prompts: int = 480    # prompts the SFT model answers K times: the reward model's data
     k: int = 6                       # 6 responses give 15 pairs per prompt for the reward model
     gen_temperature: float = 1.0
     gen_top_p: float = 0.95
@@ -90,7 +90,7 @@ class LoopConfig:
         "max_length": 64, "eval_fraction": 0.1,
     })
     rlhf: dict = field(default_factory=lambda: {
-        "max_steps": 60, "batch_size": 16, "num_generations": 4, "learning_rate": 3e-4, "beta": 0.1,
+        "max_steps": 60, "batch_size": 16, "num_generations": 4, "learning_rate": 3e-4, "beta": 0.3,
         "max_completion_length": 24, "logging_steps": 2, "max_length": 64,
         "save_steps": 10, "save_total_limit": None,  # every checkpoint kept: the gold-vs-proxy curve over KL
     })
