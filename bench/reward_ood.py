@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/reward_ood.py --sft DIR --out DIR [--noise 0.2] [--prompts 240]
         [--topics 20] [--templates 4] [--set learning_rate=2e-4 --set max_steps=300 ...]
+    .venv/bin/python bench/reward_ood.py --sft DIR --reward DIR --out DIR   (score a loop's reward model)
 
 The full loop takes a quarter of an hour; its reward model is one stage of it. This script does
 what the loop does for that stage, without the platform, from the loop's SFT model (model dir):
@@ -111,6 +112,7 @@ def main() -> int:
     parser.add_argument("--templates", type=int, default=len(synthetic.TRAIN_TEMPLATES))
     parser.add_argument("--score-prompts", type=int, default=128)
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--reward", help="Only score this reward model dir (a loop's), without training one.")
     args = parser.parse_args()
     from training.pipelines.generate import generate, load_model
 
@@ -119,6 +121,8 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     loaded = load_model(args.sft)
+    if args.reward:  # score a reward model that a loop trained
+        return report_accuracy(args, loop, loaded, args.reward, {"reward": args.reward}, started)
     prompts = train_prompts(n=args.prompts, seed=1, topics=args.topics, templates=args.templates)
     answers = generate(args.sft, prompts, k=loop.k, temperature=loop.gen_temperature, top_p=loop.gen_top_p,
                        max_new_tokens=loop.max_new_tokens, seed=loop.seed, loaded=loaded)
@@ -135,10 +139,17 @@ def main() -> int:
     metrics = reward.run(cfg)
     train_seconds = time.monotonic() - trained_at
 
-    rm = scoring.RewardModel(str(out / "rm" / "model"))
-    result = {"settings": settings, "noise": args.noise, "pairs": len(rows), "topics": args.topics,
-              "templates": args.templates, "eval_accuracy": metrics.get("eval_accuracy"),
-              "train_seconds": round(train_seconds, 1)}
+    return report_accuracy(args, loop, loaded, str(out / "rm" / "model"), {
+        "settings": settings, "noise": args.noise, "pairs": len(rows), "topics": args.topics,
+        "templates": args.templates, "eval_accuracy": metrics.get("eval_accuracy"),
+        "train_seconds": round(train_seconds, 1)}, started)
+
+
+def report_accuracy(args, loop, loaded, reward_dir: str, result: dict, started: float) -> int:
+    """Print the reward model's gold accuracy on fresh SFT samples, in and out of distribution (as the loop scores)."""
+    from training.pipelines.generate import generate
+
+    rm = scoring.RewardModel(reward_dir)
     seed = 10_001
     for where, split, offset in (("out", "heldout", 0), ("in", "train", 3)):
         score_prompts = synthetic.make_prompts(args.score_prompts, seed=seed + offset, split=split)
