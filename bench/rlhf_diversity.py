@@ -39,7 +39,7 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    prompts = synthetic.make_prompts(loop.demo_prompts, seed=1 + loop.seed)
+    prompts = synthetic.make_prompts(loop.demo_prompts, seed=1 + loop.seed, split="train")
     prompts_file = out / "prompts.jsonl"
     prompts_file.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in prompts))
     settings = {k: v for k, v in loop.rlhf.items() if k not in ("save_steps", "save_total_limit", "logging_steps")}

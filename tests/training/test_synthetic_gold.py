@@ -72,7 +72,8 @@ def test_held_out_prompts_share_no_template_topic_or_text_with_training():
     for text in train:
         assert synthetic.topic_of(text) in train_topics
     # What the loop and the scoring draw: each split stays inside its own texts.
-    assert {synthetic.prompt_text(p) for p in synthetic.make_prompts(300, seed=1)} <= train
+    assert {synthetic.prompt_text(p) for p in synthetic.make_prompts(300, seed=1, split="train")} <= train
+    assert synthetic.prompt_texts("basic") < train  # the row helpers' default: a part of training's
     drawn = {synthetic.prompt_text(p) for p in synthetic.make_prompts(300, seed=1, split="heldout")}
     assert drawn <= heldout and len(drawn) > 20
     with pytest.raises(ValueError, match="split"):

@@ -94,7 +94,10 @@ HELDOUT_TEMPLATES = [
     "Share one bright thought about {topic}.",
     "Could you praise {topic} in a sentence?",
 ]
-SPLITS = {"train": (TRAIN_TEMPLATES, TRAIN_TOPICS), "heldout": (HELDOUT_TEMPLATES, HELDOUT_TOPICS)}
+# "basic": the first templates and topics, a subset of "train", which the row helpers below draw by
+# default so that the tests and benches built on them keep their prompts; the loop asks for "train".
+SPLITS = {"train": (TRAIN_TEMPLATES, TRAIN_TOPICS), "heldout": (HELDOUT_TEMPLATES, HELDOUT_TOPICS),
+          "basic": (PROMPT_TEMPLATES, TOPICS)}
 
 # The forms a gold writer (and so the SFT model) uses; {adjs} is one to three adjectives.
 FORMS = [
@@ -142,13 +145,13 @@ def prompt_text(prompt) -> str:
     return users[-1] if users else ""
 
 
-def make_prompt(rng: random.Random, split: str = "train") -> list[dict]:
+def make_prompt(rng: random.Random, split: str = "basic") -> list[dict]:
     templates, topics = _split(split)
     topic = rng.choice(topics)
     return [{"role": "user", "content": rng.choice(templates).format(topic=topic)}]
 
 
-def make_prompts(n: int, seed: int = 0, split: str = "train") -> list[list[dict]]:
+def make_prompts(n: int, seed: int = 0, split: str = "basic") -> list[list[dict]]:
     rng = random.Random(seed)
     return [make_prompt(rng, split) for _ in range(n)]
 
