@@ -113,7 +113,8 @@ def test_small_full_loop_runs_every_stage_and_links_every_artefact(
 def test_loop_config_overrides_and_rejects_unknown_settings():
     config = full_loop.loop_config(small=True, overrides=["k=4", "rlhf.beta=0.2", "with_dpo=false"])
     assert config.k == 4 and config.rlhf["beta"] == 0.2 and config.with_dpo is False
-    assert full_loop.loop_config().rlhf["beta"] == 0.1  # the full defaults are not shared with small
+    # The full defaults are not shared with small, nor changed by an override.
+    assert full_loop.loop_config().rlhf["beta"] == full_loop.LoopConfig().rlhf["beta"] != 0.2
     with pytest.raises(ValueError, match="Unknown loop setting"):
         full_loop.loop_config(overrides=["epochs=3"])
     with pytest.raises(ValueError, match="not a dict of settings"):

@@ -56,18 +56,24 @@ def test_gold_writer_answers_vary_in_form_and_in_score():
 
 
 def test_held_out_prompts_share_no_template_topic_or_text_with_training():
-    assert not set(synthetic.TRAIN_TEMPLATES) & set(synthetic.HELDOUT_TEMPLATES)
-    assert not set(synthetic.TOPICS) & set(synthetic.HELDOUT_TOPICS)
+    train_templates, train_topics = synthetic.SPLITS["train"]
+    assert not set(train_templates) & set(synthetic.HELDOUT_TEMPLATES)
+    assert not set(train_topics) & set(synthetic.HELDOUT_TOPICS) and set(synthetic.TOPICS) <= set(train_topics)
     train, heldout = synthetic.prompt_texts("train"), synthetic.prompt_texts("heldout")
-    assert len(train) == 4 * 20 and len(heldout) == 4 * 8 and not train & heldout
+    assert len(train) == 12 * 60 and len(heldout) == 4 * 8 and not train & heldout
     # No held-out topic word occurs in any training prompt, and no training topic in a held-out prompt.
     train_words = {w for text in train for w in text.lower().rstrip(".?").split()}
     assert not {t.split()[-1] for t in synthetic.HELDOUT_TOPICS} & train_words
     for text in heldout:
         assert synthetic.topic_of(text) in synthetic.HELDOUT_TOPICS
-        assert not any(f" {t}" in text for t in synthetic.TOPICS)
+        assert not any(f" {t}" in text for t in train_topics)
+    # Each training topic's word is one of the task's words, so naming it is never "garbled".
+    assert {t.split()[-1] for t in train_topics} <= synthetic.known_words()
+    for text in train:
+        assert synthetic.topic_of(text) in train_topics
     # What the loop and the scoring draw: each split stays inside its own texts.
-    assert {synthetic.prompt_text(p) for p in synthetic.make_prompts(300, seed=1)} <= train
+    assert {synthetic.prompt_text(p) for p in synthetic.make_prompts(300, seed=1, split="train")} <= train
+    assert synthetic.prompt_texts("basic") < train  # the row helpers' default: a part of training's
     drawn = {synthetic.prompt_text(p) for p in synthetic.make_prompts(300, seed=1, split="heldout")}
     assert drawn <= heldout and len(drawn) > 20
     with pytest.raises(ValueError, match="split"):

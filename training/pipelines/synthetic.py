@@ -14,8 +14,8 @@ encodes what a careful reader would prefer, and nothing a policy could farm:
 So the best answers ("The garden feels calm and lovely in the evening.") come in many forms and
 none of them repeats, stacks or rambles; two good answers usually tie.
 
-Prompts come in two disjoint splits: TRAIN_TEMPLATES x TOPICS (what the loop imports, labels and
-trains on) and HELDOUT_TEMPLATES x HELDOUT_TOPICS (templates and topics no training set ever
+Prompts come in two disjoint splits: TRAIN_TEMPLATES x TRAIN_TOPICS (what the loop imports, labels
+and trains on) and HELDOUT_TEMPLATES x HELDOUT_TOPICS (templates and topics no training set ever
 contains), for out-of-distribution evaluation. tests/training/test_synthetic_gold.py proves the
 splits disjoint.
 
@@ -36,6 +36,17 @@ TOPICS = [
     "books", "the forest", "bread", "the river", "birds", "the morning", "winter",
     "the train", "friends", "the park", "coffee", "the moon",
 ]
+# More topics for the loop's training split only. A reward model that saw twenty topics can learn
+# those twenty words rather than "names the prompt's topic"; with sixty it has to learn the match,
+# which is what carries over to a topic it never saw.
+MORE_TOPICS = [
+    "the lake", "flowers", "tea", "the stars", "the snow", "summer", "autumn", "the mountains", "the bridge",
+    "the sky", "trees", "the wind", "the clouds", "apples", "the road", "the island", "the valley", "the boat",
+    "the piano", "the bell", "the house", "the window", "the fire", "the candle", "the meadow",
+    "the desert", "the field", "the song", "the orchard", "the stream", "the harbor", "the lamp", "the tower",
+    "the painting", "the puppy", "the kitten", "the bicycle", "the castle", "the festival", "the letter",
+]
+TRAIN_TOPICS = TOPICS + MORE_TOPICS
 # Never in a training prompt: the out-of-distribution evaluation's topics.
 HELDOUT_TOPICS = [
     "the beach", "the library", "the kitchen", "the market", "the village", "the school", "horses", "the hill",
@@ -58,20 +69,35 @@ FILLERS = ["today", "again", "in the evening", "at night", "all day", "this year
 DETAILS = ["today", "in the evening", "at night", "all day", "this year", "in the morning", "in spring",
            "after the rain", "on sunday"]
 
-TRAIN_TEMPLATES = [
+# The population experiment's templates (and the first of the loop's training templates).
+PROMPT_TEMPLATES = [
     "Write a happy sentence about {topic}.",
     "Say something nice about {topic}.",
     "Write one cheerful sentence about {topic}.",
     "Tell me something good about {topic}.",
 ]
-PROMPT_TEMPLATES = TRAIN_TEMPLATES  # the name older code uses
+# The loop's training templates: many wordings of the request, so that what a model learns about
+# the prompt is "a sentence about the topic it names", not these few sentences.
+TRAIN_TEMPLATES = PROMPT_TEMPLATES + [
+    "Write a nice sentence about {topic}.",
+    "Say one good thing about {topic}.",
+    "I want a happy sentence about {topic}.",
+    "Please write something sweet about {topic}.",
+    "What is lovely about {topic}?",
+    "Make a cheerful remark about {topic}.",
+    "Write a glad sentence on {topic}.",
+    "Tell me one joyful thing about {topic}.",
+]
 HELDOUT_TEMPLATES = [
     "Give me a warm line about {topic}.",
     "Describe {topic} in a kind way.",
     "Share one bright thought about {topic}.",
     "Could you praise {topic} in a sentence?",
 ]
-SPLITS = {"train": (TRAIN_TEMPLATES, TOPICS), "heldout": (HELDOUT_TEMPLATES, HELDOUT_TOPICS)}
+# "basic": the first templates and topics, a subset of "train", which the row helpers below draw by
+# default so that the tests and benches built on them keep their prompts; the loop asks for "train".
+SPLITS = {"train": (TRAIN_TEMPLATES, TRAIN_TOPICS), "heldout": (HELDOUT_TEMPLATES, HELDOUT_TOPICS),
+          "basic": (PROMPT_TEMPLATES, TOPICS)}
 
 # The forms a gold writer (and so the SFT model) uses; {adjs} is one to three adjectives.
 FORMS = [
@@ -106,7 +132,7 @@ def _split(split: str) -> tuple[list[str], list[str]]:
 def topic_of(prompt) -> str:
     """The topic (of either split) named in a prompt (a string or a list of chat messages), or ''."""
     text = prompt_text(prompt).lower()
-    for topic in sorted(TOPICS + HELDOUT_TOPICS, key=len, reverse=True):
+    for topic in sorted(TRAIN_TOPICS + HELDOUT_TOPICS, key=len, reverse=True):
         if re.search(rf"\b{re.escape(topic)}\b", text):
             return topic
     return ""
@@ -119,13 +145,13 @@ def prompt_text(prompt) -> str:
     return users[-1] if users else ""
 
 
-def make_prompt(rng: random.Random, split: str = "train") -> list[dict]:
+def make_prompt(rng: random.Random, split: str = "basic") -> list[dict]:
     templates, topics = _split(split)
     topic = rng.choice(topics)
     return [{"role": "user", "content": rng.choice(templates).format(topic=topic)}]
 
 
-def make_prompts(n: int, seed: int = 0, split: str = "train") -> list[list[dict]]:
+def make_prompts(n: int, seed: int = 0, split: str = "basic") -> list[list[dict]]:
     rng = random.Random(seed)
     return [make_prompt(rng, split) for _ in range(n)]
 
@@ -160,7 +186,7 @@ def known_words() -> frozenset[str]:
         path = DATA_DIR / name
         if path.exists():
             words.update(_WORD.findall(path.read_text().lower()))
-    extra = " ".join(TOPICS + HELDOUT_TOPICS + POSITIVE + NEGATIVE + NEUTRAL + VERBS + FILLERS + DETAILS
+    extra = " ".join(TRAIN_TOPICS + HELDOUT_TOPICS + POSITIVE + NEGATIVE + NEUTRAL + VERBS + FILLERS + DETAILS
                      + TRAIN_TEMPLATES + HELDOUT_TEMPLATES + FORMS + sorted(VERB_WORDS | FUNCTION_WORDS))
     words.update(_WORD.findall(extra.lower()))
     return frozenset(words)

@@ -67,8 +67,8 @@ class LoopConfig:
     labelers: int = 8
     noise: float = 0.0
     seed: int = 0
-    demo_prompts: int = 240          # imported prompts, one demonstration each
-    comparison_prompts: int = 240    # prompts the SFT model answers K times
+    demo_prompts: int = 480          # imported prompts, one demonstration each
+    comparison_prompts: int = 480    # prompts the SFT model answers K times: the reward model's data
     k: int = 6                       # 6 responses give 15 pairs per prompt for the reward model
     gen_temperature: float = 1.0
     gen_top_p: float = 0.95
@@ -80,7 +80,10 @@ class LoopConfig:
     adversarial_prompts: int = 40    # held-out prompts, each with one best and five gamed answers
     kl_prompts: int = 64             # prompts sampled at every RLHF checkpoint for the gold-vs-proxy curve
     with_dpo: bool = True
-    run_timeout: float = 900.0       # seconds a run or job may take before the loop gives up
+    # Seconds a run or job may take before the loop gives up. Generous: on a shared machine the reward
+    # run alone can pass 15 minutes, and a loop that stops there reports no quality figure at all
+    # (its total time is still held against the 15-minute target).
+    run_timeout: float = 3600.0
     sft: dict = field(default_factory=lambda: {
         "max_steps": 120, "batch_size": 16, "learning_rate": 1e-3, "warmup_steps": 10, "logging_steps": 5,
         "max_length": 64,
@@ -90,7 +93,7 @@ class LoopConfig:
         "max_length": 64, "eval_fraction": 0.1,
     })
     rlhf: dict = field(default_factory=lambda: {
-        "max_steps": 60, "batch_size": 16, "num_generations": 4, "learning_rate": 3e-4, "beta": 0.1,
+        "max_steps": 60, "batch_size": 16, "num_generations": 4, "learning_rate": 3e-4, "beta": 0.4,
         "max_completion_length": 24, "logging_steps": 2, "max_length": 64,
         "save_steps": 10, "save_total_limit": None,  # every checkpoint kept: the gold-vs-proxy curve over KL
     })
