@@ -70,7 +70,3 @@ def tiny_base_model(tiny_base_model_dir):
     from training import services
 
     return services.base_model_bootstrap()
-
-
-# The Ray tests' two-node cluster and its gpu worker, started once per session by whichever test first needs them.
-from tests.training.ray_cluster import ray_cluster, ray_gpu_worker  # noqa: E402, F401

@@ -26,11 +26,16 @@ from jobs.ray_launch import NODE_LOST_EXIT, exit_code, rank_envs
 from tests.conftest import celery_worker_stop
 from tests.factories import ProjectFactory, member
 from tests.training.labels import demonstrations_create
+from tests.training import ray_cluster as cluster
 from tests.training.ray_cluster import ADDRESS, job_status, ray_client, ray_worker_spawn
 from tests.training.test_distributed_worker import LOSS_REL_TOLERANCE, losses
 from tests.training.test_worker import FAST, LONG, wait_final, wait_for
 from training import run_worker, runner, services
 from training.models import MetricPoint, ModelVersion, TrainingRun
+
+# The two-node cluster and its gpu worker (tests/training/ray_cluster.py), started once per session. They are
+# bound here, not in conftest.py, which bin/smoke-production imports before Django is set up.
+ray_cluster, ray_gpu_worker = cluster.ray_cluster, cluster.ray_gpu_worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 LOST_AFTER = timedelta(seconds=3)
