@@ -280,10 +280,14 @@ def _base_model_build(command: list[str], *, on_progress: Callable[[dict], None]
     return f"exit status {process.returncode}" + (f": {last[-300:]}" if last else "")
 
 
-def base_model_bootstrap(*, max_steps: int | None = None, force: bool = False,
+def base_model_bootstrap(*, max_steps: int | None = None, force: bool = False, full: bool = False,
                          on_progress: Callable[[dict], None] | None = None) -> ModelVersion:
     """Register settings.BASE_MODEL. For `tiny`, build it first (a subprocess) into STORAGE_ROOT/models/tiny.
 
+    The build stops after its time budget (about 100 s) even when its steps are not done, so a loaded
+    machine gets a usable model in bounded time. `full=True` runs every step whatever it takes, and
+    rebuilds a tiny model that an earlier, capped build left short of its steps: experiments that must
+    repeat (the full loop) want the same base model on any machine.
     `on_progress` gets each of the build's progress events ({"step", "total", "metrics"}) as it happens.
     """
     wanted = settings.BASE_MODEL
@@ -294,11 +298,16 @@ def base_model_bootstrap(*, max_steps: int | None = None, force: bool = False,
         return registry.model_register_setting(name=wanted, path=wanted)
     relative = Path("models") / "tiny"
     folder = storage_path(relative)
+    if full and (folder / "config.json").exists():
+        built = _read_metrics(folder)
+        force = force or built.get("steps", 0) < built.get("max_steps", max_steps or 600)
     if force or not (folder / "config.json").exists():
         folder.parent.mkdir(parents=True, exist_ok=True)
         command = [sys.executable, "-m", BASE_MODEL_PIPELINE, "--output", str(folder)]
         if max_steps is not None:
             command += ["--max-steps", str(max_steps)]
+        if full:
+            command += ["--seconds", "0"]
         failure = _base_model_build(command, on_progress=on_progress)
         if failure is not None:
             raise RuntimeError(f"Building the tiny base model failed ({failure}).")

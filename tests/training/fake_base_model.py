@@ -8,6 +8,7 @@ from pathlib import Path
 parser = argparse.ArgumentParser()
 parser.add_argument("--output", required=True)
 parser.add_argument("--max-steps", type=int, default=600)
+parser.add_argument("--seconds", type=float, default=100.0)
 args = parser.parse_args()
 print("a line of the build's own that is not an event")
 for step in range(1, args.max_steps + 1):
@@ -16,4 +17,4 @@ for step in range(1, args.max_steps + 1):
 out = Path(args.output)
 out.mkdir(parents=True, exist_ok=True)
 (out / "config.json").write_text("{}")
-(out / "metrics.json").write_text(json.dumps({"steps": args.max_steps}))
+(out / "metrics.json").write_text(json.dumps({"steps": args.max_steps, "max_steps": args.max_steps, "seconds_cap": args.seconds}))

@@ -365,6 +365,24 @@ def test_bootstrap_says_what_it_builds_how_long_it_takes_and_shows_its_steps(set
 
 
 @pytest.mark.django_db
+def test_a_full_build_runs_every_step_and_replaces_one_that_its_time_cap_cut_short(settings, tmp_path, monkeypatch):
+    """The full loop asks for every pretraining step: a loaded machine's capped build would make its figures
+    depend on the load. A model that a capped build left short is built again; a complete one is kept."""
+    monkeypatch.setattr(services, "BASE_MODEL_PIPELINE", "tests.training.fake_base_model")
+    settings.STORAGE_ROOT = tmp_path
+    folder = tmp_path / "models" / "tiny"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    (folder / "metrics.json").write_text(json.dumps({"steps": 18, "max_steps": 20}))
+    kept = services.base_model_bootstrap(max_steps=20)
+    assert kept.metrics == {"steps": 18, "max_steps": 20}  # without full=True a built model is used as it is
+    model = services.base_model_bootstrap(max_steps=20, full=True)
+    assert model.metrics == {"steps": 20, "max_steps": 20, "seconds_cap": 0.0}
+    (folder / "metrics.json").write_text(json.dumps({"steps": 20, "max_steps": 20, "seconds_cap": 100.0}))
+    assert services.base_model_bootstrap(max_steps=20, full=True).metrics["seconds_cap"] == 100.0
+
+
+@pytest.mark.django_db
 def test_a_failed_build_names_its_exit_status_and_last_line(settings, tmp_path, monkeypatch):
     monkeypatch.setattr(services, "BASE_MODEL_PIPELINE", "tests.training.fake_base_model")
     settings.STORAGE_ROOT = tmp_path

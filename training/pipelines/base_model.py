@@ -150,6 +150,7 @@ def build_tiny_model(output_dir: str | Path, *, max_steps: int = 600, seconds: f
     model = make_model(tokenizer, seed=seed)
     ids = token_stream(tokenizer, paragraphs, dialogues, seed)
     metrics = pretrain(model, ids, max_steps=max_steps, seconds=seconds, seed=seed)
+    metrics["max_steps"] = max_steps
     metrics["parameters"] = sum(p.numel() for p in model.parameters())
     metrics["tokens_in_corpus"] = len(ids)
     model.save_pretrained(out)
@@ -164,10 +165,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", required=True, help="Directory to save the model and tokenizer to.")
     parser.add_argument("--max-steps", type=int, default=600, help="Pretraining steps (default 600).")
     parser.add_argument("--seconds", type=float, default=100.0,
-                        help="Stop pretraining after this many seconds (default 100), so a build fits in 2 minutes.")
+                        help="Stop pretraining after this many seconds (default 100), so a build fits in 2 minutes;"
+                             " 0 runs every step.")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    build_tiny_model(args.output, max_steps=args.max_steps, seconds=args.seconds, seed=args.seed)
+    build_tiny_model(args.output, max_steps=args.max_steps, seconds=args.seconds or None, seed=args.seed)
     return 0
 
 

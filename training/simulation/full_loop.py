@@ -223,8 +223,12 @@ class Loop:
 
     def bootstrap(self) -> None:
         with self.stage("base model") as stage:
-            self.models["base"] = training_services.base_model_bootstrap()
-            stage.detail = f"{self.models['base'].name} at {self.models['base'].path}"
+            # Every pretraining step, however long it takes: a loaded machine's 100-second build stops
+            # early, and the whole loop's figures would then depend on the load.
+            self.models["base"] = training_services.base_model_bootstrap(full=True)
+            built = self.models["base"].metrics or {}
+            stage.detail = (f"{self.models['base'].name} at {self.models['base'].path}, "
+                            f"{built.get('steps', '?')} pretraining steps, loss {built.get('loss', float('nan')):.2f}")
         admin = sim_services.sim_admin_ensure()
         self.client = labelers.ApiClient(self.base_url, admin.token, timeout=300)
 
