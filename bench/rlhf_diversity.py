@@ -5,7 +5,10 @@
 Trains the RLHF pipeline with the loop's settings (LoopConfig.rlhf, plus `--set`) on the loop's
 training prompts, then runs the loop's gold scoring (training/simulation/scoring.py) on SFT and
 the new policy: gold win rate against SFT in and out of distribution, and each model's
-distinct-2, so a setting can be chosen for both targets before a full loop confirms it.
+distinct-2, so a setting can be chosen for both targets before a full loop confirms it. It also
+samples each model's second round as the loop does (K answers per held-out prompt at the loop's
+generation settings) and gives the share of prompts whose answers the simulated labelers would
+rank all tied (labelers.gold_ranking in one group).
 
 Prints one JSON object. Not a test: it trains a model, and the figures depend on the seed.
 """
@@ -24,7 +27,21 @@ sys.path.insert(0, str(ROOT))
 from bench.reward_ood import loop_defaults, parse_value  # noqa: E402
 from training.pipelines import rlhf, synthetic  # noqa: E402
 from training.pipelines.common import config_from_dict  # noqa: E402
-from training.simulation import scoring  # noqa: E402
+from training.simulation import labelers, scoring  # noqa: E402
+
+
+def all_tied_share(model_dir: str, loop, n_prompts: int) -> float:
+    """The share of n held-out prompts whose K answers (the loop's round-2 sampling) gold ranks all tied."""
+    from training.pipelines.generate import generate
+
+    prompts = synthetic.make_prompts(n_prompts, seed=20_000 + loop.seed, split="heldout")
+    answers = generate(model_dir, prompts, k=loop.k, seed=loop.seed, temperature=loop.gen_temperature,
+                       top_p=loop.gen_top_p, max_new_tokens=loop.max_new_tokens, max_rounds=2)
+    tied = 0
+    for prompt, texts in zip(prompts, answers):
+        responses = [{"id": i, "text": text} for i, text in enumerate(texts)]
+        tied += len(responses) > 1 and len(labelers.gold_ranking(messages=prompt, responses=responses)) == 1
+    return tied / len(prompts)
 
 
 def main() -> int:
@@ -56,13 +73,15 @@ def main() -> int:
         "top_p": 0.95, "max_new_tokens": loop.max_new_tokens,
     })
     d2 = {name: scores["diversity"][name]["distinct_2"] for name in ("sft", "rlhf")}
+    tied = {name: all_tied_share(path, loop, loop.round2_prompts)
+            for name, path in (("sft", args.sft), ("rlhf", str(out / "rlhf" / "model")))}
     print(json.dumps({
         "settings": settings, "train_seconds": round(trained, 1), "seconds": round(time.monotonic() - started, 1),
         "kl": metrics.get("kl"), "reward": metrics.get("reward"),
         "win_out": scores["gold_win_rate"]["rlhf"]["win_rate"], "win_in": scores["gold_win_rate_in"]["rlhf"]["win_rate"],
         "gold": {name: scores["gold"][name]["gold_mean"] for name in ("sft", "rlhf")},
         "distinct_2": d2, "distinct_2_ratio": d2["rlhf"] / d2["sft"] if d2["sft"] else None,
-        "terms_rlhf": scores["gold_terms"]["rlhf"],
+        "round2_all_tied": tied, "terms_rlhf": scores["gold_terms"]["rlhf"],
         "samples_rlhf": [s["response"] for s in scores["samples"]["rlhf"][:12]],
     }))
     return 0
