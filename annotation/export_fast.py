@@ -36,17 +36,32 @@ _TEXTS = f"SELECT id, text FROM {Response._meta.db_table} WHERE id = ANY(%s)"
 
 
 def fast_batches(
-    *, project: Project, fmt: str, scope: ExportScope, batch_rows: int = BATCH_ROWS, two_backends: bool = False
-) -> Iterator[list[str]]:
+    *, project: Project, fmt: str, scope: ExportScope, batch_rows: int = BATCH_ROWS, two_backends: bool = False,
+    binary: bool = False,
+) -> Iterator[list[str]] | Iterator[list[bytes]]:
     """Lists of export lines, one list per batch of annotation rows read (empty lists are skipped).
 
     two_backends: a big preference or raw export is read by two PostgreSQL backends in a
     REPEATABLE READ transaction of its own (export_stream.row_batches, export_halves.py).
+    binary: the lines as UTF-8 bytes. The raw lines PostgreSQL writes then pass from the driver
+    to the caller as the bytes they came as, never decoded (export_stream.text_as_bytes); the
+    other writers' lines are encoded.
     """
+    if fmt == "raw":
+        return _raw(project=project, scope=scope, batch_rows=batch_rows, two_backends=two_backends, binary=binary)
     if fmt == "sft":
-        return _sft(project=project, scope=scope, batch_rows=batch_rows)
-    writer = {"preference": _preference, "raw": _raw}[fmt]
-    return writer(project=project, scope=scope, batch_rows=batch_rows, two_backends=two_backends)
+        batches = _sft(project=project, scope=scope, batch_rows=batch_rows)
+    else:
+        batches = _preference(project=project, scope=scope, batch_rows=batch_rows, two_backends=two_backends)
+    return _encoded(batches) if binary else batches
+
+
+def _encoded(batches: Iterator[list[str]]) -> Iterator[list[bytes]]:
+    try:
+        for batch in batches:
+            yield [line.encode() for line in batch]
+    finally:
+        batches.close()  # a caller that stops early ends the export's transaction now, not when collected
 
 
 def _with_assistant_turn(messages: str, content: str) -> str:
@@ -159,7 +174,9 @@ def _who(labeler_id: int | None, external_source: str, competence: dict[int, flo
     )
 
 
-def _raw(*, project: Project, scope: ExportScope, batch_rows: int, two_backends: bool) -> Iterator[list[str]]:
+def _raw(
+    *, project: Project, scope: ExportScope, batch_rows: int, two_backends: bool, binary: bool
+) -> Iterator[list[str]] | Iterator[list[bytes]]:
     competence = scope.competence or {}
     query = (
         kept_annotations(project=project, scope=scope, where=Q(kind__in=Annotation.Kind.values))
@@ -167,17 +184,25 @@ def _raw(*, project: Project, scope: ExportScope, batch_rows: int, two_backends:
         .values_list(*RAW_COLUMNS)
     )
     if not raw_rows():
-        yield from _raw_portable(query, competence=competence, batch_rows=batch_rows)
+        batches = _raw_portable(query, competence=competence, batch_rows=batch_rows)
+        yield from (_encoded(batches) if binary else batches)
         return
-    labelers: dict[tuple, str] = {}  # _who's text by (labeler id, external source)
-    for batch in row_batches(query, batch_rows=batch_rows, wrap=raw_sql, two_backends=two_backends):
+    labelers: dict[tuple, str | bytes] = {}  # _who's text by (labeler id, external source)
+    batches = row_batches(query, batch_rows=batch_rows, wrap=raw_sql, two_backends=two_backends, binary=binary)
+    for batch in batches:
         lines = []
         for _, head, labeler_id, external_source, tail in batch:
             who = labelers.get((labeler_id, external_source))
             if who is None:
-                who = labelers[(labeler_id, external_source)] = _who(labeler_id, external_source, competence)
+                who = _who(labeler_id, _text(external_source), competence)
+                who = labelers[(labeler_id, external_source)] = who.encode() if binary else who
             lines.append(head + who + tail)
         yield lines
+
+
+def _text(value: str | bytes | None) -> str | None:
+    """A text column's value as str, from a cursor that gives text as bytes or as str."""
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _raw_portable(query, *, competence: dict[int, float], batch_rows: int) -> Iterator[list[str]]:

@@ -130,9 +130,11 @@ def test_the_fast_writers_give_the_reference_bytes(varied, fmt, filters):
     expected = "".join(reference_lines(project=varied, fmt=fmt, scope=scope))
     assert expected  # every setting keeps some lines of every format here
     assert "".join(exporters.export_lines(project=varied, fmt=fmt, filters=chosen)) == expected
-    assert "".join(exporters.export_blocks(project=varied, fmt=fmt, filters=chosen)) == expected
+    assert b"".join(exporters.export_blocks(project=varied, fmt=fmt, filters=chosen)) == expected.encode()
     small = fast_batches(project=varied, fmt=fmt, scope=scope, batch_rows=2)  # batch edges inside the fixture
     assert "".join(line for batch in small for line in batch) == expected
+    small = fast_batches(project=varied, fmt=fmt, scope=scope, batch_rows=2, binary=True)
+    assert b"".join(line for batch in small for line in batch) == expected.encode()
 
 
 def test_the_fixture_reaches_every_kind_of_row(varied):
