@@ -153,3 +153,15 @@ def test_an_export_dropped_while_two_backends_read_closes_both(mixed):
         assert second_connections() == 1
     assert closed_soon()
     assert not connection.in_atomic_block and open_cursors() == []
+
+
+def test_the_shown_responses_come_from_the_position_index_alone():
+    # The raw export reads each task's display positions and their response ids (export_sql.raw_sql): migration
+    # 0018 makes the unique (task_id, position) index carry response_id, so no table page is read for them.
+    if connection.vendor != "postgresql":
+        pytest.skip("INCLUDE columns are PostgreSQL's")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'task_response_position_unique'")
+        (definition,) = cursor.fetchone()
+    assert definition.startswith("CREATE UNIQUE INDEX")
+    assert definition.endswith('(task_id, "position") INCLUDE (response_id)')
