@@ -14,16 +14,18 @@ check it.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from functools import partial
 from json.encoder import encode_basestring as _string
 
+from django.db import connection
 from django.db.models import F, Q, TextField, Value
 
 from .export_pairs import RANK_GAP_MARGIN, annotation_pairs
 from .export_reference import review_flags, review_state_name
 from .export_scope import ExportScope, kept_annotations, labeler_pseudonym, sft_rows
-from .export_sql import PREFERENCE_COLUMNS, RAW_COLUMNS, preference_sql, raw_sql
+from .export_sql import PREFERENCE_COLUMNS, RAW_COLUMNS, UNKNOWN_COMPETENCE, UNKNOWN_PSEUDONYM, preference_sql, raw_sql
 from .export_stream import BATCH_ROWS, json_text, raw_rows, row_batches, rows_by_ids
 from .models import Annotation, Project, Response, TaskResponse
 
@@ -187,22 +189,62 @@ def _raw(
         batches = _raw_portable(query, competence=competence, batch_rows=batch_rows)
         yield from (_encoded(batches) if binary else batches)
         return
-    labelers: dict[tuple, str | bytes] = {}  # _who's text by (labeler id, external source)
-    batches = row_batches(query, batch_rows=batch_rows, wrap=raw_sql, two_backends=two_backends, binary=binary)
-    for batch in batches:
-        lines = []
-        for _, head, labeler_id, external_source, tail in batch:
-            who = labelers.get((labeler_id, external_source))
-            if who is None:
-                who = _who(labeler_id, _text(external_source), competence)
-                who = labelers[(labeler_id, external_source)] = who.encode() if binary else who
-            lines.append(head + who + tail)
+    pseudonyms, competences = labeler_fields(_project_labelers(project.pk), competence)
+    wrap = partial(raw_sql, pseudonyms=json.dumps(pseudonyms), competences=json.dumps(competences))
+    unknown = _Unknown(competence, binary=binary)
+    for batch in row_batches(query, batch_rows=batch_rows, wrap=wrap, two_backends=two_backends, binary=binary):
+        lines = [line for _, line in batch]
+        if unknown.marker in unknown.empty.join(lines):  # a labeler who labeled after the maps were read
+            lines = [unknown.filled(line) for line in lines]
         yield lines
 
 
-def _text(value: str | bytes | None) -> str | None:
-    """A text column's value as str, from a cursor that gives text as bytes or as str."""
-    return value.decode() if isinstance(value, bytes) else value
+def labeler_fields(labelers: list[int], competence: dict[int, float]) -> tuple[dict[str, str], dict[str, str]]:
+    """Each labeler's pseudonym and competence as the JSON text of a raw line, by labeler id: export_sql.raw_sql's maps."""
+    pseudonyms = {str(labeler): _string(labeler_pseudonym(labeler)) for labeler in labelers}
+    competences = {str(labeler): _value(competence.get(labeler)) for labeler in labelers}
+    return pseudonyms, competences
+
+
+def _project_labelers(project_id: int) -> list[int]:
+    """The ids of the labelers of the project's annotations: one index probe per labeler (a loose index scan).
+
+    The recursive query asks the (project, labeler) index for the next labeler id after the last
+    one, instead of reading every annotation's (200,000 on the bench's big project).
+    """
+    table = Annotation._meta.db_table
+    sql = (
+        f"WITH RECURSIVE labeler(id) AS ("
+        f"SELECT min(labeler_id) FROM {table} WHERE project_id = %s "
+        f"UNION ALL SELECT (SELECT min(labeler_id) FROM {table} WHERE project_id = %s AND labeler_id > labeler.id) "
+        f"FROM labeler WHERE labeler.id IS NOT NULL) "
+        f"SELECT id FROM labeler WHERE id IS NOT NULL"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [project_id, project_id])
+        return [labeler for (labeler,) in cursor.fetchall()]
+
+
+class _Unknown:
+    """Fills in the fields of a labeler that export_sql.raw_sql's maps lacked (its markers around the labeler id)."""
+
+    def __init__(self, competence: dict[int, float], *, binary: bool):
+        self.competence, self.binary = competence, binary
+        pattern = f"{UNKNOWN_PSEUDONYM}([0-9]+){UNKNOWN_PSEUDONYM}|{UNKNOWN_COMPETENCE}([0-9]+){UNKNOWN_COMPETENCE}"
+        self.pattern = re.compile(pattern.encode() if binary else pattern)
+        self.marker = (UNKNOWN_PSEUDONYM.encode() if binary else UNKNOWN_PSEUDONYM)
+        self.empty = b"" if binary else ""
+
+    def filled(self, line):
+        return self.pattern.sub(self._field, line)
+
+    def _field(self, match):
+        pseudonym, competence = match.groups()
+        if pseudonym is not None:
+            text = _string(labeler_pseudonym(int(pseudonym)))
+        else:
+            text = _value(self.competence.get(int(competence)))
+        return text.encode() if self.binary else text
 
 
 def _raw_portable(query, *, competence: dict[int, float], batch_rows: int) -> Iterator[list[str]]:
