@@ -4,9 +4,10 @@ Each writer reads one values_list() query (export_scope.kept_annotations: the fi
 annotation.project_id, in id order) through export_stream.row_batches. Lines are assembled as
 strings in the order json.dumps would write them: string values go through json's own C encoder
 (the one json.dumps uses with ensure_ascii=False) and JSON columns are passed through as the JSON
-text PostgreSQL sends. On PostgreSQL, PostgreSQL itself builds each raw line (all but the
-labeler's fields) and each plain pair's preference line (export_sql.py), so Python only joins
-them; other preference rows' texts come in one query per batch. Elsewhere (SQLite) every line is
+text PostgreSQL sends. On PostgreSQL, PostgreSQL itself builds each raw line whole (the
+labeler's fields from maps Python passes in) and each plain pair's preference line
+(export_sql.py), so Python only passes them on, as bytes for the streamed response; other
+preference rows' texts come in one query per batch. Elsewhere (SQLite) every line is
 made here. The output is the reference writers' (export_reference.py), byte for byte; tests
 check it.
 """
