@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from operator import itemgetter
 
 from django.db import connection
+from psycopg2.extensions import BYTES, register_type
 
 _ID = itemgetter(0)
 _QUEUED_BATCHES = 1
@@ -36,8 +37,12 @@ def half_sql(sql: str, params: list, *, after: int, parity: int) -> tuple[str, l
     return f"{sql[:-len(_ORDER)]} WHERE k.id > %s AND k.id %% 2 = %s{_ORDER}", [*params, after, parity]
 
 
-def halves(*, sql: str, params: list, after: int, batch_rows: int, planner: str) -> Iterator[list[tuple]]:
+def halves(
+    *, sql: str, params: list, after: int, batch_rows: int, planner: str, binary: bool = False
+) -> Iterator[list[tuple]]:
     """The rows of `sql` (first column the id) past id `after`, in id order, read by two backends; in batches.
+
+    binary: text columns as bytes (text_as_bytes), as row_batches read the first batches.
 
     Call inside the export's own REPEATABLE READ transaction, before which nothing else ran in it
     but the first batch's read (so the exported snapshot is the one that read saw).
@@ -54,6 +59,8 @@ def halves(*, sql: str, params: list, after: int, batch_rows: int, planner: str)
             settings.execute(planner)
         for parity, conn in ((0, connection.connection), (1, second)):
             cursor = conn.cursor(name=f"export_half_{uuid.uuid4().hex}", withhold=False)
+            if binary:
+                text_as_bytes(cursor)
             cursor.execute(*half_sql(sql, params, after=after, parity=parity))
             readers.append(_Reader(cursor, batch_rows))
         yield from _merged([reader.next_batch for reader in readers])
@@ -63,6 +70,15 @@ def halves(*, sql: str, params: list, after: int, batch_rows: int, planner: str)
         for reader in readers:
             reader.cursor.close()
         second.close()
+
+
+def text_as_bytes(cursor) -> None:
+    """Make a psycopg2 cursor give text columns as bytes: a line passed through to an HTTP response as it came.
+
+    psycopg2 decodes every text value into a str, and the response encodes it back: for a raw
+    export's 700-byte lines, a third of the web process's time (decoding, joining str, encoding).
+    """
+    register_type(BYTES, cursor)
 
 
 class _Reader:

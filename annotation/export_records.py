@@ -27,16 +27,17 @@ def with_last_export(filters: ExportFilters, *, project: Project, fmt: str) -> E
     return dataclasses.replace(filters, since=since, since_last_export=False)
 
 
-def recorded(lines: Iterable[str], *, project: Project, fmt: str, filters: ExportFilters,
-             user: AbstractBaseUser | None) -> Iterator[str]:
-    """Pass the export's lines (or blocks of lines) through and, once the last has gone out, record the export.
+def recorded(lines: Iterable[str] | Iterable[bytes], *, project: Project, fmt: str, filters: ExportFilters,
+             user: AbstractBaseUser | None) -> Iterator[str | bytes]:
+    """Pass the export's lines or blocks of lines (str, or UTF-8 bytes) through and, once the last has gone out,
+    record the export.
 
     Every line ends in the only newline it holds, so the rows are counted by newlines.
     """
     started = timezone.now()
     count = 0
     for line in lines:
-        count += line.count("\n")
+        count += line.count(b"\n" if isinstance(line, bytes) else "\n")
         yield line
     ExportRecord.objects.create(
         project=project, format=fmt, filters=filters.as_dict(), rows=count, started_at=started,

@@ -25,7 +25,7 @@ from contextlib import nullcontext
 from django.db import connection, transaction
 from django.db.models import QuerySet
 
-from .export_halves import halves
+from .export_halves import halves, text_as_bytes
 
 BATCH_ROWS = 2000
 # The first batch is smaller, so the first lines leave sooner (a batch costs its rows' index lookups).
@@ -43,7 +43,7 @@ def raw_rows() -> bool:
 
 def row_batches(
     queryset: QuerySet, *, batch_rows: int = BATCH_ROWS, wrap: Callable[[str, list], tuple[str, list]] | None = None,
-    two_backends: bool = False,
+    two_backends: bool = False, binary: bool = False,
 ) -> Iterator[list[tuple]]:
     """The rows of a values_list() queryset, batch_rows at a time (the first batch FIRST_BATCH_ROWS at most).
 
@@ -68,6 +68,10 @@ def row_batches(
     reads the run's status (a cancel) in the same connection while it reads the export, which
     needs READ COMMITTED. Inside a caller's transaction a second connection would not see the
     caller's own writes, so one cursor reads it all there too.
+
+    With binary, text columns come from PostgreSQL as the bytes it sent (UTF-8: Django's
+    connection sets client_encoding), not decoded into str (text_as_bytes); other databases give
+    their str.
     """
     first = min(batch_rows, FIRST_BATCH_ROWS)
     if not raw_rows():
@@ -86,6 +90,8 @@ def row_batches(
     with own, connection.chunked_cursor() as cursor:
         with connection.cursor() as settings:
             settings.execute(("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ; " if in_halves else "") + _PLANNER)
+        if binary:
+            text_as_bytes(cursor.cursor)
         cursor.execute(sql, params)
         size, read = first, 0
         while batch := cursor.fetchmany(size):
@@ -93,7 +99,8 @@ def row_batches(
             read += 1
             if in_halves and read == 2 and len(batch) == batch_rows:
                 cursor.close()  # a full second batch: a big export, worth a second connection
-                yield from halves(sql=sql, params=params, after=batch[-1][0], batch_rows=batch_rows, planner=_PLANNER)
+                yield from halves(sql=sql, params=params, after=batch[-1][0], batch_rows=batch_rows, planner=_PLANNER,
+                                  binary=binary)
                 return
             size = batch_rows
 

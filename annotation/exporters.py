@@ -68,22 +68,26 @@ def export_lines(*, project: Project, fmt: str, filters: ExportFilters | None = 
     return (line for batch in batches for line in batch)
 
 
-def export_blocks(*, project: Project, fmt: str, filters: ExportFilters | None = None) -> Iterator[str]:
-    """export_lines joined into one string per batch of rows: what a streamed response writes, a block at a time.
+def export_blocks(*, project: Project, fmt: str, filters: ExportFilters | None = None) -> Iterator[bytes]:
+    """export_lines in UTF-8, joined into one block per batch of rows: what a streamed response writes.
 
     Each line still ends in the only newline it holds, so counting newlines counts lines. A big
     export is read by two PostgreSQL backends at once (export_halves.py); export_lines, which a
-    run's snapshot freeze reads while it writes its progress, keeps to one.
+    run's snapshot freeze reads while it writes its progress, keeps to one. The blocks are bytes,
+    so the raw lines PostgreSQL writes go from the driver to the response undecoded
+    (export_fast.fast_batches with binary).
     """
     scope = export_scope(project=project, fmt=fmt, filters=filters)
-    batches = _batches(project=project, fmt=fmt, scope=scope, two_backends=True)
-    return ("".join(batch) for batch in batches)
+    if scope.consensus:
+        return ("".join(batch).encode() for batch in _consensus_batches(project=project, scope=scope))
+    batches = fast_batches(project=project, fmt=fmt, scope=scope, two_backends=True, binary=True)
+    return (b"".join(batch) for batch in batches)
 
 
-def _batches(*, project: Project, fmt: str, scope: ExportScope, two_backends: bool = False) -> Iterator[list[str]]:
+def _batches(*, project: Project, fmt: str, scope: ExportScope) -> Iterator[list[str]]:
     if scope.consensus:
         return _consensus_batches(project=project, scope=scope)
-    return fast_batches(project=project, fmt=fmt, scope=scope, two_backends=two_backends)
+    return fast_batches(project=project, fmt=fmt, scope=scope)
 
 
 def _consensus_batches(*, project: Project, scope: ExportScope) -> Iterator[list[str]]:

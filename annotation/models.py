@@ -264,6 +264,7 @@ class TaskResponse(models.Model):
         ordering = ["position"]
         constraints = [
             models.UniqueConstraint(fields=["task", "response"], name="task_response_unique"),
+            # On PostgreSQL its index also INCLUDEs response_id (migration 0018: the raw export reads it alone).
             models.UniqueConstraint(fields=["task", "position"], name="task_response_position_unique"),
         ]
         indexes = [
