@@ -93,7 +93,7 @@ class LoopConfig:
         "max_length": 64, "eval_fraction": 0.1,
     })
     rlhf: dict = field(default_factory=lambda: {
-        "max_steps": 60, "batch_size": 16, "num_generations": 4, "learning_rate": 3e-4, "beta": 0.4,
+        "max_steps": 60, "batch_size": 16, "num_generations": 4, "learning_rate": 3e-4, "beta": 1.5,
         "max_completion_length": 24, "logging_steps": 2, "max_length": 64,
         "save_steps": 10, "save_total_limit": None,  # every checkpoint kept: the gold-vs-proxy curve over KL
     })
