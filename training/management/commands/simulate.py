@@ -19,6 +19,8 @@ import tempfile
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 
 from annotation.errors import ServiceError
 from annotation.models import Project
@@ -77,6 +79,7 @@ class Command(BaseCommand):
         if population_only and not opts["population"]:
             raise CommandError(", ".join("--" + n.replace("_", "-") for n in population_only)
                                + " go with --population.")
+        _require_migrated()
         if opts["population"]:
             return self._population(opts)
         if opts["full_loop"]:
@@ -181,3 +184,12 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         self.stdout.write(outcome.table)
         self.stdout.write(self.style.SUCCESS(f"Report: {outcome.report_path}"))
+
+
+def _require_migrated() -> None:
+    """Stop before the first stage, not minutes later in the middle of the loop, when tables are missing."""
+    executor = MigrationExecutor(connection)
+    pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    if pending:
+        raise CommandError(f"The database has {len(pending)} unapplied migration(s), the first "
+                           f"{pending[0][0].app_label}.{pending[0][0].name}: run `manage.py migrate` first.")
