@@ -68,8 +68,15 @@ TEMPLATES = [
 # Database: SQLite under var/ unless DATABASE_URL says otherwise.
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'feedbackloop.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Writers queue on the database lock instead of failing with "database is locked".
-    DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 30, "transaction_mode": "IMMEDIATE"})
+    # Writers queue on the database lock instead of failing with "database is locked". The web
+    # server, the Celery worker and beat share the file: in WAL mode readers never wait for a writer,
+    # and a commit appends to the log instead of writing and deleting a rollback journal. (In the
+    # rollback mode a full loop on a loaded machine once failed a commit with "disk I/O error", and
+    # a labeler's lease was gone at submit.)
+    DATABASES["default"].setdefault("OPTIONS", {}).update({
+        "timeout": 30, "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    })
 else:
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         # Django's backend, with the health check of a reused connection only after it sat idle.
