@@ -216,8 +216,9 @@ def prompts_import(
             project=project, result=result, errors=errors, update=mode == "update", batch_size=BATCH_SIZE
         )
         seen = 0
-        # The lines are read and checked on a second thread while this one writes (read_ahead.py).
-        with read_ahead(lambda reports: _events(fmt, lines, head, reports)) as events:
+        # The lines are read and checked on a second thread while this one writes (read_ahead.py),
+        # and a batch is encoded on a third while this one sends the one before (import_writing.py).
+        with writer, read_ahead(lambda reports: _events(fmt, lines, head, reports)) as events:
             for kind, line, value in events:
                 if kind == REPORT:
                     errors.add(line, value)
@@ -229,7 +230,7 @@ def prompts_import(
                     result.notes.add(line, value)
                 else:
                     errors.add(line, value)
-        writer.flush()
+            writer.finish()
         errors.raise_if_any()
         if not seen:
             raise InvalidInput("The file holds no prompts.", field="file")

@@ -181,6 +181,22 @@ def test_a_duplicate_id_in_a_later_batch_is_caught(client_for, admin, project, s
     assert counts() == seeded
 
 
+def test_a_duplicate_of_a_batch_already_sent_or_still_waiting_is_caught(client_for, admin, project, seeded, monkeypatch):
+    # Batches of 2: line 3 repeats the batch still being encoded when its own is checked (memory),
+    # line 7 one sent two batches before (the database, with a key from this import).
+    monkeypatch.setattr(importers, "BATCH_SIZE", 2)
+    body = jsonl({"id": "a", "prompt": "1"}, {"id": "b", "prompt": "2"}, {"id": "b", "prompt": "3"},
+                 {"id": "c", "prompt": "4"}, {"id": "d", "prompt": "5"}, {"id": "e", "prompt": "6"},
+                 {"id": "a", "prompt": "7"})
+    response = upload(client_for(admin), project, body)
+    assert response.status_code == 400
+    assert response.json()["errors"] == [
+        {"line": 3, "error": "duplicate id 'b' (also on line 2)"},
+        {"line": 7, "error": "duplicate id 'a' (also on an earlier line)"},
+    ]
+    assert counts() == seeded
+
+
 def test_duplicates_after_the_first_error_are_still_caught(client_for, admin, project, seeded, monkeypatch):
     monkeypatch.setattr(importers, "BATCH_SIZE", 2)
     body = jsonl({"prompt": ""}, {"id": "a", "prompt": "1"}, {"id": "b", "prompt": "2"}, {"id": "a", "prompt": "3"})
