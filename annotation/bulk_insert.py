@@ -201,6 +201,8 @@ def _encoded(field: models.Field, values: Sequence) -> list[str]:
         for value in values:
             if value is None:
                 column.append(None)
+            elif type(value) is JsonText:
+                column.append(value)
             elif not value and type(value) in (dict, list):
                 column.append("{}" if type(value) is dict else "[]")
             else:
@@ -217,6 +219,10 @@ def _encoded(field: models.Field, values: Sequence) -> list[str]:
     if kinds == {int}:
         return list(map(str, values))
     return [_value_text(value) for value in values]
+
+
+class JsonText(str):
+    """A JSONField's value given as its JSON text already (made while the line was checked): COPY writes it as it is."""
 
 
 _encoders: dict[type | None, json.JSONEncoder] = {}

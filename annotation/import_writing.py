@@ -143,7 +143,9 @@ class BatchWriter:
 
     def _copies(self, rows: list, prompt_ids: list[int], response_ids: list[int], task_ids: list[int], quote):
         """The batch's COPYs, parents first, with the keys reserved for it (runs on the encoding thread)."""
-        copies = [copy_prepared(Prompt, _prompt_columns(self.project, rows), ids=prompt_ids, quote=quote)]
+        prompts = _prompt_columns(self.project, rows)
+        prompts["messages"] = [r.messages if r.messages_json is None else r.messages_json for r in rows]
+        copies = [copy_prepared(Prompt, prompts, ids=prompt_ids, quote=quote)]
         if not task_ids:
             return copies
         if response_ids:

@@ -55,6 +55,7 @@ from dataclasses import dataclass, field
 from django.db import transaction
 
 from . import import_formats, reimport
+from .bulk_insert import JsonText
 from .errors import InvalidInput, PayloadTooLarge
 from .import_formats import options
 from .import_formats.base import Item, Label, LineError, Passed, Rejected
@@ -151,6 +152,7 @@ class ImportRow:
     metadata: dict
     gold: dict | None = None  # in the line's terms: response indexes, not ids
     labels: list[Label] = field(default_factory=list)  # a public format's labels, in the line's terms too
+    messages_json: JsonText | None = None  # the messages as JSON, where the content id needed it anyway
 
 
 class _Errors(LineReports):
@@ -562,9 +564,10 @@ def _clean_record(obj, *, line: int, labels: list[Label] | None = None) -> Impor
     if len(encoded) > MAX_FIELD_CHARS:
         raise LineError(f"metadata is longer than {MAX_FIELD_CHARS} characters as JSON (an oversized field)")
 
-    external_id = obj.get("id")
+    external_id, messages_json = obj.get("id"), None
     if external_id is None:
-        external_id = _content_id(messages, responses, gold)
+        messages_json = JsonText(_canonical_json(messages))
+        external_id = _content_id(messages, responses, gold, messages_json=messages_json)
     elif isinstance(external_id, bool) or not isinstance(external_id, (str, int)):
         raise LineError("id must be a string or an integer")
     else:
@@ -575,7 +578,7 @@ def _clean_record(obj, *, line: int, labels: list[Label] | None = None) -> Impor
             raise LineError(f"id is longer than {MAX_ID_CHARS} characters (an oversized field)")
     return ImportRow(
         line=line, external_id=external_id, messages=messages, responses=responses, metadata=metadata, gold=gold,
-        labels=labels,
+        labels=labels, messages_json=messages_json,
     )
 
 
@@ -650,10 +653,20 @@ def _clean_gold_ranking(value, count: int, name: str = "gold.ranking") -> list[l
     return groups
 
 
-def _content_id(messages: list[dict], responses: list[str], gold: dict | None = None) -> str:
-    """A stable id for a line without one: the same prompt, responses (and gold answer) give the same id."""
-    content: dict = {"messages": messages, "responses": responses}
-    if gold is not None:
-        content["gold"] = gold
-    canonical = json.dumps(content, ensure_ascii=False, sort_keys=True)
+_canonical_json = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode  # made once, not per line
+
+
+def _content_id(
+    messages: list[dict], responses: list[str], gold: dict | None = None, *, messages_json: str | None = None,
+) -> str:
+    """A stable id for a line without one: the same prompt, responses (and gold answer) give the same id.
+
+    The hash is of json.dumps({"gold", "messages", "responses"}, ensure_ascii=False, sort_keys=True),
+    put together from its parts in that (sorted) order, so that the messages' part (messages_json,
+    when given) is also what the prompt's COPY writes.
+    """
+    parts = [] if gold is None else ['"gold": ' + _canonical_json(gold)]
+    parts.append('"messages": ' + (_canonical_json(messages) if messages_json is None else messages_json))
+    parts.append('"responses": ' + _canonical_json(responses))
+    canonical = "{" + ", ".join(parts) + "}"
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:40]

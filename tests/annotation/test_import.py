@@ -395,3 +395,27 @@ def test_the_bundled_demo_prompts_import_cleanly(client_for, admin, project):
     assert Task.objects.filter(project=project, kind=Task.Kind.DEMONSTRATION).count() == 25
     shown = {t.task_responses.count() for t in Task.objects.filter(kind=Task.Kind.COMPARISON)}
     assert shown == {2, 3, 4}
+
+
+@pytest.mark.parametrize("gold", [None, {"ranking": [[1], [0]], "explanation": "Ünïcode\twith\\ escapes"}])
+def test_the_content_id_is_the_hash_of_the_sorted_json_it_always_was(gold):
+    import hashlib
+
+    messages = [{"role": "system", "content": "Be brief.\n"}, {"role": "user", "content": "Ça va? \"quoted\" \u2028"}]
+    responses = ["Oui.", "Non\\n."]
+    content = {"messages": messages, "responses": responses, **({"gold": gold} if gold else {})}
+    canonical = json.dumps(content, ensure_ascii=False, sort_keys=True)
+    expected = "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:40]
+    assert importers._content_id(messages, responses, gold) == expected
+    given = importers._canonical_json(messages)
+    assert importers._content_id(messages, responses, gold, messages_json=given) == expected
+
+
+def test_a_line_without_an_id_stores_its_messages_as_given(client_for, admin, project):
+    messages = [{"role": "system", "content": "Tabs\there,\nnewlines, a \\ and \u00e9"},
+                {"role": "user", "content": "Why \"quotes\" and \r returns?"}]
+    response = upload(client_for(admin), project, jsonl({"messages": messages, "responses": ["a\tb", "c\\d"]}))
+    assert response.status_code == 200, response.json()
+    prompt = Prompt.objects.get(project=project)
+    assert prompt.messages == messages and prompt.external_id.startswith("sha256:")
+    assert sorted(Response.objects.filter(prompt=prompt).values_list("text", flat=True)) == ["a\tb", "c\\d"]
