@@ -54,6 +54,7 @@ class BatchWriter:
         self.encoder: ThreadPoolExecutor | None = None
         self.pending: Future | None = None  # the copies of the batch encoded last, not sent yet
         self.pending_ids: dict[str, int] = {}  # that batch's external ids (not in the database yet), with lines
+        self.checking = False  # whether the foreign keys are checked per statement now (PostgreSQL)
 
     def __enter__(self) -> BatchWriter:
         if self.overlapped:
@@ -78,6 +79,7 @@ class BatchWriter:
         """Write what is left: the rows gathered and the batch waiting to be sent."""
         self.flush()
         self._send_pending()
+        self._checks_deferred()
 
     def flush(self) -> None:
         if not self.batch:
@@ -101,6 +103,7 @@ class BatchWriter:
                 stored.append((row, pk))
         if stored and not self.errors.count:
             self._send_pending()
+            self._checks_deferred()
             reimport.stored_lines_handle(
                 project=self.project, lines=stored, update=self.update, result=self.result,
                 tasks_create=self._tasks_create,
@@ -137,9 +140,17 @@ class BatchWriter:
         if self.pending is None:
             return
         copies, self.pending, self.pending_ids = self.pending.result(), None, {}
-        with _foreign_keys_checked_per_statement():
-            for copy in copies:
-                copy_run(copy)
+        if not self.checking:
+            _constraints_set("IMMEDIATE")  # see _foreign_keys_checked_per_statement; left so between batches
+            self.checking = True
+        for copy in copies:
+            copy_run(copy)
+
+    def _checks_deferred(self) -> None:
+        """The foreign keys deferred to the commit again, as the rest of the transaction expects."""
+        if self.checking:
+            _constraints_set("DEFERRED")
+            self.checking = False
 
     def _copies(self, rows: list, prompt_ids: list[int], response_ids: list[int], task_ids: list[int], quote):
         """The batch's COPYs, parents first, with the keys reserved for it (runs on the encoding thread)."""
@@ -297,8 +308,11 @@ def _foreign_keys_checked_per_statement() -> Iterator[None]:
     if connection.vendor != "postgresql":
         yield
         return
-    with connection.cursor() as cursor:
-        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    _constraints_set("IMMEDIATE")
     yield
+    _constraints_set("DEFERRED")  # as the rest of the transaction expects
+
+
+def _constraints_set(mode: str) -> None:
     with connection.cursor() as cursor:
-        cursor.execute("SET CONSTRAINTS ALL DEFERRED")  # as the rest of the transaction expects
+        cursor.execute(f"SET CONSTRAINTS ALL {mode}")

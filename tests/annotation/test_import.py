@@ -419,3 +419,26 @@ def test_a_line_without_an_id_stores_its_messages_as_given(client_for, admin, pr
     prompt = Prompt.objects.get(project=project)
     assert prompt.messages == messages and prompt.external_id.startswith("sha256:")
     assert sorted(Response.objects.filter(prompt=prompt).values_list("text", flat=True)) == ["a\tb", "c\\d"]
+
+
+def test_the_foreign_keys_are_deferred_again_after_an_import(project, monkeypatch):
+    # The import checks its batches' keys per statement; the rest of the transaction expects them at commit.
+    from io import BytesIO
+
+    from django.db import IntegrityError, connection, transaction
+
+    monkeypatch.setattr(importers, "BATCH_SIZE", 2)
+    body = jsonl(*[{"prompt": f"Prompt {i}", "responses": ["a", "b"]} for i in range(5)]).encode()
+    with transaction.atomic():
+        result = importers.prompts_import(project=project, fileobj=BytesIO(body), filename="p.jsonl")
+        assert result.created_tasks == 5
+        with connection.cursor() as cursor:
+            # A child before its parent passes while the keys are deferred; checked per statement it would not.
+            cursor.execute("INSERT INTO annotation_response (prompt_id, text, source, created_at, updated_at) "
+                           "SELECT max(id) + 1000, 'x', 'import', now(), now() FROM annotation_prompt RETURNING id")
+            orphan = cursor.fetchone()[0]
+            cursor.execute("DELETE FROM annotation_response WHERE id = %s", [orphan])
+    with pytest.raises(IntegrityError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute("INSERT INTO annotation_response (prompt_id, text, source, created_at, updated_at) "
+                       "SELECT max(id) + 1000, 'x', 'import', now(), now() FROM annotation_prompt")
