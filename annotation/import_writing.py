@@ -251,7 +251,9 @@ def _link_columns(rng: random.Random, task_ids: list[int], response_ids: list) -
 
 def _label_columns(project: Project, result: ImportResult, rows: list, task_ids: list[int], response_ids: list):
     """The rows' imported labels as annotations of their tasks, from the external source and no labeler."""
-    labelled = [(task_id, ids, label) for row, task_id, ids in zip(rows, task_ids, response_ids) for label in row.labels]
+    labelled = [
+        (task_id, ids, label) for row, task_id, ids in zip(rows, task_ids, response_ids) for label in row.labels
+    ]
     count = len(labelled)
     return {
         "task": [task_id for task_id, _, _ in labelled],

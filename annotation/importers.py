@@ -379,6 +379,9 @@ def _reject_constant(name: str):
     raise ValueError(f"{name} is not valid JSON")
 
 
+_line_decoder = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def _jsonl_records(lines: Iterable, errors: Reports) -> Iterator[tuple[int, object]]:
     for number, raw in lines:
         try:
@@ -389,7 +392,12 @@ def _jsonl_records(lines: Iterable, errors: Reports) -> Iterator[tuple[int, obje
         if not text.strip():
             continue
         try:
-            obj = json.loads(text, parse_constant=_reject_constant)
+            # json.loads(text, parse_constant=...) builds a decoder per call; one made once decodes the same
+            # (json.loads alone names a byte order mark, which only a first line may have).
+            if text[:1] == "\ufeff":
+                obj = json.loads(text, parse_constant=_reject_constant)
+            else:
+                obj = _line_decoder.decode(text)
         except json.JSONDecodeError as exc:
             errors.add(number, f"malformed JSON: {exc.msg} at column {exc.colno}")
             continue
@@ -560,8 +568,7 @@ def _clean_record(obj, *, line: int, labels: list[Label] | None = None) -> Impor
         metadata = {}
     if not isinstance(metadata, dict):
         raise LineError("metadata must be a JSON object")
-    encoded = json.dumps(metadata, ensure_ascii=False)
-    if len(encoded) > MAX_FIELD_CHARS:
+    if metadata and len(_plain_json(metadata)) > MAX_FIELD_CHARS:
         raise LineError(f"metadata is longer than {MAX_FIELD_CHARS} characters as JSON (an oversized field)")
 
     external_id, messages_json = obj.get("id"), None
@@ -653,6 +660,7 @@ def _clean_gold_ranking(value, count: int, name: str = "gold.ranking") -> list[l
     return groups
 
 
+_plain_json = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(value, ensure_ascii=False), made once
 _canonical_json = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode  # made once, not per line
 
 

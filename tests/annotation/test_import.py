@@ -181,7 +181,7 @@ def test_a_duplicate_id_in_a_later_batch_is_caught(client_for, admin, project, s
     assert counts() == seeded
 
 
-def test_a_duplicate_of_a_batch_already_sent_or_still_waiting_is_caught(client_for, admin, project, seeded, monkeypatch):
+def test_a_duplicate_of_a_batch_sent_or_still_waiting_is_caught(client_for, admin, project, seeded, monkeypatch):
     # Batches of 2: line 3 repeats the batch still being encoded when its own is checked (memory),
     # line 7 one sent two batches before (the database, with a key from this import).
     monkeypatch.setattr(importers, "BATCH_SIZE", 2)
@@ -442,3 +442,12 @@ def test_the_foreign_keys_are_deferred_again_after_an_import(project, monkeypatc
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         cursor.execute("INSERT INTO annotation_response (prompt_id, text, source, created_at, updated_at) "
                        "SELECT max(id) + 1000, 'x', 'import', now(), now() FROM annotation_prompt")
+
+
+def test_a_byte_order_mark_past_the_first_line_is_named(client_for, admin, project):
+    body = jsonl({"id": "a", "prompt": "1"}) + "\ufeff" + jsonl({"id": "b", "prompt": "2"})
+    response = upload(client_for(admin), project, body)
+    assert response.status_code == 400
+    assert response.json()["errors"] == [
+        {"line": 2, "error": "malformed JSON: Unexpected UTF-8 BOM (decode using utf-8-sig) at column 1"}
+    ]
