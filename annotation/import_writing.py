@@ -122,7 +122,7 @@ class BatchWriter:
             [(Prompt, len(rows)), (Response, responses), (Task, 0 if only_prompts else len(rows))]
         )
         if self.first_pk is None:
-            self.first_pk = prompt_ids[0]
+            self.first_pk = min(prompt_ids)
         if not only_prompts:
             self.result.created_prompts += len(rows)
             self.result.created_tasks += len(rows)
