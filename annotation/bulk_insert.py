@@ -11,6 +11,11 @@ the progress counters' statement trigger sees the COPY's rows, and the foreign k
 at commit. A COPY is one statement of the import's transaction, so a failure anywhere still
 rolls back everything.
 
+rows_insert does all of that at once. An import that wants its next batch encoded while the
+server stores the last one takes the steps apart: ids_reserve (the keys of several tables in
+one query), copy_prepared (the statement and its text, on any thread) and copy_run (on the
+connection's thread).
+
 Every column the caller leaves out gets what the ORM would give it: its Python default (called
 per row where it is callable; a random UUID is made from os.urandom in bulk, cheaper than uuid4
 per row), the time for auto_now fields, or the database's own default where the field has
@@ -25,7 +30,8 @@ import io
 import json
 import os
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from itertools import repeat
 
 from django.db import connection, models
@@ -44,20 +50,43 @@ def rows_insert(model: type[models.Model], columns: Mapping[str, Sequence], *, r
     count = len(next(iter(columns.values()))) if columns else 0
     if not count:
         return []
-    fields = _fields(model)
-    given = {fields[name].attname: values for name, values in columns.items()}
     if connection.vendor != "postgresql":
+        fields = _fields(model)
+        given = {fields[name].attname: values for name, values in columns.items()}
         objects = [model(**{name: values[i] for name, values in given.items()}) for i in range(count)]
         created = model.objects.bulk_create(objects)
         return [obj.pk for obj in created] if returning else []
+    ids = ids_reserve([(model, count)])[0] if returning else None
+    copy_run(copy_prepared(model, columns, ids=ids, quote=connection.ops.quote_name))
+    return ids or []
+
+
+@dataclass(frozen=True)
+class Copy:
+    """One table's rows as a COPY statement and its tab-separated text, ready to send."""
+
+    statement: str
+    data: str
+
+
+def copy_prepared(
+    model: type[models.Model], columns: Mapping[str, Sequence], *, ids: Sequence[int] | None,
+    quote: Callable[[str], str],
+) -> Copy:
+    """The COPY that inserts len(any column) rows, with primary keys `ids` (None: the sequence's).
+
+    Touches no database, so it may run on another thread than the connection's while that one
+    sends an earlier COPY; quote is the connection's quote_name.
+    """
+    count = len(next(iter(columns.values())))
+    fields = _fields(model)
+    given = {fields[name].attname: values for name, values in columns.items()}
     now = timezone.now()
     names: list[str] = []
     texts: list = []  # per column: its COPY text per row, or repeat(text) for a column that is constant
-    ids: list[int] = []
     for field in model._meta.concrete_fields:
         if field.primary_key:
-            if returning:
-                ids = _ids_reserve(model, count)
+            if ids is not None:
                 names.append(field.column)
                 texts.append(map(str, ids))
             continue
@@ -80,29 +109,35 @@ def rows_insert(model: type[models.Model], columns: Mapping[str, Sequence], *, r
             texts.append(repeat(_encoded(field, values[:1])[0], count))
         else:
             texts.append(_encoded(field, values))
-    quoted = ", ".join(connection.ops.quote_name(name) for name in names)
+    quoted = ", ".join(quote(name) for name in names)
     data = "\n".join(map("\t".join, zip(*texts))) + "\n"
+    return Copy(f"COPY {quote(model._meta.db_table)} ({quoted}) FROM STDIN", data)
+
+
+def copy_run(copy: Copy) -> None:
+    """Send a prepared COPY on this thread's connection (the driver lets other threads run meanwhile)."""
     with connection.cursor() as cursor:
-        cursor.copy_expert(
-            f"COPY {connection.ops.quote_name(model._meta.db_table)} ({quoted}) FROM STDIN",
-            io.StringIO(data), size=COPY_READ_BYTES,
-        )
-    return ids
+        cursor.copy_expert(copy.statement, io.StringIO(copy.data), size=COPY_READ_BYTES)
 
 
 _sequences: dict[str, str] = {}
 
 
-def _ids_reserve(model: type[models.Model], count: int) -> list[int]:
-    """count new primary keys from the table's sequence, ascending; no other writer gets them."""
-    table = model._meta.db_table
+def ids_reserve(wanted: Sequence[tuple[type[models.Model], int]]) -> list[list[int]]:
+    """For each (model, count), count new primary keys from its table's sequence, ascending; one query
+    for them all. No other writer gets them."""
+    parts, params = [], []
     with connection.cursor() as cursor:
-        sequence = _sequences.get(table)
-        if sequence is None:
-            cursor.execute("SELECT pg_get_serial_sequence(%s, %s)", [table, model._meta.pk.column])
-            sequence = _sequences[table] = cursor.fetchone()[0]
-        cursor.execute("SELECT nextval(%s::regclass) FROM generate_series(1, %s)", [sequence, count])
-        return [row[0] for row in cursor.fetchall()]
+        for model, count in wanted:
+            table = model._meta.db_table
+            sequence = _sequences.get(table)
+            if sequence is None:
+                cursor.execute("SELECT pg_get_serial_sequence(%s, %s)", [table, model._meta.pk.column])
+                sequence = _sequences[table] = cursor.fetchone()[0]
+            parts.append("ARRAY(SELECT nextval(%s::regclass) FROM generate_series(1, %s))")
+            params += [sequence, count]
+        cursor.execute("SELECT " + ", ".join(parts), params)
+        return [list(ids) for ids in cursor.fetchone()]
 
 
 _VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
@@ -166,6 +201,8 @@ def _encoded(field: models.Field, values: Sequence) -> list[str]:
         for value in values:
             if value is None:
                 column.append(None)
+            elif type(value) is JsonText:
+                column.append(value)
             elif not value and type(value) in (dict, list):
                 column.append("{}" if type(value) is dict else "[]")
             else:
@@ -182,6 +219,10 @@ def _encoded(field: models.Field, values: Sequence) -> list[str]:
     if kinds == {int}:
         return list(map(str, values))
     return [_value_text(value) for value in values]
+
+
+class JsonText(str):
+    """A JSONField's value given as its JSON text already (made while the line was checked): COPY writes it as it is."""
 
 
 _encoders: dict[type | None, json.JSONEncoder] = {}

@@ -55,6 +55,7 @@ from dataclasses import dataclass, field
 from django.db import transaction
 
 from . import import_formats, reimport
+from .bulk_insert import JsonText
 from .errors import InvalidInput, PayloadTooLarge
 from .import_formats import options
 from .import_formats.base import Item, Label, LineError, Passed, Rejected
@@ -151,6 +152,7 @@ class ImportRow:
     metadata: dict
     gold: dict | None = None  # in the line's terms: response indexes, not ids
     labels: list[Label] = field(default_factory=list)  # a public format's labels, in the line's terms too
+    messages_json: JsonText | None = None  # the messages as JSON, where the content id needed it anyway
 
 
 class _Errors(LineReports):
@@ -216,8 +218,9 @@ def prompts_import(
             project=project, result=result, errors=errors, update=mode == "update", batch_size=BATCH_SIZE
         )
         seen = 0
-        # The lines are read and checked on a second thread while this one writes (read_ahead.py).
-        with read_ahead(lambda reports: _events(fmt, lines, head, reports)) as events:
+        # The lines are read and checked on a second thread while this one writes (read_ahead.py),
+        # and a batch is encoded on a third while this one sends the one before (import_writing.py).
+        with writer, read_ahead(lambda reports: _events(fmt, lines, head, reports)) as events:
             for kind, line, value in events:
                 if kind == REPORT:
                     errors.add(line, value)
@@ -229,7 +232,7 @@ def prompts_import(
                     result.notes.add(line, value)
                 else:
                     errors.add(line, value)
-        writer.flush()
+            writer.finish()
         errors.raise_if_any()
         if not seen:
             raise InvalidInput("The file holds no prompts.", field="file")
@@ -376,6 +379,9 @@ def _reject_constant(name: str):
     raise ValueError(f"{name} is not valid JSON")
 
 
+_line_decoder = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def _jsonl_records(lines: Iterable, errors: Reports) -> Iterator[tuple[int, object]]:
     for number, raw in lines:
         try:
@@ -386,7 +392,12 @@ def _jsonl_records(lines: Iterable, errors: Reports) -> Iterator[tuple[int, obje
         if not text.strip():
             continue
         try:
-            obj = json.loads(text, parse_constant=_reject_constant)
+            # json.loads(text, parse_constant=...) builds a decoder per call; one made once decodes the same
+            # (json.loads alone names a byte order mark, which only a first line may have).
+            if text[:1] == "\ufeff":
+                obj = json.loads(text, parse_constant=_reject_constant)
+            else:
+                obj = _line_decoder.decode(text)
         except json.JSONDecodeError as exc:
             errors.add(number, f"malformed JSON: {exc.msg} at column {exc.colno}")
             continue
@@ -557,13 +568,13 @@ def _clean_record(obj, *, line: int, labels: list[Label] | None = None) -> Impor
         metadata = {}
     if not isinstance(metadata, dict):
         raise LineError("metadata must be a JSON object")
-    encoded = json.dumps(metadata, ensure_ascii=False)
-    if len(encoded) > MAX_FIELD_CHARS:
+    if metadata and len(_plain_json(metadata)) > MAX_FIELD_CHARS:
         raise LineError(f"metadata is longer than {MAX_FIELD_CHARS} characters as JSON (an oversized field)")
 
-    external_id = obj.get("id")
+    external_id, messages_json = obj.get("id"), None
     if external_id is None:
-        external_id = _content_id(messages, responses, gold)
+        messages_json = JsonText(_canonical_json(messages))
+        external_id = _content_id(messages, responses, gold, messages_json=messages_json)
     elif isinstance(external_id, bool) or not isinstance(external_id, (str, int)):
         raise LineError("id must be a string or an integer")
     else:
@@ -574,7 +585,7 @@ def _clean_record(obj, *, line: int, labels: list[Label] | None = None) -> Impor
             raise LineError(f"id is longer than {MAX_ID_CHARS} characters (an oversized field)")
     return ImportRow(
         line=line, external_id=external_id, messages=messages, responses=responses, metadata=metadata, gold=gold,
-        labels=labels,
+        labels=labels, messages_json=messages_json,
     )
 
 
@@ -649,10 +660,21 @@ def _clean_gold_ranking(value, count: int, name: str = "gold.ranking") -> list[l
     return groups
 
 
-def _content_id(messages: list[dict], responses: list[str], gold: dict | None = None) -> str:
-    """A stable id for a line without one: the same prompt, responses (and gold answer) give the same id."""
-    content: dict = {"messages": messages, "responses": responses}
-    if gold is not None:
-        content["gold"] = gold
-    canonical = json.dumps(content, ensure_ascii=False, sort_keys=True)
+_plain_json = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(value, ensure_ascii=False), made once
+_canonical_json = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode  # made once, not per line
+
+
+def _content_id(
+    messages: list[dict], responses: list[str], gold: dict | None = None, *, messages_json: str | None = None,
+) -> str:
+    """A stable id for a line without one: the same prompt, responses (and gold answer) give the same id.
+
+    The hash is of json.dumps({"gold", "messages", "responses"}, ensure_ascii=False, sort_keys=True),
+    put together from its parts in that (sorted) order, so that the messages' part (messages_json,
+    when given) is also what the prompt's COPY writes.
+    """
+    parts = [] if gold is None else ['"gold": ' + _canonical_json(gold)]
+    parts.append('"messages": ' + (_canonical_json(messages) if messages_json is None else messages_json))
+    parts.append('"responses": ' + _canonical_json(responses))
+    canonical = "{" + ", ".join(parts) + "}"
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:40]

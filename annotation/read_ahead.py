@@ -24,7 +24,7 @@ from typing import Protocol
 
 REPORT = "report"  # a reader's line report: (REPORT, line, text)
 CHUNK = 256  # events handed over at a time
-DEPTH = 8  # chunks read ahead at most
+DEPTH = 16  # chunks read ahead at most: more than a batch, so the next one is read while the server stores one
 _DONE = object()
 
 

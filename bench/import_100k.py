@@ -12,7 +12,10 @@ wall time, rows/s, this process's CPU seconds, the CPU seconds of its PostgreSQL
 the process's peak RSS, and (in a second, traced import into
 another fresh project) the peak of Python allocations seen by tracemalloc. If memory held the
 file, the peaks would grow tenfold with the file; they should stay about one batch.
-It then re-imports the file to time the all-skipped path, and deletes its projects.
+It then re-imports the file to time the all-skipped path (--once: neither this nor the traced
+import), and deletes its projects (--keep: it leaves them, for a bench database that is dropped
+and made again from a migrated template, `createdb -T`, which is quicker than deleting 100,000
+rows' worth of projects).
 
 --mode hh-rlhf writes HH-RLHF rows instead ({"chosen": "\n\nHuman: ...\n\nAssistant: ...",
 "rejected": ...}; one in three is a two-exchange conversation), which the import detects: each
@@ -130,7 +133,9 @@ def run_import(project, path: Path, *, trace: bool):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
-    parser.add_argument("--keep", action="store_true", help="keep the bench projects")
+    parser.add_argument("--keep", action="store_true", help="keep the bench projects (dropping a whole bench "
+                        "database made from a migrated template, createdb -T, is quicker than deleting them)")
+    parser.add_argument("--once", action="store_true", help="only the timed import: no re-import, no traced import")
     parser.add_argument("--mode", choices=["native", "hh-rlhf"], default="native", help="the file's format")
     args = parser.parse_args()
 
@@ -161,9 +166,11 @@ def main() -> None:
             assert result.created_prompts == size, result
             if args.mode == "hh-rlhf":
                 assert (result.format, result.created_labels) == ("hh-rlhf", size), result
-            again, reimport_seconds, _, _, _, _ = run_import(projects[0], path, trace=False)
-            assert again.created_prompts == 0 and again.skipped_existing == size, again
-            _, _, _, _, traced_peak, _ = run_import(projects[1], path, trace=True)
+            reimport_seconds = traced_peak = float("nan")
+            if not args.once:
+                again, reimport_seconds, _, _, _, _ = run_import(projects[0], path, trace=False)
+                assert again.created_prompts == 0 and again.skipped_existing == size, again
+                _, _, _, _, traced_peak, _ = run_import(projects[1], path, trace=True)
             server_cpu = "-" if server["cpu"] is None else f"{server['cpu']:.2f}"
             print(f"{size:>9} {file_mib:>6.1f} {seconds:>8.2f} {size / seconds:>8.0f} {cpu_seconds:>8.2f} "
                   f"{server_cpu:>8} {server['wal_mib']:>8.0f} {rss_growth:>14.1f} "

@@ -181,6 +181,22 @@ def test_a_duplicate_id_in_a_later_batch_is_caught(client_for, admin, project, s
     assert counts() == seeded
 
 
+def test_a_duplicate_of_a_batch_sent_or_still_waiting_is_caught(client_for, admin, project, seeded, monkeypatch):
+    # Batches of 2: line 3 repeats the batch still being encoded when its own is checked (memory),
+    # line 7 one sent two batches before (the database, with a key from this import).
+    monkeypatch.setattr(importers, "BATCH_SIZE", 2)
+    body = jsonl({"id": "a", "prompt": "1"}, {"id": "b", "prompt": "2"}, {"id": "b", "prompt": "3"},
+                 {"id": "c", "prompt": "4"}, {"id": "d", "prompt": "5"}, {"id": "e", "prompt": "6"},
+                 {"id": "a", "prompt": "7"})
+    response = upload(client_for(admin), project, body)
+    assert response.status_code == 400
+    assert response.json()["errors"] == [
+        {"line": 3, "error": "duplicate id 'b' (also on line 2)"},
+        {"line": 7, "error": "duplicate id 'a' (also on an earlier line)"},
+    ]
+    assert counts() == seeded
+
+
 def test_duplicates_after_the_first_error_are_still_caught(client_for, admin, project, seeded, monkeypatch):
     monkeypatch.setattr(importers, "BATCH_SIZE", 2)
     body = jsonl({"prompt": ""}, {"id": "a", "prompt": "1"}, {"id": "b", "prompt": "2"}, {"id": "a", "prompt": "3"})
@@ -379,3 +395,59 @@ def test_the_bundled_demo_prompts_import_cleanly(client_for, admin, project):
     assert Task.objects.filter(project=project, kind=Task.Kind.DEMONSTRATION).count() == 25
     shown = {t.task_responses.count() for t in Task.objects.filter(kind=Task.Kind.COMPARISON)}
     assert shown == {2, 3, 4}
+
+
+@pytest.mark.parametrize("gold", [None, {"ranking": [[1], [0]], "explanation": "Ünïcode\twith\\ escapes"}])
+def test_the_content_id_is_the_hash_of_the_sorted_json_it_always_was(gold):
+    import hashlib
+
+    messages = [{"role": "system", "content": "Be brief.\n"}, {"role": "user", "content": "Ça va? \"quoted\" \u2028"}]
+    responses = ["Oui.", "Non\\n."]
+    content = {"messages": messages, "responses": responses, **({"gold": gold} if gold else {})}
+    canonical = json.dumps(content, ensure_ascii=False, sort_keys=True)
+    expected = "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:40]
+    assert importers._content_id(messages, responses, gold) == expected
+    given = importers._canonical_json(messages)
+    assert importers._content_id(messages, responses, gold, messages_json=given) == expected
+
+
+def test_a_line_without_an_id_stores_its_messages_as_given(client_for, admin, project):
+    messages = [{"role": "system", "content": "Tabs\there,\nnewlines, a \\ and \u00e9"},
+                {"role": "user", "content": "Why \"quotes\" and \r returns?"}]
+    response = upload(client_for(admin), project, jsonl({"messages": messages, "responses": ["a\tb", "c\\d"]}))
+    assert response.status_code == 200, response.json()
+    prompt = Prompt.objects.get(project=project)
+    assert prompt.messages == messages and prompt.external_id.startswith("sha256:")
+    assert sorted(Response.objects.filter(prompt=prompt).values_list("text", flat=True)) == ["a\tb", "c\\d"]
+
+
+def test_the_foreign_keys_are_deferred_again_after_an_import(project, monkeypatch):
+    # The import checks its batches' keys per statement; the rest of the transaction expects them at commit.
+    from io import BytesIO
+
+    from django.db import IntegrityError, connection, transaction
+
+    monkeypatch.setattr(importers, "BATCH_SIZE", 2)
+    body = jsonl(*[{"prompt": f"Prompt {i}", "responses": ["a", "b"]} for i in range(5)]).encode()
+    with transaction.atomic():
+        result = importers.prompts_import(project=project, fileobj=BytesIO(body), filename="p.jsonl")
+        assert result.created_tasks == 5
+        with connection.cursor() as cursor:
+            # A child before its parent passes while the keys are deferred; checked per statement it would not.
+            cursor.execute("INSERT INTO annotation_response (prompt_id, text, source, created_at, updated_at) "
+                           "SELECT max(id) + 1000, 'x', 'import', now(), now() FROM annotation_prompt RETURNING id")
+            orphan = cursor.fetchone()[0]
+            cursor.execute("DELETE FROM annotation_response WHERE id = %s", [orphan])
+    with pytest.raises(IntegrityError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute("INSERT INTO annotation_response (prompt_id, text, source, created_at, updated_at) "
+                       "SELECT max(id) + 1000, 'x', 'import', now(), now() FROM annotation_prompt")
+
+
+def test_a_byte_order_mark_past_the_first_line_is_named(client_for, admin, project):
+    body = jsonl({"id": "a", "prompt": "1"}) + "\ufeff" + jsonl({"id": "b", "prompt": "2"})
+    response = upload(client_for(admin), project, body)
+    assert response.status_code == 400
+    assert response.json()["errors"] == [
+        {"line": 2, "error": "malformed JSON: Unexpected UTF-8 BOM (decode using utf-8-sig) at column 1"}
+    ]
