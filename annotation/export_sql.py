@@ -19,6 +19,8 @@ Tests compare both for every format and filter (tests/annotation/test_export_fas
 
 from __future__ import annotations
 
+import json
+
 from .models import Annotation, Response, Task, TaskResponse
 from .validation import STRENGTH_MARGIN
 
@@ -101,12 +103,24 @@ def _bool(expr: str) -> str:
 
 
 def _iso(expr: str) -> str:
-    """A timestamptz as Python's datetime.isoformat() writes an aware UTC one: microseconds only when not zero."""
-    utc = f"({expr} AT TIME ZONE 'UTC')"
-    return (
-        f"""to_char({utc}, 'YYYY-MM-DD"T"HH24:MI:SS') || CASE WHEN date_part('microseconds', {utc})::bigint """
-        f"%% 1000000 = 0 THEN '' ELSE to_char({utc}, '.US') END || '+00:00'"
-    )
+    """A timestamptz as Python's datetime.isoformat() writes an aware UTC one: microseconds only when not zero.
+
+    One to_char with the microseconds, whose zero fraction is then cut: ".000000+" can only be that
+    fraction followed by the offset. (The offset is quoted: a literal in the pattern, not a field.)
+    """
+    return f"""replace(to_char({expr} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'), '.000000+', '+')"""
+
+
+def _choice(expr: str, values) -> str:
+    """SQL for a text column's value as a JSON string, its usual values' strings written out as constants.
+
+    to_json costs about as much per call for a 10-character word as a 200-character text: the
+    kinds, the strength and an empty rationale are most rows' values, and a CASE on them is
+    far cheaper. Any other value (or a null) still goes through to_json. The constants are
+    json.dumps's (ensure_ascii=False), the reference writers' encoder.
+    """
+    whens = " ".join(f"WHEN {_literal(value)} THEN {_literal(json.dumps(value, ensure_ascii=False))}" for value in values)
+    return f"CASE {expr} {whens} ELSE {_string(expr)} END"
 
 
 # A raw line's labeler fields for a labeler the query's maps do not hold (one who first labeled after the
@@ -145,6 +159,7 @@ def raw_sql(inner: str, params: list, *, pseudonyms: str, competences: str) -> t
     per 200,000 rows than string_agg(... ORDER BY position), which sorts each task's few rows.
     """
     kinds = Annotation.Kind
+    strengths = [*Annotation.Strength.values, ""]
     review_state = (
         "CASE WHEN k.is_correction THEN 'correction' WHEN k.review_state = %s THEN 'accepted' "
         "WHEN k.review_pending THEN 'pending' ELSE 'unreviewed' END"
@@ -161,13 +176,14 @@ def raw_sql(inner: str, params: list, *, pseudonyms: str, competences: str) -> t
     )
     comparison = (
         "', \"responses\": ' || CASE WHEN k.export_task_kind = %s THEN " + shown + " ELSE '[]' END || "
-        "', \"ranking\": ' || k.ranking::text || ', \"strength\": ' || " + _string("k.strength") + " || "
+        "', \"ranking\": ' || k.ranking::text || ', \"strength\": ' || " + _choice("k.strength", strengths) + " || "
         "', \"flags\": ' || k.flags::text || ', \"all_bad\": ' || " + _bool("k.all_bad") + " || "
-        "', \"rationale\": ' || " + _string("k.rationale") + " || ', \"edit\": ' || " + edit
+        "', \"rationale\": ' || " + _choice("k.rationale", [""]) + " || ', \"edit\": ' || " + edit
     )
     tail = (
         "', \"review_state\": \"' || " + review_state + " || '\", \"task_id\": ' || k.task_id || "
-        "', \"task_kind\": ' || " + _string("k.export_task_kind") + " || ', \"kind\": ' || " + _string("k.kind") + " || "
+        "', \"task_kind\": ' || " + _choice("k.export_task_kind", Task.Kind.values) + " || "
+        "', \"kind\": ' || " + _choice("k.kind", kinds.values) + " || "
         "', \"prompt_id\": ' || " + _string("k.export_external_id") + " || "
         "', \"messages\": ' || k.export_messages::text || ', \"created_at\": \"' || " + _iso("k.created_at") + " || "
         "'\", \"time_spent_ms\": ' || k.time_spent_ms || ', \"lease_expired\": ' || " + _bool("k.lease_expired") + " || "

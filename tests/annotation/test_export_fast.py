@@ -174,3 +174,15 @@ def test_a_labeler_missing_from_the_querys_maps_is_filled_in_by_python(varied, k
     assert "".join(exporters.export_lines(project=varied, fmt="raw")) == expected
     assert b"".join(exporters.export_blocks(project=varied, fmt="raw")) == expected.encode()
     assert any(isinstance(line, bytes) for line in filled) and any(isinstance(line, str) for line in filled)
+
+
+def test_a_value_outside_the_choices_is_still_written_as_json(varied):
+    # PostgreSQL writes the usual kinds, strengths and an empty rationale as constants (export_sql._choice);
+    # any other stored value, even one no form accepts, must still come out escaped as the reference writes it.
+    odd = Annotation.objects.filter(project=varied, kind=Annotation.Kind.COMPARISON, strength="tie").get()
+    Annotation.objects.filter(pk=odd.pk).update(strength='odd "x"\x01\\')
+    scope = export_scope(project=varied, fmt="raw", filters=None)
+    expected = "".join(reference_lines(project=varied, fmt="raw", scope=scope))
+    assert '"strength": "odd \\"x\\"\\u0001\\\\"' in expected
+    assert "".join(exporters.export_lines(project=varied, fmt="raw")) == expected
+    assert b"".join(exporters.export_blocks(project=varied, fmt="raw")) == expected.encode()
