@@ -101,6 +101,21 @@ def test_distinct_n_and_self_bleu_on_fixed_strings():
     assert diversity.bleu("x y z".split(), ["a b c".split()]) == 0.0
     summary = diversity.diversity(["a b c", "a b c", "d e f"])
     assert summary["samples"] == 3 and summary["unique_share"] == pytest.approx(2 / 3)
+    assert "distinct_2_known" not in summary
+
+
+def test_distinct_2_leaves_out_the_bigrams_of_garbled_words():
+    vocabulary = frozenset({"cats", "are", "warm", "kind"})
+    texts = ["cats are warm .", "cats are kind .", "cats are wxrm ."]
+    # Plain distinct-2 counts the garbled "wxrm" as two new bigrams: 7 distinct of 9.
+    assert diversity.distinct_n(texts, 2) == pytest.approx(7 / 9)
+    # Without them: (cats are) x3, (are warm), (warm .), (are kind), (kind .): 5 distinct of 7.
+    assert diversity.distinct_2_in(texts, vocabulary) == pytest.approx(5 / 7)
+    assert diversity.diversity(texts, vocabulary)["distinct_2_known"] == pytest.approx(5 / 7)
+    assert diversity.distinct_2_in(["zz qq"], vocabulary) is None
+    # Every word the gold writer uses is in the task's vocabulary, so its answers lose no bigram.
+    gold = ["I think cats are kind and sweet today.", "There is something calm and lovely about the sea at night."]
+    assert diversity.distinct_2_in(gold, synthetic.known_words()) == pytest.approx(diversity.distinct_n(gold, 2))
 
 
 def loop_data(*, rm_in=0.95, rm_out=0.85, win_in=0.7, win_out=0.7, d2_sft=0.5, d2_rlhf=0.45, tied=5, judged=48,
@@ -144,6 +159,15 @@ def test_collapse_is_flagged_by_diversity_or_by_ties():
     assert met(loop_data(tied=11))["round-2 comparisons all tied"]
     table = report.table_text(loop_data(d2_rlhf=0.3))
     assert "WARNING collapse: rlhf's distinct-2 0.300 is under 0.8x sft's 0.500" in table
+    # The garbling-free ratio is shown beside the target, and the target still judges plain distinct-2.
+    data = loop_data(d2_rlhf=0.3)
+    data["scores"]["diversity"]["sft"]["distinct_2_known"] = 0.4
+    data["scores"]["diversity"]["rlhf"]["distinct_2_known"] = 0.34
+    assert report.summary(data)["distinct_2_known_ratio"] == pytest.approx(0.85)
+    assert not met(data)["RLHF distinct-2 / SFT's"]
+    table = report.table_text(data)
+    assert "distinct-2 of rlhf without the bigrams of garbled words" in table
+    assert "RLHF distinct-2 / SFT's without garbled words (not a target: garbling counts as diversity)  0.850" in table
 
 
 def test_gold_terms_say_where_a_models_score_comes_from():

@@ -67,12 +67,33 @@ def self_bleu(texts: list[str], max_n: int = 4, limit: int = 200) -> float | Non
     return sum(scores) / len(scores)
 
 
-def diversity(texts: list[str]) -> dict:
-    """{"samples", "distinct_1", "distinct_2", "self_bleu", "unique_share"} of one model's samples."""
-    return {
+def distinct_2_in(texts: list[str], vocabulary: frozenset[str]) -> float | None:
+    """distinct-2 over the bigrams whose words are all in `vocabulary` (punctuation always is).
+
+    Every misspelt or made-up word ("hppyle") starts two bigrams no other sample has, so plain
+    distinct-2 counts garbled output as diversity: a model that stops garbling looks less varied.
+    Leaving out the bigrams that touch such a word measures how varied the well-formed text is.
+    None when no bigram is left.
+    """
+    def known(word: str) -> bool:
+        return word in vocabulary or not word.isalpha()
+
+    grams = [g for t in texts for g in ngrams(words(t), 2) if known(g[0]) and known(g[1])]
+    return len(set(grams)) / len(grams) if grams else None
+
+
+def diversity(texts: list[str], vocabulary: frozenset[str] | None = None) -> dict:
+    """{"samples", "distinct_1", "distinct_2", "self_bleu", "unique_share"} of one model's samples.
+
+    With a vocabulary (the task's words), also "distinct_2_known": distinct_2_in over it.
+    """
+    out = {
         "samples": len(texts),
         "distinct_1": distinct_n(texts, 1),
         "distinct_2": distinct_n(texts, 2),
         "self_bleu": self_bleu(texts),
         "unique_share": len(set(texts)) / len(texts) if texts else None,
     }
+    if vocabulary is not None:
+        out["distinct_2_known"] = distinct_2_in(texts, vocabulary)
+    return out

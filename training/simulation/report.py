@@ -87,6 +87,9 @@ def summary(data: dict) -> dict:
     d2_sft = (diversity.get("sft") or {}).get("distinct_2")
     d2_rlhf = (diversity.get("rlhf") or {}).get("distinct_2")
     d2_ratio = d2_rlhf / d2_sft if d2_rlhf is not None and d2_sft else None
+    known_sft = (diversity.get("sft") or {}).get("distinct_2_known")
+    known_rlhf = (diversity.get("rlhf") or {}).get("distinct_2_known")
+    known_ratio = known_rlhf / known_sft if known_rlhf is not None and known_sft else None
     round2 = (data.get("labeling") or {}).get("comparisons rlhf") or {}
     judged = (round2.get("by_kind") or {}).get("comparison", 0)
     round2 = {"tied": round2.get("ties"), "judged": judged,
@@ -115,6 +118,7 @@ def summary(data: dict) -> dict:
         "diversity": diversity,
         "gold_terms": scores.get("gold_terms") or {},
         "distinct_2_ratio": d2_ratio,
+        "distinct_2_known_ratio": known_ratio,
         "round1_tied_share": round1_share,
         "round2": round2,
         "collapse_warnings": collapse_warnings(diversity=diversity, round2=round2),
@@ -188,6 +192,12 @@ def table_text(data: dict) -> str:
     for name, div in s["diversity"].items():
         rows.append((f"diversity of {name} ({div.get('samples')} samples): distinct-1 / distinct-2 / self-BLEU",
                      f"{_num(div.get('distinct_1'))} / {_num(div.get('distinct_2'))} / {_num(div.get('self_bleu'))}"))
+        if div.get("distinct_2_known") is not None:
+            rows.append((f"distinct-2 of {name} without the bigrams of garbled words",
+                         _num(div.get("distinct_2_known"))))
+    if s.get("distinct_2_known_ratio") is not None:
+        rows.append(("RLHF distinct-2 / SFT's without garbled words (not a target: garbling counts as diversity)",
+                     _num(s["distinct_2_known_ratio"])))
     rows += [
         ("KL of RLHF from SFT (last logged / mean over the run)", f"{_num(s['kl_final'])} / {_num(s['kl_mean'])}"),
         ("RLHF mean reward (first -> last logged)", f"{_num(s['rlhf_reward_first'])} -> {_num(s['rlhf_reward_last'])}"),
@@ -240,7 +250,7 @@ def charts(data: dict) -> dict:
         "gold": {name: g["gold_mean"] for name, g in s["gold"].items()},
         "win_rates": win_rates,
         "kl_curve": s["kl_curve"],
-        "diversity": {name: {k: d.get(k) for k in ("distinct_1", "distinct_2", "self_bleu")}
+        "diversity": {name: {k: d.get(k) for k in ("distinct_1", "distinct_2", "distinct_2_known", "self_bleu")}
                       for name, d in s["diversity"].items()},
     }
 

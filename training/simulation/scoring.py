@@ -203,7 +203,7 @@ def run(cfg: dict) -> dict:
                   for where in sets}
         out["gold"][name] = _mean_std(scored["out"])
         out["gold_in"][name] = _mean_std(scored["in"])
-        out["diversity"][name] = diversity(answers["out"][name])
+        out["diversity"][name] = diversity(answers["out"][name], synthetic.known_words())
         out["gold_terms"][name] = gold_terms(sets["out"], answers["out"][name])
         out["samples"][name] = [
             {"prompt": synthetic.prompt_text(p), "response": a, "gold": g}
