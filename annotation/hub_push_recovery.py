@@ -19,15 +19,13 @@ upload it any more.
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 
-from django.db import DatabaseError, connection
+from django.db import DatabaseError
 from django.db.models import Q
 from django.utils import timezone
 
+from .heartbeats import beating
 from .models import HubPush
 from .worker_processes import worker_alive
 
@@ -39,31 +37,16 @@ SWEEP_SECONDS = 20.0
 LOST = "The worker stopped during the upload"
 
 
-@contextmanager
-def heartbeat(*, push_id: int) -> Iterator[None]:
+def heartbeat(*, push_id: int):
     """Stamp the running push's heartbeat_at every HEARTBEAT_SECONDS, from a thread, until the block ends."""
-    stop = threading.Event()
-    every = HEARTBEAT_SECONDS
 
-    def beat() -> None:
+    def stamp() -> None:
         try:
-            while not stop.wait(every):
-                try:
-                    HubPush.objects.filter(pk=push_id, status=HubPush.Status.RUNNING).update(
-                        heartbeat_at=timezone.now()
-                    )
-                except DatabaseError as error:  # a missed beat; the next one may pass
-                    logger.warning("Hub push %s: heartbeat not written: %s", push_id, error)
-        finally:
-            connection.close()  # this thread's own connection
+            HubPush.objects.filter(pk=push_id, status=HubPush.Status.RUNNING).update(heartbeat_at=timezone.now())
+        except DatabaseError as error:  # a missed beat; the next one may pass
+            logger.warning("Hub push %s: heartbeat not written: %s", push_id, error)
 
-    thread = threading.Thread(target=beat, name=f"hub-push-{push_id}-heartbeat", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=every + 10)
+    return beating(stamp, every=HEARTBEAT_SECONDS, name=f"hub-push-{push_id}-heartbeat")
 
 
 def hub_pushes_end_lost(*, lost_after: timedelta = LOST_AFTER, now: datetime | None = None) -> int:

@@ -12,16 +12,15 @@ services, loop's generation) add what their kind of job stores besides (metric p
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F, Model, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from annotation.errors import Conflict
+from annotation.heartbeats import beating
 
 from .models import JobStatus as Status
 from .workers import job_worker_alive, pipeline_orphan_kill
@@ -110,30 +109,15 @@ def job_progress_flush(
     return status or Status.FAILED
 
 
-@contextmanager
-def job_heartbeat_while(*, model: type[Model], pk: int, every: float = 10.0) -> Iterator[None]:
+def job_heartbeat_while(*, model: type[Model], pk: int, every: float = 10.0):
     """Keep the job's heartbeat fresh from a thread while the worker does one long step that reports nothing.
 
     A step such as freezing a snapshot may spend minutes in one query before its first row (a
     consensus fit, a large sort); without this, a sweep on another host would take the silent
     worker for lost (jobs/recovery.py judges other hosts by the heartbeat alone).
     """
-    stop = threading.Event()
-
-    def beat() -> None:
-        try:
-            while not stop.wait(every):
-                model.objects.filter(pk=pk).update(heartbeat_at=timezone.now())
-        finally:
-            connection.close()  # the thread's own connection
-
-    thread = threading.Thread(target=beat, name=f"heartbeat-{pk}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
+    return beating(lambda: model.objects.filter(pk=pk).update(heartbeat_at=timezone.now()), every=every,
+                   name=f"heartbeat-{pk}")
 
 
 def job_finish(*, model: type[Model], job: Model, status: str, error: str = "", log_line: str = "") -> Model:
