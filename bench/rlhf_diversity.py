@@ -5,10 +5,10 @@
 Trains the RLHF pipeline with the loop's settings (LoopConfig.rlhf, plus `--set`) on the loop's
 training prompts, then runs the loop's gold scoring (training/simulation/scoring.py) on SFT and
 the new policy: gold win rate against SFT in and out of distribution, and each model's
-distinct-2, so a setting can be chosen for both targets before a full loop confirms it. It also
-samples each model's second round as the loop does (K answers per held-out prompt at the loop's
-generation settings) and gives the share of prompts whose answers the simulated labelers would
-rank all tied (labelers.gold_ranking in one group).
+distinct-2 (plain, and without garbled words), so a setting can be chosen for both targets
+before a full loop confirms it. It also samples each model's second round as the loop does (K
+answers per held-out prompt at the loop's generation settings) and gives the share of prompts
+whose answers the simulated labelers would rank all tied (labelers.gold_ranking in one group).
 
 Prints one JSON object. Not a test: it trains a model, and the figures depend on the seed.
 """
@@ -73,6 +73,7 @@ def main() -> int:
         "top_p": 0.95, "max_new_tokens": loop.max_new_tokens,
     })
     d2 = {name: scores["diversity"][name]["distinct_2"] for name in ("sft", "rlhf")}
+    known = {name: scores["diversity"][name].get("distinct_2_known") for name in ("sft", "rlhf")}
     tied = {name: all_tied_share(path, loop, loop.round2_prompts)
             for name, path in (("sft", args.sft), ("rlhf", str(out / "rlhf" / "model")))}
     print(json.dumps({
@@ -81,6 +82,7 @@ def main() -> int:
         "win_out": scores["gold_win_rate"]["rlhf"]["win_rate"], "win_in": scores["gold_win_rate_in"]["rlhf"]["win_rate"],
         "gold": {name: scores["gold"][name]["gold_mean"] for name in ("sft", "rlhf")},
         "distinct_2": d2, "distinct_2_ratio": d2["rlhf"] / d2["sft"] if d2["sft"] else None,
+        "distinct_2_known_ratio": known["rlhf"] / known["sft"] if known["sft"] and known["rlhf"] is not None else None,
         "round2_all_tied": tied, "terms_rlhf": scores["gold_terms"]["rlhf"],
         "samples_rlhf": [s["response"] for s in scores["samples"]["rlhf"][:12]],
     }))
