@@ -44,6 +44,10 @@ STOPPED_CODE = -signal.SIGTERM
 # A cluster that stays unreachable this long has lost the job for us: it ends as LOST_CODE, and the
 # retry finds the cluster back or fails the run with the reason.
 UNREACHABLE_SECONDS = 120.0
+# A cluster whose job agent has not registered yet (just started, or its node restarting) answers 500 with
+# this message and asks to be tried again; submission retries that for AGENT_WAIT_SECONDS, nothing else.
+NO_AGENT = "No available agent to submit job"
+AGENT_WAIT_SECONDS = 60.0
 
 
 class RayUnavailable(ExecutorUnavailable):
@@ -210,14 +214,20 @@ class RayExecutor:
         client = _client(self.address)
         job_id = f"{prefix}{uuid.uuid4().hex[:12]}"
         env_vars = {k: v for k, v in env.items() if k.startswith(ENV_PREFIXES)}
-        try:
-            client.submit_job(
-                entrypoint=shlex.join(command), submission_id=job_id, runtime_env={"env_vars": env_vars},
-                entrypoint_num_cpus=self.num_cpus, entrypoint_num_gpus=self.num_gpus or None,
-                metadata={"feedbackloop_run": str(self.run_id)},
-            )
-        except Exception as exc:
-            raise RayUnavailable(f"the Ray cluster at {self.address} refused the job: {exc}") from None
+        deadline = time.monotonic() + AGENT_WAIT_SECONDS
+        while True:
+            try:
+                client.submit_job(
+                    entrypoint=shlex.join(command), submission_id=job_id, runtime_env={"env_vars": env_vars},
+                    entrypoint_num_cpus=self.num_cpus, entrypoint_num_gpus=self.num_gpus or None,
+                    metadata={"feedbackloop_run": str(self.run_id)},
+                )
+                break
+            except Exception as exc:
+                if NO_AGENT in str(exc) and time.monotonic() < deadline:
+                    time.sleep(1.0)  # the head has no job agent yet (a node starting): Ray says try again
+                    continue
+                raise RayUnavailable(f"the Ray cluster at {self.address} refused the job: {exc}") from None
         note = f"Ray job {job_id} on {self.address}"
         if stopped:
             note += f" (stopped the run's earlier job{'s' if len(stopped) > 1 else ''} {', '.join(stopped)} first)"
