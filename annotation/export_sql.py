@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import json
 
-from .models import Annotation, Response, Task, TaskResponse
+from .models import Annotation, Response, ShownResponses, Task, TaskResponse
 from .validation import STRENGTH_MARGIN
 
 _ASSISTANT = '{"role": "assistant", "content": '
 _RESPONSES = Response._meta.db_table
 _SHOWN = TaskResponse._meta.db_table
+_SHOWN_STORED = ShownResponses._meta.db_table
 
 # The preference export's inner columns (a values_list over Annotation, in this order), read by fast_batches too.
 PREFERENCE_COLUMNS = (
@@ -161,11 +162,13 @@ def raw_sql(inner: str, params: list, *, pseudonyms: str, competences: str) -> t
     The review state is named as export_reference.review_state_name names it; the shown responses
     are the task's, in display order, for a comparison on a comparison task (else an empty list).
 
-    The shown responses are half of the query's time: per annotation, the task's display
-    positions, then each response's text by primary key. The positions come from the unique
-    (task_id, position) index alone, which INCLUDEs response_id on PostgreSQL (migration 0018);
-    already in position order, they are collected into an ARRAY and joined, which took 0.4 s less
-    per 200,000 rows than string_agg(... ORDER BY position), which sorts each task's few rows.
+    The shown responses are the task's list as its links were made (models.ShownResponses, one
+    primary-key probe), which cost 40% of the query's time when built per annotation. A task
+    without one (made before it existed, or whose links or texts changed since) gets it built:
+    the task's display positions, then each response's text by primary key. The positions come
+    from the unique (task_id, position) index alone, which INCLUDEs response_id on PostgreSQL
+    (migration 0018); already in position order, they are collected into an ARRAY and joined,
+    which took 0.4 s less per 200,000 rows than string_agg(... ORDER BY position).
     """
     kinds = Annotation.Kind
     strengths = [*Annotation.Strength.values, ""]
@@ -174,7 +177,8 @@ def raw_sql(inner: str, params: list, *, pseudonyms: str, competences: str) -> t
         "WHEN k.review_pending THEN 'pending' ELSE 'unreviewed' END"
     )
     shown = (
-        "('[' || array_to_string(ARRAY(SELECT '{\"id\": ' || r.id || ', \"text\": ' || "
+        f"COALESCE((SELECT s.json FROM {_SHOWN_STORED} s WHERE s.task_id = k.task_id), "
+        "'[' || array_to_string(ARRAY(SELECT '{\"id\": ' || r.id || ', \"text\": ' || "
         f"{_string('r.text')} || '}}' FROM {_SHOWN} tr JOIN {_RESPONSES} r ON r.id = tr.response_id "
         "WHERE tr.task_id = k.task_id ORDER BY tr.position), ', ') || ']')"
     )

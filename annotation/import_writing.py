@@ -18,6 +18,7 @@ from . import reimport
 from .bulk_insert import copy_prepared, copy_run, ids_reserve, rows_insert
 from .gold import gold_with_ids
 from .models import Annotation, Project, Prompt, Response, Task, TaskResponse
+from .shown_responses import shown_copy, shown_store
 
 if TYPE_CHECKING:
     from .importers import ImportResult, ImportRow, LineReports
@@ -168,6 +169,7 @@ class BatchWriter:
         links = _link_columns(self.rng, task_ids, response_ids)
         if links["task"]:
             copies.append(copy_prepared(TaskResponse, links, ids=None, quote=quote))
+            copies.append(shown_copy(links, _link_texts(rows), quote=quote))  # after the links: shown_responses.py
         labels = _label_columns(self.project, self.result, rows, task_ids, response_ids)
         if labels["task"]:
             copies.append(copy_prepared(Annotation, labels, ids=None, quote=quote))
@@ -197,7 +199,9 @@ class BatchWriter:
         created = iter(rows_insert(Response, _response_columns(rows, prompt_ids)))
         response_ids = [[next(created) for _ in row.responses] for row in rows]
         task_ids = rows_insert(Task, _task_columns(self.project, self.result, rows, prompt_ids, response_ids))
-        rows_insert(TaskResponse, _link_columns(self.rng, task_ids, response_ids), returning=False)
+        links = _link_columns(self.rng, task_ids, response_ids)
+        rows_insert(TaskResponse, links, returning=False)
+        shown_store(links, _link_texts(rows))
         labels = _label_columns(self.project, self.result, rows, task_ids, response_ids)
         rows_insert(Annotation, labels, returning=False)
         self.result.created_labels += len(labels["task"])
@@ -247,6 +251,11 @@ def _link_columns(rng: random.Random, task_ids: list[int], response_ids: list) -
         links["response"].extend(ids)
         links["position"].extend(positions)
     return links
+
+
+def _link_texts(rows: list) -> list[str]:
+    """Each link's response text, in _link_columns's order (the rows', each row's responses in turn)."""
+    return [text for row in rows for text in row.responses]
 
 
 def _label_columns(project: Project, result: ImportResult, rows: list, task_ids: list[int], response_ids: list):

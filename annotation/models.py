@@ -272,6 +272,25 @@ class TaskResponse(models.Model):
         ]
 
 
+class ShownResponses(models.Model):
+    """A comparison task's shown responses as the raw export lists them: a JSON text, kept on PostgreSQL.
+
+    `[{"id": 7, "text": "..."}, ...]` in display order, written in the transaction that links the
+    task's responses (an import, a generation job: annotation/shown_responses.py), and read by the
+    raw export with one primary-key probe instead of the task's links and each response's text.
+    Database triggers (migration 0019) delete a task's row when one of its links is inserted,
+    deleted or changed, or one of its responses' text changes; nothing writes it again, so the
+    export then builds that task's list from the links, as it does for a task that never had one.
+    No foreign key in the database (one check fewer per imported row); Django deletes it with its
+    task.
+    """
+
+    task = models.OneToOneField(
+        Task, on_delete=models.CASCADE, primary_key=True, related_name="+", db_constraint=False
+    )
+    json = models.TextField()
+
+
 class Lease(models.Model):
     """A labeler's reservation of a task until `expires_at`. An expired lease counts for nothing."""
 

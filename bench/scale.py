@@ -8,7 +8,9 @@
 
 It builds two comparison projects in the database DATABASE_URL names (never one named `test`):
 --small tasks (1,000) and --big tasks (1,000,000), each with two ~200-character model responses
-per task, and annotations on a fifth of the tasks (200,000 on the big one) by 20 labelers. The
+per task (and each task's shown-responses list, as an import stores it with the links:
+annotation/shown_responses.py), and annotations on a fifth of the tasks (200,000 on the big one)
+by 20 labelers. The
 rows are made by PostgreSQL itself (INSERT ... SELECT over generate_series), with triggers and
 foreign-key checks off for the build's transaction (session_replication_role = replica: every row
 is consistent by construction), and the progress counters are then filled by one grouped query,
@@ -167,6 +169,18 @@ def build(*, slug: str, tasks: int, labelers, admin) -> int:
                     """,
                     [position, project.pk, f"Answer {letter} %"],
                 )
+            timed(  # what an import stores with the links (annotation/shown_responses.py), its JSON as PostgreSQL's
+                cursor, "shown lists",
+                """
+                INSERT INTO annotation_shownresponses (task_id, json)
+                SELECT tr.task_id, '[' || string_agg('{"id": ' || r.id || ', "text": ' || to_json(r.text)::text || '}',
+                                                     ', ' ORDER BY tr.position) || ']'
+                FROM annotation_task t JOIN annotation_taskresponse tr ON tr.task_id = t.id
+                JOIN annotation_response r ON r.id = tr.response_id
+                WHERE t.project_id = %s GROUP BY tr.task_id
+                """,
+                [project.pk],
+            )
             timed(
                 cursor, "annotations",
                 """
@@ -206,7 +220,7 @@ def build(*, slug: str, tasks: int, labelers, admin) -> int:
     # raw export read a task's shown responses from the index alone (migration 0018). Outside a transaction.
     with connection.cursor() as cursor:
         for table in ("annotation_prompt", "annotation_task", "annotation_response", "annotation_taskresponse",
-                      "annotation_annotation", "annotation_progresscounter"):
+                      "annotation_shownresponses", "annotation_annotation", "annotation_progresscounter"):
             cursor.execute(f"VACUUM (ANALYZE) {table}")
     steps["vacuum analyze"] = time.perf_counter() - begun
     detail = ", ".join(f"{name} {seconds:.1f}" for name, seconds in steps.items())
@@ -226,6 +240,8 @@ def drop(project_id: int) -> None:
         cursor.execute("DELETE FROM annotation_annotation WHERE project_id = %s", [project_id])
         cursor.execute("DELETE FROM annotation_taskresponse WHERE task_id IN "
                        "(SELECT id FROM annotation_task WHERE project_id = %s)", [project_id])
+        cursor.execute("DELETE FROM annotation_shownresponses WHERE task_id IN "
+                       "(SELECT id FROM annotation_task WHERE project_id = %s)", [project_id])
         cursor.execute("DELETE FROM annotation_task WHERE project_id = %s", [project_id])
         cursor.execute("DELETE FROM annotation_response WHERE prompt_id IN "
                        "(SELECT id FROM annotation_prompt WHERE project_id = %s)", [project_id])
@@ -236,10 +252,11 @@ def drop(project_id: int) -> None:
 
 
 def project_for(*, slug: str, tasks: int, labelers, admin, rebuild: bool) -> int:
-    from annotation.models import Project, Task
+    from annotation.models import Project, ShownResponses, Task
 
     project = Project.objects.filter(slug=slug).first()
-    if project is not None and not rebuild and Task.objects.filter(project=project).count() == tasks:
+    if (project is not None and not rebuild and Task.objects.filter(project=project).count() == tasks
+            and ShownResponses.objects.filter(task__project=project).exists()):  # built before they were stored: again
         return project.pk
     return build(slug=slug, tasks=tasks, labelers=labelers, admin=admin)
 

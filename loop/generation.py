@@ -23,6 +23,7 @@ from annotation.errors import InvalidInput
 from annotation.ids import as_id
 from annotation.models import Project, Prompt, Response, Task, TaskResponse
 from annotation.roles import Action, project_access, project_ids_for
+from annotation.shown_responses import shown_store
 from jobs import lifecycle, recovery
 from jobs.lifecycle import append_lines
 from jobs.queue import job_enqueue
@@ -321,6 +322,11 @@ def generation_complete(*, job: GenerationJob, outputs: list[dict[int, list]]) -
             for position, index in enumerate(display_order(job=job, prompt_id=pk, n=len(shown))):
                 links.append(TaskResponse(task=task, response=shown[index], position=position))
         TaskResponse.objects.bulk_create(links, batch_size=1000)
+        shown_store(
+            {"task": [link.task_id for link in links], "response": [link.response_id for link in links],
+             "position": [link.position for link in links]},
+            [link.response.text for link in links],
+        )
         now = timezone.now()
         job.tasks_created, job.responses_created = len(tasks), len(responses)
         job.prompts_skipped, job.duplicates_dropped = skipped, duplicates

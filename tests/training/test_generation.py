@@ -5,9 +5,11 @@ from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 from django.utils import timezone
 
-from annotation.models import Membership, Response, Task, TaskResponse
+from annotation import export_fast
+from annotation.models import Membership, Response, ShownResponses, Task, TaskResponse
 from tests.factories import ProjectFactory, PromptFactory, TaskFactory, UserFactory, member, model_version
 from loop import generation
 from training.models import GenerationJob
@@ -237,6 +239,10 @@ def test_complete_makes_shuffled_comparison_tasks_and_skips_short_prompts(projec
     # ... and reproducible from the job's seed.
     expected = generation.display_order(job=job, prompt_id=prompts[0].pk, n=4)
     assert orders[0] == [["one", "two", "three", "four"][i] for i in expected]
+    # Each task's list for the raw export is stored with its links where the database keeps them.
+    if connection.vendor == "postgresql":
+        for task in tasks:
+            assert ShownResponses.objects.get(task=task).json == export_fast._shown({task.pk})[task.pk]
     # Completing again (a late duplicate) creates nothing more.
     generation.generation_complete(job=job, outputs=outputs)
     assert Task.objects.count() == 2
