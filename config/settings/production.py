@@ -1,8 +1,8 @@
 """Production: secrets have no defaults, and everything `manage.py check --deploy` asks for is on."""
 
-from .base import *  # noqa: F401,F403
 from whitenoise.compress import Compressor
 
+from .base import *  # noqa: F401,F403
 from .base import env
 
 DEBUG = False
