@@ -3,7 +3,8 @@
 One count per filter on its own (so a person sees what each would cost before choosing it), and
 one for the filters chosen together. Counts come from exporters.export_count: lines of the
 format, pairs for preference, no text read. A filter that cannot apply (a competence threshold
-without a quality report, consensus outside preference) gets null and its reason under `errors`.
+without a quality report, consensus or ties outside preference) gets null and its reason under
+`errors`. `ties` is the one option that adds pairs: its count is the pairs with the tied ones.
 A count with consensus fits Dawid-Skene in the process that asks (about 2 s for 9,000 judgments
 on the development machine, plus crowd-kit's first import).
 """
@@ -26,6 +27,7 @@ def export_counts(*, project: Project, fmt: str, filters: ExportFilters) -> dict
         ExportFilters(min_competence=filters.min_competence) if filters.min_competence is not None else None
     )
     alone["consensus"] = ExportFilters(consensus=filters.consensus or "margin") if fmt == "preference" else None
+    alone["ties"] = ExportFilters(ties=True) if fmt == "preference" else None  # the one that adds pairs
     each: dict[str, int | None] = {}
     errors: dict[str, str] = {}
     for name, one in alone.items():

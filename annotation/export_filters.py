@@ -11,6 +11,9 @@ Rejected annotations are always out, and a corrected one always gives way to its
                     report is below this; a labeler the report has no figure for is kept;
 - consensus         preference only: one pair per comparison task from crowd-kit's Dawid-Skene
                     (annotation/consensus.py), its confidence as the pair's "margin" or as a "weight".
+- ties              preference only, and the one option that adds lines: two responses a labeler
+                    tied also give two pairs, one in each order, margin 0 (export_pairs.py), so a
+                    reward model learns to score equally good answers alike. Not with consensus.
 
 - external          labels imported from an external source (annotation/import_formats/): kept by
                     default, "exclude" leaves them out, "only" keeps nothing else. Labels an
@@ -62,6 +65,11 @@ class ExportFilters:
         metadata={"help": "Preference only: one Dawid-Skene pair per comparison, its confidence as the margin "
                           "or as a weight column; empty: every labeler's pairs.", "choices": list(CONSENSUS_MODES)},
     )
+    ties: bool = field(
+        default=False,
+        metadata={"help": "Preference only: responses a labeler tied also give pairs, one in each order with "
+                          "margin 0, so a reward model learns to score them alike."},
+    )
     since: str = field(
         default="", metadata={"help": "Only annotations made from this date (YYYY-MM-DD, UTC) or ISO time on."}
     )
@@ -99,7 +107,7 @@ class ExportFilters:
                     field=f"{prefix}{unknown[0]}",
                 )
         values: dict = {}
-        for name in ("exclude_gold", "reviewed_only", "exclude_flagged", "since_last_export"):
+        for name in ("exclude_gold", "reviewed_only", "exclude_flagged", "ties", "since_last_export"):
             if name in data:
                 values[name] = _boolean(data[name], field=f"{prefix}{name}")
         if "min_competence" in data:

@@ -9,8 +9,16 @@ MAX_MARGIN = 1.0
 EDIT_MARGIN = 1.0
 
 
-def ranking_pairs(*, ranking: list[list[int]], strength: str = "") -> list[tuple[int, int, float]]:
-    """(better id, worse id, margin) for each ordered pair of a ranking; ties give no pair."""
+TIE_MARGIN = 0.0
+
+
+def ranking_pairs(*, ranking: list[list[int]], strength: str = "", ties: bool = False) -> list[tuple[int, int, float]]:
+    """(better id, worse id, margin) for each ordered pair of a ranking; ties give no pair.
+
+    With `ties`, each two responses of one group also give two pairs, one in each order, with
+    margin TIE_MARGIN, after the ranking's pairs: trained on both, a Bradley-Terry loss is least
+    where the two rewards are equal, so a reward model learns to score tied answers alike.
+    """
     groups = [sorted(group) for group in ranking if group]
     total = sum(len(group) for group in groups)
     pairs = []
@@ -21,12 +29,22 @@ def ranking_pairs(*, ranking: list[list[int]], strength: str = "") -> list[tuple
             else:
                 margin = min(MAX_MARGIN, RANK_GAP_MARGIN * (j - i))
             pairs.extend((better, worse, float(margin)) for better in better_group for worse in groups[j])
+    if ties:
+        for group in groups:
+            for i, first in enumerate(group):
+                for second in group[i + 1:]:
+                    pairs.extend(((first, second, TIE_MARGIN), (second, first, TIE_MARGIN)))
     return pairs
 
 
-def annotation_pairs(*, ranking, strength: str, all_bad: bool, edit: tuple[int, int] | None) -> list:
-    """(better id, worse id, margin) of one comparison: its ranking's pairs, then its edit's pair."""
-    pairs = ranking_pairs(ranking=ranking, strength=strength) if not all_bad and len(ranking) > 1 else []
+def annotation_pairs(
+    *, ranking, strength: str, all_bad: bool, edit: tuple[int, int] | None, ties: bool = False
+) -> list:
+    """(better id, worse id, margin) of one comparison: its ranking's pairs, then its edit's pair.
+
+    An "all bad" comparison gives no ranking pair, tied or not.
+    """
+    pairs = [] if all_bad else ranking_pairs(ranking=ranking, strength=strength, ties=ties)
     if edit is not None:
         pairs.append((*edit, EDIT_MARGIN))
     return pairs

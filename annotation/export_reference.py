@@ -1,7 +1,8 @@
 """The exports written plainly with the ORM: the reference the fast writers (export_fast.py) must match.
 
 Production uses these for the consensus preference export (its pairs come from a Dawid-Skene fit
-in Python, consensus.py, so SQL would not make it faster). The other writers stay as the readable
+in Python, consensus.py, so SQL would not make it faster) and for the preference export with
+tied pairs (an option a reward run reads once; the fast writers stay with the everyday formats). The other writers stay as the readable
 statement of each format: the tests compare the fast writers' output with theirs, byte for byte,
 on a fixture with every kind of row. They read rows with .iterator() a chunk at a time, and each
 chunk's response texts in one query.
@@ -91,7 +92,8 @@ def _preference(*, project: Project, scope: ExportScope) -> Iterator[str]:
     comparisons = _annotations(project=project, scope=scope, kinds=(Annotation.Kind.COMPARISON,))
     for chunk in _chunks(comparisons):
         made = [
-            (a, annotation_pairs(ranking=a.ranking, strength=a.strength, all_bad=a.all_bad, edit=edit_pair(a)))
+            (a, annotation_pairs(ranking=a.ranking, strength=a.strength, all_bad=a.all_bad, edit=edit_pair(a),
+                                 ties=scope.ties))
             for a in chunk
         ]
         texts = _texts({rid for _, pairs in made for better, worse, _ in pairs for rid in (better, worse)})

@@ -25,6 +25,7 @@ class ExportScope:
     where: Q
     consensus: str
     competence: dict[int, float] | None  # by labeler id, from the last quality report (raw and min_competence)
+    ties: bool = False  # preference: tied responses also give pairs (export_pairs.ranking_pairs)
 
 
 def export_scope(*, project: Project, fmt: str, filters: ExportFilters | None) -> ExportScope:
@@ -34,6 +35,11 @@ def export_scope(*, project: Project, fmt: str, filters: ExportFilters | None) -
     filters = filters or ExportFilters()
     if filters.consensus and fmt != "preference":
         raise InvalidInput("consensus applies to the preference format only.", field="consensus")
+    if filters.ties and fmt != "preference":
+        raise InvalidInput("ties applies to the preference format only.", field="ties")
+    if filters.ties and filters.consensus:
+        raise InvalidInput("ties does not combine with consensus, which gives one pair per comparison.",
+                           field="ties")
     needs_competence = fmt == "raw" or filters.min_competence is not None
     competence = labeler_competence(project_id=project.pk) if needs_competence else None
     where = filters.annotation_q()
@@ -47,7 +53,7 @@ def export_scope(*, project: Project, fmt: str, filters: ExportFilters | None) -
         below = sorted(labeler for labeler, value in competence.items() if value < filters.min_competence)
         if below:
             where &= ~Q(labeler_id__in=below)
-    return ExportScope(where=where, consensus=filters.consensus, competence=competence)
+    return ExportScope(where=where, consensus=filters.consensus, competence=competence, ties=filters.ties)
 
 
 def sft_rows() -> Q:

@@ -18,8 +18,9 @@ Only annotations that count are exported (models.ANNOTATION_COUNTS): a rejected 
 left out, and a corrected one gives way to its correction, the reviewer's own annotation.
 ExportFilters (export_filters.py) leave out more: gold tasks, unreviewed or flagged work, labelers
 below a competence. With `consensus`, the preference export gives one pair per comparison task
-(consensus.py) instead of every labeler's pairs. export_count says how many lines an export would
-have without reading a text.
+(consensus.py) instead of every labeler's pairs; with `ties`, two responses a labeler tied also
+give two pairs, one in each order with margin 0 (export_pairs.py). export_count says how many
+lines an export would have without reading a text.
 
 A comparison may carry the labeler's edit of the best response (annotation.edits): the edit is a
 demonstration in `sft` (after the demonstrations' rows, in the same annotation id order), a pair
@@ -31,7 +32,7 @@ so two exports of the same data are byte-identical. The rows are read from a ser
 a batch at a time, and each batch's texts come in one query: memory does not grow with the
 project, and the first lines leave before the last rows are read (export_stream.py). The lines
 are assembled from the database's values without model instances (export_fast.py); the ORM
-writers they must match, and the consensus export, are in export_reference.py.
+writers they must match, which also make the consensus and ties exports, are in export_reference.py.
 
 The modules: export_scope (filters resolved, which rows), export_pairs (pairs and margins),
 export_stream (the cursor), export_fast (the writers), export_reference (the reference writers).
@@ -47,7 +48,7 @@ from django.db.models import Q
 from .export_fast import fast_batches
 from .export_filters import ExportFilters
 from .export_pairs import EDIT_MARGIN, MAX_MARGIN, RANK_GAP_MARGIN, annotation_pairs, ranking_pairs
-from .export_reference import consensus_lines
+from .export_reference import reference_lines
 from .export_scope import FORMATS, PSEUDONYM_CHARS, ExportScope, export_scope, labeler_pseudonym, sft_rows
 from .export_stream import BATCH_ROWS, row_batches
 from .models import ANNOTATION_COUNTS, Annotation, Project, Response
@@ -78,21 +79,22 @@ def export_blocks(*, project: Project, fmt: str, filters: ExportFilters | None =
     (export_fast.fast_batches with binary).
     """
     scope = export_scope(project=project, fmt=fmt, filters=filters)
-    if scope.consensus:
-        return ("".join(batch).encode() for batch in _consensus_batches(project=project, scope=scope))
+    if scope.consensus or scope.ties:
+        return ("".join(batch).encode() for batch in _reference_batches(project=project, fmt=fmt, scope=scope))
     batches = fast_batches(project=project, fmt=fmt, scope=scope, two_backends=True, binary=True)
     return (b"".join(batch) for batch in batches)
 
 
 def _batches(*, project: Project, fmt: str, scope: ExportScope) -> Iterator[list[str]]:
-    if scope.consensus:
-        return _consensus_batches(project=project, scope=scope)
+    if scope.consensus or scope.ties:
+        return _reference_batches(project=project, fmt=fmt, scope=scope)
     return fast_batches(project=project, fmt=fmt, scope=scope)
 
 
-def _consensus_batches(*, project: Project, scope: ExportScope) -> Iterator[list[str]]:
+def _reference_batches(*, project: Project, fmt: str, scope: ExportScope) -> Iterator[list[str]]:
+    """The consensus and ties exports, made by the reference writer (export_reference.py), in batches."""
     batch: list[str] = []
-    for line in consensus_lines(project=project, scope=scope):
+    for line in reference_lines(project=project, fmt=fmt, scope=scope):
         batch.append(line)
         if len(batch) == BATCH_ROWS:
             yield batch
@@ -132,7 +134,7 @@ def _preference_count(*, project: Project, scope: ExportScope) -> int:
         made = [
             annotation_pairs(
                 ranking=_parsed(ranking), strength=strength, all_bad=all_bad,
-                edit=(edit, original) if edit is not None and original is not None else None,
+                edit=(edit, original) if edit is not None and original is not None else None, ties=scope.ties,
             )
             for ranking, strength, all_bad, edit, original in batch
         ]

@@ -24,7 +24,7 @@ def models_q_for_project(project_id):
 
 CONFIG_PREFIX = "config-"
 DATA_PREFIX = "data_"
-DATA_FILTERS = ("exclude_gold", "reviewed_only", "exclude_flagged", "min_competence", "consensus")
+DATA_FILTERS = ("exclude_gold", "reviewed_only", "exclude_flagged", "min_competence", "consensus", "ties")
 # The config fields most runs change; the other shared ones are shown under "Advanced".
 ESSENTIAL_FIELDS = ("preset", "max_steps", "num_train_epochs", "learning_rate", "batch_size", "num_gpus", "distributed")
 CONFIG_GROUPS = (
@@ -170,6 +170,9 @@ class RunForm(forms.Form):
         choices=[("", "Every labeler's pairs"), ("margin", "One consensus pair per comparison, confidence as margin"),
                  ("weight", "One consensus pair per comparison, confidence as a weight")],
     )
+    data_ties = forms.BooleanField(
+        required=False, label="Also tied responses, as a pair each way with margin 0 (the model learns to score them alike)"
+    )
 
     def __init__(self, *args, projects, models, defaults: dict[str, dict], initial_config: dict | None = None,
                  **kwargs):
@@ -242,6 +245,7 @@ class RunForm(forms.Form):
                 data[name] = value
         if self.selected_kind == TrainingRun.Kind.SFT:
             data.pop("consensus", None)
+            data.pop("ties", None)
         return data
 
     def config_sections(self) -> list[dict]:

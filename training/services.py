@@ -199,8 +199,8 @@ def _preset_check(cls, user: dict) -> None:
 def run_data_validate(*, kind: str, data) -> ExportFilters:
     """A run's `data` section: the quality filters its snapshot is taken with (annotation/export_filters.py).
 
-    Errors name `data.<filter>`. An rlhf run trains on prompts, so it takes none; consensus is
-    about preference pairs, so an sft run takes no consensus.
+    Errors name `data.<filter>`. An rlhf run trains on prompts, so it takes none; consensus and
+    ties are about preference pairs, so an sft run takes neither.
     """
     if data is None:
         return ExportFilters()
@@ -210,8 +210,9 @@ def run_data_validate(*, kind: str, data) -> ExportFilters:
     if filters and kind == TrainingRun.Kind.RLHF:
         raise InvalidInput("An rlhf run trains on prompts: the data filters apply to sft, reward and dpo runs.",
                            field="data")
-    if filters.consensus and kind == TrainingRun.Kind.SFT:
-        raise InvalidInput("data.consensus applies to preference pairs: reward and dpo runs.", field="data.consensus")
+    for name in ("consensus", "ties"):
+        if getattr(filters, name) and kind == TrainingRun.Kind.SFT:
+            raise InvalidInput(f"data.{name} applies to preference pairs: reward and dpo runs.", field=f"data.{name}")
     if filters.since_last_export:
         raise InvalidInput("data.since_last_export is for exports; give a run a `since` date instead.",
                            field="data.since_last_export")

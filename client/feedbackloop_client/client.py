@@ -176,7 +176,7 @@ class _Exports(_Part):
         """How many rows (pairs for preference) the export keeps: in all, under each filter alone, and together.
 
         Filters: exclude_gold, reviewed_only, exclude_flagged (bool), min_competence (0..1),
-        consensus ("margin" or "weight", preference only).
+        consensus ("margin" or "weight", preference only), ties (bool, preference only).
         """
         params = {"format": fmt, **{k: _param(v) for k, v in filters.items()}}
         return cast(dict, self.client._json("GET", f"/api/projects/{project_id}/export/counts/", params=params))

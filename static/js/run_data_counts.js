@@ -34,6 +34,8 @@
     if (competence && competence.value.trim() !== "") params.set("min_competence", competence.value.trim());
     var consensus = form.querySelector("[name=data_consensus]");
     if (format === "preference" && consensus && consensus.value) params.set("consensus", consensus.value);
+    var ties = form.querySelector("[name=data_ties]");
+    if (format === "preference" && ties && ties.checked) params.set("ties", "true");
     return params.toString();
   }
   function show(body, format) {
@@ -43,9 +45,13 @@
       var count = body.each ? body.each[name] : null;
       var error = body.errors ? body.errors[name] : null;
       var what = name === "consensus" ? "one pair per comparison: " : "keeps ";
-      span.textContent = error ? error : count === null || count === undefined ? "" : what + count + " of " + body.all;
+      var known = count !== null && count !== undefined;
+      if (name === "ties" && known) span.textContent = error ? error : "with tied pairs: " + count + " (" + body.all + " without)";
+      else span.textContent = error ? error : !known ? "" : what + count + " of " + body.all;
     });
-    var text = body.selected === null ? "" : "With the filters chosen: " + body.selected + " of " + body.all + " " + unit + ".";
+    var text = body.selected === null ? "" : body.selected > body.all
+      ? "With the filters chosen: " + body.selected + " " + unit + " (" + body.all + " without them)."
+      : "With the filters chosen: " + body.selected + " of " + body.all + " " + unit + ".";
     if (body.selected === 0) text += " A run needs at least one.";
     total.textContent = text;
   }

@@ -8,6 +8,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from annotation import exporters, services
+from annotation.export_pairs import annotation_pairs
 from annotation.models import Membership, Task
 from tests.factories import ProjectFactory, PromptFactory, TaskFactory, UserFactory, comparison_task, member
 
@@ -141,6 +142,15 @@ def test_ranking_pairs_rule():
     gaps = exporters.ranking_pairs(ranking=[[1], [2], [3], [4], [5], [6]])
     assert dict(((b, w), m) for b, w, m in gaps)[(1, 6)] == 1.0  # five ranks apart, capped at 1.0
     assert len(gaps) == 15
+
+
+def test_ranking_pairs_with_ties_add_each_tied_pair_both_ways_at_margin_zero():
+    assert exporters.ranking_pairs(ranking=[[1, 2]], ties=True) == [(1, 2, 0.0), (2, 1, 0.0)]
+    mixed = exporters.ranking_pairs(ranking=[[3], [2, 1]], ties=True)
+    assert mixed == [(3, 1, 0.25), (3, 2, 0.25), (1, 2, 0.0), (2, 1, 0.0)]  # ordered pairs first, as before
+    assert len(exporters.ranking_pairs(ranking=[[1, 2, 3]], ties=True)) == 6
+    assert exporters.ranking_pairs(ranking=[[1], [2]], strength="better", ties=True) == [(1, 2, 0.5)]
+    assert annotation_pairs(ranking=[[1, 2]], strength="", all_bad=True, edit=None, ties=True) == []
 
 
 def test_raw_export_has_every_annotation_with_a_pseudonymous_labeler(client_for, project, admin, labeler):

@@ -7,7 +7,7 @@ The fixture, comparisons of two responses each ("A<n>" shown first, "B<n>" secon
     t2     pair   A>B  B>A  B>A     bob's is flagged but accepted in review
     t3     pair   A>B  A>B  --      carol's corrected by the reviewer: the reviewer's A>B counts
     gold   pair   A>B  A>B  B>A     gold answer A; carol's was rejected earlier and is gone
-    t5     pair   tie  tie  --      ties give no pair
+    t5     pair   tie  tie  --      ties give no pair, unless the export asks for them (two each)
 
 Competence in the cached report: ann 0.95, bob 0.9, carol 0.3; the reviewer has no figure.
 """
@@ -212,6 +212,32 @@ def test_consensus_is_for_preference_only(world):
     assert caught.value.field == "consensus"
 
 
+def test_ties_add_each_tied_pair_both_ways_with_margin_zero_and_keep_every_other_line(world):
+    project = world["project"]
+    plain = lines(project, "preference")
+    tied = lines(project, "preference", ties=True)  # lines() also checks export_count against them
+    extra = [row for row in tied if row not in plain]
+    assert [(r["chosen"][0]["content"], r["rejected"][0]["content"], r["margin"]) for r in extra] == [
+        ("A5", "B5", 0.0), ("B5", "A5", 0.0), ("A5", "B5", 0.0), ("B5", "A5", 0.0)  # ann's tie, then bob's
+    ]
+    assert [row for row in tied if row in plain] == plain
+    assert pairs(project, ties=True, exclude_gold=True, labeler="ann") == sorted(
+        [("A1", "B1"), ("A2", "B2"), ("A3", "B3"), ("A5", "B5"), ("B5", "A5")]
+    )
+    # The streamed response's blocks are the same lines.
+    blocks = b"".join(exporters.export_blocks(project=project, fmt="preference", filters=ExportFilters(ties=True)))
+    assert [json.loads(line) for line in blocks.decode().splitlines()] == tied
+
+
+@pytest.mark.parametrize(("fmt", "filters"), [
+    ("sft", {"ties": True}), ("raw", {"ties": "true"}), ("preference", {"ties": True, "consensus": "margin"}),
+])
+def test_ties_is_for_the_plain_preference_export_only(world, fmt, filters):
+    with pytest.raises(InvalidInput) as caught:
+        exporters.export_lines(project=world["project"], fmt=fmt, filters=ExportFilters.from_mapping(filters))
+    assert caught.value.field == "ties"
+
+
 # Raw extras --------------------------------------------------------------------------------------
 
 
@@ -347,7 +373,7 @@ def test_export_page_has_the_filter_form(client, world, engineer):
     client.force_login(engineer)
     html = client.get(f"/projects/{world['project'].pk}/export/").content.decode()
     assert f'action="/api/projects/{world["project"].pk}/export/"' in html
-    for name in ("exclude_gold", "reviewed_only", "exclude_flagged", "min_competence", "consensus"):
+    for name in ("exclude_gold", "reviewed_only", "exclude_flagged", "min_competence", "consensus", "ties"):
         assert f'name="{name}"' in html
 
 
@@ -363,7 +389,7 @@ def test_counts_say_what_each_filter_keeps_and_what_they_keep_together(client_fo
     body = response.json()
     assert body["all"] == 10
     assert body["each"] == {"exclude_gold": 8, "reviewed_only": 3, "exclude_flagged": 9, "min_competence": 8,
-                            "consensus": 4}
+                            "consensus": 4, "ties": 14}  # ties adds t5's two ties, two pairs each
     assert body["selected"] == 6  # carol and gold out: t1, t2 by ann and bob; t3 by ann and rita (her correction)
     assert body["filters"] == {"exclude_gold": True, "min_competence": 0.5} and body["errors"] == {}
 
@@ -375,7 +401,7 @@ def test_counts_of_sft_have_no_consensus_and_a_missing_report_is_explained(clien
     body = client_for(engineer).get(
         f"/api/projects/{world['project'].pk}/export/counts/", {"format": "sft", "min_competence": "0.5"}
     ).json()
-    assert body["each"]["consensus"] is None and body["each"]["min_competence"] is None
+    assert body["each"]["consensus"] is None and body["each"]["ties"] is None and body["each"]["min_competence"] is None
     assert body["selected"] is None and "quality report" in body["errors"]["min_competence"]
 
 

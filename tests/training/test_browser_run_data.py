@@ -5,7 +5,7 @@ from django.urls import reverse
 
 from annotation.models import Annotation, Membership
 from tests.browser import launch_browser, login
-from tests.factories import ProjectFactory, gold_comparison_task, member, model_version
+from tests.factories import ProjectFactory, comparison_task, gold_comparison_task, member, model_version
 from tests.training.labels import comparisons_create, demonstrations_create
 
 
@@ -19,6 +19,9 @@ def test_the_counts_follow_the_kind_and_the_filters(live_server):
     shown = list(gold.task_responses.order_by("position").values_list("response_id", flat=True))
     Annotation.objects.create(task=gold, project=project, labeler=made[0].labeler, kind="comparison",
                               ranking=[[shown[0]], [shown[1]]], strength="better")
+    tied = comparison_task(project=project, texts=("Warm.", "Kind."))  # a tie: no pair, unless ties is chosen
+    Annotation.objects.create(task=tied, project=project, labeler=made[0].labeler, kind="comparison",
+                              ranking=[list(tied.task_responses.values_list("response_id", flat=True))])
     demonstrations_create(project=project, n=3)
     model_version(name="tiny", kind="base", path="models/tiny")
 
@@ -28,11 +31,16 @@ def test_the_counts_follow_the_kind_and_the_filters(live_server):
         page.goto(f"{live_server.url}{reverse('training-run-new')}?project={project.pk}")
         sft_gold = page.locator("[data-count-for=exclude_gold]")
         sft_gold.filter(has_text="keeps 3 of 3").wait_for()  # sft: the demonstrations
-        assert page.locator("[data-only-kind='reward dpo']").is_hidden()  # no consensus for sft
+        only_preference = page.locator("[data-only-kind='reward dpo']")
+        assert only_preference.count() == 2 and all(row.is_hidden() for row in only_preference.all())  # consensus, ties
 
         page.check("input[name=kind][value=reward]")
         page.locator("[data-count-for=exclude_gold]").filter(has_text="keeps 4 of 5").wait_for()
         page.locator("[data-count-for=consensus]").filter(has_text="one pair per comparison: 5 of 5").wait_for()
+        page.locator("[data-count-for=ties]").filter(has_text="with tied pairs: 7 (5 without)").wait_for()
+        page.check("#id_data_ties")
+        page.locator("[data-role=data-counts]").filter(has_text="With the filters chosen: 7 pairs (5 without them).").wait_for()
+        page.uncheck("#id_data_ties")
         page.check("#id_data_exclude_gold")
         page.locator("[data-role=data-counts]").filter(has_text="With the filters chosen: 4 of 5 pairs.").wait_for()
         page.check("#id_data_reviewed_only")

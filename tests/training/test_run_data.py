@@ -89,6 +89,8 @@ def test_without_data_the_snapshot_keeps_everything_and_records_no_filter(
     ("reward", {"reviewed_only": True}, "data"),  # nothing reviewed: nothing left to train on
     ("reward", [1, 2], "data"),
     ("sft", {"consensus": "margin"}, "data.consensus"),
+    ("sft", {"ties": True}, "data.ties"),
+    ("dpo", {"ties": True, "consensus": "weight"}, "data.ties"),
     ("rlhf", {"exclude_gold": True}, "data"),
 ])
 def test_bad_data_is_a_400_naming_the_field_and_queues_nothing(

@@ -4,7 +4,7 @@
 into --output as a folder, or as a tar when --output ends in .tar. --license sets its card's license.
 
 Filters (docs/quality.md): --exclude-gold --reviewed-only --exclude-flagged --min-competence 0.7
---consensus margin|weight.
+--consensus margin|weight --ties.
 """
 
 import os
@@ -45,6 +45,8 @@ class Command(BaseCommand):
                              help="leave out labelers whose competence is below this")
         filters.add_argument("--consensus", choices=[mode for mode in CONSENSUS_MODES if mode],
                              help="preference: one Dawid-Skene pair per comparison, confidence as margin or weight")
+        filters.add_argument("--ties", action="store_true",
+                             help="preference: tied responses also as pairs, one each way with margin 0")
         filters.add_argument("--since", metavar="DATE", help="only work from this date (YYYY-MM-DD, UTC) or ISO time on")
         filters.add_argument("--until", metavar="DATE", help="only work up to this date (the whole day) or ISO time")
         filters.add_argument("--labeler", metavar="USERNAME", help="only this labeler's work")
@@ -58,7 +60,8 @@ class Command(BaseCommand):
         try:
             filters = ExportFilters.from_mapping(
                 {key: options[key] for key in ("exclude_gold", "reviewed_only", "exclude_flagged", "min_competence",
-                                               "consensus", "since", "until", "labeler", "since_last_export")
+                                               "consensus", "ties", "since", "until", "labeler",
+                                               "since_last_export")
                  if options[key] not in (None, False)}
             )
             filters = export_records.with_last_export(filters, project=project, fmt=options["format"])
