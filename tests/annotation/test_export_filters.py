@@ -367,6 +367,12 @@ def test_export_project_command_takes_the_filters(world, tmp_path):
     with pytest.raises(CommandError, match="--min-competence"):
         call_command("export_project", world["project"].slug, "--format", "sft", "--min-competence", "2",
                      stdout=StringIO(), stderr=StringIO())
+    call_command("export_project", world["project"].slug, "--format", "preference", "--ties",
+                 "--output", str(target), stderr=StringIO())
+    assert sum(json.loads(line)["margin"] == 0.0 for line in target.read_text().splitlines()) == 4  # t5's ties
+    with pytest.raises(CommandError, match="--ties: ties applies to the preference format only"):
+        call_command("export_project", world["project"].slug, "--format", "raw", "--ties",
+                     stdout=StringIO(), stderr=StringIO())
 
 
 def test_export_page_has_the_filter_form(client, world, engineer):
