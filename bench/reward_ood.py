@@ -11,7 +11,8 @@ what the loop does for that stage, without the platform, from the loop's SFT mod
    synthetic.SPLITS["train"], so a broader split can be compared with the old one), K answers each
    from the SFT model at the loop's sampling settings;
 2. each prompt's answers ranked as the simulated labelers rank them (labelers.gold_ranking,
-   reversed with probability `--noise`), and turned into pairs with the export's margins;
+   reversed with probability `--noise`), and turned into pairs with the export's margins (with
+   `--ties`, the loop's default, tied answers also as pairs both ways at margin 0);
 3. a reward model trained by the reward pipeline with the loop's reward settings, plus `--set`;
 4. its gold accuracy on pairs of fresh SFT samples, in distribution and out of distribution,
    exactly as the loop's gold scoring measures it (scoring.gold_pairs), and the share of
@@ -67,7 +68,7 @@ def train_prompts(*, n: int, seed: int, topics: int, templates: int) -> list[lis
             for _ in range(n)]
 
 
-def preference_rows(prompts, answers, *, noise: float, seed: int) -> list[dict]:
+def preference_rows(prompts, answers, *, noise: float, seed: int, ties: bool = False) -> list[dict]:
     rng = random.Random(seed)
     rows = []
     for prompt, texts in zip(prompts, answers):
@@ -75,6 +76,13 @@ def preference_rows(prompts, answers, *, noise: float, seed: int) -> list[dict]:
         ranking = labelers.gold_ranking(messages=prompt, responses=responses)
         if len(ranking) > 1 and rng.random() < noise:
             ranking = list(reversed(ranking))
+        if ties:  # a tied group's pairs in both orders, margin 0: the two losses pull their rewards together
+            for group in ranking:
+                for a in group:
+                    for b in group:
+                        if a != b and texts[a] != texts[b]:
+                            rows.append({"prompt": prompt, "chosen": [{"role": "assistant", "content": texts[a]}],
+                                         "rejected": [{"role": "assistant", "content": texts[b]}], "margin": 0.0})
         for i, better in enumerate(ranking):
             for j in range(i + 1, len(ranking)):
                 margin = min(MAX_MARGIN, RANK_GAP_MARGIN * (j - i))
@@ -112,6 +120,8 @@ def main() -> int:
     parser.add_argument("--templates", type=int, default=len(synthetic.TRAIN_TEMPLATES))
     parser.add_argument("--score-prompts", type=int, default=128)
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--ties", action=argparse.BooleanOptionalAction, default=None,
+                        help="Also train on tied answers, as pairs in both orders (default: as the loop, reward_data).")
     parser.add_argument("--reward", help="Only score this reward model dir (a loop's), without training one.")
     args = parser.parse_args()
     from training.pipelines.generate import generate, load_model
@@ -126,7 +136,8 @@ def main() -> int:
     prompts = train_prompts(n=args.prompts, seed=1, topics=args.topics, templates=args.templates)
     answers = generate(args.sft, prompts, k=loop.k, temperature=loop.gen_temperature, top_p=loop.gen_top_p,
                        max_new_tokens=loop.max_new_tokens, seed=loop.seed, loaded=loaded)
-    rows = preference_rows(prompts, answers, noise=args.noise, seed=7)
+    ties = loop.reward_data.get("ties", False) if args.ties is None else args.ties
+    rows = preference_rows(prompts, answers, noise=args.noise, seed=7, ties=ties)
     train_file = out / "preferences.jsonl"
     train_file.write_text("".join(json.dumps(r) + "\n" for r in rows))
     settings = {k: v for k, v in loop.reward.items() if k != "logging_steps"}
@@ -140,7 +151,7 @@ def main() -> int:
     train_seconds = time.monotonic() - trained_at
 
     return report_accuracy(args, loop, loaded, str(out / "rm" / "model"), {
-        "settings": settings, "noise": args.noise, "pairs": len(rows), "topics": args.topics,
+        "settings": settings, "noise": args.noise, "ties": ties, "pairs": len(rows), "topics": args.topics,
         "templates": args.templates, "eval_accuracy": metrics.get("eval_accuracy"),
         "train_seconds": round(train_seconds, 1)}, started)
 

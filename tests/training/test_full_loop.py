@@ -56,6 +56,9 @@ def test_small_full_loop_runs_every_stage_and_links_every_artefact(
         assert run.snapshot.format == formats[run.kind] and run.snapshot.row_count > 0
         assert run.metric_points.exists()
     assert rlhf.produced_by.reward_model == reward
+    # The reward run trains on tied answers too (LoopConfig.reward_data); dpo on the plain pairs.
+    assert reward.produced_by.snapshot.filters == {"ties": True} and dpo.produced_by.snapshot.filters == {}
+    assert reward.produced_by.snapshot.row_count >= dpo.produced_by.snapshot.row_count
     assert sft.produced_by.snapshot.row_count == Annotation.objects.filter(
         project=project, kind=Annotation.Kind.DEMONSTRATION).count() == 24
     # Held-out prompts came after every training snapshot was frozen.

@@ -92,6 +92,10 @@ class LoopConfig:
         "max_steps": 400, "batch_size": 32, "learning_rate": 5e-4, "warmup_steps": 10, "logging_steps": 10,
         "max_length": 64, "eval_fraction": 0.1,
     })
+    # The reward run's `data` (annotation/export_filters.py). Ties: the K answers of a prompt that gold
+    # scores alike are tied by the labelers; as pairs both ways they teach the reward model to score
+    # them alike, so RLOO is not pushed onto the one wording it happens to prefer (docs/full-loop.md).
+    reward_data: dict = field(default_factory=lambda: {"ties": True})
     rlhf: dict = field(default_factory=lambda: {
         "max_steps": 60, "batch_size": 16, "num_generations": 4, "learning_rate": 3e-4, "beta": 1.5,
         "max_completion_length": 24, "logging_steps": 2, "max_length": 64,
@@ -270,11 +274,15 @@ class Loop:
             if result.labels == 0:
                 raise LoopError(f"{stage_name}: the labelers found nothing to label.")
 
-    def train(self, *, name: str, kind: str, base: str, config: dict, reward: str | None = None) -> None:
+    def train(
+        self, *, name: str, kind: str, base: str, config: dict, reward: str | None = None, data: dict | None = None
+    ) -> None:
         with self.stage(name) as stage:
             body = {"kind": kind, "project": self.project.pk, "base_model": self.models[base].pk, "config": config}
             if reward:
                 body["reward_model"] = self.models[reward].pk
+            if data:
+                body["data"] = data
             run = self.api("POST", "/api/training-runs/", body)
             run = self.wait(f"/api/training-runs/{run['id']}/", what=f"The {kind} run {run['id']}",
                             done=lambda b: b["status"] in FINAL)
@@ -283,8 +291,9 @@ class Loop:
                 raise LoopError(f"The {kind} run {run['id']} {run['status']}: {run.get('error', '')[:2000]}")
             self.models[name] = ModelVersion.objects.get(pk=run["output_model"])
             snapshot = run.get("snapshot") or {}
+            chosen = "".join(f", {key}={json.dumps(value)}" for key, value in (data or {}).items())
             stage.detail = (f"run {run['id']}: {run['step']}/{run['total_steps']} steps on "
-                            f"{snapshot.get('row_count', '?')} rows -> model {self.models[name].name}")
+                            f"{snapshot.get('row_count', '?')} rows{chosen} -> model {self.models[name].name}")
 
     def generate(self, *, name: str, model: str, prompt_count: int) -> None:
         with self.stage(name) as stage:
@@ -390,7 +399,7 @@ class Loop:
         self.train(name="sft", kind="sft", base="base", config=cfg.sft)
         self.generate(name="generate sft", model="sft", prompt_count=min(cfg.comparison_prompts, cfg.demo_prompts))
         self.label(stage_name="comparisons", kind=Task.Kind.COMPARISON)
-        self.train(name="reward", kind="reward", base="sft", config=cfg.reward)
+        self.train(name="reward", kind="reward", base="sft", config=cfg.reward, data=cfg.reward_data)
         self.train(name="rlhf", kind="rlhf", base="sft", reward="reward", config=cfg.rlhf)
         if cfg.with_dpo:
             self.train(name="dpo", kind="dpo", base="sft", config=cfg.dpo)
