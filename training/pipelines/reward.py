@@ -7,7 +7,9 @@ train_file is the platform's `preference` export: JSONL of
 The margin (from the labeler's strength) goes through to TRL, whose loss is
 -log sigmoid(r_chosen - r_rejected - margin). A `weight` column in [0, 1] (a consensus export's
 confidence) scales each pair's loss: weighted_reward.py, a RewardTrainer subclass. A held-out split (eval_fraction, or eval_file)
-gives the pairwise accuracy reported as `eval_accuracy` in metrics.json and the done event.
+gives the pairwise accuracy reported as `eval_accuracy` in metrics.json and the done event. A tie
+exported as two pairs, one each way (the export's `ties`), trains like any pair (the two losses
+pull the rewards together) but is left out of `eval_accuracy` and counted as `eval_tied_pairs`.
 The model dir loads with AutoModelForSequenceClassification (num_labels=1).
 """
 from __future__ import annotations
@@ -82,15 +84,33 @@ def score(model, tokenizer, conversations: list[list[dict]], batch_size: int = 3
     return scores
 
 
-def pairwise_accuracy(model, tokenizer, dataset) -> float:
-    """Share of pairs whose chosen response gets the higher reward (ties count half)."""
+def tied_rows(dataset, within=None) -> list[int]:
+    """Indexes of the rows of `dataset` whose reverse (same prompt, chosen and rejected swapped) is in `within`.
+
+    Those are a tie exported as two pairs (the preference export's `ties`): half of them is
+    "right" whatever the model does, so the accuracy below leaves them out.
+    """
+    import json
+
+    within = dataset if within is None else within
+
+    def key(prompt, first, second) -> str:
+        return json.dumps([prompt, first, second], sort_keys=True)
+
+    seen = {key(p, c, r) for p, c, r in zip(within["prompt"], within["chosen"], within["rejected"])}
+    return [i for i, (p, c, r) in enumerate(zip(dataset["prompt"], dataset["chosen"], dataset["rejected"]))
+            if key(p, r, c) in seen]
+
+
+def pairwise_accuracy(model, tokenizer, dataset) -> float | None:
+    """Share of pairs whose chosen response gets the higher reward (equal rewards count half)."""
     was_training = model.training
     model.eval()
     chosen = score(model, tokenizer, [p + c for p, c in zip(dataset["prompt"], dataset["chosen"])])
     rejected = score(model, tokenizer, [p + r for p, r in zip(dataset["prompt"], dataset["rejected"])])
     model.train(was_training)
     wins = sum(1.0 if c > r else 0.5 if c == r else 0.0 for c, r in zip(chosen, rejected))
-    return wins / len(chosen)
+    return wins / len(chosen) if chosen else None
 
 
 def run(cfg: RewardPipelineConfig) -> dict:
@@ -122,9 +142,13 @@ def run(cfg: RewardPipelineConfig) -> dict:
         train_dataset=train, eval_dataset=held_out, processing_class=tokenizer,
     )
     metrics.update(trainer.evaluate())  # eval_loss, eval_margin, ... on the held-out pairs
-    # TRL's eval accuracy is a mean of batch means; report the exact share of held-out pairs.
-    metrics["eval_accuracy"] = pairwise_accuracy(trainer.model, tokenizer, held_out)
-    metrics["eval_pairs"] = len(held_out)
+    # TRL's eval accuracy is a mean of batch means, ties included; report the exact share of the
+    # held-out pairs that have a better side (a tie's two pairs are counted apart, eval_tied_pairs).
+    tied = set(tied_rows(held_out, within=data))
+    ordered = held_out.select([i for i in range(len(held_out)) if i not in tied]) if tied else held_out
+    metrics["eval_accuracy"] = pairwise_accuracy(trainer.model, tokenizer, ordered)
+    metrics["eval_pairs"] = len(ordered)
+    metrics["eval_tied_pairs"] = len(tied)
     model_dir = common.save_final(trainer, tokenizer, cfg.output_dir)
     return common.finish(cfg.output_dir, metrics, model_dir, step=trainer.state.global_step)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from training.pipelines import dpo, rlhf, sft, synthetic
+from training.pipelines import dpo, reward, rlhf, sft, synthetic
 from training.pipelines.generate import generate
 
 from .conftest import changed, events, progress, write_jsonl
@@ -108,6 +108,19 @@ def test_reward_model_separates_held_out_pairs(tiny_model, reward_model):
     assert changed(tiny_model, reward_model["dir"])
     saved = json.loads(Path(reward_model["output_dir"], "metrics.json").read_text())
     assert saved["eval_accuracy"] == metrics["eval_accuracy"]
+
+
+def test_tied_rows_are_the_pairs_whose_reverse_is_in_the_data():
+    from datasets import Dataset
+
+    def pair(prompt, chosen, rejected):
+        return {"prompt": [{"role": "user", "content": prompt}], "chosen": [{"role": "assistant", "content": chosen}],
+                "rejected": [{"role": "assistant", "content": rejected}]}
+
+    data = Dataset.from_list([pair("p", "a", "b"), pair("p", "b", "a"), pair("p", "a", "c"), pair("q", "c", "a")])
+    assert reward.tied_rows(data) == [0, 1]  # "q" asks something else: c over a there is no tie
+    held_out = Dataset.from_list([pair("p", "a", "b"), pair("q", "c", "b")])
+    assert reward.tied_rows(held_out, within=data) == [0]  # its reverse went to the training split
 
 
 def test_rlhf_raises_the_reward_and_reports_kl_and_entropy(tiny_model, reward_model, tmp_path, capsys):
