@@ -2,10 +2,10 @@
 
 Production uses these for the consensus preference export (its pairs come from a Dawid-Skene fit
 in Python, consensus.py, so SQL would not make it faster) and for the preference export with
-tied pairs (an option a reward run reads once; the fast writers stay with the everyday formats). The other writers stay as the readable
-statement of each format: the tests compare the fast writers' output with theirs, byte for byte,
-on a fixture with every kind of row. They read rows with .iterator() a chunk at a time, and each
-chunk's response texts in one query.
+tied pairs (an option a reward run reads once; the fast writers stay with the everyday formats).
+The other writers stay as the readable statement of each format: the tests compare the fast
+writers' output with theirs, byte for byte, on a fixture with every kind of row. They read rows
+with .iterator() a chunk at a time, and each chunk's response texts in one query.
 """
 
 from __future__ import annotations

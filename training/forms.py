@@ -171,7 +171,8 @@ class RunForm(forms.Form):
                  ("weight", "One consensus pair per comparison, confidence as a weight")],
     )
     data_ties = forms.BooleanField(
-        required=False, label="Also tied responses, as a pair each way with margin 0 (the model learns to score them alike)"
+        required=False,
+        label="Also tied responses, as a pair each way with margin 0 (the model learns to score them alike)",
     )
 
     def __init__(self, *args, projects, models, defaults: dict[str, dict], initial_config: dict | None = None,

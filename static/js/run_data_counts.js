@@ -46,8 +46,10 @@
       var error = body.errors ? body.errors[name] : null;
       var what = name === "consensus" ? "one pair per comparison: " : "keeps ";
       var known = count !== null && count !== undefined;
-      if (name === "ties" && known) span.textContent = error ? error : "with tied pairs: " + count + " (" + body.all + " without)";
-      else span.textContent = error ? error : !known ? "" : what + count + " of " + body.all;
+      if (error) span.textContent = error;
+      else if (!known) span.textContent = "";
+      else if (name === "ties") span.textContent = "with tied pairs: " + count + " (" + body.all + " without)";
+      else span.textContent = what + count + " of " + body.all;
     });
     var text = body.selected === null ? "" : body.selected > body.all
       ? "With the filters chosen: " + body.selected + " " + unit + " (" + body.all + " without them)."

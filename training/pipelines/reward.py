@@ -85,21 +85,34 @@ def score(model, tokenizer, conversations: list[list[dict]], batch_size: int = 3
 
 
 def tied_rows(dataset, within=None) -> list[int]:
-    """Indexes of the rows of `dataset` whose reverse (same prompt, chosen and rejected swapped) is in `within`.
+    """Indexes of the margin-0 rows of `dataset` whose reverse (same prompt, chosen and rejected swapped) is a
+    margin-0 row of `within`.
 
     Those are a tie exported as two pairs (the preference export's `ties`): half of them is
-    "right" whatever the model does, so the accuracy below leaves them out.
+    "right" whatever the model does, so the accuracy below leaves them out. Two labelers who
+    disagree also give a pair and its reverse, but with the margins of their strengths, so they
+    stay. Without a margin column (use_margin false) nothing tells the two apart: no row is a tie.
     """
     import json
 
     within = dataset if within is None else within
+    if "margin" not in dataset.column_names or "margin" not in within.column_names:
+        return []
 
-    def key(prompt, first, second) -> str:
-        return json.dumps([prompt, first, second], sort_keys=True)
+    def at_zero(data) -> list[int]:
+        return [i for i, margin in enumerate(data["margin"]) if margin == 0]
 
-    seen = {key(p, c, r) for p, c, r in zip(within["prompt"], within["chosen"], within["rejected"])}
-    return [i for i, (p, c, r) in enumerate(zip(dataset["prompt"], dataset["chosen"], dataset["rejected"]))
-            if key(p, r, c) in seen]
+    ours = at_zero(dataset)
+    theirs = at_zero(within) if ours else []
+    if not theirs:
+        return []
+
+    def keys(data, rows, first, second) -> list[str]:
+        prompts, a, b = data["prompt"], data[first], data[second]
+        return [json.dumps([prompts[i], a[i], b[i]], sort_keys=True) for i in rows]
+
+    seen = set(keys(within, theirs, "chosen", "rejected"))
+    return [i for i, k in zip(ours, keys(dataset, ours, "rejected", "chosen")) if k in seen]
 
 
 def pairwise_accuracy(model, tokenizer, dataset) -> float | None:

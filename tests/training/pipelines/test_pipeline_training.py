@@ -110,17 +110,22 @@ def test_reward_model_separates_held_out_pairs(tiny_model, reward_model):
     assert saved["eval_accuracy"] == metrics["eval_accuracy"]
 
 
-def test_tied_rows_are_the_pairs_whose_reverse_is_in_the_data():
+def test_tied_rows_are_the_margin_zero_pairs_whose_reverse_is_in_the_data():
     from datasets import Dataset
 
-    def pair(prompt, chosen, rejected):
+    def pair(prompt, chosen, rejected, margin=0.0):
         return {"prompt": [{"role": "user", "content": prompt}], "chosen": [{"role": "assistant", "content": chosen}],
-                "rejected": [{"role": "assistant", "content": rejected}]}
+                "rejected": [{"role": "assistant", "content": rejected}], "margin": margin}
 
-    data = Dataset.from_list([pair("p", "a", "b"), pair("p", "b", "a"), pair("p", "a", "c"), pair("q", "c", "a")])
-    assert reward.tied_rows(data) == [0, 1]  # "q" asks something else: c over a there is no tie
-    held_out = Dataset.from_list([pair("p", "a", "b"), pair("q", "c", "b")])
-    assert reward.tied_rows(held_out, within=data) == [0]  # its reverse went to the training split
+    data = Dataset.from_list([
+        pair("p", "a", "b"), pair("p", "b", "a"),  # a tie, exported both ways
+        pair("p", "a", "c", 0.5), pair("p", "c", "a", 0.25),  # two labelers who disagree: not a tie
+        pair("q", "c", "a"),  # another prompt
+    ])
+    assert reward.tied_rows(data) == [0, 1]
+    held_out = Dataset.from_list([pair("p", "a", "b"), pair("q", "a", "c"), pair("q", "c", "b")])
+    assert reward.tied_rows(held_out, within=data) == [0, 1]  # their reverses went to the training split
+    assert reward.tied_rows(data.remove_columns("margin")) == []  # use_margin false: nothing tells a tie apart
 
 
 def test_rlhf_raises_the_reward_and_reports_kl_and_entropy(tiny_model, reward_model, tmp_path, capsys):
