@@ -42,6 +42,8 @@
     try { window.localStorage.setItem(draftKey, JSON.stringify(value)); return true; } catch (e) { return false; }
   }
   function storageClear() {
+    clearTimeout(saveTimer);
+    saveTimer = null;
     try { window.localStorage.removeItem(draftKey); } catch (e) { /* private mode */ }
   }
 
@@ -513,20 +515,28 @@
 
   // ---------------------------------------------------------------- drafts
 
+  // A draft is written 250 ms after the last change; the status says "Saving" until then, and a
+  // reload or a closed tab inside that window writes it at once, so the last keystrokes survive.
   var saveTimer = null;
+  function writeDraft() {
+    saveTimer = null;
+    var draft = mode === "demo"
+      ? { text: $("demo-text").value }
+      : {
+        choice: state.choice, strength: state.strength, groups: state.groups,
+        flags: collectFlags(), all_bad: $("all-bad").checked, rationale: $("rationale").value,
+        edit: state.edit ? { number: state.edit, text: $("edit-text").value } : null,
+      };
+    if (storageSet(draft) && draftStatus) draftStatus.textContent = "Draft saved on this device.";
+  }
+
   function saveDraft() {
     clearTimeout(saveTimer);
-    saveTimer = setTimeout(function () {
-      var draft = mode === "demo"
-        ? { text: $("demo-text").value }
-        : {
-          choice: state.choice, strength: state.strength, groups: state.groups,
-          flags: collectFlags(), all_bad: $("all-bad").checked, rationale: $("rationale").value,
-          edit: state.edit ? { number: state.edit, text: $("edit-text").value } : null,
-        };
-      if (storageSet(draft) && draftStatus) draftStatus.textContent = "Draft saved on this device.";
-    }, 250);
+    if (draftStatus) draftStatus.textContent = "Saving draft\u2026";
+    saveTimer = setTimeout(writeDraft, 250);
   }
+
+  window.addEventListener("pagehide", function () { if (saveTimer) writeDraft(); });
 
   function restoreDraft() {
     var draft = storageGet();
