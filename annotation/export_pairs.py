@@ -1,9 +1,12 @@
-"""How a comparison becomes preference pairs, and their margins (the rules exporters.py's docstring states)."""
+"""How a comparison becomes preference pairs, and their margins (the rules exporters.py's docstring states).
+
+Plain Python, no Django: the benches that label synthetic data without the platform pair it the same way.
+"""
 
 from __future__ import annotations
 
-from .validation import STRENGTH_MARGIN
-
+# A two-response comparison's margin by its strength (Annotation.Strength's values; a tie gives no pair).
+STRENGTH_MARGIN = {"much_better": 1.0, "better": 0.5, "slightly_better": 0.25}
 RANK_GAP_MARGIN = 0.25
 MAX_MARGIN = 1.0
 EDIT_MARGIN = 1.0

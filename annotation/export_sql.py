@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import json
 
+from .export_pairs import STRENGTH_MARGIN
 from .models import Annotation, Response, ShownResponses, Task, TaskResponse
-from .validation import STRENGTH_MARGIN
 
 _ASSISTANT = '{"role": "assistant", "content": '
 _RESPONSES = Response._meta.db_table

@@ -7,7 +7,7 @@
   {"prompt": [...], "chosen": [{"role": "assistant", ...}], "rejected": [...], "margin": float}.
   A ranking of K expands into its K-choose-2 pairs; tied responses give no pair, and neither
   does an "all bad" comparison. The margin of a pair of two responses comes from the labeler's
-  strength (validation.STRENGTH_MARGIN). With more than two responses it is RANK_GAP_MARGIN per
+  strength (export_pairs.STRENGTH_MARGIN). With more than two responses it is RANK_GAP_MARGIN per
   rank between the two groups, capped at MAX_MARGIN: first vs second 0.25, first vs third 0.5.
 - raw: every annotation, skips included, with a pseudonymous labeler id, the labeler's
   competence in the last quality report (`labeler_competence`, null when unknown) and the

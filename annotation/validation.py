@@ -3,15 +3,11 @@
 import uuid
 
 from .errors import InvalidInput
+from .export_pairs import STRENGTH_MARGIN
 from .models import Annotation, Task
 
 MAX_TEXT_CHARS = 50_000
 MAX_RATIONALE_CHARS = 10_000
-STRENGTH_MARGIN = {
-    Annotation.Strength.MUCH_BETTER: 1.0,
-    Annotation.Strength.BETTER: 0.5,
-    Annotation.Strength.SLIGHTLY_BETTER: 0.25,
-}
 
 
 def _text(data: dict, name: str, *, required: bool, limit: int) -> str:

@@ -33,11 +33,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from annotation import export_pairs  # noqa: E402  (plain Python: no Django)
 from training.pipelines import reward, synthetic  # noqa: E402
 from training.pipelines.common import config_from_dict  # noqa: E402
 from training.simulation import labelers, scoring  # noqa: E402
-
-RANK_GAP_MARGIN, MAX_MARGIN = 0.25, 1.0  # annotation/export_pairs.py's margins of a ranking's pairs
 
 
 def loop_defaults():
@@ -69,6 +68,7 @@ def train_prompts(*, n: int, seed: int, topics: int, templates: int) -> list[lis
 
 
 def preference_rows(prompts, answers, *, noise: float, seed: int, ties: bool = False) -> list[dict]:
+    """The export's pairs of each prompt's gold ranking (a noisy labeler reverses it), as TRL rows."""
     rng = random.Random(seed)
     rows = []
     for prompt, texts in zip(prompts, answers):
@@ -76,20 +76,11 @@ def preference_rows(prompts, answers, *, noise: float, seed: int, ties: bool = F
         ranking = labelers.gold_ranking(messages=prompt, responses=responses)
         if len(ranking) > 1 and rng.random() < noise:
             ranking = list(reversed(ranking))
-        if ties:  # a tied group's pairs in both orders, margin 0: the two losses pull their rewards together
-            for group in ranking:
-                for a in group:
-                    for b in group:
-                        if a != b and texts[a] != texts[b]:
-                            rows.append({"prompt": prompt, "chosen": [{"role": "assistant", "content": texts[a]}],
-                                         "rejected": [{"role": "assistant", "content": texts[b]}], "margin": 0.0})
-        for i, better in enumerate(ranking):
-            for j in range(i + 1, len(ranking)):
-                margin = min(MAX_MARGIN, RANK_GAP_MARGIN * (j - i))
-                for b in better:
-                    for w in ranking[j]:
-                        rows.append({"prompt": prompt, "chosen": [{"role": "assistant", "content": texts[b]}],
-                                     "rejected": [{"role": "assistant", "content": texts[w]}], "margin": margin})
+        for better, worse, margin in export_pairs.ranking_pairs(ranking=ranking, ties=ties):
+            if texts[better] == texts[worse]:  # the platform keeps one response per distinct text
+                continue
+            rows.append({"prompt": prompt, "chosen": [{"role": "assistant", "content": texts[better]}],
+                         "rejected": [{"role": "assistant", "content": texts[worse]}], "margin": margin})
     return rows
 
 
