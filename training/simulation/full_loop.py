@@ -68,7 +68,10 @@ class LoopConfig:
     noise: float = 0.0
     seed: int = 0
     demo_prompts: int = 480          # imported prompts, one demonstration each
-    comparison_prompts: int = 480    # prompts the SFT model answers K times: the reward model's data
+    # Prompts the SFT model answers K times: the reward model's data. Beyond demo_prompts, fresh prompts
+    # of the training split are imported after the SFT run (docs/full-loop.md: 960 lifted the reward
+    # model's gold accuracy at noise 0.2 from 0.79 to 0.83 in distribution).
+    comparison_prompts: int = 960
     k: int = 6                       # 6 responses give 15 pairs per prompt for the reward model
     gen_temperature: float = 1.0
     gen_top_p: float = 0.95
@@ -397,7 +400,10 @@ class Loop:
         self.import_prompts(stage_name="import", prefix="train", n=cfg.demo_prompts, seed=1 + cfg.seed)
         self.label(stage_name="demonstrations", kind=Task.Kind.DEMONSTRATION)
         self.train(name="sft", kind="sft", base="base", config=cfg.sft)
-        self.generate(name="generate sft", model="sft", prompt_count=min(cfg.comparison_prompts, cfg.demo_prompts))
+        extra = cfg.comparison_prompts - cfg.demo_prompts
+        if extra > 0:  # a new batch of prompts for the comparison round; its demonstration tasks stay open
+            self.import_prompts(stage_name="comparison import", prefix="compare", n=extra, seed=3000 + cfg.seed)
+        self.generate(name="generate sft", model="sft", prompt_count=cfg.comparison_prompts)
         self.label(stage_name="comparisons", kind=Task.Kind.COMPARISON)
         self.train(name="reward", kind="reward", base="sft", config=cfg.reward, data=cfg.reward_data)
         self.train(name="rlhf", kind="rlhf", base="sft", reward="reward", config=cfg.rlhf)
