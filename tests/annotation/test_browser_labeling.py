@@ -134,6 +134,32 @@ def test_skip_with_a_preset_reason_by_keyboard(live_server, project, labeler):
     assert Task.objects.get(pk=first.pk).done == 0
 
 
+def test_a_reload_right_after_typing_keeps_the_last_keystrokes(live_server, project, labeler):
+    task = TaskFactory(project=project)
+    url = f"{live_server.url}/projects/{project.pk}/label/demonstration/"
+    with launch_browser() as browser:
+        page = browser.new_page()
+        login(page, live_server.url, labeler.username, "pass-1234")
+        assert open_work_page(page, url) == task.pk
+        page.keyboard.type("The last words")
+        # One more keystroke and the reload in the same script turn, so the 250 ms write cannot run
+        # before the page goes: only the write on pagehide can keep the text.
+        with page.expect_navigation():
+            status = page.evaluate("""() => {
+                const box = document.getElementById("demo-text");
+                box.value += " count";
+                box.dispatchEvent(new Event("input"));
+                const status = document.getElementById("draft-status").textContent;
+                window.location.reload();
+                return status;
+            }""")
+        assert "Saving draft" in status
+        page.wait_for_selector("#label-app[data-ready=true]")
+        assert int(page.get_attribute("#label-app", "data-task-id")) == task.pk
+        assert page.input_value("#demo-text") == "The last words count"
+        assert "Restored your draft" in page.inner_text("#draft-status")
+
+
 def test_heartbeat_warns_when_the_lease_is_gone(live_server, project, labeler):
     project.lease_seconds = 15  # a beat every 5 s
     project.save()
