@@ -87,7 +87,8 @@ def prompts_select(
         raise InvalidInput(
             f"prompt_count is {prompt_count} but the project has {len(rows)} prompts.", field="prompt_count"
         )
-    rng = random.Random(f"prompts:{project.pk}:{seed}")
+    # Keyed by the seed alone: the same seed picks alike in a copy of the project (a rerun of a simulation).
+    rng = random.Random(f"prompts:{seed}")
     fresh = [pk for pk, used in rows if not used]
     stale = [pk for pk, used in rows if used]
     rng.shuffle(fresh)

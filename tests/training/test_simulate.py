@@ -1,5 +1,6 @@
 """Simulated labelers over HTTP against a live server: gold judgements, noise, users, the command."""
 
+import json
 import random
 
 import pytest
@@ -110,12 +111,58 @@ def test_half_noise_flips_about_half_and_repeats_exactly_with_the_same_seed(live
     wrong = sum(a.ranking != gold_of(a) for a in Annotation.objects.filter(project=project))
     assert wrong == result.flipped
     assert 0.3 <= result.flipped / 40 <= 0.7
-    # The draws depend on (seed, labeler, task) only: recomputing them gives the same flips.
+    # The draws depend on (seed, labeler, what the task shows) only: recomputing them gives the same flips.
     expected = sum(
-        labelers.decision_rng(seed=7, labeler=accounts[0].username, task_id=t).random() < 0.5
-        for t in project.tasks.values_list("id", flat=True)
+        labelers.decision_rng(seed=7, labeler=accounts[0].username, task=labelers.task_key(shown(t))).random() < 0.5
+        for t in project.tasks.all()
     )
     assert result.flipped == expected
+
+
+def shown(task: Task) -> dict:
+    """What the claim payload shows of a comparison: its messages and its responses."""
+    return {"messages": task.prompt.messages,
+            "responses": [{"id": tr.response_id, "text": tr.response.text} for tr in task.task_responses.all()]}
+
+
+def test_a_task_key_is_what_the_task_shows_not_its_ids_or_display_order():
+    task = {"messages": [{"role": "user", "content": "Say something nice about dogs."}],
+            "responses": [{"id": 7, "text": "Dogs are lovely."}, {"id": 8, "text": "Dogs are nice."}]}
+    same = {"messages": task["messages"],
+            "responses": [{"id": 31, "text": "Dogs are nice."}, {"id": 30, "text": "Dogs are lovely."}]}
+    other = {"messages": task["messages"],
+             "responses": [{"id": 7, "text": "Dogs are lovely."}, {"id": 8, "text": "Dogs are nicer."}]}
+
+    assert labelers.task_key(task) == labelers.task_key(same)
+    assert labelers.task_key(task) != labelers.task_key(other)
+    # Tied responses rank in text order, so the submitted ranking is the same whatever the order shown.
+    assert labelers.gold_ranking(**{k: same[k] for k in ("messages", "responses")}) == [[30, 31]]
+
+
+def labeled(annotation: Annotation) -> tuple:
+    """Who labeled which prompt, and what they gave: the text, or the ranking in response texts (not ids)."""
+    texts = dict(annotation.task.task_responses.values_list("response_id", "response__text"))
+    given = annotation.text or [[texts[i] for i in group] for group in annotation.ranking]
+    return annotation.labeler.username, annotation.task.prompt.messages[-1]["content"], json.dumps(given)
+
+
+def test_labeling_in_turn_repeats_exactly_on_a_copy_of_the_project(live_server):
+    """Same seed, same tasks in a new project (new ids): every labeler labels the same tasks the same way."""
+    runs = []
+    for _ in range(2):
+        project = project_with_pairs(12, seed=5)
+        for i, prompt in enumerate(synthetic.make_prompts(6, seed=3)):
+            TaskFactory(project=project, kind=Task.Kind.DEMONSTRATION, prompt__messages=prompt,
+                        prompt__external_id=f"demo-{i}")
+        accounts = sim_services.sim_labelers_ensure(project=project, count=3)
+        result = labelers.label_project(base_url=live_server.url, project_id=project.pk, accounts=accounts,
+                                        noise=0.5, seed=11, in_turn=True)
+        work = sorted(labeled(a) for a in Annotation.objects.filter(project=project).select_related("labeler", "task__prompt"))
+        runs.append((work, result.flipped, sorted(d.labeler for d in result.decisions)))
+
+    assert runs[0] == runs[1]
+    assert len(runs[0][0]) == 18 and 0 < runs[0][1] < 12
+    assert len(set(runs[0][2])) == 3, "the rotation gives every labeler work"
 
 
 def test_labeler_accounts_are_made_once_and_keep_an_admins_role():

@@ -30,7 +30,7 @@ def fixed_pairs(n: int, seed: int = 0) -> list[tuple[list[dict], list[dict]]]:
 def judge_all(behaviour: Behaviour, pairs, labeler: str = "l") -> list[tuple[dict, bool, list[dict], list[dict]]]:
     out = []
     for task_id, (messages, responses) in enumerate(pairs):
-        rng = labelers.decision_rng(seed=3, labeler=labeler, task_id=task_id)
+        rng = labelers.decision_rng(seed=3, labeler=labeler, task=str(task_id))
         body, flipped = labelers.judge_as(behaviour=behaviour, messages=messages, responses=responses, rng=rng)
         out.append((body, flipped, messages, responses))
     return out

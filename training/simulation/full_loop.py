@@ -270,7 +270,7 @@ class Loop:
         with self.stage(stage_name) as stage:
             result = labelers.label_project(
                 base_url=self.base_url, project_id=self.project.pk, accounts=self.accounts,
-                noise=self.config.noise, seed=self.config.seed, kind=kind,
+                noise=self.config.noise, seed=self.config.seed, kind=kind, in_turn=True,  # repeatable
             )
             self.labeling[stage_name] = result.as_dict()
             stage.detail = result.summary()
@@ -327,7 +327,7 @@ class Loop:
                       done=lambda b: b["status"] != Evaluation.Status.GENERATING)
             result = labelers.label_project(
                 base_url=self.base_url, project_id=self.project.pk, accounts=self.accounts,
-                noise=self.config.noise, seed=self.config.seed, kind="comparison",
+                noise=self.config.noise, seed=self.config.seed, kind="comparison", in_turn=True,
             )
             self.labeling[name] = result.as_dict()
             detail = self.api("GET", f"/api/evaluations/{body['id']}/")

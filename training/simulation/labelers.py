@@ -12,8 +12,10 @@ does (training.pipelines.synthetic):
 - with probability `noise` the judgement is flipped: the ranking is reversed (for a pair, the
   loser wins, with the same strength). At noise 1.0 every judgement is flipped, at 0.5 about half.
 
-The random draws depend only on (seed, labeler, task), never on thread timing, so a run with one
-labeler is exactly repeatable, and with many the share of flips is what `noise` says.
+The random draws depend only on (seed, labeler, what the task shows), never on thread timing or on
+database ids, so a run with one labeler is exactly repeatable, and with many the share of flips is
+what `noise` says. Which labeler gets which task does depend on thread timing; `in_turn=True` makes
+the labelers claim one at a time, in a fixed rotation, so a whole run repeats exactly (the full loop).
 
 A labeler may also be given a behaviour (a simulated population, `manage.py simulate --population`):
 
@@ -31,6 +33,7 @@ Pure Python (no Django): it can drive any FeedbackLoop server over HTTP.
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import random
@@ -56,19 +59,30 @@ class SimulationError(RuntimeError):
 # Judging -------------------------------------------------------------------------------------------
 
 
-def decision_rng(*, seed: int, labeler: str, task_id: int) -> random.Random:
-    """The random generator of one labeler's work on one task: independent of thread timing."""
-    return random.Random(f"{seed}:{labeler}:{task_id}")
+def task_key(task: dict) -> str:
+    """What a task shows a labeler (its messages and its responses' texts, in a canonical order), hashed.
+
+    A rerun of a simulation has new database ids; the same prompt and responses have the same key.
+    """
+    shown = {"messages": task.get("messages") or [], "responses": sorted(r["text"] for r in task.get("responses") or [])}
+    return hashlib.sha256(json.dumps(shown, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def decision_rng(*, seed: int, labeler: str, task: str) -> random.Random:
+    """The random generator of one labeler's work on one task (`task_key`): independent of thread timing."""
+    return random.Random(f"{seed}:{labeler}:{task}")
 
 
 def gold_ranking(*, messages: list[dict], responses: list[dict]) -> list[list[int]]:
     """Response ids grouped best first by gold score; scores closer than TIE_GAP to a group's best tie."""
+    # Equal scores in text order, not display order: the same ranking whatever order a job shows.
     scored = sorted(
-        ((synthetic.gold_score(messages, r["text"]), r["id"]) for r in responses), key=lambda s: -s[0]
+        ((synthetic.gold_score(messages, r["text"]), r["text"], r["id"]) for r in responses),
+        key=lambda s: (-s[0], s[1]),
     )
     groups: list[list[int]] = []
     head = None
-    for score, response_id in scored:
+    for score, _, response_id in scored:
         if head is None or head - score >= TIE_GAP:
             groups.append([response_id])
             head = score
@@ -360,25 +374,31 @@ class SimulatedLabeler:
         self.stopped: str = ""  # the qualification status of a 403 that ended the work
 
     def work(self, *, project_id: int, kind: str | None = None, max_labels: int | None = None) -> list[Decision]:
-        path = f"/api/projects/{project_id}/next/" + (f"?kind={kind}" if kind else "")
         try:
-            while max_labels is None or len(self.decisions) < max_labels:
-                status, task = self.client.request("POST", path)
-                if status == 204:
-                    break
-                if status == 403 and isinstance(task, dict) and isinstance(task.get("qualification"), dict):
-                    self.stopped = str(task["qualification"].get("status") or "held_out")
-                    break
-                if status != 200:
-                    raise SimulationError(f"{self.username}: next answered {status}: {str(task)[:500]}")
-                self.decisions.append(self._label(task))
+            while self.step(project_id=project_id, kind=kind, max_labels=max_labels):
+                pass
         finally:
             self.client.close()
         return self.decisions
 
+    def step(self, *, project_id: int, kind: str | None = None, max_labels: int | None = None) -> bool:
+        """Claim and label one task. False when this labeler is done: nothing left, held out, or capped."""
+        if max_labels is not None and len(self.decisions) >= max_labels:
+            return False
+        status, task = self.client.request("POST", f"/api/projects/{project_id}/next/" + (f"?kind={kind}" if kind else ""))
+        if status == 204:
+            return False
+        if status == 403 and isinstance(task, dict) and isinstance(task.get("qualification"), dict):
+            self.stopped = str(task["qualification"].get("status") or "held_out")
+            return False
+        if status != 200:
+            raise SimulationError(f"{self.username}: next answered {status}: {str(task)[:500]}")
+        self.decisions.append(self._label(task))
+        return True
+
     def _label(self, task: dict) -> Decision:
         started = time.monotonic()
-        rng = decision_rng(seed=self.seed, labeler=self.username, task_id=task["id"])
+        rng = decision_rng(seed=self.seed, labeler=self.username, task=task_key(task))
         decision = Decision(task_id=task["id"], kind=task["kind"], labeler=self.username,
                             behaviour=self.behaviour.label if self.behaviour else "careful")
         if task["kind"] == "demonstration":
@@ -414,12 +434,26 @@ def _one_per_account(value, accounts: list, name: str) -> list:
     return [value] * len(accounts)
 
 
+def _label_in_turn(labelers: list[SimulatedLabeler], caps: list, *, project_id: int, kind: str | None) -> None:
+    """Each labeler in order claims and labels one task, until every one of them is done."""
+    active = list(zip(labelers, caps))
+    try:
+        while active:
+            active = [(lab, cap) for lab, cap in active if lab.step(project_id=project_id, kind=kind, max_labels=cap)]
+    finally:
+        for labeler in labelers:
+            labeler.client.close()
+
+
 def label_project(
     *, base_url: str, project_id: int, accounts: list[Account], noise: float = 0.0, seed: int = 0,
     kind: str | None = None, behaviours: list[Behaviour] | None = None, reported_ms: tuple[int, int] | None = None,
-    max_labels: int | list[int] | None = None,
+    max_labels: int | list[int] | None = None, in_turn: bool = False,
 ) -> LabelingResult:
     """Run one thread per account until none gets a task. Raises the first labeler's error, if any.
+
+    `in_turn=True` runs no threads: the labelers claim one task each in a fixed rotation, so who
+    labels what, and so the whole result, repeats exactly from the seed (slower: no overlap).
 
     `behaviours` (one per account) makes a population; without it every labeler judges gold with `noise`.
     A labeler stopped by qualification (held out) ends its thread; `LabelingResult.stopped` names it.
@@ -446,12 +480,15 @@ def label_project(
             errors.append(exc)
 
     started = time.monotonic()
-    threads = [threading.Thread(target=run, args=(lab, cap), name=lab.username, daemon=True)
-               for lab, cap in zip(labelers, caps)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    if in_turn:
+        _label_in_turn(labelers, caps, project_id=project_id, kind=kind)
+    else:
+        threads = [threading.Thread(target=run, args=(lab, cap), name=lab.username, daemon=True)
+                   for lab, cap in zip(labelers, caps)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
     result = LabelingResult(seconds=time.monotonic() - started)
     if errors:
         raise errors[0]
