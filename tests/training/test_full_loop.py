@@ -4,7 +4,7 @@ import json
 import time
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from annotation.models import Annotation, Project, Task
 from training.models import DatasetSnapshot, Evaluation, GenerationJob, ModelVersion, TrainingRun
@@ -122,6 +122,31 @@ def test_loop_config_overrides_and_rejects_unknown_settings():
         full_loop.loop_config(overrides=["epochs=3"])
     with pytest.raises(ValueError, match="not a dict of settings"):
         full_loop.loop_config(overrides=["k.x=3"])
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("args", "seed"), [
+    ([], 0), (["--set", "seed=2"], 2), (["--seed", "3"], 3), (["--seed", "4", "--set", "seed=4"], 4),
+])
+def test_the_loops_seed_comes_from_set_or_seed(monkeypatch, args, seed):
+    """`--set seed=N` once reached no loop: --seed's default overwrote it, so every "seed" was seed 0."""
+    seen = []
+
+    def loop_run(*, config, **kwargs):
+        seen.append(config.seed)
+        raise full_loop.LoopError("stopped by the test")
+
+    monkeypatch.setattr(full_loop, "loop_run", loop_run)
+    with pytest.raises(CommandError, match="stopped by the test"):
+        call_command("simulate", "--full-loop", "--small", *args)
+    assert seen == [seed]
+
+
+@pytest.mark.django_db
+def test_two_different_seeds_are_refused_and_nothing_runs(monkeypatch):
+    monkeypatch.setattr(full_loop, "loop_run", lambda **kwargs: pytest.fail("the loop ran"))
+    with pytest.raises(CommandError, match="--seed 1 and --set seed=2 disagree"):
+        call_command("simulate", "--full-loop", "--small", "--seed", "1", "--set", "seed=2")
 
 
 def test_report_table_marks_targets_and_failures(tmp_path):

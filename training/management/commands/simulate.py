@@ -35,7 +35,8 @@ class Command(BaseCommand):
         parser.add_argument("--project", help="Slug of the project to label.")
         parser.add_argument("--labelers", type=int, default=None, help="Simulated labelers (default 4; 8 in a loop).")
         parser.add_argument("--noise", type=float, default=0.0, help="Share of comparisons judged flipped (0..1).")
-        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--seed", type=int, default=None,
+                            help="The random seed (default 0); in a loop or a population, the same as --set seed=N.")
         parser.add_argument("--kind", choices=["demonstration", "comparison"], default=None,
                             help="Only take tasks of this kind.")
         parser.add_argument("--base-url", default=None,
@@ -98,7 +99,7 @@ class Command(BaseCommand):
                 mix = labelers.mix_parse(opts["mix"], flip=labelers.DEFAULT_FLIP if opts["flip"] is None
                                          else opts["flip"])
                 behaviours = labelers.mix_assign(mix, 4 if opts["labelers"] is None else opts["labelers"],
-                                                 seed=opts["seed"])
+                                                 seed=opts["seed"] or 0)
             except ValueError as exc:
                 raise CommandError(f"--mix: {exc}.") from None
         project = Project.objects.filter(slug=opts["project"]).first()
@@ -117,7 +118,7 @@ class Command(BaseCommand):
         try:
             result = labelers.label_project(
                 base_url=base_url, project_id=project.pk, accounts=accounts, noise=opts["noise"],
-                seed=opts["seed"], kind=opts["kind"], behaviours=behaviours,
+                seed=opts["seed"] or 0, kind=opts["kind"], behaviours=behaviours,
             )
         except labelers.SimulationError as exc:
             raise CommandError(str(exc)) from None
@@ -152,7 +153,7 @@ class Command(BaseCommand):
                     opts["qualification"])
             if opts["noise"]:
                 raise ValueError("--noise does not go with --population: give noisy:P=share in --mix")
-            config.seed = opts["seed"]
+            config.seed = _seed(opts, config.seed)
             population.config_check(config)
         except ValueError as exc:
             raise CommandError(str(exc).rstrip(".") + ".") from None
@@ -174,7 +175,10 @@ class Command(BaseCommand):
         if opts["labelers"] is not None:
             config.labelers = opts["labelers"]
         config.noise = opts["noise"]
-        config.seed = opts["seed"]
+        try:
+            config.seed = _seed(opts, config.seed)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
         try:
             outcome = full_loop.loop_run(
                 config=config, report_dir=opts["report_dir"], base_url=opts["base_url"], worker=opts["worker"],
@@ -193,3 +197,13 @@ def _require_migrated() -> None:
     if pending:
         raise CommandError(f"The database has {len(pending)} unapplied migration(s), the first "
                            f"{pending[0][0].app_label}.{pending[0][0].name}: run `manage.py migrate` first.")
+
+
+def _seed(opts: dict, configured: int) -> int:
+    """The run's seed: --seed, else the configuration's (--set seed=N, default 0); both must agree."""
+    given = opts["seed"]
+    if given is None:
+        return configured
+    if any(item.split("=", 1)[0].strip() == "seed" for item in opts["set"]) and given != configured:
+        raise ValueError(f"--seed {given} and --set seed={configured} disagree: give the seed once")
+    return given
