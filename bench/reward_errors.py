@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/reward_errors.py --sft DIR --reward DIR [--prompts 128] [--seed 10001]
 
-Samples K=6 answers per in-distribution prompt from the SFT model (the reward model's own
-distribution: the loop's round-1 sampling), makes every pair gold separates
+Samples K answers per in-distribution prompt from the SFT model with the loop's round-1 settings
+(LoopConfig: k, gen_temperature, gen_top_p, max_new_tokens; the reward model's own distribution), makes every pair gold separates
 (training/simulation/scoring.gold_pairs), and scores both answers with the reward model. Pairs
 whose gold parts (synthetic.gold_parts) differ in one term only are grouped by that term; the
 rest are "several". Prints one JSON object. Not a test: it reads trained models.
@@ -20,6 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.reward_ood import loop_defaults  # noqa: E402
 from training.pipelines import synthetic  # noqa: E402
 from training.simulation import scoring  # noqa: E402
 
@@ -39,8 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     prompts = synthetic.make_prompts(args.prompts, seed=args.seed + 2, split="train")
-    texts = generate(args.sft, prompts, k=6, seed=args.seed, temperature=1.0, top_p=0.95, max_new_tokens=24,
-                     max_rounds=1)
+    loop = loop_defaults()
+    texts = generate(args.sft, prompts, k=loop.k, seed=args.seed, temperature=loop.gen_temperature,
+                     top_p=loop.gen_top_p, max_new_tokens=loop.max_new_tokens, max_rounds=1)
     pairs = scoring.gold_pairs(prompts, texts)
     rm = scoring.RewardModel(args.reward)
     better = rm.score([p for p, _, _ in pairs], [a for _, a, _ in pairs])
