@@ -25,7 +25,11 @@ from tests.training.test_worker import wait_for
 RAY = str(Path(sys.executable).parent / "ray")
 # Ports of its own, so that another cluster on this machine (Ray's defaults) never collides with it.
 GCS_PORT, DASHBOARD_PORT, CLIENT_PORT = 6392, 8277, 6394
-HEAD_AGENT_PORT, SECOND_NODE_AGENT_PORT = 52398, 52399  # each node's dashboard agent (HTTP)
+# Each node's dashboard agent (HTTP), which runs the jobs the head is given. Below the kernel's
+# ephemeral range (32768-60999 here): a port in it can be held by any client connection of the suite
+# at the moment the node starts, and a node whose agent could not bind is one the head has "No
+# available agent to submit job" for (a CI run lost all four Ray tests so, with 52398 and 52399).
+HEAD_AGENT_PORT, SECOND_NODE_AGENT_PORT = 6396, 6397
 ADDRESS = f"http://127.0.0.1:{DASHBOARD_PORT}"
 START_TIMEOUT_S = 120
 
@@ -103,6 +107,14 @@ class LocalRayCluster:
         nodes = ray.util.state.list_nodes(address=self.address, limit=100, raise_on_missing_output=False)
         return sum(node.state == "ALIVE" for node in nodes)
 
+    def check_runs_a_job(self) -> None:
+        """A job that does nothing runs to the end: the head has a job agent, so a test's failure is its own."""
+        client = ray_client()
+        job_id = client.submit_job(entrypoint="true", submission_id=f"cluster-check-{os.getpid()}")
+        status = wait_for(lambda: (s := job_status(job_id)) in ("SUCCEEDED", "FAILED", "STOPPED") and s,
+                          timeout=START_TIMEOUT_S, what="the Ray cluster's first job", poll=0.5)
+        assert status == "SUCCEEDED", f"the Ray cluster's first job {status}: {client.get_job_logs(job_id)[-2000:]}"
+
     def stop(self) -> None:
         _kill_tree(_marked(self.temp))
         shutil.rmtree(self.temp, ignore_errors=True)  # the session's logs and sockets
@@ -124,6 +136,7 @@ def ray_cluster():
 
         wait_for(answers, timeout=START_TIMEOUT_S, what="the Ray dashboard's job API", poll=1.0)
         cluster.start_second_node()
+        cluster.check_runs_a_job()
         yield cluster
     finally:
         cluster.stop()
